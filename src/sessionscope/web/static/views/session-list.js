@@ -1,0 +1,398 @@
+// The session list (/sessions): search, filters, server-side sort, cursor paging, bulk actions.
+import { rpc, isAbort } from "../api.js";
+import { detailHref, navigate, rememberListQuery } from "../app.js";
+import { debounce, fmtCost, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
+import { confirmDialog } from "./dialogs.js";
+
+export const PAGE_SIZE = 50;
+export const SEARCH_DEBOUNCE_MS = 250;
+const BULK_CHUNK = 1000; // the RPC takes at most 1000 keys per call
+const DEFAULT_SORT = "updated_at";
+const DEFAULT_ORDER = "desc";
+
+const COLUMNS = [
+  { label: "Session", sort: "key", order: "asc" },
+  { label: "Agent", sort: "agent", order: "asc" },
+  { label: "Channel", sort: "channel", order: "asc" },
+  { label: "Messages", sort: "message_count", order: "desc", numeric: true },
+  { label: "Tokens", sort: "total_tokens", order: "desc", numeric: true },
+  { label: "Cost", sort: "cost_usd", order: "desc", numeric: true },
+  { label: "Last active", sort: "updated_at", order: "desc" },
+];
+const SORTS = new Set(COLUMNS.map((c) => c.sort).concat("created_at"));
+const FILTERS = ["q", "agent", "channel", "tenant"];
+
+let firstRowsMarked = false;
+
+function readState(params) {
+  const sort = SORTS.has(params.get("sort")) ? params.get("sort") : DEFAULT_SORT;
+  const order = params.get("order") === "asc" || params.get("order") === "desc" ? params.get("order") : DEFAULT_ORDER;
+  return { q: params.get("q") || "", agent: params.get("agent") || "", channel: params.get("channel") || "",
+    tenant: params.get("tenant") || "", sort, order };
+}
+
+function stateQuery(state) {
+  const params = new URLSearchParams();
+  for (const name of FILTERS) if (state[name]) params.set(name, state[name]);
+  if (state.sort !== DEFAULT_SORT) params.set("sort", state.sort);
+  if (state.order !== DEFAULT_ORDER) params.set("order", state.order);
+  const text = params.toString();
+  return text ? `?${text}` : "";
+}
+
+const rowId = (row) => JSON.stringify([row.tenant, row.key]);
+const plural = (n, word) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
+
+export function mountSessionList(root, { params }) {
+  const state = readState(params);
+  const selected = new Map(); // rowId -> {key, tenant}
+  let rows = [];
+  let cursor = null;
+  let total = null;
+  let totalCapped = false;
+  let inflight = null; // AbortController of the running session.list call
+  const lifetime = new AbortController();
+
+  // ---- controls
+  const search = h("input", { type: "search", name: "q", class: "input", value: state.q,
+    placeholder: "Key, agent or channel", autocomplete: "off", "aria-label": "Search sessions" });
+  const agentSelect = h("select", { name: "agent", class: "input", "aria-label": "Agent" });
+  const channelSelect = h("select", { name: "channel", class: "input", "aria-label": "Channel" });
+  const tenantSelect = h("select", { name: "tenant", class: "input", "aria-label": "Tenant" });
+  const tenantField = h("label", { class: "field", hidden: true }, h("span", {}, "Tenant"), tenantSelect);
+  const refresh = h("button", { type: "button", class: "btn", "data-action": "refresh" }, "Refresh");
+  const totalEl = h("p", { class: "list-total", "aria-live": "polite" });
+
+  const selectAll = h("input", { type: "checkbox", "aria-label": "Select all loaded sessions", "data-select-all": "" });
+  const headCells = COLUMNS.map((col) => {
+    const button = h("button", { type: "button", class: "sort-button", "data-sort": col.sort }, col.label,
+      h("span", { class: "sort-indicator", "aria-hidden": "true" }));
+    button.addEventListener("click", () => changeSort(col));
+    return h("th", { scope: "col", class: col.numeric ? "num" : null, "data-col": col.sort }, button);
+  });
+  const tbody = h("tbody");
+  const table = h("table", { class: "session-table" },
+    h("thead", {}, h("tr", {}, h("th", { class: "cell-check", scope: "col" }, selectAll), ...headCells)), tbody);
+
+  const selCount = h("span", { class: "bulk-count" });
+  const bulkBar = h("div", { class: "bulk-bar", role: "region", "aria-label": "Bulk actions", hidden: true },
+    selCount,
+    h("button", { type: "button", class: "btn", "data-bulk": "reset", onclick: bulkReset }, "Reset Selected"),
+    h("button", { type: "button", class: "btn", "data-bulk": "export", onclick: bulkExport }, "Export Selected"),
+    h("button", { type: "button", class: "btn btn-danger", "data-bulk": "delete", onclick: bulkDelete }, "Delete Selected"),
+    h("button", { type: "button", class: "btn btn-quiet", "data-bulk": "clear", onclick: clearSelection }, "Clear selection"));
+
+  const shown = h("span", { class: "list-shown" });
+  const loadMore = h("button", { type: "button", class: "btn", "data-action": "load-more", hidden: true }, "Load more");
+  const footer = h("div", { class: "list-footer" }, shown, loadMore);
+
+  replace(root, h("section", { class: "list-view", "aria-labelledby": "list-title" },
+    h("div", { class: "page-head" }, h("h1", { id: "list-title" }, "Sessions"), totalEl, refresh),
+    h("div", { class: "toolbar", role: "search" },
+      h("label", { class: "field field-grow" }, h("span", {}, "Search"), search),
+      h("label", { class: "field" }, h("span", {}, "Agent"), agentSelect),
+      h("label", { class: "field" }, h("span", {}, "Channel"), channelSelect),
+      tenantField),
+    bulkBar,
+    h("div", { class: "table-wrap" }, table),
+    footer));
+
+  // ---- events
+  const debouncedSearch = debounce(() => { state.q = search.value.trim(); applyFilters(); }, SEARCH_DEBOUNCE_MS);
+  search.addEventListener("input", debouncedSearch);
+  search.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { debouncedSearch.cancel(); state.q = search.value.trim(); applyFilters(); }
+  });
+  agentSelect.addEventListener("change", () => { state.agent = agentSelect.value; applyFilters(); });
+  channelSelect.addEventListener("change", () => { state.channel = channelSelect.value; applyFilters(); });
+  tenantSelect.addEventListener("change", () => {
+    state.tenant = tenantSelect.value;
+    state.agent = "";
+    state.channel = "";
+    applyFilters();
+    loadFacets();
+  });
+  refresh.addEventListener("click", () => { load(); loadFacets(); });
+  loadMore.addEventListener("click", () => load({ more: true }));
+  selectAll.addEventListener("change", () => {
+    for (const row of rows) {
+      if (selectAll.checked) selected.set(rowId(row), { key: row.key, tenant: row.tenant });
+      else selected.delete(rowId(row));
+    }
+    for (const box of tbody.querySelectorAll("input[type=checkbox]")) box.checked = selectAll.checked;
+    updateSelection();
+  });
+
+  function syncUrl() {
+    const query = stateQuery(state);
+    rememberListQuery(query);
+    if (query !== location.search) history.replaceState(null, "", `/sessions${query}`);
+  }
+
+  function applyFilters() {
+    syncUrl();
+    load();
+  }
+
+  function changeSort(col) {
+    if (state.sort === col.sort) state.order = state.order === "asc" ? "desc" : "asc";
+    else { state.sort = col.sort; state.order = col.order; }
+    applyFilters();
+  }
+
+  function renderSortHeaders() {
+    for (const th of headCells) {
+      const active = th.dataset.col === state.sort;
+      th.setAttribute("aria-sort", active ? (state.order === "asc" ? "ascending" : "descending") : "none");
+      th.querySelector(".sort-indicator").textContent = active ? (state.order === "asc" ? "▲" : "▼") : "";
+    }
+  }
+
+  // ---- data
+  function listParams() {
+    const p = { sort: state.sort, order: state.order, limit: PAGE_SIZE };
+    if (state.q) p.search = state.q;
+    if (state.agent) p.agent = state.agent;
+    if (state.channel) p.channel = state.channel;
+    if (state.tenant) p.tenant = state.tenant;
+    return p;
+  }
+
+  async function load({ more = false } = {}) {
+    inflight?.abort();
+    const controller = new AbortController();
+    inflight = controller;
+    const params = listParams();
+    if (more) params.cursor = cursor;
+    else {
+      selected.clear();
+      updateSelection();
+      renderSortHeaders();
+      if (rows.length === 0) replace(tbody, messageRow(stateBlock("loading", "Loading sessions…")));
+    }
+    table.setAttribute("aria-busy", "true");
+    loadMore.disabled = true;
+    try {
+      const result = await rpc("session.list", params, { signal: controller.signal });
+      if (controller.signal.aborted || lifetime.signal.aborted) return;
+      rows = more ? rows.concat(result.sessions) : result.sessions;
+      cursor = result.next_cursor || null;
+      total = result.total ?? null;
+      totalCapped = Boolean(result.total_capped);
+      renderRows(result.sessions, more);
+    } catch (err) {
+      if (isAbort(err) || controller.signal.aborted || lifetime.signal.aborted) return;
+      if (more) notify(`Could not load more sessions: ${err.message}`, { kind: "error" });
+      else {
+        rows = [];
+        replace(tbody, messageRow(stateBlock("error", "Could not load sessions.", err.message,
+          { label: "Retry", onclick: () => load() })));
+        totalEl.textContent = "";
+        shown.textContent = "";
+        loadMore.hidden = true;
+      }
+    } finally {
+      if (inflight === controller) {
+        table.removeAttribute("aria-busy");
+        loadMore.disabled = false;
+      }
+    }
+  }
+
+  function renderRows(page, more) {
+    if (!more) tbody.replaceChildren();
+    if (rows.length === 0) {
+      const filtered = FILTERS.some((name) => state[name]);
+      tbody.append(messageRow(filtered
+        ? stateBlock("empty", "No sessions match these filters.", "Try another search or clear the filters.",
+          { label: "Clear filters", onclick: clearFilters })
+        : stateBlock("empty", "No sessions yet.",
+          "Sessions appear here once an agent appends messages or a transcript is imported.")));
+    }
+    for (const row of page) tbody.append(sessionRow(row));
+    const totalText = total === null ? "" : `${fmtNumber(total)}${totalCapped ? "+" : ""}`;
+    totalEl.textContent = total === null ? "" : `${totalText} session${total === 1 && !totalCapped ? "" : "s"}`;
+    shown.textContent = rows.length ? `Showing ${fmtNumber(rows.length)}${totalText ? ` of ${totalText}` : ""}` : "";
+    loadMore.hidden = !cursor;
+    updateSelection();
+    if (!firstRowsMarked && rows.length) {
+      firstRowsMarked = true;
+      performance.mark("sessionscope:first-rows");
+    }
+  }
+
+  function messageRow(block) {
+    return h("tr", { class: "message-row" }, h("td", { colspan: COLUMNS.length + 1 }, block));
+  }
+
+  function sessionRow(row) {
+    const id = rowId(row);
+    const href = detailHref(row.key, row.tenant);
+    const box = h("input", { type: "checkbox", "aria-label": `Select session ${row.label || row.key}` });
+    box.checked = selected.has(id);
+    box.addEventListener("change", () => {
+      if (box.checked) selected.set(id, { key: row.key, tenant: row.tenant });
+      else selected.delete(id);
+      updateSelection();
+    });
+    const tr = h("tr", { class: "row", tabindex: 0, "data-key": row.key, "data-tenant": row.tenant },
+      h("td", { class: "cell-check" }, box),
+      h("td", { class: "cell-key" },
+        h("a", { href, "data-link": "", tabindex: -1, class: "row-link" }, row.label || row.key),
+        row.label ? h("span", { class: "sub mono" }, row.key) : null,
+        row.preview ? h("span", { class: "sub preview" }, row.preview) : null),
+      h("td", { "data-col": "agent" }, row.agent),
+      h("td", { "data-col": "channel" }, h("span", { class: "chip" }, row.channel)),
+      h("td", { class: "num", "data-col": "message_count" }, fmtNumber(row.message_count)),
+      h("td", { class: "num", "data-col": "total_tokens" }, fmtNumber(row.total_tokens)),
+      h("td", { class: "num", "data-col": "cost_usd" }, fmtCost(row.cost_usd)),
+      h("td", { "data-col": "updated_at" }, timeEl(row.updated_at, { relative: true })));
+    tr.addEventListener("click", (event) => {
+      if (event.target.closest(".cell-check") || event.target.closest("a")) return;
+      if (window.getSelection()?.toString()) return; // the user is selecting text
+      navigate(href);
+    });
+    tr.addEventListener("keydown", (event) => {
+      if (event.target !== tr) return;
+      if (event.key === "Enter") { event.preventDefault(); navigate(href); }
+      if (event.key === " ") { event.preventDefault(); box.click(); }
+    });
+    return tr;
+  }
+
+  function updateSelection() {
+    const n = selected.size;
+    bulkBar.hidden = n === 0;
+    selCount.textContent = `${plural(n, "session")} selected`;
+    const loadedSelected = rows.filter((row) => selected.has(rowId(row))).length;
+    selectAll.checked = rows.length > 0 && loadedSelected === rows.length;
+    selectAll.indeterminate = loadedSelected > 0 && loadedSelected < rows.length;
+    selectAll.disabled = rows.length === 0;
+  }
+
+  function clearSelection() {
+    selected.clear();
+    for (const box of tbody.querySelectorAll("input[type=checkbox]")) box.checked = false;
+    updateSelection();
+  }
+
+  function clearFilters() {
+    state.q = ""; state.agent = ""; state.channel = "";
+    search.value = ""; agentSelect.value = ""; channelSelect.value = "";
+    applyFilters();
+  }
+
+  // ---- bulk actions: one call per tenant and per 1000 keys
+  function batches() {
+    const byTenant = new Map();
+    for (const { key, tenant } of selected.values()) {
+      if (!byTenant.has(tenant)) byTenant.set(tenant, []);
+      byTenant.get(tenant).push(key);
+    }
+    const out = [];
+    for (const [tenant, keys] of byTenant) {
+      for (let i = 0; i < keys.length; i += BULK_CHUNK) out.push({ tenant, keys: keys.slice(i, i + BULK_CHUNK) });
+    }
+    return out;
+  }
+
+  async function runBulk(method, resultField, pastTense) {
+    let done = 0;
+    try {
+      for (const batch of batches()) done += (await rpc(method, batch))[resultField] ?? 0;
+      notify(`${pastTense} ${plural(done, "session")}.`);
+    } catch (err) {
+      notify(`${pastTense} ${plural(done, "session")}, then failed: ${err.message}`, { kind: "error" });
+    }
+    load();
+  }
+
+  async function bulkReset() {
+    const n = selected.size;
+    const ok = await confirmDialog({
+      title: `Reset ${plural(n, "session")}?`,
+      body: [`This clears the conversation history of the ${plural(n, "selected session")}. `
+        + "Their agents start fresh, with no memory of earlier messages.",
+      "Executions, usage and cost are kept. The sessions stay in the list with 0 messages."],
+      confirmLabel: `Reset ${plural(n, "session")}`, danger: true });
+    if (ok) await runBulk("session.reset", "reset", "Reset");
+  }
+
+  async function bulkDelete() {
+    const n = selected.size;
+    const ok = await confirmDialog({
+      title: `Delete ${plural(n, "session")}?`,
+      body: [`This permanently removes the ${plural(n, "selected session")} with all their messages, `
+        + "executions and search entries. This cannot be undone.",
+      "Export them first if you want to keep a copy."],
+      confirmLabel: `Delete ${plural(n, "session")}`, danger: true });
+    if (ok) await runBulk("session.delete", "deleted", "Deleted");
+  }
+
+  async function bulkExport() {
+    try {
+      for (const batch of batches()) {
+        const { url, filename } = await rpc("session.export", batch);
+        triggerDownload(url, filename);
+      }
+      notify(`Exporting ${plural(selected.size, "session")} as JSONL.`);
+    } catch (err) {
+      notify(`Export failed: ${err.message}`, { kind: "error" });
+    }
+  }
+
+  // ---- dropdowns (never block the rows on them)
+  function fillSelect(select, allLabel, items, value) {
+    const options = [h("option", { value: "" }, allLabel)];
+    const ids = new Set();
+    for (const item of items) {
+      ids.add(item.id);
+      options.push(h("option", { value: item.id }, `${item.id} (${fmtNumber(item.sessions)})`));
+    }
+    if (value && !ids.has(value)) options.push(h("option", { value }, value));
+    replace(select, options);
+    select.value = value;
+  }
+
+  async function loadFacets() {
+    const scope = state.tenant ? { tenant: state.tenant } : {};
+    const signal = lifetime.signal;
+    fillSelect(agentSelect, "All agents", [], state.agent);
+    fillSelect(channelSelect, "All channels", [], state.channel);
+    const settle = (promise, apply) => promise.then((r) => { if (!signal.aborted) apply(r); })
+      .catch((err) => { if (!signal.aborted && !isAbort(err)) notify(err.message, { kind: "error" }); });
+    settle(rpc("agent.list", scope, { signal }), (r) => fillSelect(agentSelect, "All agents", r.agents, state.agent));
+    settle(rpc("channel.list", scope, { signal }),
+      (r) => fillSelect(channelSelect, "All channels", r.channels, state.channel));
+  }
+
+  async function loadTenants() {
+    try {
+      const { tenants } = await rpc("tenant.list", {}, { signal: lifetime.signal });
+      if (tenants.length > 1 || state.tenant) {
+        fillSelect(tenantSelect, "All tenants", tenants, state.tenant);
+        tenantField.hidden = false;
+      }
+    } catch (err) {
+      // A caller scoped to one tenant may not list tenants; the filter simply stays hidden.
+      if (!isAbort(err) && state.tenant) {
+        fillSelect(tenantSelect, "All tenants", [], state.tenant);
+        tenantField.hidden = false;
+      }
+    }
+  }
+
+  syncUrl();
+  load();
+  loadFacets();
+  loadTenants();
+  if (state.q) search.focus();
+
+  return {
+    unmount() {
+      lifetime.abort();
+      inflight?.abort();
+      debouncedSearch.cancel();
+    },
+  };
+}
