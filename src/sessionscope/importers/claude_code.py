@@ -48,6 +48,7 @@ IGNORED_TYPES = frozenset(
     }
 )
 SYNTHETIC_MODEL = "<synthetic>"  # local error placeholders, never billed
+MAX_HELD_SUMMARIES = 1_000  # a known Claude Code bug copies many summaries into one file
 
 
 @dataclass
@@ -64,6 +65,8 @@ class _Chain:
     context_start: int = 0
     assistant: dict[str, Any] | None = None  # reply being merged across lines
     boundary: dict[str, Any] | None = None  # compact_boundary waiting for its summary
+    # summary entries lead the file, before any timestamp: held so the header gets one
+    summaries: list[dict[str, Any]] = field(default_factory=list)
     tool_names: RecentMap = field(default_factory=RecentMap)
     spool: ExecutionSpool = field(default_factory=ExecutionSpool)
 
@@ -177,9 +180,9 @@ def _entry(obj: dict[str, Any], chain: _Chain) -> list[Record] | str:
         summary = obj.get("summary")
         if not isinstance(summary, str):
             return "summary entry without summary text"
-        out = list(_flush(chain))
-        out.append(_compaction(chain, summary, None, str(obj.get("leafUuid")), f"{SOURCE}:summary", obj))
-        return out
+        if len(chain.summaries) < MAX_HELD_SUMMARIES:
+            chain.summaries.append(obj)
+        return []
     if kind in IGNORED_TYPES:
         return []
     return f"unknown entry type {kind!r}"
@@ -193,7 +196,7 @@ def _compaction(
     chain.context_start = chain.count
     return base.compaction(
         base.stable_id(SOURCE, "compaction", chain.sid, ident),
-        base.normalize_timestamp(obj.get("timestamp")),
+        base.normalize_timestamp(obj.get("timestamp")) or chain.created_at,
         summary,
         messages_compacted=compacted,
         tokens_before=base.as_int(tokens_before) if tokens_before is not None else None,
@@ -202,7 +205,13 @@ def _compaction(
 
 
 def _flush(chain: _Chain) -> Iterator[Record]:
-    """Emit what is held back: a merged assistant reply, or a boundary with no summary line."""
+    """Emit what is held back: summaries, a merged assistant reply, a boundary with no summary line."""
+    if chain.summaries:
+        held, chain.summaries = chain.summaries, []
+        yield from _header(chain)
+        for obj in held:
+            ident = f"summary:{obj.get('leafUuid')}:{obj.get('summary')}"
+            yield _compaction(chain, obj["summary"], None, ident, f"{SOURCE}:summary", obj)
     if chain.boundary is not None:
         boundary, chain.boundary = chain.boundary, None
         obj = boundary["obj"]
@@ -220,7 +229,8 @@ def _boundary_compaction(chain: _Chain, boundary: dict[str, Any], summary: str) 
     trigger = meta.get("trigger")
     summarizer = f"{SOURCE}:{trigger}" if isinstance(trigger, str) else SOURCE
     obj = boundary["obj"]
-    return _compaction(chain, summary, meta.get("preTokens"), str(obj.get("uuid")), summarizer, obj)
+    ident = f"boundary:{obj.get('uuid')}"
+    return _compaction(chain, summary, meta.get("preTokens"), ident, summarizer, obj)
 
 
 def _emit_assistant(chain: _Chain, pending: dict[str, Any]) -> Iterator[Record]:
