@@ -1,0 +1,297 @@
+"""decode_otlp against spans made by the real opentelemetry-sdk and a hand-written OTLP JSON body."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Status, StatusCode
+
+from sessionscope.importers.otlp import decode_otlp
+
+T0 = 1_772_000_000_000_000_000  # 2026-02-25T06:13:20Z in ns
+MS = 1_000_000
+PROTO = "application/x-protobuf"
+
+
+def _msgs(*messages: dict) -> str:
+    return json.dumps(list(messages))
+
+
+def _text(role: str, text: str) -> dict:
+    return {"role": role, "parts": [{"type": "text", "content": text}]}
+
+
+SYSTEM = _text("system", "Be brief.")
+USER = _text("user", "Weather in Paris?")
+CALL = {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]}
+RESULT = {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny 21C"}]}
+ANSWER = _text("assistant", "Sunny, 21°C.")
+
+
+def _agent_run(conversation: str = "conv-1") -> bytes:
+    """One agent turn: a history layer, two model calls around a tool call, a failed guardrail."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot", "sessionscope.channel": "slack"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+
+    agent = tracer.start_span(
+        "invoke_agent Helper",
+        start_time=T0,
+        attributes={
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": "Helper",
+            "gen_ai.conversation.id": conversation,
+            "gen_ai.input.messages": _msgs(USER),
+            "gen_ai.output.messages": _msgs(ANSWER),
+        },
+    )
+    ctx = trace.set_span_in_context(agent)
+
+    def child(name: str, start_ms: int, end_ms: int, attributes: dict, error: str | None = None) -> None:
+        span = tracer.start_span(name, context=ctx, start_time=T0 + start_ms * MS, attributes=attributes)
+        if error:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(end_time=T0 + end_ms * MS)
+
+    child("history-window", 1, 3, {})
+    child(
+        "chat gpt-4o",
+        5,
+        105,
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.input.messages": _msgs(SYSTEM, USER),
+            "gen_ai.output.messages": _msgs(CALL),
+            "gen_ai.usage.input_tokens": 120,
+            "gen_ai.usage.output_tokens": 10,
+            "gen_ai.usage.cache_read.input_tokens": 20,
+        },
+    )
+    child(
+        "execute_tool get_weather",
+        110,
+        130,
+        {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "get_weather",
+            "gen_ai.tool.call.id": "call_1",
+            "gen_ai.tool.call.arguments": '{"city":"Paris"}',
+            "gen_ai.tool.call.result": "sunny 21C",
+        },
+    )
+    child(
+        "chat gpt-4o",
+        140,
+        200,
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.input.messages": _msgs(SYSTEM, USER, CALL, RESULT),
+            "gen_ai.output.messages": _msgs(ANSWER),
+            "gen_ai.usage.input_tokens": 200,
+            "gen_ai.usage.output_tokens": 8,
+        },
+    )
+    child("guardrail", 201, 204, {}, error="blocked word")
+    agent.end(end_time=T0 + 210 * MS)
+    provider.shutdown()
+    return encode_spans(exporter.get_finished_spans()).SerializeToString()
+
+
+def test_sdk_agent_run_maps_to_session_messages_and_execution() -> None:
+    records = decode_otlp(_agent_run(), PROTO)
+    header, *rest = records
+    assert header == {
+        "type": "session",
+        "version": 1,
+        "key": "conv-1",
+        "tenant": "default",
+        "agent": "Helper",
+        "channel": "slack",
+        "label": None,
+        "created_at": "2026-02-25T06:13:20.000Z",
+    }
+    messages = [r for r in rest if r["type"] == "message"]
+    # History resent by the second model call and the agent span's copy collapse to one each.
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("system", "Be brief."),
+        ("user", "Weather in Paris?"),
+        ("assistant", ""),
+        ("tool", "sunny 21C"),
+        ("assistant", "Sunny, 21°C."),
+    ]
+    call, result = messages[2], messages[3]
+    assert call["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'}]
+    assert (result["tool_call_id"], result["tool_name"], result["is_error"]) == ("call_1", "get_weather", False)
+    assert messages[1]["timestamp"] == "2026-02-25T06:13:20.005Z"
+    assert result["timestamp"] == "2026-02-25T06:13:20.130Z"
+
+    [execution] = [r for r in rest if r["type"] == "execution"]
+    assert execution["started_at"] == "2026-02-25T06:13:20.000Z"
+    assert execution["duration_ms"] == 210
+    assert (execution["model"], execution["provider"]) == ("gpt-4o", "openai")
+    # GenAI counts cached input inside input_tokens: 120 - 20 cached + 200.
+    assert execution["usage"] == {
+        "input_tokens": 300,
+        "output_tokens": 18,
+        "cache_read_tokens": 20,
+        "cache_write_tokens": 0,
+    }
+    assert [(layer["name"], layer["start_ms"], layer["duration_ms"]) for layer in execution["layers"]] == [
+        ("history-window", 1, 2),
+        ("chat gpt-4o", 5, 100),
+        ("execute_tool get_weather", 110, 20),
+        ("chat gpt-4o", 140, 60),
+        ("guardrail", 201, 3),
+    ]
+    first_call = execution["layers"][1]
+    assert (first_call["messages_in"], first_call["messages_out"], first_call["tokens_in"], first_call["tokens_out"]) == (
+        2,
+        1,
+        120,
+        10,
+    )
+    assert execution["layers"][4]["error"] == "blocked word"
+    assert records.index(execution) == len(records) - 1  # executions follow the items
+
+
+def test_resending_is_idempotent_and_next_turn_reuses_history_ids() -> None:
+    body = _agent_run()
+    first = decode_otlp(body, PROTO)
+    assert decode_otlp(body, PROTO) == first
+    # A separately produced run of the same conversation (new trace and span ids) repeats
+    # the same history, and so the same message ids; the store then adds nothing.
+    again = decode_otlp(_agent_run(), PROTO)
+    ids = [r["id"] for r in first if r["type"] == "message"]
+    assert [r["id"] for r in again if r["type"] == "message"] == ids
+    assert len(set(ids)) == len(ids)
+    # Execution ids follow the span, so a different run is a different execution.
+    assert [r["id"] for r in again if r["type"] == "execution"] != [r["id"] for r in first if r["type"] == "execution"]
+
+
+def test_gzip_body_and_other_conversation_keys() -> None:
+    records = decode_otlp(gzip.compress(_agent_run("conv-2")), "application/x-protobuf; charset=binary")
+    assert records[0]["key"] == "conv-2"
+
+
+OPENINFERENCE_JSON = {
+    "resourceSpans": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "oi-app"}}]},
+            "scopeSpans": [
+                {
+                    "scope": {"name": "openinference"},
+                    "spans": [
+                        {
+                            "traceId": "5b8efff798038103d269b633813fc60c",
+                            "spanId": "eee19b7ec3c1b174",
+                            "name": "ChatCompletion",
+                            "kind": 3,
+                            "startTimeUnixNano": "1772000000000000000",
+                            "endTimeUnixNano": "1772000000250000000",
+                            "attributes": [
+                                {"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+                                {"key": "session.id", "value": {"stringValue": "oi-sess"}},
+                                {"key": "llm.model_name", "value": {"stringValue": "claude-haiku-4-5"}},
+                                {"key": "llm.provider", "value": {"stringValue": "anthropic"}},
+                                {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "user"}},
+                                {"key": "llm.input_messages.0.message.content", "value": {"stringValue": "list files"}},
+                                {"key": "llm.output_messages.0.message.role", "value": {"stringValue": "assistant"}},
+                                {
+                                    "key": "llm.output_messages.0.message.tool_calls.0.tool_call.id",
+                                    "value": {"stringValue": "tc_9"},
+                                },
+                                {
+                                    "key": "llm.output_messages.0.message.tool_calls.0.tool_call.function.name",
+                                    "value": {"stringValue": "ls"},
+                                },
+                                {
+                                    "key": "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments",
+                                    "value": {"stringValue": "{\"path\": \".\"}"},
+                                },
+                                {"key": "llm.token_count.prompt", "value": {"intValue": "50"}},
+                                {"key": "llm.token_count.completion", "value": {"intValue": "7"}},
+                                {"key": "llm.token_count.prompt_details.cache_write", "value": {"intValue": "30"}},
+                            ],
+                            "status": {},
+                        },
+                        {
+                            "traceId": "5b8efff798038103d269b633813fc60c",
+                            "spanId": "aaa19b7ec3c1b175",
+                            "parentSpanId": "eee19b7ec3c1b174",
+                            "name": "ls",
+                            "startTimeUnixNano": "1772000000300000000",
+                            "endTimeUnixNano": "1772000000310000000",
+                            "attributes": [
+                                {"key": "openinference.span.kind", "value": {"stringValue": "TOOL"}},
+                                {"key": "tool.name", "value": {"stringValue": "ls"}},
+                                {"key": "tool_call.id", "value": {"stringValue": "tc_9"}},
+                                {"key": "output.value", "value": {"stringValue": "a.txt"}},
+                            ],
+                            "status": {"code": 2, "message": "permission denied"},
+                        },
+                        {
+                            "traceId": "0af7651916cd43dd8448eb211c80319c",
+                            "spanId": "b7ad6b7169203331",
+                            "name": "unrelated http GET",
+                            "startTimeUnixNano": "1772000000000000000",
+                            "endTimeUnixNano": "1772000000001000000",
+                        },
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def test_openinference_json_body() -> None:
+    records = decode_otlp(json.dumps(OPENINFERENCE_JSON).encode(), "application/json")
+    assert [r["type"] for r in records] == ["session", "message", "message", "message", "execution"]
+    header, user, call, result, execution = records
+    assert (header["key"], header["agent"], header["channel"]) == ("oi-sess", "oi-app", "otel")
+    assert (user["role"], user["content"], user["timestamp"]) == ("user", "list files", "2026-02-25T06:13:20.000Z")
+    assert call["tool_calls"] == [{"id": "tc_9", "name": "ls", "arguments": '{"path": "."}'}]
+    # The tool span repeats the call the model output already holds: only its result is new.
+    assert (result["role"], result["tool_call_id"], result["tool_name"]) == ("tool", "tc_9", "ls")
+    assert (result["content"], result["is_error"]) == ("a.txt", True)
+    assert (execution["model"], execution["provider"], execution["duration_ms"]) == ("claude-haiku-4-5", "anthropic", 250)
+    assert execution["usage"] == {"input_tokens": 20, "output_tokens": 7, "cache_read_tokens": 0, "cache_write_tokens": 30}
+    assert execution["layers"] == []
+
+
+def test_spans_without_a_conversation_are_dropped() -> None:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [OPENINFERENCE_JSON["resourceSpans"][0]["scopeSpans"][0]["spans"][2]]}]}]}
+    assert decode_otlp(json.dumps(body).encode(), "application/json") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"\xff\xff\xff\xff", PROTO, "not an OTLP ExportTraceServiceRequest"),
+        (b"{not json", "application/json", "not JSON"),
+        (b"[1, 2]", "application/json", "resourceSpans"),
+        (
+            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz", "spanId": "00"}]}]}]}).encode(),
+            "application/json",
+            "traceId",
+        ),
+        (b"{}", "text/plain", "unsupported content type"),
+        (b"\x1f\x8bnot really gzip", PROTO, "gzip"),
+    ],
+)
+def test_garbage_raises_value_error(body: bytes, content_type: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        decode_otlp(body, content_type)
