@@ -1,0 +1,231 @@
+"""Text plumbing for the offline summarizer: sentences, cue phrases and identifiers.
+
+Kept apart from offline.py so the scoring there reads as policy, and these patterns can be
+tuned (and tested) on their own. Everything here is pure and order-preserving.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+SUMMARY_HEADER = "Summary of"
+
+# A sentence ends at . ! ? before a capital/quote/digit, or at a line break.
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`A-Z0-9])|\s*\n\s*")
+_BULLET = re.compile(r"^(?:[-*•>]+|\d{1,2}[.)])\s+")
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_SPACE = re.compile(r"\s+")
+
+CONSTRAINT = re.compile(
+    r"\b(?:must|never|always|only|don'?t|do not|avoid|without|should(?:n'?t)?|need(?:s)? to|required?|"
+    r"make sure|ensure|no more than|at most|at least|deadline|by (?:monday|tuesday|wednesday|thursday|"
+    r"friday|tomorrow|eod|end of day)|please|keep|constraint|budget|limit)\b",
+    re.I,
+)
+DECISION = re.compile(
+    r"\b(?:decided|decide|decision|we(?:'ll| will) (?:use|go|keep|switch|move|ship)|going with|go with|"
+    r"chose|chosen|opted|settled on|switch(?:ed|ing)? to|instead of|conclusion|concluded|root cause|"
+    r"the (?:fix|cause|problem|issue|culprit) (?:is|was)|turns out|agreed|approved|we should|recommend|"
+    r"the plan is|confirmed|conclude)\b",
+    re.I,
+)
+NEXT_STEP = re.compile(
+    r"\b(?:next|todo|to-do|remaining|still (?:need|needs|have|has) to|pending|follow[- ]up|"
+    r"then i(?:'ll| will)|i(?:'ll| will) (?:now|next|then)|not yet|left to do|plan to|open question)\b",
+    re.I,
+)
+# Each alternative opens with a literal or a narrow class, so a miss costs one character test
+# per position: this runs over every tool result of a 10,000-message session.
+ERROR_TEXT = re.compile(
+    r"Traceback \(most recent call last\)|(?:Error|Exception)\b|^FAILED\b|fatal:|error:|ERROR\b|panic:|"
+    r"exit (?:code|status) [1-9]|command not found|No such file or directory|Permission denied|"
+    r"(?<!\d)[1-9]\d* (?:failed|errors?)\b|timed out|"
+    r"[45]\d\d (?:Not Found|Internal Server Error|Bad Request|Unauthorized|Forbidden|Bad Gateway|"
+    r"Service Unavailable|Conflict|Too Many Requests)",
+    re.M,
+)
+# Narration ("Reading x.py", "Let me check") names things but concludes nothing.
+NARRATION = re.compile(
+    r"(?:let me|let's|i'?ll|i am|i'm|now|reading|checking|looking|running|opening|searching|listing)\b", re.I
+)
+RESOLVED = re.compile(
+    r"\b(?:fixed|fixes|resolved|solved|works now|working now|now works|now passes|passes now|"
+    r"all (?:tests )?pass(?:ing)?|succeeded|successfully|the fix|workaround|by (?:adding|changing|"
+    r"setting|removing|using|switching|updating|bumping|pinning|raising|lowering))\b",
+    re.I,
+)
+# `key: value`, `key = value`, `"key": value` and nginx-style `key value;` settings.
+# Cheap substring test before ERROR_TEXT: most tool results contain none of these.
+_ERROR_HINTS = ("rror", "xception", "FAIL", "fail", "fatal", "panic", "exit ", "not found", "No such",
+                "denied", "timed out", "Traceback")
+_KEY_VALUE = re.compile(r"^\"?([\w.\-]{2,40})\"?(?:\s*[:=]\s*|\s+)\S")
+_ERROR_FINAL_LINE = re.compile(r"^(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Failure)\b")
+_BOILERPLATE = re.compile(r"Traceback \(most recent|File \"|exit (?:code|status) \d+$|\.\.\.$|\^+$")
+_CODE_LINE = re.compile(r"(?:def|class|return|import|from|if|elif|else|for|while|with|try|except|log\.|print)\b")
+
+# One pass finds every identifier-like token; the group name says what kind it is.
+# The leading (?<!\w) rejects mid-word positions in one test instead of one per alternative.
+ENTITY = re.compile(
+    r"""
+    (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]]*[^\s<>"'`)\].,;:!?])
+    |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)
+    |(?P<path>(?<![\w/.])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
+        |\b[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
+        |\b[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
+    |(?P<file>\b[\w-]+(?:\.[\w-]+)*\.(?:py|pyi|js|mjs|ts|tsx|jsx|json|jsonl|toml|ya?ml|md|rst|sql|go|rs
+        |java|kt|c|h|cc|cpp|hpp|rb|php|sh|txt|log|cfg|ini|conf|env|html|css|lock|csv|xml|proto|tf)\b)
+    |(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
+    |(?P<date>\b\d{4}-\d{2}-\d{2}(?:[T\ ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?Z?)?\b
+        |\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\ \d{1,2}(?:,\ \d{4})?\b)
+    |(?P<host>\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[a-z][\w-]*(?:\.[\w-]+)+):\d{2,5}\b
+        |\b\d{1,3}(?:\.\d{1,3}){3}\b)
+    |(?P<version>\bv?\d+\.\d+\.\d+(?:[-+][\w.]+)?\b|\bv\d+(?:\.\d+)?\b)
+    |(?P<ticket>\b[A-Z][A-Z0-9]{1,9}-\d+\b|(?<![\w&])\#\d{2,}\b)
+    |(?P<hash>\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b)
+    |(?P<code>`[^`\n]{2,80}`)
+    |(?P<ident>\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b
+        |\b[a-z]+(?:[A-Z][a-z0-9]+)+\b
+        |\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+\b)
+    |(?P<number>\$\d[\d,]*(?:\.\d+)?
+        |\b\d[\d,]*(?:\.\d+)?\ ?(?:%|ms|s|sec|secs|seconds|min|mins|minutes|h|hrs|hours|days|KB|MB|GB|TB|KiB|MiB
+        |GiB|k|tokens|rps|qps|rows|users|requests|x)(?![\w%])
+        |\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+\.\d+\b|\b\d{3,}\b))
+    """,
+    re.X,
+)
+# Kinds that identify something on their own; bare numbers need surrounding words to mean anything.
+_STRONG = frozenset({"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"})
+_TRAILING = ".,;:!?)'\""
+
+_STOPWORDS = frozenset(
+    "the and for with about focus keep kept summary summarize summarise please make sure include important "
+    "details everything anything also more less messages conversation session especially mainly mostly only "
+    "what that this those these from into onto over under any all our their them they you your are was were "
+    "will would should could have has had not but how why when where which who".split()
+)
+
+
+def is_summary(message: dict[str, Any]) -> bool:
+    return message.get("kind") == "summary"
+
+
+def flatten(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def normalize(text: str) -> str:
+    return flatten(text).lower().strip(_TRAILING + " ")
+
+
+def strip_code(text: str) -> str:
+    # Code blocks are what the agent wrote or read, not what it concluded; the files still exist.
+    return _FENCE.sub(" ", text) if "```" in text else text
+
+
+def sentences(text: str, limit: int = 6000) -> list[str]:
+    out = []
+    for part in _SENTENCE_SPLIT.split(text[:limit]):
+        part = _BULLET.sub("", part.strip())
+        if len(part) >= 3:
+            out.append(part)
+    return out
+
+
+def head_tail(text: str, head: int = 1500, tail: int = 700) -> str:
+    # Tool output: the command echo and first lines say what it was, the last lines the verdict.
+    if len(text) <= head + tail:
+        return text
+    return text[:head] + "\n…\n" + text[-tail:]
+
+
+def has_error(text: str) -> bool:
+    return any(h in text for h in _ERROR_HINTS) and ERROR_TEXT.search(text) is not None
+
+
+def error_line(content: str) -> str | None:
+    """The line that says what went wrong: the last exception-like line, not the traceback frame."""
+    lines = [ln.strip() for ln in content.splitlines() if ln.strip()]
+    meaningful = [ln for ln in lines if not _BOILERPLATE.match(ln)]
+    for ln in reversed(meaningful):
+        if _ERROR_FINAL_LINE.match(ln):
+            return ln
+    for ln in meaningful:
+        if ERROR_TEXT.search(ln):
+            return ln
+    return meaningful[-1] if meaningful else None
+
+
+def fact_lines(content: str, limit: int = 6) -> list[str]:
+    """Lines of a tool result worth keeping: settings (`key: value`) and lines naming numbers."""
+    picked: list[str] = []
+    for ln in content.splitlines():
+        ln = ln.strip()
+        if not 6 <= len(ln) <= 160 or _CODE_LINE.match(ln):
+            continue
+        m = _KEY_VALUE.match(ln)
+        if m is None:
+            continue
+        key = m.group(1)
+        if "_" in key or "-" in key or "." in key or any(ch.isdigit() for ch in ln[m.end() - 1 :]):
+            picked.append(ln)
+            if len(picked) >= limit:
+                break
+    return picked
+
+
+def focus_pattern(instructions: str | None) -> re.Pattern[str] | None:
+    if not instructions:
+        return None
+    terms: dict[str, None] = {}
+    for word in re.findall(r"[\w./:-]{3,}", instructions.lower()):
+        word = word.strip(_TRAILING + "-/")
+        if len(word) < 3 or word in _STOPWORDS:
+            continue
+        # Crude stemming so "migrations" also finds "migration" and "migrated".
+        terms[word[: max(4, len(word) - 3)] if len(word) > 6 else word] = None
+    if not terms:
+        return None
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
+    return re.compile(rf"(?<![\w]){alternatives}", re.I)
+
+
+class Entities:
+    """Identifiers seen in the conversation, with a salience score and first position."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, list[float]] = {}  # text -> [score, first position]
+
+    def add(self, text: str, pos: float, weight: int) -> int:
+        found = 0
+        for m in ENTITY.finditer(text):
+            kind = m.lastgroup or ""
+            value = m.group().rstrip(_TRAILING).strip("`")
+            if len(value) < 3 or (kind not in _STRONG and weight < 2):
+                continue
+            found += 1
+            entry = self._seen.get(value)
+            if entry is None:
+                self._seen[value] = [float(weight), pos]
+            else:
+                entry[0] += weight
+        return found
+
+    def add_listed(self, text: str, pos: float) -> None:
+        for value in text.split(", "):
+            value = value.strip()
+            if value and value not in self._seen:
+                self._seen[value] = [5.0, pos]
+
+    def uncovered(self, kept_lower: str, char_budget: int) -> list[str]:
+        """The most salient identifiers that no kept sentence mentions, in conversation order."""
+        missing = [(v, e) for v, e in self._seen.items() if v.lower() not in kept_lower]
+        missing.sort(key=lambda ve: (-ve[1][0], ve[1][1], ve[0]))
+        picked: list[tuple[float, str]] = []
+        spent = 0
+        for value, entry in missing:
+            if spent + len(value) + 2 > char_budget:
+                continue
+            spent += len(value) + 2
+            picked.append((entry[1], value))
+        return [v for _, v in sorted(picked)]
