@@ -92,7 +92,11 @@ def normalize_timestamp(value: Any) -> str | None:
 
 def format_datetime(moment: datetime) -> str:
     moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Formatted by hand: strftime("%Y") does not zero-pad years before 1000 on glibc.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def epoch_ms(timestamp: str | None) -> int | None:
