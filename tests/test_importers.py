@@ -387,3 +387,18 @@ def test_normalize_timestamp_round_trips_iso(moment) -> None:  # type: ignore[no
     text = normalize_timestamp(moment.isoformat())
     assert text is not None and text.endswith("Z") and len(text) == 24
     assert normalize_timestamp(text) == text
+
+
+def test_bench_generators_write_importable_transcripts(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("import_throughput", Path(__file__).parents[1] / "bench/import_throughput.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for fmt, writer in bench.WRITERS.items():
+        path = writer(tmp_path, 30)
+        assert detect_format(path) == fmt
+        assert bench.measure(fmt, path)[:2] == (30, 0)
+        executions = [r for r in iter_records(path) if isinstance(r, dict) and r["type"] == "execution"]
+        assert len(executions) == 10
