@@ -201,3 +201,15 @@ audit_log = Table(
     Column("detail", Text, nullable=True),
 )
 Index("ix_audit_tenant_ts", audit_log.c.tenant, audit_log.c.ts)
+
+# Short-lived download links for session.export, in the database so that any server process
+# sharing the store can serve a link another process issued.
+export_links = Table(
+    "export_links",
+    metadata,
+    Column("token_hash", String(128), primary_key=True),
+    Column("tenant", String(128), nullable=False),
+    Column("keys", Text, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("created_by", BigInteger, nullable=True),
+)

@@ -1,0 +1,95 @@
+"""Where a CLI command runs: against a local store file, or a running server (--url).
+
+Both speak the same RPC method names, so each command is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sessionscope.rpc.methods  # noqa: F401 - registers the methods
+from sessionscope.client import Client, error_from
+from sessionscope.rpc import protocol
+from sessionscope.rpc.registry import ADMIN, Caller, Context
+from sessionscope.store import Database, Scope, open_database
+from sessionscope.store.transfer import ImportStats, export_lines, import_records
+from sessionscope.web.services import ServerConfig, Services
+
+TOKEN_ENV = "SESSIONSCOPE_TOKEN"
+URL_ENV = "SESSIONSCOPE_URL"
+
+
+class LocalBackend:
+    """Runs RPC methods in-process, as the store's owner (admin)."""
+
+    def __init__(self, db_url: str | None, config_path: str | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.db: Database = self.loop.run_until_complete(open_database(db_url))
+        self.services = Services(self.db, ServerConfig(database=db_url, config_path=config_path))
+        self.caller = Caller(scope=Scope.everything(), role=ADMIN, token_name="cli")
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        ctx = Context(db=self.db, caller=self.caller, services=self.services)
+        request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}
+        answer = self.run(protocol.call(ctx, request))
+        assert answer is not None
+        if "error" in answer:
+            raise error_from(answer["error"])
+        return answer["result"]
+
+    def export(self, keys: list[str], tenant: str | None, path: str) -> int:
+        async def write() -> int:
+            size = 0
+            with open(path, "wb") as out:
+                async for chunk in export_lines(self.db, self.caller.scope, keys, tenant):
+                    out.write(chunk)
+                    size += len(chunk)
+            return size
+
+        return self.run(write())
+
+    def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
+                       progress: Callable[[int], None] | None = None) -> ImportStats:
+        return self.run(import_records(self.db, self.caller.scope, records, tenant=tenant, progress=progress))
+
+    def close(self) -> None:
+        self.run(self.db.close())
+        self.loop.close()
+
+
+class RemoteBackend:
+    def __init__(self, url: str, token: str | None) -> None:
+        self.client = Client(url, token or os.environ.get(TOKEN_ENV))
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return self.client.call(method, params)
+
+    def export(self, keys: list[str], tenant: str | None, path: str) -> int:
+        params: dict[str, Any] = {"keys": keys}
+        if tenant:
+            params["tenant"] = tenant
+        link = self.client.call("session.export", params)
+        return self.client.download(link["url"], path)
+
+    def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
+                       progress: Callable[[int], None] | None = None) -> ImportStats:
+        from sessionscope.remote_import import import_remote
+
+        return import_remote(self.client, records, tenant, progress)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def connect(db: str | None, url: str | None, token: str | None, config: str | None = None
+            ) -> LocalBackend | RemoteBackend:
+    url = url or os.environ.get(URL_ENV)
+    if url:
+        return RemoteBackend(url, token)
+    return LocalBackend(db, config)

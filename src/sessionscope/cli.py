@@ -1,0 +1,346 @@
+"""The `sessionscope` command. Each command opens a backend, calls one RPC method, prints."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sessionscope.backend import LocalBackend, RemoteBackend, connect
+from sessionscope.errors import SessionscopeError
+
+app = typer.Typer(help="sessionscope: the system of record for AI agent sessions.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a database URL "
+                                              "(env SESSIONSCOPE_DATABASE_URL; default: user data dir).")]
+UrlOption = Annotated[str | None, typer.Option("--url", help="Talk to a running server instead "
+                                               "(env SESSIONSCOPE_URL).")]
+TokenOption = Annotated[str | None, typer.Option("--token", help="API token for --url (env SESSIONSCOPE_TOKEN).")]
+TenantOption = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: 'default').")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(func: F) -> F:
+    """Turn every expected failure into one readable line and exit code 1, never a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except SessionscopeError as exc:
+            err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(1) from None
+        except (OSError, ValueError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=False)
+
+
+def _with_tenant(params: dict[str, Any], tenant: str | None) -> dict[str, Any]:
+    return params | {"tenant": tenant} if tenant else params
+
+
+def _confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise SessionscopeError("refusing without confirmation: pass --yes")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+# ---- server ----------------------------------------------------------------------------------------
+
+@app.command()
+@friendly
+def serve(
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Bind address; loopback by default.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8750,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="TOML settings file.")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes (share one PostgreSQL store).")] = 1,
+) -> None:
+    """Serve the JSON-RPC API and the dashboard."""
+    from sessionscope.server import run_server
+
+    run_server(db=db, host=host, port=port, no_auth=no_auth, config=config, workers=workers)
+
+
+@app.command()
+@friendly
+def demo(
+    db: Annotated[str | None, typer.Option("--db", help="Store file (default: a demo file in the user "
+                                           "data dir, rebuilt each run).")] = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8750,
+    sessions: Annotated[int, typer.Option("--sessions", help="How many sessions.")] = 200,
+    messages: Annotated[int, typer.Option("--messages", help="Messages per session.")] = 60,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Only build the data.")] = False,
+) -> None:
+    """Build a realistic demo store on SQLite and serve it."""
+    import asyncio
+
+    from sessionscope.demo import build_demo
+    from sessionscope.server import run_server
+    from sessionscope.store import open_database
+    from sessionscope.store.database import default_database_path
+
+    path = Path(db) if db else default_database_path().with_name("demo.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def build() -> dict[str, int]:
+        store = await open_database(str(path))
+        try:
+            with progress_bar() as bar:
+                task = bar.add_task("building demo sessions", total=sessions * (messages + 3))
+                return await build_demo(store, sessions, messages, seed, progress=lambda n: bar.advance(task, n))
+        finally:
+            await store.close()
+
+    built = asyncio.run(build())
+    console.print(f"demo store {path}: {built['sessions']} sessions, {built['messages']} messages, "
+                  f"{built['compactions']} compactions, {built['resets']} resets")
+    if not no_serve:
+        run_server(db=str(path), host=host, port=port, no_auth=no_auth, config=None, workers=1)
+
+
+# ---- reading ---------------------------------------------------------------------------------------
+
+@app.command("ls")
+@friendly
+def list_sessions(
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
+    search: Annotated[str | None, typer.Option("--search", "-s", help="Part of a key, agent or channel.")] = None,
+    query: Annotated[str | None, typer.Option("--query", "-q", help="Full-text over message content.")] = None,
+    sort: Annotated[str, typer.Option(help="updated_at, created_at, key, agent, channel, message_count, "
+                                      "total_tokens or cost_usd.")] = "updated_at",
+    order: Annotated[str, typer.Option(help="asc or desc.")] = "desc",
+    limit: Annotated[int, typer.Option(help="Rows per page (1-500).")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Next-page cursor from a previous call.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw result.")] = False,
+) -> None:
+    """List sessions with the same filters and sorts as the dashboard."""
+    backend = connect(db, url, token)
+    params = {k: v for k, v in dict(tenant=tenant, agent=agent, channel=channel, search=search, query=query,
+                                    sort=sort, order=order, limit=limit, cursor=cursor).items() if v is not None}
+    result = backend.call("session.list", params)
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    table = Table("key", "tenant", "agent", "channel", "msgs", "tokens", "cost $", "updated")
+    for row in result["sessions"]:
+        table.add_row(row["label"] or row["key"], row["tenant"], row["agent"], row["channel"],
+                      str(row["message_count"]), str(row["total_tokens"]), f"{row['cost_usd']:.4f}",
+                      row["updated_at"])
+    console.print(table)
+    more = f"  next: --cursor {result['next_cursor']}" if result["next_cursor"] else ""
+    total = f"{result['total']}+" if result["total_capped"] else str(result["total"])
+    console.print(f"{len(result['sessions'])} of {total} sessions{more}", highlight=False)
+
+
+@app.command()
+@friendly
+def show(
+    key: Annotated[str, typer.Argument(help="Session key.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    limit: Annotated[int, typer.Option(help="Newest items to show.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw result.")] = False,
+) -> None:
+    """Show one session: its counters and newest items."""
+    backend = connect(db, url, token)
+    result = backend.call("session.status", _with_tenant({"key": key, "limit": limit}, tenant))
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    s = result["session"]
+    console.print(f"[bold]{s['key']}[/bold]  tenant={s['tenant']} agent={s['agent']} channel={s['channel']}",
+                  highlight=False)
+    console.print(f"messages={s['message_count']} tokens={s['total_tokens']} context={s['context_tokens']} "
+                  f"tool_calls={s['tool_calls']} compactions={s['compactions']} resets={s['resets']} "
+                  f"cost=${s['cost_usd']:.4f} cache_hit={result['usage']['cache_hit_rate']:.0%}", highlight=False)
+    for item in result["items"]:
+        console.print(_item_line(item), highlight=False, markup=False)
+
+
+def _item_line(item: dict[str, Any]) -> str:
+    if item["kind"] == "compaction":
+        return (f"#{item['seq']} ── compaction ({item['messages_compacted']} messages, {item['tokens_before']}"
+                f"→{item['tokens_after']} tokens, {item['summarizer']}{', restored' if item['restored'] else ''})")
+    if item["kind"] == "reset":
+        return f"#{item['seq']} ── reset at {item['timestamp']}"
+    text = item["content"].replace("\n", " ")[:160]
+    calls = ", ".join(c["name"] for c in item.get("tool_calls") or [])
+    extra = f" → {calls}" if calls else ""
+    mark = " (compacted)" if item["compacted"] else ""
+    err = " [error]" if item["is_error"] else ""
+    return f"#{item['seq']} {item['timestamp']} {item['role']}{mark}{err}: {text}{extra}"
+
+
+# ---- actions ---------------------------------------------------------------------------------------
+
+@app.command()
+@friendly
+def reset(
+    keys: Annotated[list[str], typer.Argument(help="Session keys.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    yes: YesOption = False,
+) -> None:
+    """Clear the conversation of sessions (billing is kept)."""
+    _confirm(f"Reset {len(keys)} session(s)? The agent will start fresh.", yes)
+    result = connect(db, url, token).call("session.reset", _with_tenant({"keys": keys}, tenant))
+    console.print(f"reset {result['reset']} session(s)")
+
+
+@app.command()
+@friendly
+def delete(
+    keys: Annotated[list[str], typer.Argument(help="Session keys.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    yes: YesOption = False,
+) -> None:
+    """Delete sessions permanently, with everything of them."""
+    _confirm(f"Delete {len(keys)} session(s) permanently? This cannot be undone.", yes)
+    result = connect(db, url, token).call("session.delete", _with_tenant({"keys": keys}, tenant))
+    console.print(f"deleted {result['deleted']} session(s)")
+
+
+@app.command()
+@friendly
+def compact(
+    key: Annotated[str, typer.Argument(help="Session key.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    instructions: Annotated[str | None, typer.Option(help="What the summary should focus on.")] = None,
+    keep_recent_tokens: Annotated[int | None, typer.Option(help="Recent tokens kept verbatim.")] = None,
+    yes: YesOption = False,
+    config: Annotated[str | None, typer.Option("--config", help="TOML settings file.")] = None,
+) -> None:
+    """Summarise older messages of a session into one compaction."""
+    _confirm(f"Compact {key!r}? Older messages leave the agent's live context.", yes)
+    params: dict[str, Any] = _with_tenant({"key": key}, tenant)
+    if instructions:
+        params["instructions"] = instructions
+    if keep_recent_tokens is not None:
+        params["keep_recent_tokens"] = keep_recent_tokens
+    result = connect(db, url, token, config).call("session.compact", params)
+    if not result["compacted"]:
+        console.print(result["message"], highlight=False)
+        return
+    c = result["compaction"]
+    console.print(f"compacted {c['messages_compacted']} messages: {result['tokens_before']} → "
+                  f"{result['tokens_after']} tokens ({result['summarizer']})", highlight=False)
+    if result.get("fallback_reason"):
+        console.print(f"[yellow]note:[/yellow] fell back to offline: {result['fallback_reason']}", highlight=False)
+
+
+@app.command()
+@friendly
+def compactions(
+    key: Annotated[str, typer.Argument(help="Session key.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+) -> None:
+    """List a session's compactions (checkpoints)."""
+    result = connect(db, url, token).call("session.compactions", _with_tenant({"key": key}, tenant))
+    table = Table("seq", "when", "reason", "messages", "tokens before→after", "summarizer", "state")
+    for c in result["compactions"]:
+        state = "restored" if c["restored"] else ("active" if c["active"] else "superseded")
+        table.add_row(str(c["seq"]), c["timestamp"], c["reason"], str(c["messages_compacted"]),
+                      f"{c['tokens_before']}→{c['tokens_after']}", c["summarizer"], state)
+    console.print(table)
+
+
+@app.command()
+@friendly
+def restore(
+    key: Annotated[str, typer.Argument(help="Session key.")],
+    seq: Annotated[int, typer.Argument(help="The compaction's seq (see `compactions`).")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    yes: YesOption = False,
+) -> None:
+    """Undo a compaction: its messages become live again."""
+    _confirm(f"Restore compaction {seq} of {key!r}?", yes)
+    result = connect(db, url, token).call("session.restore", _with_tenant({"key": key, "seq": seq}, tenant))
+    console.print(f"restored compaction {result['restored']}; live context is {result['live_tokens']} tokens")
+
+
+# ---- transfer --------------------------------------------------------------------------------------
+
+@app.command()
+@friendly
+def export(
+    keys: Annotated[list[str], typer.Argument(help="Session keys.")],
+    output: Annotated[str | None, typer.Option("-o", "--output", help="File (default: <key>.jsonl).")] = None,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+) -> None:
+    """Export sessions as JSONL."""
+    from sessionscope.rpc.methods.sessions import export_filename
+
+    path = output or export_filename(keys)
+    size = connect(db, url, token).export(keys, tenant, path)
+    console.print(f"wrote {path} ({size} bytes)", highlight=False)
+
+
+@app.command("import")
+@friendly
+def import_(
+    path: Annotated[str, typer.Argument(help="A JSONL export, or a transcript file or folder.")],
+    format: Annotated[str | None, typer.Option("--format", help="openclaw, claude-code, codex or jsonl "
+                                               "(detected when left out).")] = None,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+) -> None:
+    """Import sessions; re-importing the same files adds nothing."""
+    from sessionscope.importers import Skipped, detect_format, iter_records
+
+    fmt = format or detect_format(path)
+    skipped: list[Skipped] = []
+
+    def records() -> Iterator[dict[str, Any]]:
+        for record in iter_records(path, fmt):
+            if isinstance(record, Skipped):
+                skipped.append(record) if len(skipped) < 10_000 else None
+                continue
+            yield record
+
+    backend = connect(db, url, token)
+    with progress_bar() as bar:
+        task = bar.add_task(f"importing {fmt}", total=None)
+        stats = backend.import_records(records(), tenant, progress=lambda n: bar.advance(task, n))
+    console.print(f"imported {stats.sessions} new session(s), {stats.messages} message(s), "
+                  f"{stats.compactions} compaction(s), {stats.resets} reset(s), {stats.executions} execution(s); "
+                  f"{stats.duplicates} duplicate(s) already stored; {len(skipped)} line(s) skipped", highlight=False)
+    for item in skipped[:50]:
+        err_console.print(f"  skipped {item.file}:{item.line}: {item.reason}", highlight=False, markup=False)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "LocalBackend", "RemoteBackend"]

@@ -1,0 +1,3 @@
+"""Importing this package registers every RPC method."""
+
+from sessionscope.rpc.methods import catalog, compaction, conversation, discover, sessions  # noqa: F401

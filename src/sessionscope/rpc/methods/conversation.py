@@ -1,0 +1,120 @@
+"""What agents call: append turns, record executions, read back the live context."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from sessionscope.clock import parse_rfc3339
+from sessionscope.rpc.models import (
+    MAX_MESSAGE_BYTES,
+    Budget,
+    KeyParams,
+    Layer,
+    Name,
+    Params,
+    ToolCall,
+    Usage,
+)
+from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
+from sessionscope.store import conversation, executions
+
+
+def _rfc3339(value: str) -> str:
+    try:
+        parse_rfc3339(value)
+    except ValueError:
+        raise ValueError("must be an RFC 3339 time such as 2026-11-26T06:01:44.123Z") from None
+    return value
+
+
+def _content_size(value: str) -> str:
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"must be at most {MAX_MESSAGE_BYTES} UTF-8 bytes")
+    return value
+
+
+Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
+
+
+class MessageIn(Params):
+    id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    role: Literal["user", "assistant", "system", "tool"]
+    content: Annotated[str, AfterValidator(_content_size)] = ""
+    tool_calls: Annotated[list[ToolCall], Field(max_length=128)] | None = None
+    tool_call_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    tool_name: Annotated[str, Field(max_length=256)] | None = None
+    is_error: bool = False
+    timestamp: Timestamp | None = None
+    tokens: Annotated[int, Field(ge=0)] | None = None
+
+
+class AppendParams(KeyParams):
+    agent: Name
+    channel: Name
+    label: Annotated[str, Field(max_length=512)] | None = None
+    messages: Annotated[list[MessageIn], Field(min_length=1, max_length=1000)]
+
+
+class AppendResult(BaseModel):
+    appended: int
+    duplicates: int
+    last_seq: int
+
+
+@rpc_method("session.append", params=AppendParams, result=AppendResult, roles=INGEST)
+async def append(ctx: Context, p: AppendParams) -> Any:
+    """Append messages; a message whose `id` is already stored is skipped, so retries are safe.
+
+    The session is created on first append.
+    """
+    batch = [m.model_dump(exclude_none=True) for m in p.messages]
+    return await conversation.append(
+        ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=batch,
+        tenant=p.tenant, label=p.label,
+    )
+
+
+class ExecutionIn(Params):
+    id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    started_at: Timestamp | None = None
+    duration_ms: Annotated[float, Field(ge=0)] = 0
+    model: Annotated[str, Field(max_length=256)] | None = None
+    provider: Annotated[str, Field(max_length=128)] | None = None
+    usage: Usage = Usage()
+    cost_usd: Annotated[float, Field(ge=0)] | None = None
+    budget: Budget | None = None
+    layers: Annotated[list[Layer], Field(max_length=256)] = []
+
+
+class RecordParams(KeyParams):
+    execution: ExecutionIn
+
+
+class RecordResult(BaseModel):
+    id: str
+    cost_usd: float | None
+
+
+@rpc_method("session.record", params=RecordParams, result=RecordResult, roles=INGEST)
+async def record(ctx: Context, p: RecordParams) -> Any:
+    """Record one execution: usage, cost (computed with genai-prices when absent), budget, layers."""
+    return await executions.record(ctx.db, ctx.caller.scope, p.key, p.execution.model_dump(exclude_none=True),
+                                   tenant=p.tenant)
+
+
+class HistoryParams(KeyParams):
+    format: Literal["openai", "anthropic"] = "openai"
+
+
+class HistoryResult(BaseModel):
+    messages: list[dict[str, Any]]
+    format: str
+    system: str | None = None
+
+
+@rpc_method("session.history", params=HistoryParams, result=HistoryResult, roles=READ | INGEST)
+async def history(ctx: Context, p: HistoryParams) -> Any:
+    """The live context: the compaction summary (if any) then the kept messages; empty after reset."""
+    return await conversation.history(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, format=p.format)

@@ -1,0 +1,57 @@
+"""rpc.discover: the OpenRPC document, generated from the registry's Pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from sessionscope import __version__
+from sessionscope.rpc.models import Params
+from sessionscope.rpc.registry import METHODS, ROLES, Context, rpc_method
+
+
+class DiscoverResult(BaseModel):
+    openrpc: str
+    info: dict[str, Any]
+    methods: list[dict[str, Any]]
+    components: dict[str, Any]
+
+
+def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs.update(schema.pop("$defs", {}))
+    return schema
+
+
+def openrpc_document() -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    methods = []
+    for method in sorted(METHODS.values(), key=lambda m: m.name):
+        params_schema = _schema(method.params, defs)
+        required = set(params_schema.get("required", []))
+        params = [
+            {"name": name, "required": name in required, "schema": prop}
+            for name, prop in params_schema.get("properties", {}).items()
+        ]
+        methods.append({
+            "name": method.name,
+            "summary": method.summary,
+            "description": method.description,
+            "paramStructure": "by-name",
+            "params": params,
+            "result": {"name": "result", "schema": _schema(method.result, defs)},
+            "x-roles": sorted(method.roles, key=ROLES.index),
+        })
+    return {
+        "openrpc": "1.3.2",
+        "info": {"title": "sessionscope", "version": __version__},
+        "methods": methods,
+        "components": {"schemas": defs},
+    }
+
+
+@rpc_method("rpc.discover", params=Params, result=DiscoverResult, roles=frozenset(ROLES))
+async def discover(ctx: Context, p: Params) -> Any:
+    """This API's OpenRPC document: every method with its params and result schema."""
+    return openrpc_document()

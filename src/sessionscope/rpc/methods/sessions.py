@@ -1,0 +1,161 @@
+"""The seed's session methods: list, status, delete, reset, export, plus context and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from sessionscope.rpc.models import Execution, Item, KeyParams, KeysParams, Name, Params, SessionKey, SessionRow
+from sessionscope.rpc.models import Tenant
+from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
+from sessionscope.store import exports, sessions
+from sessionscope.store.conversation import status as session_status
+from sessionscope.store.executions import context as session_context
+from sessionscope.store.executions import metrics as session_metrics
+
+SortColumn = Literal["updated_at", "created_at", "key", "agent", "channel", "message_count", "total_tokens",
+                     "cost_usd"]
+
+
+class ListParams(Params):
+    tenant: Tenant | None = None
+    agent: Name | None = None
+    channel: Name | None = None
+    search: Annotated[str, Field(max_length=512)] | None = None
+    query: Annotated[str, Field(max_length=512)] | None = None
+    sort: SortColumn = "updated_at"
+    order: Literal["asc", "desc"] = "desc"
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+    cursor: Annotated[str, Field(max_length=2048)] | None = None
+
+
+class ListResult(BaseModel):
+    sessions: list[SessionRow]
+    total: int
+    total_capped: bool
+    next_cursor: str | None
+
+
+@rpc_method("session.list", params=ListParams, result=ListResult, roles=READ)
+async def list_sessions(ctx: Context, p: ListParams) -> Any:
+    """List sessions, filtered, sorted and paged on the server.
+
+    `search` matches any part of the key, agent, channel or label; `query` is full-text over
+    message content. Paging is by cursor; `total` is exact unless `total_capped` is true.
+    """
+    return await sessions.list_sessions(
+        ctx.db, ctx.caller.scope, tenant=p.tenant, agent=p.agent, channel=p.channel, search=p.search,
+        query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor,
+    )
+
+
+class StatusParams(KeyParams):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    before_seq: Annotated[int, Field(ge=1)] | None = None
+
+
+class StatusUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cache_hit_rate: float
+
+
+class StatusResult(BaseModel):
+    session: SessionRow
+    items: list[Item]
+    has_more: bool
+    usage: StatusUsage
+
+
+@rpc_method("session.status", params=StatusParams, result=StatusResult, roles=READ)
+async def status(ctx: Context, p: StatusParams) -> Any:
+    """One session with its newest page of items, token usage and cache metrics.
+
+    Pass `before_seq` (the lowest seq you hold) to page toward older items.
+    """
+    return await session_status(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, limit=p.limit,
+                                before_seq=p.before_seq)
+
+
+class DeleteResult(BaseModel):
+    deleted: int
+
+
+@rpc_method("session.delete", params=KeysParams, result=DeleteResult, roles=WRITE)
+async def delete(ctx: Context, p: KeysParams) -> Any:
+    """Delete sessions and everything of them, search-index rows included. All or nothing."""
+    return {"deleted": await sessions.delete_sessions(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
+
+
+class ResetResult(BaseModel):
+    reset: int
+
+
+@rpc_method("session.reset", params=KeysParams, result=ResetResult, roles=WRITE)
+async def reset(ctx: Context, p: KeysParams) -> Any:
+    """Clear the conversation: history is empty afterwards; billing and usage are kept."""
+    return {"reset": await sessions.reset(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
+
+
+class ExportResult(BaseModel):
+    url: str
+    filename: str
+
+
+def export_filename(keys: list[str]) -> str:
+    if len(keys) == 1:
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in keys[0])[:80]
+        return f"session-{safe}.jsonl"
+    return f"sessions-{len(keys)}.jsonl"
+
+
+@rpc_method("session.export", params=KeysParams, result=ExportResult, roles=WRITE)
+async def export(ctx: Context, p: KeysParams) -> Any:
+    """A short-lived link whose GET streams the sessions as JSONL."""
+    keys = p.all_keys()
+    token = await exports.create_link(ctx.db, ctx.caller.scope, keys, p.tenant, ctx.caller.token_id)
+    return {"url": f"{ctx.base_url}/export/{token}", "filename": export_filename(keys)}
+
+
+class ContextParams(KeyParams):
+    limit: Annotated[int, Field(ge=1, le=200)] = 20
+
+
+class ContextResult(BaseModel):
+    budget: dict[str, Any]
+    live_tokens: int
+    executions: list[Execution]
+
+
+@rpc_method("session.context", params=ContextParams, result=ContextResult, roles=READ)
+async def context(ctx: Context, p: ContextParams) -> Any:
+    """The token budget (from the latest execution, else estimated) and recent executions."""
+    return await session_context(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, limit=p.limit)
+
+
+class MetricsResult(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cache_hit_rate: float
+    tool_calls: int
+    compactions: int
+    resets: int
+    executions: int
+    cost_usd: float
+    message_count: int
+    total_tokens: int
+    context_tokens: int
+
+
+@rpc_method("session.metrics", params=KeyParams, result=MetricsResult, roles=READ)
+async def metrics(ctx: Context, p: KeyParams) -> Any:
+    """Session totals from its counters: tokens, cache, tool calls, compactions, resets, cost."""
+    return await session_metrics(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant)
+
+
+__all__ = ["SessionKey"]

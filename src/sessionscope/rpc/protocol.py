@@ -1,0 +1,123 @@
+"""JSON-RPC 2.0 framing: parse, validate, dispatch, and one mapping from errors to codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from sessionscope.errors import Forbidden, SessionscopeError, TooLarge
+from sessionscope.rpc.registry import METHODS, Context
+
+log = logging.getLogger("sessionscope.rpc")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+MAX_BATCH = 100
+MAX_DEPTH = 64
+
+
+def error_object(code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return err
+
+
+def response(request_id: Any, *, result: Any = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
+    if error is not None:
+        return {"jsonrpc": "2.0", "id": request_id, "error": error}
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
+
+
+def validation_error(exc: ValidationError) -> dict[str, Any]:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "params"
+    problem = first["msg"]
+    return error_object(INVALID_PARAMS, f"invalid params: {field}: {problem}", {"field": field, "problem": problem})
+
+
+def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth, iteratively, stopping once past `limit`."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _valid_id(request_id: Any) -> bool:
+    return request_id is None or (isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool))
+
+
+async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
+    """One request object to one response object (None for a notification)."""
+    if not isinstance(request, dict):
+        return response(None, error=error_object(INVALID_REQUEST, "invalid request: expected a JSON object"))
+    request_id = request.get("id")
+    is_notification = "id" not in request
+    if request.get("jsonrpc") != "2.0" or not _valid_id(request_id):
+        return response(None if not _valid_id(request_id) else request_id,
+                        error=error_object(INVALID_REQUEST, 'invalid request: needs "jsonrpc": "2.0", a string '
+                                           "method and a string or number id"))
+    name = request.get("method")
+    if not isinstance(name, str):
+        return response(request_id, error=error_object(INVALID_REQUEST, "invalid request: method must be a string"))
+    method = METHODS.get(name)
+    if method is None:
+        result = response(request_id, error=error_object(METHOD_NOT_FOUND, f"unknown method: {name[:100]!r}"))
+        return None if is_notification else result
+    raw_params = request.get("params", {})
+    if raw_params is None:
+        raw_params = {}
+    if not isinstance(raw_params, dict):
+        err = error_object(INVALID_PARAMS, "invalid params: params must be an object (by-name)",
+                           {"field": "params", "problem": "must be an object"})
+        return None if is_notification else response(request_id, error=err)
+    try:
+        if ctx.caller.role not in method.roles:
+            raise Forbidden(f"forbidden: role {ctx.caller.role!r} may not call {name}")
+        params = method.params.model_validate(raw_params)
+        result = await method.handler(ctx, params)
+        out = response(request_id, result=result)
+    except ValidationError as exc:
+        out = response(request_id, error=validation_error(exc))
+    except SessionscopeError as exc:
+        out = response(request_id, error=error_object(exc.code, exc.message, exc.data))
+    except Exception:  # noqa: BLE001 - the contract: never a 500 or a traceback on the wire
+        log.exception("internal error in %s", name)
+        out = response(request_id, error=error_object(INTERNAL_ERROR, f"internal error while running {name}"))
+    return None if is_notification else out
+
+
+async def handle(ctx: Context, body: bytes) -> Any:
+    """A whole HTTP body to the response payload (a dict, a list, or None for nothing)."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return response(None, error=error_object(PARSE_ERROR, "parse error: the body is not valid JSON"))
+    if _depth(payload) > MAX_DEPTH:
+        return response(None, error=error_object(INVALID_REQUEST, f"invalid request: nested deeper than {MAX_DEPTH}"))
+    if isinstance(payload, list):
+        if not payload:
+            return response(None, error=error_object(INVALID_REQUEST, "invalid request: empty batch"))
+        if len(payload) > MAX_BATCH:
+            err = TooLarge(f"request too large: a batch holds at most {MAX_BATCH} calls, got {len(payload)}")
+            return response(None, error=error_object(err.code, err.message, {"max_batch": MAX_BATCH}))
+        results = [await call(ctx, item) for item in payload]
+        answered = [r for r in results if r is not None]
+        return answered or None
+    return await call(ctx, payload)

@@ -1,0 +1,68 @@
+"""The method registry: each method's params model, result model, roles and handler.
+
+Descriptions come from the handler's docstring, written once; rpc.discover derives from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from sessionscope.store import Database, Scope
+
+VIEWER, OPERATOR, AGENT, ADMIN = "viewer", "operator", "agent", "admin"
+ROLES = (VIEWER, OPERATOR, AGENT, ADMIN)
+READ = frozenset({VIEWER, OPERATOR, ADMIN})
+WRITE = frozenset({OPERATOR, ADMIN})
+INGEST = frozenset({AGENT, ADMIN})
+ADMIN_ONLY = frozenset({ADMIN})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: their tenant scope and role, and the token behind them (for audit)."""
+
+    scope: Scope
+    role: str
+    token_id: int | None = None
+    token_name: str | None = None
+
+
+@dataclass
+class Context:
+    db: Database
+    caller: Caller
+    services: Any  # the app's Services (settings, export links, ...), see web/app.py
+    base_url: str = ""
+
+
+Handler = Callable[[Context, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    params: type[BaseModel]
+    result: type[BaseModel]
+    roles: frozenset[str]
+    handler: Handler
+    summary: str
+    description: str
+    tags: tuple[str, ...] = field(default=())
+
+
+METHODS: dict[str, Method] = {}
+
+
+def rpc_method(name: str, *, params: type[BaseModel], result: type[BaseModel], roles: frozenset[str]
+               ) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        doc = (handler.__doc__ or name).strip()
+        summary, _, rest = doc.partition("\n")
+        METHODS[name] = Method(name, params, result, roles, handler, summary.strip(), rest.strip())
+        return handler
+
+    return register

@@ -1,0 +1,265 @@
+"""Messages: idempotent append, paged status items and the live context (history)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.store import rows, sessions as session_store
+from sessionscope.store.database import Database
+from sessionscope.store.schema import compactions, messages, resets
+from sessionscope.store.scope import Scope
+from sessionscope.tokens import count_message_tokens
+
+PREVIEW_CHARS = 200
+OUTPUT_ROLES = frozenset({"assistant"})
+
+
+def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[dict[str, Any]]:
+    """Normalise a batch before the write transaction: ids, times and token counts (CPU work)."""
+    missing = [m for m in batch if m.get("tokens") is None]
+    counts = iter(count_message_tokens(missing)) if missing else iter(())
+    prepared = []
+    for m in batch:
+        ts = m.get("timestamp")
+        calls = m.get("tool_calls") or None
+        prepared.append({
+            "msg_id": m.get("id") or uuid.uuid4().hex,
+            "role": m["role"],
+            "content": m.get("content") or "",
+            "tool_calls": json.dumps(calls, separators=(",", ":")) if calls else None,
+            "n_tool_calls": len(calls or ()),
+            "tool_call_id": m.get("tool_call_id"),
+            "tool_name": m.get("tool_name"),
+            "is_error": bool(m.get("is_error")),
+            "ts": parse_rfc3339(ts) if isinstance(ts, str) else (ts or received_at),
+            "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
+        })
+    return prepared
+
+
+async def insert_messages(conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert into a locked session row; ids already stored (or repeated in the batch) are skipped."""
+    ids = [m["msg_id"] for m in prepared]
+    existing: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found = await conn.execute(
+            select(messages.c.msg_id).where(messages.c.session_id == row.id, messages.c.msg_id.in_(chunk))
+        )
+        existing.update(found.scalars())
+    fresh: list[dict[str, Any]] = []
+    for m in prepared:
+        if m["msg_id"] not in existing:
+            existing.add(m["msg_id"])
+            fresh.append(m)
+    seq = int(row.next_seq)
+    if not fresh:
+        return {"appended": 0, "duplicates": len(prepared), "last_seq": seq - 1}
+    values = []
+    for offset, m in enumerate(fresh):
+        values.append({
+            "session_id": row.id, "seq": seq + offset, "msg_id": m["msg_id"], "role": m["role"],
+            "content": m["content"], "tool_calls": m["tool_calls"], "tool_call_id": m["tool_call_id"],
+            "tool_name": m["tool_name"], "is_error": m["is_error"], "ts": m["ts"], "tokens": m["tokens"],
+        })
+    await conn.execute(messages.insert(), values)
+    out_tokens = sum(m["tokens"] for m in fresh if m["role"] in OUTPUT_ROLES)
+    in_tokens = sum(m["tokens"] for m in fresh) - out_tokens
+    last = fresh[-1]
+    await session_store.bump(
+        conn, row.id,
+        {
+            "next_seq": len(fresh), "message_count": len(fresh), "live_messages": len(fresh),
+            "msg_input_tokens": in_tokens, "msg_output_tokens": out_tokens,
+            "live_tokens": in_tokens + out_tokens, "tool_calls": sum(m["n_tool_calls"] for m in fresh),
+        },
+        updated_at=max(int(row.updated_at), max(m["ts"] for m in fresh)),
+        preview=(last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS],
+    )
+    return {"appended": len(fresh), "duplicates": len(prepared) - len(fresh), "last_seq": seq + len(fresh) - 1}
+
+
+async def append(
+    db: Database,
+    scope: Scope,
+    *,
+    key: str,
+    agent: str,
+    channel: str,
+    batch: Sequence[dict[str, Any]],
+    tenant: str | None = None,
+    label: str | None = None,
+) -> dict[str, int]:
+    tenant = scope.resolve(tenant)
+    received_at = now_ms()
+    prepared = prepare_messages(batch, received_at)
+    async with db.write() as conn:
+        row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
+        return await insert_messages(conn, row, prepared)
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+async def status(
+    db: Database,
+    scope: Scope,
+    key: str,
+    *,
+    tenant: str | None = None,
+    limit: int = 100,
+    before_seq: int | None = None,
+) -> dict[str, Any]:
+    """The session and one page of items, newest page first, each page in seq order.
+
+    Compaction markers are placed just before their first kept message, so the messages they
+    summarised sit above them; each marker belongs to exactly one page.
+    """
+    tenant = scope.resolve(tenant)
+    async with db.read() as conn:
+        row = await session_store.find(conn, tenant, key)
+        upper = before_seq if before_seq is not None else int(row.next_seq)
+        page_messages = (await conn.execute(
+            select(messages).where(messages.c.session_id == row.id, messages.c.seq < upper)
+            .order_by(messages.c.seq.desc()).limit(limit + 1)
+        )).all()
+        page_resets = (await conn.execute(
+            select(resets).where(resets.c.session_id == row.id, resets.c.seq < upper)
+            .order_by(resets.c.seq.desc()).limit(limit + 1)
+        )).all()
+        merged = sorted(
+            [(int(r.seq), "m", r) for r in page_messages] + [(int(r.seq), "r", r) for r in page_resets],
+            reverse=True,
+        )
+        has_more = len(merged) > limit
+        merged = merged[:limit]
+        lower = merged[-1][0] if has_more and merged else 0
+        marker_upper = before_seq if before_seq is not None else None
+        cstmt = select(compactions).where(compactions.c.session_id == row.id, compactions.c.first_kept_seq > lower)
+        if marker_upper is not None:
+            cstmt = cstmt.where(compactions.c.first_kept_seq <= marker_upper)
+        page_compactions = (await conn.execute(cstmt)).all()
+
+    live_from = int(row.live_from_seq)
+    positioned: list[tuple[float, int, dict[str, Any]]] = []
+    for seq, kind, r in merged:
+        item = rows.message_item(r, live_from, html=True) if kind == "m" else rows.reset_item(r)
+        positioned.append((float(seq), seq, item))
+    for c in page_compactions:
+        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), rows.compaction_item(c)))
+    positioned.sort(key=lambda p: (p[0], p[1]))
+    session = rows.session_row(row)
+    return {
+        "session": session,
+        "items": [p[2] for p in positioned],
+        "has_more": has_more,
+        "usage": {
+            "input_tokens": session["input_tokens"],
+            "output_tokens": session["output_tokens"],
+            "cache_read_tokens": session["cache_read_tokens"],
+            "cache_write_tokens": session["cache_write_tokens"],
+            "cache_hit_rate": rows.cache_hit_rate(
+                session["input_tokens"], session["cache_read_tokens"], session["cache_write_tokens"]
+            ),
+        },
+    }
+
+
+async def live_context(conn: AsyncConnection, row: Row) -> tuple[Row | None, list[Row]]:
+    """The active compaction (if any) and the live messages, in seq order."""
+    active = None
+    if row.active_compaction_id is not None:
+        active = (await conn.execute(
+            select(compactions).where(compactions.c.id == row.active_compaction_id)
+        )).first()
+    live = (await conn.execute(
+        select(messages).where(messages.c.session_id == row.id, messages.c.seq >= row.live_from_seq)
+        .order_by(messages.c.seq)
+    )).all()
+    return active, list(live)
+
+
+SUMMARY_PREFIX = "Summary of the earlier conversation (compacted):\n\n"
+
+
+def _without_orphans(live: list[Row]) -> list[Row]:
+    """Drop tool results whose call is not in the live context (never expected; defensive)."""
+    seen_calls: set[str] = set()
+    kept = []
+    for m in live:
+        if m.role == "assistant" and m.tool_calls:
+            seen_calls.update(call.get("id") for call in json.loads(m.tool_calls))
+        if m.role == "tool" and m.tool_call_id not in seen_calls:
+            continue
+        kept.append(m)
+    return kept
+
+
+def to_openai(summary: str | None, live: list[Row]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if summary:
+        out.append({"role": "system", "content": SUMMARY_PREFIX + summary})
+    for m in live:
+        if m.role == "tool":
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content})
+            continue
+        msg: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.role == "assistant" and m.tool_calls:
+            msg["tool_calls"] = [
+                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                for c in json.loads(m.tool_calls)
+            ]
+        out.append(msg)
+    return out
+
+
+def _parse_arguments(arguments: str) -> Any:
+    try:
+        return json.loads(arguments) if arguments else {}
+    except json.JSONDecodeError:
+        return {"_raw": arguments}
+
+
+def to_anthropic(summary: str | None, live: list[Row]) -> tuple[str, list[dict[str, Any]]]:
+    """Anthropic's Messages shape: system text apart, tool results as user content blocks."""
+    system_parts = [SUMMARY_PREFIX + summary] if summary else []
+    out: list[dict[str, Any]] = []
+    for m in live:
+        if m.role == "system":
+            system_parts.append(m.content)
+            continue
+        if m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content,
+                     "is_error": bool(m.is_error)}
+            if out and out[-1]["role"] == "user" and out[-1]["content"][-1]["type"] == "tool_result":
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+            continue
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+        for c in json.loads(m.tool_calls) if m.tool_calls else ():
+            blocks.append({"type": "tool_use", "id": c["id"], "name": c["name"],
+                           "input": _parse_arguments(c["arguments"])})
+        out.append({"role": m.role, "content": blocks or [{"type": "text", "text": ""}]})
+    return "\n\n".join(system_parts), out
+
+
+async def history(
+    db: Database, scope: Scope, key: str, *, tenant: str | None = None, format: str = "openai"
+) -> dict[str, Any]:
+    tenant = scope.resolve(tenant)
+    async with db.read() as conn:
+        row = await session_store.find(conn, tenant, key)
+        active, live = await live_context(conn, row)
+    summary = active.summary if active is not None else None
+    live = _without_orphans(live)
+    if format == "anthropic":
+        system, msgs = to_anthropic(summary, live)
+        return {"messages": msgs, "system": system, "format": format}
+    return {"messages": to_openai(summary, live), "format": format}

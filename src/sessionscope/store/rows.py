@@ -1,0 +1,113 @@
+"""Turning table rows into the wire shapes of the RPC contract (SessionRow, Item, Execution)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Row
+
+from sessionscope.clock import to_rfc3339
+from sessionscope.markdown import render_markdown
+
+
+def input_tokens(row: Row) -> int:
+    # Recorded executions are the billing truth; without any, message tokens stand in.
+    return int(row.exec_input_tokens if row.executions else row.msg_input_tokens)
+
+
+def output_tokens(row: Row) -> int:
+    return int(row.exec_output_tokens if row.executions else row.msg_output_tokens)
+
+
+def cache_hit_rate(input_toks: int, cache_read: int, cache_write: int) -> float:
+    """Share of prompt tokens served from cache; input_tokens counts only uncached input."""
+    prompt = input_toks + cache_read + cache_write
+    return round(cache_read / prompt, 4) if prompt else 0.0
+
+
+def session_row(row: Row) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "tenant": row.tenant,
+        "agent": row.agent,
+        "channel": row.channel,
+        "label": row.label,
+        "created_at": to_rfc3339(row.created_at),
+        "updated_at": to_rfc3339(row.updated_at),
+        "message_count": int(row.message_count),
+        "live_messages": int(row.live_messages),
+        "input_tokens": input_tokens(row),
+        "output_tokens": output_tokens(row),
+        "total_tokens": int(row.total_tokens),
+        "context_tokens": int(row.live_tokens),
+        "cache_read_tokens": int(row.cache_read_tokens),
+        "cache_write_tokens": int(row.cache_write_tokens),
+        "tool_calls": int(row.tool_calls),
+        "compactions": int(row.compactions),
+        "resets": int(row.resets),
+        "executions": int(row.executions),
+        "cost_usd": round(float(row.cost_usd), 6),
+        "preview": row.preview,
+    }
+
+
+def message_item(row: Row, live_from_seq: int, *, html: bool = False) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "kind": "message",
+        "seq": int(row.seq),
+        "id": row.msg_id,
+        "role": row.role,
+        "content": row.content,
+        "tool_calls": json.loads(row.tool_calls) if row.tool_calls else None,
+        "tool_call_id": row.tool_call_id,
+        "tool_name": row.tool_name,
+        "is_error": bool(row.is_error),
+        "timestamp": to_rfc3339(row.ts),
+        "tokens": int(row.tokens),
+        "compacted": int(row.seq) < live_from_seq,
+    }
+    if html:
+        item["content_html"] = render_markdown(row.content) if row.role == "assistant" else None
+    return item
+
+
+def compaction_item(row: Row) -> dict[str, Any]:
+    return {
+        "kind": "compaction",
+        "seq": int(row.seq),
+        "id": row.item_id,
+        "timestamp": to_rfc3339(row.ts),
+        "summary": row.summary,
+        "messages_compacted": int(row.messages_compacted),
+        "tokens_before": int(row.tokens_before),
+        "tokens_after": int(row.tokens_after),
+        "first_kept_seq": int(row.first_kept_seq),
+        "summarizer": row.summarizer,
+        "instructions": row.instructions,
+        "reason": row.reason,
+        "restored": bool(row.restored),
+    }
+
+
+def reset_item(row: Row) -> dict[str, Any]:
+    return {"kind": "reset", "seq": int(row.seq), "id": row.item_id, "timestamp": to_rfc3339(row.ts)}
+
+
+def execution(row: Row) -> dict[str, Any]:
+    return {
+        "id": row.exec_id,
+        "started_at": to_rfc3339(row.started_at),
+        "duration_ms": float(row.duration_ms),
+        "model": row.model,
+        "provider": row.provider,
+        "usage": {
+            "input_tokens": int(row.input_tokens),
+            "output_tokens": int(row.output_tokens),
+            "cache_read_tokens": int(row.cache_read_tokens),
+            "cache_write_tokens": int(row.cache_write_tokens),
+        },
+        "cost_usd": None if row.cost_usd is None else round(float(row.cost_usd), 8),
+        "budget": json.loads(row.budget) if row.budget else None,
+        "layers": json.loads(row.layers),
+    }

@@ -1,0 +1,287 @@
+"""Sessions: lookup, creation, listing with keyset paging, reset and delete."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, and_, case, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sessionscope.clock import now_ms
+from sessionscope.errors import InvalidParams, NotFound
+from sessionscope.store import rows
+from sessionscope.store.database import Database
+from sessionscope.store.schema import (
+    SORT_COLUMNS,
+    agents,
+    compactions,
+    executions,
+    facets,
+    messages,
+    resets,
+    sessions,
+    tenants,
+)
+from sessionscope.store.scope import Scope
+
+# Counting beyond this many matches for a search would mean scanning; the total is then "N+".
+SEARCH_TOTAL_CAP = 10_000
+
+
+async def find(conn: AsyncConnection, tenant: str, key: str, *, lock: bool = False) -> Row:
+    stmt = select(sessions).where(sessions.c.tenant == tenant, sessions.c.key == key)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise NotFound(key)
+    return row
+
+
+async def get(db: Database, scope: Scope, key: str, tenant: str | None = None) -> dict[str, Any]:
+    tenant = scope.resolve(tenant)
+    async with db.read() as conn:
+        return rows.session_row(await find(conn, tenant, key))
+
+
+async def ensure(
+    db: Database,
+    conn: AsyncConnection,
+    tenant: str,
+    key: str,
+    agent: str,
+    channel: str,
+    label: str | None,
+    created_at: int,
+) -> Row:
+    """The session row, locked for this transaction, created on first use."""
+    inserted = await conn.execute(
+        db.insert_ignore(sessions).values(
+            tenant=tenant, key=key, agent=agent, channel=channel, label=label,
+            created_at=created_at, updated_at=created_at, next_seq=1, live_from_seq=1,
+        )
+    )
+    if inserted.rowcount:
+        await conn.execute(db.insert_ignore(tenants).values(id=tenant, created_at=created_at))
+        await conn.execute(db.insert_ignore(agents).values(tenant=tenant, id=agent, created_at=created_at))
+        await conn.execute(
+            db.upsert_add(facets, ["tenant", "agent", "channel"], "sessions", 1).values(
+                tenant=tenant, agent=agent, channel=channel, sessions=1
+            )
+        )
+    row = await find(conn, tenant, key, lock=True)
+    if label is not None and label != row.label:
+        await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
+    return row
+
+
+def total_tokens_after(deltas: dict[str, Any]) -> Any:
+    """total_tokens recomputed from the counters as they will be after `deltas` apply."""
+    def col(name: str) -> Any:
+        return sessions.c[name] + deltas.get(name, 0)
+
+    return case(
+        (col("executions") > 0, col("exec_input_tokens") + col("exec_output_tokens")),
+        else_=col("msg_input_tokens") + col("msg_output_tokens"),
+    )
+
+
+async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], **values: Any) -> None:
+    """Add `deltas` to counters and set `values`, in the caller's transaction."""
+    changes: dict[str, Any] = {name: sessions.c[name] + amount for name, amount in deltas.items()}
+    changes["total_tokens"] = total_tokens_after(deltas)
+    changes.update(values)
+    await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**changes))
+
+
+# ---- listing -------------------------------------------------------------------------------------
+
+def _encode_cursor(value: Any, row_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[Any, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(row_id, int) or isinstance(value, (dict, list)):
+            raise ValueError
+        return value, row_id
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise InvalidParams("cursor", "is not a cursor returned by session.list") from None
+
+
+def _like_pattern(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_clause(db: Database, term: str) -> Any:
+    """Substring match on key, agent, channel and label, served by a trigram index."""
+    if db.is_sqlite:
+        if len(term.encode()) >= 3:
+            # Trigram MATCH on a quoted phrase is a substring test that uses the FTS index.
+            phrase = '"' + term.replace('"', '""') + '"'
+            ids = text("SELECT rowid FROM session_search WHERE session_search MATCH :phrase").bindparams(
+                phrase=phrase
+            )
+            return sessions.c.id.in_(ids.columns(literal_column("rowid")))
+        pattern = _like_pattern(term)
+        fields = (sessions.c.key, sessions.c.agent, sessions.c.channel, sessions.c.label)
+        return or_(*(f.like(pattern, escape="\\") for f in fields))
+    haystack = (sessions.c.key + " " + sessions.c.agent + " " + sessions.c.channel + " "
+                + func.coalesce(sessions.c.label, ""))
+    return haystack.ilike(_like_pattern(term), escape="\\")
+
+
+def _query_clause(db: Database, query: str) -> Any:
+    """Full-text search over message content: sessions with at least one matching message."""
+    if db.is_sqlite:
+        terms = [t for t in query.split() if t]
+        match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        ids = text(
+            "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
+            "WHERE message_search MATCH :match"
+        ).bindparams(match=match)
+        return sessions.c.id.in_(ids.columns(literal_column("session_id")))
+    matching = select(messages.c.session_id).where(
+        func.to_tsvector(literal_column("'simple'"), messages.c.content).op("@@")(
+            func.plainto_tsquery(literal_column("'simple'"), query)
+        )
+    )
+    return sessions.c.id.in_(matching)
+
+
+async def list_sessions(
+    db: Database,
+    scope: Scope,
+    *,
+    tenant: str | None = None,
+    agent: str | None = None,
+    channel: str | None = None,
+    search: str | None = None,
+    query: str | None = None,
+    sort: str = "updated_at",
+    order: str = "desc",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    if sort not in SORT_COLUMNS:
+        raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
+    where = [scope.filter(sessions.c.tenant, tenant)]
+    if agent is not None:
+        where.append(sessions.c.agent == agent)
+    if channel is not None:
+        where.append(sessions.c.channel == channel)
+    if search:
+        where.append(_search_clause(db, search))
+    if query and query.strip():
+        where.append(_query_clause(db, query))
+    sort_col = sessions.c[sort]
+    descending = order == "desc"
+
+    page_where = list(where)
+    if cursor:
+        value, row_id = _decode_cursor(cursor)
+        key = tuple_(sort_col, sessions.c.id)
+        page_where.append(key < tuple_(value, row_id) if descending else key > tuple_(value, row_id))
+    ordering = [sort_col.desc(), sessions.c.id.desc()] if descending else [sort_col.asc(), sessions.c.id.asc()]
+    stmt = select(sessions).where(and_(*page_where)).order_by(*ordering).limit(limit + 1)
+
+    async with db.read() as conn:
+        found = (await conn.execute(stmt)).all()
+        total, capped = await _total(db, conn, scope, tenant, agent, channel, where, bool(search or query))
+    more = len(found) > limit
+    found = found[:limit]
+    next_cursor = _encode_cursor(getattr(found[-1], sort), found[-1].id) if more and found else None
+    return {
+        "sessions": [rows.session_row(r) for r in found],
+        "total": total,
+        "total_capped": capped,
+        "next_cursor": next_cursor,
+    }
+
+
+async def _total(
+    db: Database,
+    conn: AsyncConnection,
+    scope: Scope,
+    tenant: str | None,
+    agent: str | None,
+    channel: str | None,
+    where: Sequence[Any],
+    text_filtered: bool,
+) -> tuple[int, bool]:
+    if not text_filtered:
+        # Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions.
+        conds = [scope.filter(facets.c.tenant, tenant)]
+        if agent is not None:
+            conds.append(facets.c.agent == agent)
+        if channel is not None:
+            conds.append(facets.c.channel == channel)
+        total = (await conn.execute(select(func.coalesce(func.sum(facets.c.sessions), 0)).where(*conds))).scalar()
+        return int(total or 0), False
+    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
+    count = int((await conn.execute(select(func.count()).select_from(bounded))).scalar() or 0)
+    return min(count, SEARCH_TOTAL_CAP), count > SEARCH_TOTAL_CAP
+
+
+async def facet_counts(db: Database, scope: Scope, group_by: Sequence[str], tenant: str | None) -> list[Row]:
+    """Session counts grouped by tenant, agent and/or channel, read from the facet counters."""
+    columns = [facets.c[name] for name in group_by]
+    stmt = (
+        select(*columns, func.sum(facets.c.sessions).label("sessions"))
+        .where(scope.filter(facets.c.tenant, tenant))
+        .group_by(*columns)
+        .having(func.sum(facets.c.sessions) > 0)
+        .order_by(*columns)
+    )
+    async with db.read() as conn:
+        return list((await conn.execute(stmt)).all())
+
+
+# ---- reset and delete ----------------------------------------------------------------------------
+
+async def reset_one(conn: AsyncConnection, row: Row, item_id: str | None = None, ts: int | None = None) -> int:
+    """Clear the live conversation; the messages stay stored behind a reset item for audit."""
+    seq = int(row.next_seq)
+    await conn.execute(
+        resets.insert().values(session_id=row.id, seq=seq, item_id=item_id or f"reset-{seq}", ts=ts or now_ms())
+    )
+    await bump(
+        conn, row.id, {"resets": 1, "next_seq": 1},
+        live_from_seq=seq + 1, active_compaction_id=None, live_tokens=0, live_messages=0,
+        updated_at=max(now_ms(), int(row.updated_at)),
+    )
+    return seq
+
+
+async def reset(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
+    tenant = scope.resolve(tenant)
+    async with db.write() as conn:
+        for key in keys:
+            await reset_one(conn, await find(conn, tenant, key, lock=True))
+    return len(keys)
+
+
+async def delete_one(db: Database, conn: AsyncConnection, row: Row) -> None:
+    for table in (messages, compactions, resets, executions):
+        await conn.execute(delete(table).where(table.c.session_id == row.id))
+    await conn.execute(delete(sessions).where(sessions.c.id == row.id))
+    await conn.execute(
+        update(facets)
+        .where(facets.c.tenant == row.tenant, facets.c.agent == row.agent, facets.c.channel == row.channel)
+        .values(sessions=facets.c.sessions - 1)
+    )
+
+
+async def delete_sessions(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
+    """All or nothing: if any key is missing, nothing is deleted."""
+    tenant = scope.resolve(tenant)
+    async with db.write() as conn:
+        for key in keys:
+            await delete_one(db, conn, await find(conn, tenant, key, lock=True))
+    return len(keys)

@@ -1,0 +1,156 @@
+"""The Starlette application: POST /rpc, GET /export/<token>, and the dashboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import sessionscope.rpc.methods  # noqa: F401 - registers the methods
+from sessionscope.errors import SessionscopeError
+from sessionscope.rpc import protocol
+from sessionscope.rpc.registry import ADMIN, Caller, Context
+from sessionscope.store import Database, Scope, exports, open_database
+from sessionscope.store.transfer import export_lines
+from sessionscope.web.services import ServerConfig, Services
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None once it passes `limit` (read in chunks, so a huge body never sits in memory)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def authenticate(request: Request) -> Caller:
+    """Before tokens exist on this server, a loopback-only server treats every caller as admin."""
+    hook = getattr(request.app.state, "authenticate", None)
+    if hook is not None:
+        return hook(request)
+    return Caller(scope=Scope.everything(), role=ADMIN, token_name="local")
+
+
+async def rpc_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    body = await read_body(request, services.config.max_body_bytes)
+    if body is None:
+        limit = services.config.max_body_bytes
+        error = protocol.error_object(-32013, f"request too large: the body limit is {limit} bytes",
+                                      {"max_bytes": limit})
+        return json_response(protocol.response(None, error=error))
+    try:
+        caller = authenticate(request)
+    except SessionscopeError as exc:
+        return json_response(protocol.response(None, error=protocol.error_object(exc.code, exc.message)), 401)
+    ctx = Context(db=services.db, caller=caller, services=services, base_url=str(request.base_url).rstrip("/"))
+    payload = await protocol.handle(ctx, body)
+    if payload is None:
+        return Response(status_code=204)
+    return json_response(payload)
+
+
+async def export_download(request: Request) -> Response:
+    services: Services = request.app.state.services
+    try:
+        tenant, keys = await exports.resolve_link(services.db, request.path_params["token"])
+    except SessionscopeError as exc:
+        return JSONResponse({"error": exc.message}, status_code=404)
+    filename = "session-export.jsonl"
+    headers = {"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"}
+    lines = export_lines(services.db, Scope.tenant(tenant), keys, tenant)
+    return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)
+
+
+async def dashboard(request: Request) -> Response:
+    return FileResponse(STATIC_DIR / "index.html", headers=SECURITY_HEADERS)
+
+
+async def root(request: Request) -> Response:
+    return RedirectResponse("/sessions")
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+class SecurityHeaders:
+    """Adds the CSP and friends to every response, static files included."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in SECURITY_HEADERS.items():
+                    if name.encode() not in present:
+                        headers.append((name.encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(config: ServerConfig, database: Database | None = None) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db = database or await open_database(config.database)
+        app.state.services = Services(db, config)
+        try:
+            yield
+        finally:
+            if database is None:
+                await db.close()
+
+    routes = [
+        Route("/", root),
+        Route("/rpc", rpc_endpoint, methods=["POST"]),
+        Route("/export/{token}", export_download, methods=["GET"]),
+        Route("/healthz", healthz),
+        Route("/sessions", dashboard),
+        Route("/sessions/{key:path}", dashboard),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)
+    return app
