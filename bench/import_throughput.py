@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sessionscope.importers import Skipped, iter_records  # noqa: E402
+from sessionscope.importers import Skipped, iter_records
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TEXT = "Here is a reasonably sized message body that stands in for real conversation text. " * 3
@@ -41,11 +41,18 @@ def write_openclaw(directory: str | os.PathLike[str], n: int) -> Path:
     sessions = Path(directory) / "openclaw" / "agents" / "bench" / "sessions"
     sessions.mkdir(parents=True, exist_ok=True)
     sid = "bench-session"
-    (sessions / "sessions.json").write_text(json.dumps({"agent:bench:main": {"sessionId": sid, "channel": "web"}}))
+    (sessions / "sessions.json").write_text(
+        json.dumps({"agent:bench:main": {"sessionId": sid, "channel": "web"}})
+    )
     with open(sessions / f"{sid}.jsonl", "w") as out:
         _dump(out, {"type": "session", "version": 3, "id": sid, "timestamp": _iso(0), "cwd": "/bench"})
         for i in range(n):
-            entry = {"type": "message", "id": f"{i:08x}", "parentId": f"{i - 1:08x}" if i else None, "timestamp": _iso(i)}
+            entry = {
+                "type": "message",
+                "id": f"{i:08x}",
+                "parentId": f"{i - 1:08x}" if i else None,
+                "timestamp": _iso(i),
+            }
             kind = i % 3
             if kind == 0:
                 entry["message"] = {"role": "user", "content": TEXT, "timestamp": 0}
@@ -54,11 +61,22 @@ def write_openclaw(directory: str | os.PathLike[str], n: int) -> Path:
                     "role": "assistant",
                     "content": [
                         {"type": "text", "text": TEXT},
-                        {"type": "toolCall", "id": f"call_{i}", "name": "bash", "arguments": {"command": "ls"}},
+                        {
+                            "type": "toolCall",
+                            "id": f"call_{i}",
+                            "name": "bash",
+                            "arguments": {"command": "ls"},
+                        },
                     ],
                     "provider": "anthropic",
                     "model": "claude-sonnet-4-5",
-                    "usage": {"input": 900, "output": 60, "cacheRead": 400, "cacheWrite": 0, "cost": {"total": 0.004}},
+                    "usage": {
+                        "input": 900,
+                        "output": 60,
+                        "cacheRead": 400,
+                        "cacheWrite": 0,
+                        "cost": {"total": 0.004},
+                    },
                     "stopReason": "toolUse",
                 }
             else:
@@ -80,21 +98,59 @@ def write_claude_code(directory: str | os.PathLike[str], n: int) -> Path:
     sid = "00000000-0000-0000-0000-00000000beef"
     with open(project / f"{sid}.jsonl", "w") as out:
         for i in range(n):
-            base = {"uuid": f"u{i}", "parentUuid": f"u{i - 1}" if i else None, "isSidechain": False,
-                    "sessionId": sid, "cwd": "/bench", "timestamp": _iso(i)}
+            base = {
+                "uuid": f"u{i}",
+                "parentUuid": f"u{i - 1}" if i else None,
+                "isSidechain": False,
+                "sessionId": sid,
+                "cwd": "/bench",
+                "timestamp": _iso(i),
+            }
             kind = i % 3
             if kind == 0:
                 _dump(out, {**base, "type": "user", "message": {"role": "user", "content": TEXT}})
             elif kind == 1:
-                _dump(out, {**base, "type": "assistant", "message": {
-                    "id": f"msg_{i}", "role": "assistant", "model": "claude-sonnet-4-5",
-                    "content": [{"type": "text", "text": TEXT},
-                                {"type": "tool_use", "id": f"toolu_{i}", "name": "Bash", "input": {"command": "ls"}}],
-                    "usage": {"input_tokens": 12, "output_tokens": 60, "cache_read_input_tokens": 900,
-                              "cache_creation_input_tokens": 30}}})
+                _dump(
+                    out,
+                    {
+                        **base,
+                        "type": "assistant",
+                        "message": {
+                            "id": f"msg_{i}",
+                            "role": "assistant",
+                            "model": "claude-sonnet-4-5",
+                            "content": [
+                                {"type": "text", "text": TEXT},
+                                {
+                                    "type": "tool_use",
+                                    "id": f"toolu_{i}",
+                                    "name": "Bash",
+                                    "input": {"command": "ls"},
+                                },
+                            ],
+                            "usage": {
+                                "input_tokens": 12,
+                                "output_tokens": 60,
+                                "cache_read_input_tokens": 900,
+                                "cache_creation_input_tokens": 30,
+                            },
+                        },
+                    },
+                )
             else:
-                _dump(out, {**base, "type": "user", "message": {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": f"toolu_{i - 1}", "content": TEXT}]}})
+                _dump(
+                    out,
+                    {
+                        **base,
+                        "type": "user",
+                        "message": {
+                            "role": "user",
+                            "content": [
+                                {"type": "tool_result", "tool_use_id": f"toolu_{i - 1}", "content": TEXT}
+                            ],
+                        },
+                    },
+                )
     return Path(directory) / "claude"
 
 
@@ -104,24 +160,56 @@ def write_codex(directory: str | os.PathLike[str], n: int) -> Path:
     day.mkdir(parents=True, exist_ok=True)
     sid = "0199aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee"
     with open(day / f"rollout-2026-01-01T00-00-00-{sid}.jsonl", "w") as out:
-        _dump(out, {"timestamp": _iso(0), "type": "session_meta",
-                    "payload": {"id": sid, "timestamp": _iso(0), "cwd": "/bench", "source": "cli"}})
+        _dump(
+            out,
+            {
+                "timestamp": _iso(0),
+                "type": "session_meta",
+                "payload": {"id": sid, "timestamp": _iso(0), "cwd": "/bench", "source": "cli"},
+            },
+        )
         _dump(out, {"timestamp": _iso(0), "type": "turn_context", "payload": {"model": "gpt-5-codex"}})
         total = 0
         for i in range(n):
             kind = i % 3
             if kind == 0:
-                payload = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": TEXT}]}
+                payload = {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": TEXT}],
+                }
             elif kind == 1:
-                payload = {"type": "function_call", "name": "shell", "arguments": '{"command":["ls"]}', "call_id": f"c{i}"}
+                payload = {
+                    "type": "function_call",
+                    "name": "shell",
+                    "arguments": '{"command":["ls"]}',
+                    "call_id": f"c{i}",
+                }
             else:
                 payload = {"type": "function_call_output", "call_id": f"c{i - 1}", "output": TEXT}
             _dump(out, {"timestamp": _iso(i), "type": "response_item", "payload": payload})
             if kind == 1:
                 total += 1000
-                usage = {"input_tokens": 1000, "cached_input_tokens": 600, "output_tokens": 50, "total_tokens": 1050}
-                _dump(out, {"timestamp": _iso(i), "type": "event_msg", "payload": {"type": "token_count", "info": {
-                    "total_token_usage": {**usage, "input_tokens": total}, "last_token_usage": usage}}})
+                usage = {
+                    "input_tokens": 1000,
+                    "cached_input_tokens": 600,
+                    "output_tokens": 50,
+                    "total_tokens": 1050,
+                }
+                _dump(
+                    out,
+                    {
+                        "timestamp": _iso(i),
+                        "type": "event_msg",
+                        "payload": {
+                            "type": "token_count",
+                            "info": {
+                                "total_token_usage": {**usage, "input_tokens": total},
+                                "last_token_usage": usage,
+                            },
+                        },
+                    },
+                )
     return Path(directory) / "codex"
 
 

@@ -150,7 +150,12 @@ def test_openclaw_usage_becomes_executions() -> None:
         ("gpt-4o", "openai", 0.003),
         ("gpt-4o", "openai", 0.0016),
     ]
-    assert execs[1]["usage"] == {"input_tokens": 1000, "output_tokens": 40, "cache_read_tokens": 200, "cache_write_tokens": 0}
+    assert execs[1]["usage"] == {
+        "input_tokens": 1000,
+        "output_tokens": 40,
+        "cache_read_tokens": 200,
+        "cache_write_tokens": 0,
+    }
     assert execs[0]["usage"]["cache_write_tokens"] == 50
 
 
@@ -159,7 +164,11 @@ def test_openclaw_skipped_lines_name_file_and_line() -> None:
         ("5f0c1a2b-tele.jsonl", 8, skipped(OPENCLAW)[0][2]),
         ("5f0c1a2b-tele.jsonl", 12, "message entry without a message object"),
         ("5f0c1a2b-tele.jsonl", 18, "unknown entry type 'mystery_entry'"),
-        ("5f0c1a2b-tele.jsonl", 19, "message content of role 'toolResult' is neither text nor a list of parts"),
+        (
+            "5f0c1a2b-tele.jsonl",
+            19,
+            "message content of role 'toolResult' is neither text nor a list of parts",
+        ),
         ("5f0c1a2b-tele.jsonl", 20, "expected a JSON object, got list"),
     ]
     assert skipped(OPENCLAW)[0][2].startswith("invalid JSON")
@@ -242,7 +251,11 @@ def test_claude_code_sidechains_are_their_own_sessions() -> None:
     from_file = found[MAIN_KEY + ":sub-agent:f00d"]
     msgs = of(from_file, "message")
     assert [m["role"] for m in msgs] == ["user", "assistant", "tool"]
-    assert (msgs[2]["tool_call_id"], msgs[2]["tool_name"], msgs[2]["is_error"]) == ("toolu_bash9", "Bash", True)
+    assert (msgs[2]["tool_call_id"], msgs[2]["tool_name"], msgs[2]["is_error"]) == (
+        "toolu_bash9",
+        "Bash",
+        True,
+    )
     main_contents = [m["content"] for m in of(found[MAIN_KEY], "message")]
     assert "Find login()" not in main_contents
     assert len(found) == 3
@@ -250,7 +263,11 @@ def test_claude_code_sidechains_are_their_own_sessions() -> None:
 
 def test_claude_code_skipped_lines() -> None:
     found = skipped(CLAUDE)
-    assert [(name, line) for name, line, _ in found] == [(CLAUDE_MAIN.name, 12), (CLAUDE_MAIN.name, 18), (CLAUDE_MAIN.name, 19)]
+    assert [(name, line) for name, line, _ in found] == [
+        (CLAUDE_MAIN.name, 12),
+        (CLAUDE_MAIN.name, 18),
+        (CLAUDE_MAIN.name, 19),
+    ]
     assert found[0][2].startswith("invalid JSON")
     assert found[1][2] == "user entry without message content"
     assert found[2][2] == "unknown entry type 'hologram'"
@@ -284,8 +301,14 @@ def test_codex_rollout() -> None:
         ("message", "user"),
     ]
     assert items[3]["content"] == "I'll run wc."
-    assert items[3]["tool_calls"] == [{"id": "call_wc1", "name": "shell", "arguments": '{"command":["wc","-l","main.rs"]}'}]
-    assert (items[4]["tool_call_id"], items[4]["tool_name"], items[4]["is_error"]) == ("call_wc1", "shell", False)
+    assert items[3]["tool_calls"] == [
+        {"id": "call_wc1", "name": "shell", "arguments": '{"command":["wc","-l","main.rs"]}'}
+    ]
+    assert (items[4]["tool_call_id"], items[4]["tool_name"], items[4]["is_error"]) == (
+        "call_wc1",
+        "shell",
+        False,
+    )
     assert items[5]["tool_calls"][0]["name"] == "apply_patch"
     assert (items[6]["content"], items[6]["is_error"]) == ("patch rejected", True)
     compaction = items[8]
@@ -297,8 +320,16 @@ def test_codex_token_counts_become_executions_once() -> None:
     execs = of(sessions(CODEX)[CODEX_KEY], "execution")
     # The repeated token_count and the info-less heartbeat add nothing; cached input is split out.
     assert [(e["usage"], e["model"], e["provider"]) for e in execs] == [
-        ({"input_tokens": 2000, "output_tokens": 60, "cache_read_tokens": 1000, "cache_write_tokens": 0}, "gpt-5-codex", "openai"),
-        ({"input_tokens": 1200, "output_tokens": 15, "cache_read_tokens": 2000, "cache_write_tokens": 0}, "gpt-5-codex", "openai"),
+        (
+            {"input_tokens": 2000, "output_tokens": 60, "cache_read_tokens": 1000, "cache_write_tokens": 0},
+            "gpt-5-codex",
+            "openai",
+        ),
+        (
+            {"input_tokens": 1200, "output_tokens": 15, "cache_read_tokens": 2000, "cache_write_tokens": 0},
+            "gpt-5-codex",
+            "openai",
+        ),
     ]
 
 
@@ -392,7 +423,9 @@ def test_normalize_timestamp_round_trips_iso(moment) -> None:  # type: ignore[no
 def test_bench_generators_write_importable_transcripts(tmp_path: Path) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("import_throughput", Path(__file__).parents[1] / "bench/import_throughput.py")
+    spec = importlib.util.spec_from_file_location(
+        "import_throughput", Path(__file__).parents[1] / "bench/import_throughput.py"
+    )
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

@@ -31,7 +31,10 @@ def _text(role: str, text: str) -> dict:
 
 SYSTEM = _text("system", "Be brief.")
 USER = _text("user", "Weather in Paris?")
-CALL = {"role": "assistant", "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}]}
+CALL = {
+    "role": "assistant",
+    "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}],
+}
 RESULT = {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny 21C"}]}
 ANSWER = _text("assistant", "Sunny, 21°C.")
 
@@ -39,7 +42,9 @@ ANSWER = _text("assistant", "Sunny, 21°C.")
 def _agent_run(conversation: str = "conv-1") -> bytes:
     """One agent turn: a history layer, two model calls around a tool call, a failed guardrail."""
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot", "sessionscope.channel": "slack"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "support-bot", "sessionscope.channel": "slack"})
+    )
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("test")
 
@@ -134,7 +139,11 @@ def test_sdk_agent_run_maps_to_session_messages_and_execution() -> None:
     ]
     call, result = messages[2], messages[3]
     assert call["tool_calls"] == [{"id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'}]
-    assert (result["tool_call_id"], result["tool_name"], result["is_error"]) == ("call_1", "get_weather", False)
+    assert (result["tool_call_id"], result["tool_name"], result["is_error"]) == (
+        "call_1",
+        "get_weather",
+        False,
+    )
     assert messages[1]["timestamp"] == "2026-02-25T06:13:20.005Z"
     assert result["timestamp"] == "2026-02-25T06:13:20.130Z"
 
@@ -157,7 +166,12 @@ def test_sdk_agent_run_maps_to_session_messages_and_execution() -> None:
         ("guardrail", 201, 3),
     ]
     first_call = execution["layers"][1]
-    assert (first_call["messages_in"], first_call["messages_out"], first_call["tokens_in"], first_call["tokens_out"]) == (
+    assert (
+        first_call["messages_in"],
+        first_call["messages_out"],
+        first_call["tokens_in"],
+        first_call["tokens_out"],
+    ) == (
         2,
         1,
         120,
@@ -178,7 +192,9 @@ def test_resending_is_idempotent_and_next_turn_reuses_history_ids() -> None:
     assert [r["id"] for r in again if r["type"] == "message"] == ids
     assert len(set(ids)) == len(ids)
     # Execution ids follow the span, so a different run is a different execution.
-    assert [r["id"] for r in again if r["type"] == "execution"] != [r["id"] for r in first if r["type"] == "execution"]
+    assert [r["id"] for r in again if r["type"] == "execution"] != [
+        r["id"] for r in first if r["type"] == "execution"
+    ]
 
 
 def test_gzip_body_and_other_conversation_keys() -> None:
@@ -206,9 +222,18 @@ OPENINFERENCE_JSON = {
                                 {"key": "session.id", "value": {"stringValue": "oi-sess"}},
                                 {"key": "llm.model_name", "value": {"stringValue": "claude-haiku-4-5"}},
                                 {"key": "llm.provider", "value": {"stringValue": "anthropic"}},
-                                {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "user"}},
-                                {"key": "llm.input_messages.0.message.content", "value": {"stringValue": "list files"}},
-                                {"key": "llm.output_messages.0.message.role", "value": {"stringValue": "assistant"}},
+                                {
+                                    "key": "llm.input_messages.0.message.role",
+                                    "value": {"stringValue": "user"},
+                                },
+                                {
+                                    "key": "llm.input_messages.0.message.content",
+                                    "value": {"stringValue": "list files"},
+                                },
+                                {
+                                    "key": "llm.output_messages.0.message.role",
+                                    "value": {"stringValue": "assistant"},
+                                },
                                 {
                                     "key": "llm.output_messages.0.message.tool_calls.0.tool_call.id",
                                     "value": {"stringValue": "tc_9"},
@@ -219,11 +244,14 @@ OPENINFERENCE_JSON = {
                                 },
                                 {
                                     "key": "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments",
-                                    "value": {"stringValue": "{\"path\": \".\"}"},
+                                    "value": {"stringValue": '{"path": "."}'},
                                 },
                                 {"key": "llm.token_count.prompt", "value": {"intValue": "50"}},
                                 {"key": "llm.token_count.completion", "value": {"intValue": "7"}},
-                                {"key": "llm.token_count.prompt_details.cache_write", "value": {"intValue": "30"}},
+                                {
+                                    "key": "llm.token_count.prompt_details.cache_write",
+                                    "value": {"intValue": "30"},
+                                },
                             ],
                             "status": {},
                         },
@@ -262,18 +290,35 @@ def test_openinference_json_body() -> None:
     assert [r["type"] for r in records] == ["session", "message", "message", "message", "execution"]
     header, user, call, result, execution = records
     assert (header["key"], header["agent"], header["channel"]) == ("oi-sess", "oi-app", "otel")
-    assert (user["role"], user["content"], user["timestamp"]) == ("user", "list files", "2026-02-25T06:13:20.000Z")
+    assert (user["role"], user["content"], user["timestamp"]) == (
+        "user",
+        "list files",
+        "2026-02-25T06:13:20.000Z",
+    )
     assert call["tool_calls"] == [{"id": "tc_9", "name": "ls", "arguments": '{"path": "."}'}]
     # The tool span repeats the call the model output already holds: only its result is new.
     assert (result["role"], result["tool_call_id"], result["tool_name"]) == ("tool", "tc_9", "ls")
     assert (result["content"], result["is_error"]) == ("a.txt", True)
-    assert (execution["model"], execution["provider"], execution["duration_ms"]) == ("claude-haiku-4-5", "anthropic", 250)
-    assert execution["usage"] == {"input_tokens": 20, "output_tokens": 7, "cache_read_tokens": 0, "cache_write_tokens": 30}
+    assert (execution["model"], execution["provider"], execution["duration_ms"]) == (
+        "claude-haiku-4-5",
+        "anthropic",
+        250,
+    )
+    assert execution["usage"] == {
+        "input_tokens": 20,
+        "output_tokens": 7,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 30,
+    }
     assert execution["layers"] == []
 
 
 def test_spans_without_a_conversation_are_dropped() -> None:
-    body = {"resourceSpans": [{"scopeSpans": [{"spans": [OPENINFERENCE_JSON["resourceSpans"][0]["scopeSpans"][0]["spans"][2]]}]}]}
+    body = {
+        "resourceSpans": [
+            {"scopeSpans": [{"spans": [OPENINFERENCE_JSON["resourceSpans"][0]["scopeSpans"][0]["spans"][2]]}]}
+        ]
+    }
     assert decode_otlp(json.dumps(body).encode(), "application/json") == []
 
 
@@ -284,7 +329,9 @@ def test_spans_without_a_conversation_are_dropped() -> None:
         (b"{not json", "application/json", "not JSON"),
         (b"[1, 2]", "application/json", "resourceSpans"),
         (
-            json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz", "spanId": "00"}]}]}]}).encode(),
+            json.dumps(
+                {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz", "spanId": "00"}]}]}]}
+            ).encode(),
             "application/json",
             "traceId",
         ),

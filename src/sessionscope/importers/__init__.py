@@ -22,7 +22,9 @@ __all__ = ["FORMATS", "Skipped", "detect_format", "iter_records"]
 
 FORMATS = ("openclaw", "claude-code", "codex", "jsonl")
 EXPORT_TYPES = frozenset({"session", "message", "compaction", "reset", "execution"})
-CLAUDE_TYPES = frozenset({"user", "assistant", "summary", "system", "file-history-snapshot", "queue-operation"})
+CLAUDE_TYPES = frozenset(
+    {"user", "assistant", "summary", "system", "file-history-snapshot", "queue-operation"}
+)
 CODEX_TYPES = frozenset({"session_meta", "response_item", "event_msg", "turn_context", "compacted"})
 # How many files a directory probe may open before it gives up (detection stays cheap).
 PROBE_FILES = 50
@@ -56,7 +58,11 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 def _detect_layout(root: Path) -> str | None:
     """Recognize the tools' own directory layouts without opening a file."""
-    if (root / "sessions.json").is_file() or any(root.glob("agents/*/sessions")) or any(root.glob("*/sessions/sessions.json")):
+    if (
+        (root / "sessions.json").is_file()
+        or any(root.glob("agents/*/sessions"))
+        or any(root.glob("*/sessions/sessions.json"))
+    ):
         return "openclaw"
     if root.name == ".codex" or (root.name == "sessions" and root.parent.name == ".codex"):
         return "codex"

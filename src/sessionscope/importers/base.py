@@ -191,9 +191,7 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4 if text else 0
 
 
-def session_header(
-    key: str, agent: str, channel: str, label: str | None, created_at: str | None
-) -> Record:
+def session_header(key: str, agent: str, channel: str, label: str | None, created_at: str | None) -> Record:
     return {
         "type": "session",
         "version": 1,
@@ -268,7 +266,9 @@ def reset(reset_id: str, timestamp: str | None) -> Record:
     return {"type": "reset", "id": reset_id, "timestamp": timestamp}
 
 
-def usage(input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0, cache_write: Any = 0) -> dict[str, int]:
+def usage(
+    input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0, cache_write: Any = 0
+) -> dict[str, int]:
     return {
         "input_tokens": as_int(input_tokens),
         "output_tokens": as_int(output_tokens),

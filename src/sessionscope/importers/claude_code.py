@@ -292,7 +292,11 @@ def _assistant(obj: dict[str, Any], chain: _Chain) -> list[Record] | str:
             call_id = str(part.get("id") or "")
             chain.tool_names.put(call_id, part.get("name"))
             pending["calls"].append(
-                {"id": call_id, "name": str(part.get("name") or ""), "arguments": base.arguments_text(part.get("input"))}
+                {
+                    "id": call_id,
+                    "name": str(part.get("name") or ""),
+                    "arguments": base.arguments_text(part.get("input")),
+                }
             )
     if isinstance(msg.get("usage"), dict):
         pending["usage"] = msg["usage"]

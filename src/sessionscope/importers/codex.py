@@ -237,7 +237,9 @@ def _output(output: Any) -> tuple[str, bool]:
         return output, False
     if isinstance(output, dict):
         text = output.get("content")
-        return (text if isinstance(text, str) else base.arguments_text(output)), output.get("success") is False
+        return (text if isinstance(text, str) else base.arguments_text(output)), output.get(
+            "success"
+        ) is False
     if isinstance(output, list):
         return _content_text(output) or "", False
     return "", False

@@ -121,7 +121,9 @@ def _iter_sessions_dir(directory: Path, only: str | None = None) -> Iterator[Rec
             if only is None or sid == only:
                 groups.setdefault(sid, []).append(entry)
     for sid, files in sorted(groups.items()):
-        archives = sorted((f for f in files if RESET_MARK in f.name), key=lambda f: _stamp_order(_reset_stamp(f.name)))
+        archives = sorted(
+            (f for f in files if RESET_MARK in f.name), key=lambda f: _stamp_order(_reset_stamp(f.name))
+        )
         live = [f for f in files if f.name.endswith(".jsonl")]
         key, meta = meta_by_id.get(sid, (None, {}))
         state = _Session(
@@ -158,7 +160,10 @@ def _load_index(directory: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]],
     for key, entry in data.items():
         if not isinstance(entry, dict):
             continue
-        for sid in (entry.get("sessionId"), _session_id_of(os.path.basename(str(entry.get("sessionFile") or "")))):
+        for sid in (
+            entry.get("sessionId"),
+            _session_id_of(os.path.basename(str(entry.get("sessionFile") or ""))),
+        ):
             if isinstance(sid, str) and sid and sid not in by_id:
                 by_id[sid] = (key, entry)
     return by_id, []
@@ -171,7 +176,12 @@ def _agent_from_key(key: str | None) -> str | None:
 
 def _channel(meta: dict[str, Any]) -> str:
     origin = meta.get("origin") if isinstance(meta.get("origin"), dict) else {}
-    for value in (meta.get("channel"), meta.get("lastChannel"), origin.get("provider"), origin.get("channel")):
+    for value in (
+        meta.get("channel"),
+        meta.get("lastChannel"),
+        origin.get("provider"),
+        origin.get("channel"),
+    ):
         if isinstance(value, str) and value:
             return value
     return SOURCE

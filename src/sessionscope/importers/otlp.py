@@ -60,7 +60,9 @@ def decode_spans(body: bytes, content_type: str) -> list[Span]:
         return _spans_from_json(body)
     if media in ("application/x-protobuf", "application/protobuf", "application/octet-stream", ""):
         return _spans_from_protobuf(body)
-    raise ValueError(f"unsupported content type {content_type!r}; send application/x-protobuf or application/json")
+    raise ValueError(
+        f"unsupported content type {content_type!r}; send application/x-protobuf or application/json"
+    )
 
 
 # ---------------------------------------------------------------- protobuf
@@ -114,11 +116,11 @@ def _spans_from_json(body: bytes) -> list[Span]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", []), list):
-        raise ValueError("OTLP JSON body must be an object with a resourceSpans array")
+        raise ValueError("OTLP JSON body must be an object with a resourceSpans array")  # noqa: TRY004 - a bad body is a ValueError
     spans: list[Span] = []
     for resource_spans in data.get("resourceSpans", []):
         if not isinstance(resource_spans, dict):
-            raise ValueError("resourceSpans entries must be objects")
+            raise ValueError("resourceSpans entries must be objects")  # noqa: TRY004 - a bad body is a ValueError
         resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"))
         # "instrumentationLibrarySpans" is the name used before OTLP 0.15.
         scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
@@ -130,7 +132,7 @@ def _spans_from_json(body: bytes) -> list[Span]:
 
 def _json_span(raw: Any, resource: dict[str, Any]) -> Span:
     if not isinstance(raw, dict):
-        raise ValueError("spans entries must be objects")
+        raise ValueError("spans entries must be objects")  # noqa: TRY004 - a bad body is a ValueError
     status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
     code = status.get("code")
     failed = code in (STATUS_ERROR, "STATUS_CODE_ERROR", str(STATUS_ERROR))
@@ -179,7 +181,7 @@ def _json_attributes(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, list):
-        raise ValueError("attributes must be an array of {key, value}")
+        raise ValueError("attributes must be an array of {key, value}")  # noqa: TRY004 - a bad body is a ValueError
     return {str(kv.get("key")): _json_value(kv.get("value")) for kv in raw if isinstance(kv, dict)}
 
 

@@ -100,7 +100,10 @@ def _under_agent(span: Span, by_id: dict[tuple[str, str], Span]) -> Span | None:
 
 
 def _session(
-    conv: str, members: list[Span], by_id: dict[tuple[str, str], Span], children: dict[tuple[str, str], list[Span]]
+    conv: str,
+    members: list[Span],
+    by_id: dict[tuple[str, str], Span],
+    children: dict[tuple[str, str], list[Span]],
 ) -> list[Record]:
     agent_span = next((s for s in members if _operation(s) in AGENT_OPS), members[0])
     agent = _first_str(s.attributes.get("gen_ai.agent.name") for s in [agent_span, *members])
@@ -119,16 +122,20 @@ def _session(
         op = _operation(span)
         # An agent span's messages repeat those of its model calls; prefer the calls.
         if op in AGENT_OPS and any(
-            _operation(c) in MODEL_OPS and (c.trace_id, c.span_id) in member_ids for c in _descendants(span, children)
+            _operation(c) in MODEL_OPS and (c.trace_id, c.span_id) in member_ids
+            for c in _descendants(span, children)
         ):
             pass
         elif op == "execute_tool":
             events.extend((t, order, m) for t, m in _tool_messages(conv, span))
         else:
             inputs, outputs = _messages(span)
-            events.extend((span.start_ns, order, _record(conv, i, m, span.start_ns)) for i, m in enumerate(inputs))
             events.extend(
-                (span.end_ns, order, _record(conv, len(inputs) + j, m, span.end_ns)) for j, m in enumerate(outputs)
+                (span.start_ns, order, _record(conv, i, m, span.start_ns)) for i, m in enumerate(inputs)
+            )
+            events.extend(
+                (span.end_ns, order, _record(conv, len(inputs) + j, m, span.end_ns))
+                for j, m in enumerate(outputs)
             )
         if op in AGENT_OPS:
             executions.append(_execution(span, children))
@@ -223,12 +230,21 @@ def _genai_messages(value: Any) -> list[dict[str, Any]]:
                 )
             elif kind == "tool_call_response":
                 response = part.get("response", part.get("result"))
-                results.append((str(part.get("id") or ""), response if isinstance(response, str) else base.arguments_text(response)))
+                results.append(
+                    (
+                        str(part.get("id") or ""),
+                        response if isinstance(response, str) else base.arguments_text(response),
+                    )
+                )
         role = str(raw.get("role") or "")
         for call_id, text in results:  # each tool result is its own tool message
-            messages.append({"role": "tool", "content": text, "tool_calls": [], "tool_call_id": call_id or None})
+            messages.append(
+                {"role": "tool", "content": text, "tool_calls": [], "tool_call_id": call_id or None}
+            )
         if texts or calls or not results:
-            messages.append({"role": role, "content": "\n".join(texts), "tool_calls": calls, "tool_call_id": None})
+            messages.append(
+                {"role": role, "content": "\n".join(texts), "tool_calls": calls, "tool_call_id": None}
+            )
     return messages
 
 
@@ -277,15 +293,24 @@ def _record(conv: str, position: int, msg: dict[str, Any], ns: int) -> Record:
         digest = hashlib.sha256(msg["content"].encode()).hexdigest()[:16]
         msg_id = base.stable_id(SOURCE, conv, "pos", position, role, digest)
     return base.message(
-        msg_id, role, msg["content"], _iso(ns), tool_calls=calls, tool_call_id=msg["tool_call_id"] if role == "tool" else None
+        msg_id,
+        role,
+        msg["content"],
+        _iso(ns),
+        tool_calls=calls,
+        tool_call_id=msg["tool_call_id"] if role == "tool" else None,
     )
 
 
 def _tool_messages(conv: str, span: Span) -> list[tuple[int, Record]]:
     attrs = span.attributes
-    name = str(attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or span.name.removeprefix("execute_tool "))
+    name = str(
+        attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or span.name.removeprefix("execute_tool ")
+    )
     call_id = str(attrs.get("gen_ai.tool.call.id") or attrs.get("tool_call.id") or span.span_id)
-    arguments = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value")))
+    arguments = attrs.get(
+        "gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value"))
+    )
     result = attrs.get("gen_ai.tool.call.result", attrs.get("output.value"))
     call = base.message(
         base.stable_id(SOURCE, conv, "call", call_id),
@@ -318,20 +343,31 @@ def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
     completion = attrs.get("gen_ai.usage.output_tokens", attrs.get("llm.token_count.completion"))
     if prompt is None and completion is None:
         return None
-    read = base.as_int(attrs.get("gen_ai.usage.cache_read.input_tokens", attrs.get("llm.token_count.prompt_details.cache_read")))
+    read = base.as_int(
+        attrs.get(
+            "gen_ai.usage.cache_read.input_tokens", attrs.get("llm.token_count.prompt_details.cache_read")
+        )
+    )
     write = base.as_int(
-        attrs.get("gen_ai.usage.cache_creation.input_tokens", attrs.get("llm.token_count.prompt_details.cache_write"))
+        attrs.get(
+            "gen_ai.usage.cache_creation.input_tokens",
+            attrs.get("llm.token_count.prompt_details.cache_write"),
+        )
     )
     # GenAI and OpenInference count cached input inside the prompt; keep the uncached part.
     return base.usage(max(0, base.as_int(prompt) - read - write), completion, read, write)
 
 
 def _model(span: Span) -> str | None:
-    return _first_str(span.attributes.get(k) for k in ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name"))
+    return _first_str(
+        span.attributes.get(k) for k in ("gen_ai.response.model", "gen_ai.request.model", "llm.model_name")
+    )
 
 
 def _provider(span: Span) -> str | None:
-    return _first_str(span.attributes.get(k) for k in ("gen_ai.provider.name", "gen_ai.system", "llm.provider"))
+    return _first_str(
+        span.attributes.get(k) for k in ("gen_ai.provider.name", "gen_ai.system", "llm.provider")
+    )
 
 
 def _execution(span: Span, children: dict[tuple[str, str], list[Span]]) -> Record:
@@ -366,7 +402,9 @@ def _execution(span: Span, children: dict[tuple[str, str], list[Span]]) -> Recor
         model=_model(span) or _first_str(_model(c) for c in calls),
         provider=_provider(span) or _first_str(_provider(c) for c in calls),
         usage_=total,
-        cost_usd=base.as_float(span.attributes.get("gen_ai.usage.cost", span.attributes.get("llm.cost.total"))),
+        cost_usd=base.as_float(
+            span.attributes.get("gen_ai.usage.cost", span.attributes.get("llm.cost.total"))
+        ),
         duration_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000),
         layers=layers,
     )
