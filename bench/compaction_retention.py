@@ -19,10 +19,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compaction_sessions import all_sessions  # noqa: E402
+from compaction_sessions import all_sessions
 
-from sessionscope.compaction import SummarizerSettings, summarize  # noqa: E402
-from sessionscope.tokens import count_message_tokens, count_tokens  # noqa: E402
+from sessionscope.compaction import SummarizerSettings, summarize
+from sessionscope.tokens import count_message_tokens, count_tokens
 
 BAR_RETENTION = 0.90
 BAR_REDUCTION = 0.70
@@ -35,9 +35,18 @@ def with_store_fields(messages: list[dict[str, Any]], start_seq: int = 1) -> lis
     out = []
     for k, (m, t) in enumerate(zip(messages, tokens)):
         seq = start_seq + k
-        full = {"type": "message", "seq": seq, "id": f"m{seq}", "content": "", "tool_calls": None,
-                "tool_call_id": None, "tool_name": None, "is_error": False, "compacted": False,
-                "timestamp": f"2026-11-26T{6 + seq // 3600 % 18:02d}:{seq // 60 % 60:02d}:{seq % 60:02d}.000Z"}
+        full = {
+            "type": "message",
+            "seq": seq,
+            "id": f"m{seq}",
+            "content": "",
+            "tool_calls": None,
+            "tool_call_id": None,
+            "tool_name": None,
+            "is_error": False,
+            "compacted": False,
+            "timestamp": f"2026-11-26T{6 + seq // 3600 % 18:02d}:{seq // 60 % 60:02d}:{seq % 60:02d}.000Z",
+        }
         full.update(m)
         full["tokens"] = t
         out.append(full)
@@ -88,7 +97,9 @@ def main() -> int:
 
     print(f"{'#':>3} {'msgs':>5} {'tokens':>7} {'summary':>7} {'reduct':>7} {'facts':>6}  missing")
     for n, count, before, after, kept, total, missing in rows:
-        print(f"{n:>3} {count:>5} {before:>7} {after:>7} {1 - after / before:>7.1%} {kept:>3}/{total:<2}  {'; '.join(missing)}")
+        print(
+            f"{n:>3} {count:>5} {before:>7} {after:>7} {1 - after / before:>7.1%} {kept:>3}/{total:<2}  {'; '.join(missing)}"
+        )
     retention = kept_total / facts_total
     reduction = 1 - tokens_out / tokens_in
     worst = min(1 - r[3] / r[2] for r in rows)
@@ -105,10 +116,14 @@ def main() -> int:
 
     print()
     print(f"{'measure':<44} {'value':>12} {'bar':>8}")
-    print(f"{'facts kept (' + str(kept_total) + '/' + str(facts_total) + ', 30 sessions)':<44} {retention:>12.1%} {'>= 90%':>8}")
+    print(
+        f"{'facts kept (' + str(kept_total) + '/' + str(facts_total) + ', 30 sessions)':<44} {retention:>12.1%} {'>= 90%':>8}"
+    )
     print(f"{'token reduction (all 30 sessions)':<44} {reduction:>12.1%} {'>= 70%':>8}")
     print(f"{'token reduction (worst session)':<44} {worst:>12.1%} {'':>8}")
-    print(f"{f'summarize {len(big):,} messages ({big_tokens:,} tokens)':<44} {seconds * 1000:>9.0f} ms {'< 1 s':>8}")
+    print(
+        f"{f'summarize {len(big):,} messages ({big_tokens:,} tokens)':<44} {seconds * 1000:>9.0f} ms {'< 1 s':>8}"
+    )
     print(f"{'token reduction (10,000-message session)':<44} {big_reduction:>12.1%} {'>= 70%':>8}")
     ok = retention >= BAR_RETENTION and reduction >= BAR_REDUCTION and seconds < BAR_SECONDS
     print("PASS" if ok else "FAIL")

@@ -14,26 +14,26 @@ SUMMARY_HEADER = "Summary of"
 # A sentence ends at . ! ? before a capital/quote/digit, or at a line break.
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[`A-Z0-9])|\s*\n\s*")
 _BULLET = re.compile(r"^(?:[-*•>]+|\d{1,2}[.)])\s+")
-_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _SPACE = re.compile(r"\s+")
 
 CONSTRAINT = re.compile(
     r"\b(?:must|never|always|only|don'?t|do not|avoid|without|should(?:n'?t)?|need(?:s)? to|required?|"
     r"make sure|ensure|no more than|at most|at least|deadline|by (?:monday|tuesday|wednesday|thursday|"
     r"friday|tomorrow|eod|end of day)|please|keep|constraint|budget|limit)\b",
-    re.I,
+    re.IGNORECASE,
 )
 DECISION = re.compile(
     r"\b(?:decided|decide|decision|we(?:'ll| will) (?:use|go|keep|switch|move|ship)|going with|go with|"
     r"chose|chosen|opted|settled on|switch(?:ed|ing)? to|instead of|conclusion|concluded|root cause|"
     r"the (?:fix|cause|problem|issue|culprit) (?:is|was)|turns out|agreed|approved|we should|recommend|"
     r"the plan is|confirmed|conclude)\b",
-    re.I,
+    re.IGNORECASE,
 )
 NEXT_STEP = re.compile(
     r"\b(?:next|todo|to-do|remaining|still (?:need|needs|have|has) to|pending|follow[- ]up|"
     r"then i(?:'ll| will)|i(?:'ll| will) (?:now|next|then)|not yet|left to do|plan to|open question)\b",
-    re.I,
+    re.IGNORECASE,
 )
 # Each alternative opens with a literal or a narrow class, so a miss costs one character test
 # per position: this runs over every tool result of a 10,000-message session.
@@ -43,26 +43,41 @@ ERROR_TEXT = re.compile(
     r"(?<!\d)[1-9]\d* (?:failed|errors?)\b|timed out|"
     r"[45]\d\d (?:Not Found|Internal Server Error|Bad Request|Unauthorized|Forbidden|Bad Gateway|"
     r"Service Unavailable|Conflict|Too Many Requests)",
-    re.M,
+    re.MULTILINE,
 )
 # Narration ("Reading x.py", "Let me check") names things but concludes nothing.
 NARRATION = re.compile(
-    r"(?:let me|let's|i'?ll|i am|i'm|now|reading|checking|looking|running|opening|searching|listing)\b", re.I
+    r"(?:let me|let's|i'?ll|i am|i'm|now|reading|checking|looking|running|opening|searching|listing)\b",
+    re.IGNORECASE,
 )
 RESOLVED = re.compile(
     r"\b(?:fixed|fixes|resolved|solved|works now|working now|now works|now passes|passes now|"
     r"all (?:tests )?pass(?:ing)?|succeeded|successfully|the fix|workaround|by (?:adding|changing|"
     r"setting|removing|using|switching|updating|bumping|pinning|raising|lowering))\b",
-    re.I,
+    re.IGNORECASE,
 )
 # `key: value`, `key = value`, `"key": value` and nginx-style `key value;` settings.
 # Cheap substring test before ERROR_TEXT: most tool results contain none of these.
-_ERROR_HINTS = ("rror", "xception", "FAIL", "fail", "fatal", "panic", "exit ", "not found", "No such",
-                "denied", "timed out", "Traceback")
+_ERROR_HINTS = (
+    "rror",
+    "xception",
+    "FAIL",
+    "fail",
+    "fatal",
+    "panic",
+    "exit ",
+    "not found",
+    "No such",
+    "denied",
+    "timed out",
+    "Traceback",
+)
 _KEY_VALUE = re.compile(r"^\"?([\w.\-]{2,40})\"?(?:\s*[:=]\s*|\s+)\S")
 _ERROR_FINAL_LINE = re.compile(r"^(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Failure)\b")
 _BOILERPLATE = re.compile(r"Traceback \(most recent|File \"|exit (?:code|status) \d+$|\.\.\.$|\^+$")
-_CODE_LINE = re.compile(r"(?:def|class|return|import|from|if|elif|else|for|while|with|try|except|log\.|print)\b")
+_CODE_LINE = re.compile(
+    r"(?:def|class|return|import|from|if|elif|else|for|while|with|try|except|log\.|print)\b"
+)
 
 # One pass finds every identifier-like token; the group name says what kind it is.
 # The leading (?<!\w) rejects mid-word positions in one test instead of one per alternative.
@@ -92,17 +107,82 @@ ENTITY = re.compile(
         |GiB|k|tokens|rps|qps|rows|users|requests|x)(?![\w%])
         |\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+\.\d+\b|\b\d{3,}\b))
     """,
-    re.X,
+    re.VERBOSE,
 )
 # Kinds that identify something on their own; bare numbers need surrounding words to mean anything.
-_STRONG = frozenset({"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"})
+_STRONG = frozenset(
+    {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
+)
 _TRAILING = ".,;:!?)'\""
 
 _STOPWORDS = frozenset(
-    "the and for with about focus keep kept summary summarize summarise please make sure include important "
-    "details everything anything also more less messages conversation session especially mainly mostly only "
-    "what that this those these from into onto over under any all our their them they you your are was were "
-    "will would should could have has had not but how why when where which who".split()
+    [
+        "the",
+        "and",
+        "for",
+        "with",
+        "about",
+        "focus",
+        "keep",
+        "kept",
+        "summary",
+        "summarize",
+        "summarise",
+        "please",
+        "make",
+        "sure",
+        "include",
+        "important",
+        "details",
+        "everything",
+        "anything",
+        "also",
+        "more",
+        "less",
+        "messages",
+        "conversation",
+        "session",
+        "especially",
+        "mainly",
+        "mostly",
+        "only",
+        "what",
+        "that",
+        "this",
+        "those",
+        "these",
+        "from",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "any",
+        "all",
+        "our",
+        "their",
+        "them",
+        "they",
+        "you",
+        "your",
+        "are",
+        "was",
+        "were",
+        "will",
+        "would",
+        "should",
+        "could",
+        "have",
+        "has",
+        "had",
+        "not",
+        "but",
+        "how",
+        "why",
+        "when",
+        "where",
+        "which",
+        "who",
+    ]
 )
 
 
@@ -187,7 +267,7 @@ def focus_pattern(instructions: str | None) -> re.Pattern[str] | None:
     if not terms:
         return None
     alternatives = "|".join(re.escape(t) for t in sorted(terms, key=lambda t: (-len(t), t)))
-    return re.compile(rf"(?<![\w]){alternatives}", re.I)
+    return re.compile(rf"(?<![\w]){alternatives}", re.IGNORECASE)
 
 
 class Entities:

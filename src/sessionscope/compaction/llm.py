@@ -86,8 +86,9 @@ def _render_one(m: dict[str, Any]) -> str:
     role = m.get("role") or "unknown"
     if role == "tool":
         status = "error" if m.get("is_error") else "result"
-        return f"[tool {status}: {m.get('tool_name') or '?'} id={m.get('tool_call_id')}]\n" + extract.head_tail(
-            content, MAX_TOOL_OUTPUT_CHARS * 2 // 3, MAX_TOOL_OUTPUT_CHARS // 3
+        return (
+            f"[tool {status}: {m.get('tool_name') or '?'} id={m.get('tool_call_id')}]\n"
+            + extract.head_tail(content, MAX_TOOL_OUTPUT_CHARS * 2 // 3, MAX_TOOL_OUTPUT_CHARS // 3)
         )
     parts = [f"[{role}]", content] if content else [f"[{role}]"]
     for call in m.get("tool_calls") or ():
@@ -118,7 +119,9 @@ def summarize_llm(
     except openai.APITimeoutError:
         raise LLMSummarizerError(f"timed out after {settings.timeout_s:g} s") from None
     except openai.APIStatusError as e:
-        raise LLMSummarizerError(f"HTTP {e.status_code} from {settings.base_url or 'api.openai.com'}") from None
+        raise LLMSummarizerError(
+            f"HTTP {e.status_code} from {settings.base_url or 'api.openai.com'}"
+        ) from None
     except openai.APIConnectionError as e:
         raise LLMSummarizerError(f"connection failed: {e.__cause__ or e}") from None
     except (json.JSONDecodeError, openai.APIResponseValidationError) as e:

@@ -25,7 +25,15 @@ FOCUS = "Focus"
 EARLIER = "Earlier summary"
 SECTION_ORDER = (FOCUS, REQUESTS, DECISIONS, FACTS, ERRORS, OPEN, EARLIER)
 # Share of the budget each section may take before leftovers are handed out by score.
-SECTION_SHARE = {FOCUS: 0.15, REQUESTS: 0.22, DECISIONS: 0.16, FACTS: 0.14, ERRORS: 0.12, OPEN: 0.09, EARLIER: 0.12}
+SECTION_SHARE = {
+    FOCUS: 0.15,
+    REQUESTS: 0.22,
+    DECISIONS: 0.16,
+    FACTS: 0.14,
+    ERRORS: 0.12,
+    OPEN: 0.09,
+    EARLIER: 0.12,
+}
 IDENTIFIER_SHARE = 0.12
 
 MIN_BUDGET_TOKENS = 400
@@ -53,7 +61,7 @@ def summarize_offline(
     messages: Sequence[dict[str, Any]], instructions: str | None = None, max_summary_tokens: int = 2000
 ) -> str:
     input_tokens = sum(estimate_tokens(_message_text(m)) for m in messages)
-    budget = max(MIN_BUDGET_TOKENS, min(max_summary_tokens, int(input_tokens * BUDGET_RATIO)))
+    budget = min(max_summary_tokens, max(MIN_BUDGET_TOKENS, int(input_tokens * BUDGET_RATIO)))
     focus = extract.focus_pattern(instructions)
     entities = Entities()
     candidates = list(_candidates(messages, focus, entities))
@@ -198,9 +206,9 @@ def _resolution(messages: Sequence[dict[str, Any]], i: int, tool: str) -> str:
                 if extract.RESOLVED.search(sentence):
                     return "resolved: " + _clip(sentence, 200)
     for m in window:
-        if m.get("role") == "tool" and m.get("tool_name") == tool and not m.get("is_error"):
-            if not extract.has_error(extract.head_tail(m.get("content") or "")):
-                return f"a later `{tool}` call succeeded"
+        same_tool = m.get("role") == "tool" and m.get("tool_name") == tool and not m.get("is_error")
+        if same_tool and not extract.has_error(extract.head_tail(m.get("content") or "")):
+            return f"a later `{tool}` call succeeded"
     return "unresolved"
 
 
@@ -209,7 +217,7 @@ def _carried(summary: str, i: int, entities: Entities) -> Iterable[Candidate]:
     section = EARLIER
     for j, raw in enumerate(summary.splitlines()):
         line = raw.strip()
-        if not line or line.startswith("# ") or line.startswith(extract.SUMMARY_HEADER):
+        if not line or line.startswith(("# ", extract.SUMMARY_HEADER)):
             continue
         if line.startswith("## "):
             section = _section_for(line[3:])
@@ -225,7 +233,12 @@ def _carried(summary: str, i: int, entities: Entities) -> Iterable[Candidate]:
 
 def _section_for(header: str) -> str:
     h = header.lower()
-    for prefix, section in (("request", REQUESTS), ("decision", DECISIONS), ("fact", FACTS), ("error", ERRORS)):
+    for prefix, section in (
+        ("request", REQUESTS),
+        ("decision", DECISIONS),
+        ("fact", FACTS),
+        ("error", ERRORS),
+    ):
         if h.startswith(prefix):
             return section
     # An earlier "open task" is history by now; so is anything we do not recognise.
@@ -280,7 +293,11 @@ def _render(chosen: list[Candidate], identifiers: list[str], compacted: int, ins
         extra = [f"Identifiers: {', '.join(identifiers)}"] if section == FACTS and identifiers else []
         if not items and not extra:
             continue
-        title = f'{section} (operator instructions: "{_clip(instructions, 200)}")' if section == FOCUS and instructions else section
+        title = (
+            f'{section} (operator instructions: "{_clip(instructions, 200)}")'
+            if section == FOCUS and instructions
+            else section
+        )
         lines.append("")
         lines.append(f"## {title}")
         lines.extend(f"- {c.text}" for c in items)

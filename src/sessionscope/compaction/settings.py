@@ -46,7 +46,9 @@ class SummarizerSettings:
         if self.kind not in ("offline", "llm"):
             raise CompactionConfigError(f"summarizer must be 'offline' or 'llm', not {self.kind!r}")
         if self.kind == "llm" and not self.model:
-            raise CompactionConfigError("summarizer 'llm' needs a model (llm.model or SESSIONSCOPE_LLM_MODEL)")
+            raise CompactionConfigError(
+                "summarizer 'llm' needs a model (llm.model or SESSIONSCOPE_LLM_MODEL)"
+            )
         if not self.timeout_s > 0:
             raise CompactionConfigError(f"timeout_s must be > 0, not {self.timeout_s!r}")
         if self.max_input_tokens < 1000:
@@ -160,7 +162,9 @@ def _merge_section(values: dict[str, Any], section: Any, where: str) -> None:
             raise CompactionConfigError(f"{where}: llm must be a table")
         for sub, subvalue in value.items():
             if sub not in _LLM_KEYS:
-                raise CompactionConfigError(f"{where}.llm: unknown key {sub!r} (known: {', '.join(_LLM_KEYS)})")
+                raise CompactionConfigError(
+                    f"{where}.llm: unknown key {sub!r} (known: {', '.join(_LLM_KEYS)})"
+                )
             values[f"llm.{sub}"] = _check(sub, subvalue, _LLM_KEYS[sub], f"{where}.llm")
         # An explicit key in a more specific section must win over an inherited key variable.
         if "api_key" in value:
@@ -180,7 +184,9 @@ def _merge_env(values: dict[str, Any], env: Mapping[str, str]) -> None:
         try:
             values["llm.timeout_s"] = float(timeout)
         except ValueError:
-            raise CompactionConfigError(f"SESSIONSCOPE_LLM_TIMEOUT_S must be a number, not {timeout!r}") from None
+            raise CompactionConfigError(
+                f"SESSIONSCOPE_LLM_TIMEOUT_S must be a number, not {timeout!r}"
+            ) from None
     if key := env.get("SESSIONSCOPE_LLM_API_KEY"):
         values["llm.api_key"] = key
         values.pop("llm.api_key_env", None)

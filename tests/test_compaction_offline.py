@@ -1,0 +1,226 @@
+"""Offline extractive summarizer: what it keeps, determinism, focus, carry-over, size and speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from sessionscope.compaction import SummarizerSettings, summarize, summary_message
+from sessionscope.compaction.offline import summarize_offline
+from sessionscope.tokens import count_message_tokens, count_tokens
+
+Msg = dict[str, Any]
+
+
+def conversation() -> list[Msg]:
+    return [
+        {
+            "role": "user",
+            "content": "Please migrate the billing service to PostgreSQL 16. It must not drop the "
+            "invoices_2024 table, and keep downtime under 5 minutes.",
+        },
+        {
+            "role": "assistant",
+            "content": "I'll look at the config first.",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "name": "read_file",
+                    "arguments": json.dumps({"path": "services/billing/config.yaml"}),
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "c1",
+            "tool_name": "read_file",
+            "content": "database:\n  url: postgresql://db.internal:5432/billing\n  pool_size: 20\n",
+        },
+        {
+            "role": "assistant",
+            "content": "We decided to use pg_dump with --jobs=4 instead of logical replication.",
+            "tool_calls": [
+                {
+                    "id": "c2",
+                    "name": "shell",
+                    "arguments": json.dumps({"cmd": "pytest tests/test_billing.py"}),
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "c2",
+            "tool_name": "shell",
+            "is_error": True,
+            "content": 'Traceback (most recent call last):\n  File "x.py", line 3\n'
+            "ImportError: cannot import name 'InvoiceRow' from billing.models",
+        },
+        {
+            "role": "assistant",
+            "content": "Fixed the import by renaming InvoiceRow to InvoiceRecord in "
+            "billing/models.py. All tests pass now.",
+        },
+        {
+            "role": "user",
+            "content": "Great. Next, update the runbook at https://wiki.example.com/billing/runbook "
+            "before 2026-12-01.",
+        },
+        {
+            "role": "assistant",
+            "content": "Next I will update the runbook and schedule the cutover for 2026-11-30.",
+        },
+    ]
+
+
+def section(summary: str, title: str) -> str:
+    """The body of one '## title' section ('' when absent)."""
+    parts = summary.split("\n## ")
+    for part in parts[1:]:
+        head, _, body = part.partition("\n")
+        if head.startswith(title):
+            return body
+    return ""
+
+
+def test_keeps_requests_decisions_facts_errors_and_open_task() -> None:
+    summary = summarize_offline(conversation())
+    requests = section(summary, "Requests")
+    assert '"Please migrate the billing service to PostgreSQL 16."' in requests
+    assert "must not drop the invoices_2024 table" in requests
+    assert "pg_dump with --jobs=4 instead of logical replication" in section(summary, "Decisions")
+    facts = section(summary, "Facts & identifiers")
+    assert "pool_size: 20" in facts
+    assert "services/billing/config.yaml" in summary
+    errors = section(summary, "Errors")
+    assert "ImportError: cannot import name 'InvoiceRow'" in errors
+    assert "resolved: Fixed the import by renaming InvoiceRow to InvoiceRecord" in errors
+    open_task = section(summary, "Open task")
+    assert "https://wiki.example.com/billing/runbook" in open_task
+    assert "2026-12-01" in open_task and "2026-11-30" in open_task
+
+
+def test_unresolved_error_and_pending_call_are_reported() -> None:
+    conv = conversation()[:5] + [
+        {
+            "role": "assistant",
+            "content": "Trying again.",
+            "tool_calls": [{"id": "c9", "name": "deploy", "arguments": json.dumps({"env": "staging-eu-2"})}],
+        },
+    ]
+    summary = summarize_offline(conv)
+    assert "→ unresolved" in section(summary, "Errors")
+    assert "Awaiting result: `deploy`" in section(summary, "Open task")
+    assert "staging-eu-2" in section(summary, "Open task")
+
+
+def test_same_input_gives_byte_identical_summary_across_processes() -> None:
+    # Set iteration order depends on PYTHONHASHSEED; the summary must not.
+    code = (
+        "import json,sys; from sessionscope.compaction.offline import summarize_offline;"
+        "print(summarize_offline(json.load(sys.stdin), 'billing runbook'), end='')"
+    )
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            input=json.dumps(big_session(600)),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    assert outputs.pop() == summarize_offline(big_session(600), "billing runbook")
+
+
+def test_instructions_make_matching_sentences_win_the_budget() -> None:
+    conv = big_session(400)
+    lag = "The kafka consumer lag on topic orders-v3 in the eu-west cluster was 12 seconds at peak."
+    conv.insert(200, {"role": "assistant", "content": lag})
+    plain = summarize_offline(conv, None, max_summary_tokens=400)
+    focused = summarize_offline(conv, "focus on Kafka consumer lag", max_summary_tokens=400)
+    assert lag not in plain
+    assert lag in section(focused, "Focus")
+    assert 'operator instructions: "focus on Kafka consumer lag"' in focused
+
+
+def test_second_compaction_carries_the_earlier_summary_forward() -> None:
+    first = summarize_offline(conversation())
+    newer = [
+        {"role": "user", "content": "Now rotate the API key stored in vault path secret/billing/stripe."},
+        {"role": "assistant", "content": "We decided to rotate it with a 24 hour overlap window."},
+    ]
+    second = summarize_offline([summary_message(first)] + newer)
+    assert second.count("Summary of") == 1  # merged, not nested
+    assert "secret/billing/stripe" in section(second, "Open task")  # the newest request
+    assert "must not drop the invoices_2024 table" in section(second, "Requests")
+    assert "pg_dump with --jobs=4" in section(second, "Decisions")
+    assert "24 hour overlap" in section(second, "Decisions")
+    assert "Summary of 2 earlier messages" in second  # the summary itself is not counted
+
+
+def test_unstructured_earlier_summary_lands_in_its_own_section() -> None:
+    prior = summary_message("The team moved the cron to 03:30 UTC. Ticket OPS-991 tracks it.")
+    summary = summarize_offline([prior, {"role": "user", "content": "What next for OPS-991?"}])
+    assert "03:30 UTC" in section(summary, "Earlier summary")
+
+
+def test_empty_input_gives_a_header_only() -> None:
+    assert summarize_offline([]) == "Summary of 0 earlier messages (offline extractive summary).\n"
+
+
+def big_session(n: int) -> list[Msg]:
+    """n messages of realistic shape: requests, narration, tool calls with large outputs, decisions."""
+    out: list[Msg] = []
+    k = 0
+    while len(out) < n:
+        path = f"src/service_{k % 37}/module_{k % 11}.py"
+        listing = "\n".join(
+            f"    def handler_{j}(request):\n        return respond(request, {j})" for j in range(40)
+        )
+        out += [
+            {
+                "role": "user",
+                "content": f"Please check {path} and make sure retries stay under {k % 9 + 1} attempts.",
+            },
+            {
+                "role": "assistant",
+                "content": "Let me read it.",
+                "tool_calls": [{"id": f"r{k}", "name": "read_file", "arguments": json.dumps({"path": path})}],
+            },
+            {"role": "tool", "tool_call_id": f"r{k}", "tool_name": "read_file", "content": listing},
+            {
+                "role": "assistant",
+                "content": f"The p95 latency of {path} was {k % 97 + 20} ms. "
+                f"We decided to keep MAX_RETRIES_{k} at {k % 9 + 1} for {path}.",
+            },
+        ]
+        k += 1
+    return out[:n]
+
+
+def test_ten_thousand_messages_compress_by_70_percent_in_under_a_second() -> None:
+    conv = big_session(10_000)
+    tokens_in = sum(count_message_tokens(conv))
+    start = time.perf_counter()
+    result = summarize(conv, None, SummarizerSettings())
+    elapsed = time.perf_counter() - start
+    tokens_out = count_tokens(result.summary)
+    assert result.summarizer == "offline" and result.fallback_reason is None
+    assert 1 - tokens_out / tokens_in >= 0.70
+    assert tokens_out <= SummarizerSettings().max_summary_tokens * 1.2  # the budget bounds the output
+    assert elapsed < 1.0, f"offline summary of 10,000 messages took {elapsed:.2f} s"
+
+
+def test_budget_scales_with_max_summary_tokens() -> None:
+    conv = big_session(2_000)
+    small = count_tokens(summarize_offline(conv, None, max_summary_tokens=300))
+    large = count_tokens(summarize_offline(conv, None, max_summary_tokens=3000))
+    assert small <= 300 * 1.3
+    assert large > 2 * small
