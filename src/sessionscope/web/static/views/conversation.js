@@ -57,7 +57,7 @@ function toolCard(call, result, opened) {
   const name = call?.name || result?.tool_name || "tool";
   const id = call?.id || result?.tool_call_id || "";
   const isError = Boolean(result?.is_error);
-  const card = h("details", { class: ["tool-card", isError ? "is-error" : null, result?.compacted ? "is-compacted" : null],
+  const card = h("details", { class: ["tool-card", isError ? "is-error" : null],
     "data-tool-call-id": id, "data-tool-name": name },
   h("summary", { class: "tool-summary" },
     h("span", { class: "tool-label" }, "Tool call"),

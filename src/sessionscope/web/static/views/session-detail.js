@@ -180,15 +180,17 @@ export function mountSessionDetail(root, { key, tenant, params }) {
       return;
     }
     const compaction = result.compaction;
-    if (!compaction || !compaction.messages_compacted) {
+    if (!result.compacted || !compaction) {
       await messageDialog({ title: "Nothing to compact",
-        body: ["This session has no older messages to summarize yet."] });
+        body: [result.message || "This session has no older messages to summarize yet."] });
       return;
     }
     await reloadStatus();
     await messageDialog({ title: "Session compacted", body: [
       `${plural(compaction.messages_compacted, "message")} summarized: `
-        + `${fmtNumber(result.tokens_before)} → ${fmtNumber(result.tokens_after)} tokens.`,
+        + `${fmtNumber(result.tokens_before)} → ${fmtNumber(result.tokens_after)} tokens`
+        + `${result.summarizer ? ` (summarizer: ${result.summarizer})` : ""}.`,
+      result.fallback_reason ? `Note: ${result.fallback_reason}` : "",
       compaction.summary ? `Summary: ${compaction.summary}` : ""].filter(Boolean) });
   }
 

@@ -34,8 +34,10 @@ function readState(params) {
 function stateQuery(state) {
   const params = new URLSearchParams();
   for (const name of FILTERS) if (state[name]) params.set(name, state[name]);
-  if (state.sort !== DEFAULT_SORT) params.set("sort", state.sort);
-  if (state.order !== DEFAULT_ORDER) params.set("order", state.order);
+  if (state.sort !== DEFAULT_SORT || state.order !== DEFAULT_ORDER) {
+    params.set("sort", state.sort);
+    params.set("order", state.order);
+  }
   const text = params.toString();
   return text ? `?${text}` : "";
 }
