@@ -72,7 +72,7 @@ _ERROR_HINTS = (
     "timed out",
     "Traceback",
 )
-_KEY_VALUE = re.compile(r"^\"?([\w.\-]{2,40})\"?(?:\s*[:=]\s*|\s+)\S")
+_KEY_VALUE = re.compile(r"^\"?([A-Za-z_][\w.\-]{1,39})\"?(?:\s*[:=]\s*|\s+)\S")
 _ERROR_FINAL_LINE = re.compile(r"^(?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Failure)\b")
 _BOILERPLATE = re.compile(r"Traceback \(most recent|File \"|exit (?:code|status) \d+$|\.\.\.$|\^+$")
 _CODE_LINE = re.compile(
