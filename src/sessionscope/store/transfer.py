@@ -213,14 +213,26 @@ class _SessionWriter:
         )
         return found.first() is not None
 
+    async def _boundary(self, record: dict[str, Any], seq: int) -> int:
+        """The first kept seq: from our own export's seq, or a foreign format's kept message id."""
+        first_kept = record.get("first_kept_seq")
+        if first_kept is not None:
+            offset = self.seq_offset if self.seq_offset is not None else seq - int(record.get("seq") or seq)
+            return int(first_kept) + offset
+        kept_id = record.get("first_kept_id")
+        if kept_id:
+            found = (await self.conn.execute(select(messages.c.seq).where(
+                messages.c.session_id == self.session_id, messages.c.msg_id == kept_id))).scalar()
+            if found is not None:
+                return int(found)
+        return seq
+
     async def _compaction(self, row: Row, record: dict[str, Any]) -> None:
         seq = int(row.next_seq)
         item_id = record.get("id") or f"compaction-{record.get('seq', seq)}"
         if await self._exists(compactions, item_id):
             return
-        offset = self.seq_offset if self.seq_offset is not None else seq - int(record.get("seq") or seq)
-        first_kept = record.get("first_kept_seq")
-        boundary = int(first_kept) + offset if first_kept is not None else seq
+        boundary = await self._boundary(record, seq)
         summary = record.get("summary") or ""
         ts = record.get("timestamp")
         restored = bool(record.get("restored"))
