@@ -14,7 +14,13 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
-from sessionscope.compaction import CompactionSettings, choose_cut, summarize_async, summary_message
+from sessionscope.compaction import (
+    CompactionSettings,
+    choose_cut,
+    needs_auto_compaction,
+    summarize_async,
+    summary_message,
+)
 from sessionscope.errors import Conflict, InvalidParams
 from sessionscope.store import rows, sessions as session_store
 from sessionscope.store.conversation import live_context
@@ -23,7 +29,6 @@ from sessionscope.store.schema import compactions, messages, resets, sessions
 from sessionscope.store.scope import Scope
 from sessionscope.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
 
-SettingsFor = Callable[[str], CompactionSettings]
 
 
 def _as_dict(m: Row) -> dict[str, Any]:
@@ -159,3 +164,21 @@ async def restore(db: Database, scope: Scope, key: str, seq: int, *, tenant: str
             live_tokens=live_tokens, live_messages=int(totals[0]),
         ))
     return {"restored": seq, "live_tokens": live_tokens}
+
+
+async def auto_compact(db: Database, scope: Scope, key: str, settings: CompactionSettings,
+                       *, tenant: str | None = None) -> dict[str, Any] | None:
+    """Compact when the live context passed the agent's threshold; None when it did not.
+
+    Compaction never appends, so it cannot push the context over the threshold again; and a
+    pass that finds nothing to compact is not retried, so no request can loop.
+    """
+    policy = settings.auto
+    if policy.context_window is None:
+        return None
+    async with db.read() as conn:
+        row = await session_store.find(conn, scope.resolve(tenant), key)
+    if not needs_auto_compaction(int(row.live_tokens), policy):
+        return None
+    return await compact(db, scope, key, settings, tenant=tenant, keep_recent_tokens=policy.keep_recent_tokens,
+                         reason="auto-threshold")

@@ -33,9 +33,9 @@ async def compact(ctx: Context, p: CompactParams) -> Any:
     The originals stay stored, marked `compacted`. When there is nothing to compact the result
     says so (`compacted: false`) rather than failing.
     """
-    row = await ctx.services.session_agent(ctx, p.key, p.tenant)
+    agent = await ctx.services.session_agent(ctx, p.key, p.tenant)
     return await compactions.compact(
-        ctx.db, ctx.caller.scope, p.key, ctx.services.compaction_settings(row), tenant=p.tenant,
+        ctx.db, ctx.caller.scope, p.key, ctx.services.compaction_settings(agent), tenant=p.tenant,
         instructions=p.instructions, keep_recent_tokens=p.keep_recent_tokens,
     )
 

@@ -18,7 +18,7 @@ from sessionscope.rpc.models import (
     Usage,
 )
 from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
-from sessionscope.store import conversation, executions
+from sessionscope.store import compactions, conversation, executions
 
 
 def _rfc3339(value: str) -> str:
@@ -61,6 +61,7 @@ class AppendResult(BaseModel):
     appended: int
     duplicates: int
     last_seq: int
+    auto_compaction: dict[str, Any] | None = None
 
 
 @rpc_method("session.append", params=AppendParams, result=AppendResult, roles=INGEST)
@@ -70,10 +71,16 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     The session is created on first append.
     """
     batch = [m.model_dump(exclude_none=True) for m in p.messages]
-    return await conversation.append(
+    result: dict[str, Any] = await conversation.append(
         ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=batch,
         tenant=p.tenant, label=p.label,
     )
+    if result["appended"]:
+        settings = ctx.services.compaction_settings(p.agent)
+        compacted = await compactions.auto_compact(ctx.db, ctx.caller.scope, p.key, settings, tenant=p.tenant)
+        if compacted is not None and compacted["compacted"]:
+            result["auto_compaction"] = compacted
+    return result
 
 
 class ExecutionIn(Params):
