@@ -345,13 +345,12 @@ export function mountSessionList(root, { params }) {
 
   // ---- dropdowns (never block the rows on them)
   function fillSelect(select, allLabel, items, value) {
+    // Across tenants the same agent id comes once per tenant: one option, summed counts.
+    const counts = new Map();
+    for (const item of items) counts.set(item.id, (counts.get(item.id) || 0) + item.sessions);
     const options = [h("option", { value: "" }, allLabel)];
-    const ids = new Set();
-    for (const item of items) {
-      ids.add(item.id);
-      options.push(h("option", { value: item.id }, `${item.id} (${fmtNumber(item.sessions)})`));
-    }
-    if (value && !ids.has(value)) options.push(h("option", { value }, value));
+    for (const [id, sessions] of counts) options.push(h("option", { value: id }, `${id} (${fmtNumber(sessions)})`));
+    if (value && !counts.has(value)) options.push(h("option", { value }, value));
     replace(select, options);
     select.value = value;
   }
