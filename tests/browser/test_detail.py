@@ -255,3 +255,22 @@ def test_unknown_session_shows_not_found(page: Page, ns: str) -> None:
     expect(page.locator("[data-state=not-found] code")).to_have_text(f"{ns}:missing/one")
     page.get_by_role("link", name="Back to the session list").click()
     expect(page.locator("h1#list-title")).to_be_visible()
+
+
+def test_roles_are_styled_apart(page: Page, rpc, ns: str) -> None:
+    key = f"{ns}:roles"
+    rpc.seed(key, agent=f"{ns}-bot", messages=0, extra=[
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi *there*"},
+        {"role": "assistant", "content": "Hello **you**\n\n- one\n- two"},
+    ])
+    page.goto(f"/sessions/{enc(key)}")
+    system, user, assistant = (page.locator(f"li.msg-{role}") for role in ("system", "user", "assistant"))
+    style = "e => { const s = getComputedStyle(e); return [s.fontStyle, s.textAlign, s.borderLeftWidth, s.backgroundColor]; }"
+    sys_style, user_style, asst_style = (loc.evaluate(style) for loc in (system, user, assistant))
+    assert sys_style[0] == "italic" and sys_style[1] == "center"
+    assert asst_style[2] == "3px" and asst_style[3] in ("rgba(0, 0, 0, 0)", "transparent")
+    assert user_style[3] not in ("rgba(0, 0, 0, 0)", "transparent")
+    expect(user.locator(".msg-body")).to_have_text("Hi *there*")  # user text is shown as typed
+    expect(assistant.locator(".markdown strong")).to_have_text("you")
+    expect(assistant.locator(".markdown li")).to_have_count(2)

@@ -237,3 +237,11 @@ def test_tenant_filter_appears_when_several_tenants_exist(page: Page, rpc, ns: s
     page.locator("tr.row").first.locator("td[data-col=agent]").click()
     expect(page.locator("h1.detail-title")).to_have_text(f"{ns}:other-tenant")
     assert parse_qs(urlparse(page.url).query)["tenant"] == [tenant]
+
+
+def test_an_unauthorized_rpc_sends_the_browser_to_login(page: Page, ns: str) -> None:
+    page.route("**/rpc", lambda route: route.fulfill(status=401, content_type="application/json", json={
+        "jsonrpc": "2.0", "id": None, "error": {"code": -32003, "message": "sign in first", "data": None}}))
+    page.goto(f"/sessions?agent={ns}")
+    page.wait_for_url("**/login?next=*")
+    assert query(page)["next"] == [f"/sessions?agent={ns}"]

@@ -37,7 +37,7 @@ export function rememberListQuery(search) {
 export function navigate(url, { replace: replaceEntry = false } = {}) {
   if (replaceEntry) history.replaceState(null, "", url);
   else history.pushState(null, "", url);
-  render();
+  render({ moveFocus: true });
 }
 
 function parseRoute(pathname) {
@@ -53,10 +53,15 @@ function parseRoute(pathname) {
   return { name: "unknown", path: pathname };
 }
 
-function render() {
+function render({ moveFocus = false } = {}) {
   const main = document.getElementById("main");
   current?.unmount?.();
   current = null;
+  if (moveFocus) {
+    // A new page: start keyboard and screen-reader users at its top, as a full load would.
+    window.scrollTo(0, 0);
+    main.focus({ preventScroll: true });
+  }
   const route = parseRoute(location.pathname);
   const params = new URLSearchParams(location.search);
   if (route.name === "list") {
@@ -84,5 +89,5 @@ document.addEventListener("click", (event) => {
   navigate(link.getAttribute("href"));
 });
 
-window.addEventListener("popstate", render);
+window.addEventListener("popstate", () => render({ moveFocus: true }));
 render();

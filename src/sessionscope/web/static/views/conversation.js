@@ -10,6 +10,9 @@ export const ITEMS_PAGE = 100;
 const OLDER_THRESHOLD_PX = 120;
 /** At most this many replaced messages are shown inside an expanded compaction marker. */
 const REPLACED_PREVIEW_LIMIT = 200;
+/** Longer compaction summaries start clamped, with a toggle. */
+const SUMMARY_CLAMP_LINES = 6;
+const SUMMARY_CLAMP_CHARS = 600;
 
 const ROLE_LABELS = { user: "User", assistant: "Assistant", system: "System", tool: "Tool" };
 const plural = (n, word) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
@@ -155,10 +158,24 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
       item.reason ? h("span", { class: "badge" }, item.reason) : null,
       item.restored ? h("span", { class: "badge badge-ok" }, "restored") : null,
       timeEl(item.timestamp)),
-    h("p", { class: "marker-summary" }, item.summary),
+    summaryBlock(item.summary || ""),
     item.instructions ? h("p", { class: "marker-meta" }, `Instructions: ${item.instructions}`) : null,
     item.summarizer ? h("p", { class: "marker-meta" }, `Summarizer: ${item.summarizer}`) : null,
     details);
+  }
+
+  function summaryBlock(text) {
+    const summary = h("p", { class: "marker-summary" }, text);
+    if (text.split("\n").length <= SUMMARY_CLAMP_LINES && text.length <= SUMMARY_CLAMP_CHARS) return summary;
+    summary.classList.add("is-clamped");
+    const toggle = h("button", { type: "button", class: "btn btn-quiet btn-small", "aria-expanded": "false" },
+      "Show the full summary");
+    toggle.addEventListener("click", () => {
+      const expanded = !summary.classList.toggle("is-clamped");
+      toggle.setAttribute("aria-expanded", String(expanded));
+      toggle.textContent = expanded ? "Show less" : "Show the full summary";
+    });
+    return h("div", {}, summary, toggle);
   }
 
   async function loadReplaced(item, container) {
