@@ -344,3 +344,7 @@ def main() -> None:
 
 
 __all__ = ["app", "LocalBackend", "RemoteBackend"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""rpc.discover is generated from the registry and covers the whole contract."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import RPC
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "rpc.md"
+
+
+def contract_methods() -> set[str]:
+    text = SPEC.read_text() if SPEC.exists() else ""
+    return set(re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", text, flags=re.M))
+
+
+def test_discover_lists_every_contract_method(rpc: RPC) -> None:
+    doc = rpc.request("rpc.discover")["result"]
+    assert doc["openrpc"].startswith("1.")
+    names = {m["name"] for m in doc["methods"]}
+    expected = contract_methods() | {"rpc.discover", "session.compactions", "session.restore", "tenant.list"}
+    assert len(expected) >= 15
+    assert expected <= names
+    by_name = {m["name"]: m for m in doc["methods"]}
+    listing = {p["name"]: p for p in by_name["session.list"]["params"]}
+    assert listing["sort"]["schema"]["enum"] == ["updated_at", "created_at", "key", "agent", "channel",
+                                                 "message_count", "total_tokens", "cost_usd"]
+    assert listing["limit"]["schema"]["maximum"] == 500
+    append = {p["name"]: p for p in by_name["session.append"]["params"]}
+    assert append["messages"]["required"] is True and append["key"]["required"] is True
+    for method in doc["methods"]:
+        assert method["summary"], method["name"]
+        assert "schema" in method["result"]
+    # Every $ref resolves inside the document.
+    text = str(doc)
+    for ref in set(re.findall(r"#/components/schemas/([A-Za-z0-9_]+)", text)):
+        assert ref in doc["components"]["schemas"], ref
