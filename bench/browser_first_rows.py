@@ -37,21 +37,68 @@ from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LIST_BAR_MS = 1000
 DETAIL_BAR_MS = 1500
 
 SESSION_COLUMNS = [
-    "tenant", "agent", "channel", "label", "next_seq", "live_from_seq",
-    "active_compaction_id", "live_tokens", "message_count", "live_messages", "msg_input_tokens",
-    "msg_output_tokens", "exec_input_tokens", "exec_output_tokens", "total_tokens", "cache_read_tokens",
-    "cache_write_tokens", "tool_calls", "compactions", "resets", "executions", "cost_usd", "preview",
+    "tenant",
+    "agent",
+    "channel",
+    "label",
+    "next_seq",
+    "live_from_seq",
+    "active_compaction_id",
+    "live_tokens",
+    "message_count",
+    "live_messages",
+    "msg_input_tokens",
+    "msg_output_tokens",
+    "exec_input_tokens",
+    "exec_output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "tool_calls",
+    "compactions",
+    "resets",
+    "executions",
+    "cost_usd",
+    "preview",
 ]
-MESSAGE_COLUMNS = ["seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name", "is_error",
-                   "ts", "tokens"]
-EXECUTION_COLUMNS = ["exec_id", "started_at", "duration_ms", "model", "provider", "input_tokens", "output_tokens",
-                     "cache_read_tokens", "cache_write_tokens", "cost_usd", "budget", "layers"]
+MESSAGE_COLUMNS = [
+    "seq",
+    "msg_id",
+    "role",
+    "content",
+    "tool_calls",
+    "tool_call_id",
+    "tool_name",
+    "is_error",
+    "ts",
+    "tokens",
+]
+EXECUTION_COLUMNS = [
+    "exec_id",
+    "started_at",
+    "duration_ms",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "budget",
+    "layers",
+]
 
 
 def cli(*args: str) -> list[str]:
@@ -59,7 +106,10 @@ def cli(*args: str) -> list[str]:
 
 
 def env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    )
 
 
 def remove_db(path: Path) -> None:
@@ -69,9 +119,15 @@ def remove_db(path: Path) -> None:
 
 def demo(db: Path, sessions: int, messages: int) -> None:
     started = time.monotonic()
-    subprocess.run(cli("demo", "--db", str(db), "--sessions", str(sessions), "--messages", str(messages),
-                       "--no-serve"), env=env(), check=True, stdout=subprocess.DEVNULL)
-    print(f"  demo generator: {sessions:,} sessions x {messages:,} messages in {time.monotonic() - started:.0f} s")
+    subprocess.run(
+        cli("demo", "--db", str(db), "--sessions", str(sessions), "--messages", str(messages), "--no-serve"),
+        env=env(),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    print(
+        f"  demo generator: {sessions:,} sessions x {messages:,} messages in {time.monotonic() - started:.0f} s"
+    )
 
 
 def scale_up(db: Path, target: int) -> None:
@@ -83,8 +139,10 @@ def scale_up(db: Path, target: int) -> None:
     con.execute("PRAGMA foreign_keys=ON")
     count, max_id = con.execute("SELECT COUNT(*), MAX(id) FROM sessions").fetchone()
     con.execute("CREATE TEMP TABLE clean (rn INTEGER PRIMARY KEY, id INTEGER NOT NULL)")
-    con.execute("INSERT INTO clean (id) SELECT id FROM sessions WHERE compactions = 0 AND resets = 0 "
-                "AND active_compaction_id IS NULL ORDER BY id")
+    con.execute(
+        "INSERT INTO clean (id) SELECT id FROM sessions WHERE compactions = 0 AND resets = 0 "
+        "AND active_compaction_id IS NULL ORDER BY id"
+    )
     clean = con.execute("SELECT COUNT(*) FROM clean").fetchone()[0]
     s_cols = ", ".join(SESSION_COLUMNS)
     s_sel = ", ".join(f"s.{c}" for c in SESSION_COLUMNS)
@@ -99,21 +157,32 @@ def scale_up(db: Path, target: int) -> None:
         offset = batch * max_id
         params = {"off": offset, "take": take, "suffix": f":r{batch}", "shift": batch * 37_000}
         con.execute("BEGIN")
-        con.execute(f"INSERT INTO sessions (id, key, created_at, updated_at, {s_cols}) "
-                    f"SELECT s.id + :off, s.key || :suffix, s.created_at - :shift, s.updated_at - :shift, {s_sel} "
-                    "FROM sessions s JOIN clean c ON c.id = s.id WHERE c.rn <= :take", params)
-        con.execute(f"INSERT INTO messages (session_id, {m_cols}) SELECT m.session_id + :off, {m_sel} "
-                    "FROM messages m JOIN clean c ON c.id = m.session_id WHERE c.rn <= :take", params)
-        con.execute(f"INSERT INTO executions (session_id, {e_cols}) SELECT e.session_id + :off, {e_sel} "
-                    "FROM executions e JOIN clean c ON c.id = e.session_id WHERE c.rn <= :take", params)
+        con.execute(
+            f"INSERT INTO sessions (id, key, created_at, updated_at, {s_cols}) "
+            f"SELECT s.id + :off, s.key || :suffix, s.created_at - :shift, s.updated_at - :shift, {s_sel} "
+            "FROM sessions s JOIN clean c ON c.id = s.id WHERE c.rn <= :take",
+            params,
+        )
+        con.execute(
+            f"INSERT INTO messages (session_id, {m_cols}) SELECT m.session_id + :off, {m_sel} "
+            "FROM messages m JOIN clean c ON c.id = m.session_id WHERE c.rn <= :take",
+            params,
+        )
+        con.execute(
+            f"INSERT INTO executions (session_id, {e_cols}) SELECT e.session_id + :off, {e_sel} "
+            "FROM executions e JOIN clean c ON c.id = e.session_id WHERE c.rn <= :take",
+            params,
+        )
         con.execute("COMMIT")
         count += take
         if batch % 50 == 0:
             print(f"  copied up to {count:,} sessions ({time.monotonic() - started:.0f} s)")
     con.execute("BEGIN")
     con.execute("DELETE FROM facets")
-    con.execute("INSERT INTO facets (tenant, agent, channel, sessions) "
-                "SELECT tenant, agent, channel, COUNT(*) FROM sessions GROUP BY tenant, agent, channel")
+    con.execute(
+        "INSERT INTO facets (tenant, agent, channel, sessions) "
+        "SELECT tenant, agent, channel, COUNT(*) FROM sessions GROUP BY tenant, agent, channel"
+    )
     con.execute("COMMIT")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     total = con.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
@@ -147,8 +216,12 @@ class Server:
     def __init__(self, db: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(cli("serve", "--db", str(db), "--port", str(self.port), "--no-auth"), env=env(),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            cli("serve", "--db", str(db), "--port", str(self.port), "--no-auth"),
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -162,8 +235,11 @@ class Server:
         raise SystemExit("the server did not come up")
 
     def rpc(self, method: str, **params: object) -> dict:
-        body = httpx.post(f"{self.url}/rpc", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
-                          timeout=60).json()
+        body = httpx.post(
+            f"{self.url}/rpc",
+            json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+            timeout=60,
+        ).json()
         if "error" in body:
             raise SystemExit(f"{method}: {body['error']}")
         return body["result"]
@@ -185,7 +261,9 @@ def measure(browser: Browser, url: str, selector: str, mark: str) -> float:
     return float(ms)
 
 
-def series(browser: Browser, label: str, url: str, selector: str, mark: str, runs: int, bar: float | None) -> bool:
+def series(
+    browser: Browser, label: str, url: str, selector: str, mark: str, runs: int, bar: float | None
+) -> bool:
     cold = measure(browser, url, selector, mark)
     warm = [measure(browser, url, selector, mark) for _ in range(runs)]
     median = statistics.median(warm)
@@ -199,7 +277,9 @@ def series(browser: Browser, label: str, url: str, selector: str, mark: str, run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sessions", type=int, default=1_000_000)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--seed-sessions", type=int, default=2_000)
@@ -216,13 +296,29 @@ def main() -> None:
             total = server.rpc("session.list", limit=1)
             print(f"\nlist store: {total['total']:,}{'+' if total['total_capped'] else ''} sessions")
             rows = "tr.row"
-            ok &= series(browser, "list /sessions (default sort)", f"{server.url}/sessions", rows,
-                         "sessionscope:first-rows", args.runs, LIST_BAR_MS)
-            for label, query in (("sorted by cost", "?sort=cost_usd&order=desc"),
-                                 ("agent + channel filter", "?agent=support&channel=slack"),
-                                 ("search 'topic:7'", "?q=topic%3A7")):
-                series(browser, f"list /sessions{query} ({label})", f"{server.url}/sessions{query}", rows,
-                       "sessionscope:first-rows", args.runs, None)
+            ok &= series(
+                browser,
+                "list /sessions (default sort)",
+                f"{server.url}/sessions",
+                rows,
+                "sessionscope:first-rows",
+                args.runs,
+                LIST_BAR_MS,
+            )
+            for label, query in (
+                ("sorted by cost", "?sort=cost_usd&order=desc"),
+                ("agent + channel filter", "?agent=support&channel=slack"),
+                ("search 'topic:7'", "?q=topic%3A7"),
+            ):
+                series(
+                    browser,
+                    f"list /sessions{query} ({label})",
+                    f"{server.url}/sessions{query}",
+                    rows,
+                    "sessionscope:first-rows",
+                    args.runs,
+                    None,
+                )
         finally:
             server.stop()
         server = Server(detail_db)
@@ -232,9 +328,15 @@ def main() -> None:
             path = f"/sessions/{quote(row['key'], safe='')}"
             if row["tenant"] != "default":
                 path += f"?tenant={quote(row['tenant'])}"
-            ok &= series(browser, f"detail of a {row['message_count']:,}-message session",
-                         f"{server.url}{path}", ".timeline > li", "sessionscope:first-items", args.runs,
-                         DETAIL_BAR_MS)
+            ok &= series(
+                browser,
+                f"detail of a {row['message_count']:,}-message session",
+                f"{server.url}{path}",
+                ".timeline > li",
+                "sessionscope:first-items",
+                args.runs,
+                DETAIL_BAR_MS,
+            )
         finally:
             server.stop()
         browser.close()

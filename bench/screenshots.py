@@ -22,8 +22,14 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = {"width": 1280, "height": 860}
 
 
@@ -32,7 +38,10 @@ def cli(*args: str) -> list[str]:
 
 
 def env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    return dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+    )
 
 
 def free_port() -> int:
@@ -56,7 +65,9 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> N
 
 
 def rpc(url: str, method: str, **params: object) -> dict:
-    body = httpx.post(f"{url}/rpc", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).json()
+    body = httpx.post(
+        f"{url}/rpc", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    ).json()
     if "error" in body:
         raise SystemExit(f"{method}: {body['error']}")
     return body["result"]
@@ -113,7 +124,9 @@ def shoot(url: str, out: Path, chromium: str) -> list[Path]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--sessions", type=int, default=80)
@@ -122,12 +135,29 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "demo.db"
-        subprocess.run(cli("demo", "--db", str(db), "--sessions", str(args.sessions), "--messages",
-                           str(args.messages), "--no-serve"), env=env(), check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            cli(
+                "demo",
+                "--db",
+                str(db),
+                "--sessions",
+                str(args.sessions),
+                "--messages",
+                str(args.messages),
+                "--no-serve",
+            ),
+            env=env(),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(cli("serve", "--db", str(db), "--port", str(port), "--no-auth"), env=env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cli("serve", "--db", str(db), "--port", str(port), "--no-auth"),
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_up(url, proc)
             for path in shoot(url, args.out, args.chromium):

@@ -23,11 +23,17 @@ import httpx
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("SESSIONSCOPE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SERVER_START_TIMEOUT_S = 60
 SRC = Path(__file__).resolve().parents[2] / "src"
 expect.set_options(timeout=10_000)
@@ -62,8 +68,9 @@ class Rpc:
         self.ids = itertools.count(1)
 
     def __call__(self, method: str, **params: Any) -> Any:
-        response = self.client.post("/rpc", json={"jsonrpc": "2.0", "id": next(self.ids), "method": method,
-                                                  "params": params})
+        response = self.client.post(
+            "/rpc", json={"jsonrpc": "2.0", "id": next(self.ids), "method": method, "params": params}
+        )
         body = response.json()
         if "error" in body:
             raise RpcFailure(body["error"])
@@ -76,8 +83,17 @@ class Rpc:
             return failure.error
         raise AssertionError(f"{method} succeeded; an error was expected")
 
-    def seed(self, key: str, *, agent: str, channel: str = "web", messages: int = 4, label: str | None = None,
-             tenant: str | None = None, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def seed(
+        self,
+        key: str,
+        *,
+        agent: str,
+        channel: str = "web",
+        messages: int = 4,
+        label: str | None = None,
+        tenant: str | None = None,
+        extra: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Create a session with `messages` alternating user/assistant messages (plus `extra`)."""
         batch: list[dict[str, Any]] = [
             {"role": "user" if i % 2 == 0 else "assistant", "content": f"message {i} of {key}"}
@@ -90,7 +106,7 @@ class Rpc:
             params["tenant"] = tenant
         result = None
         for start in range(0, len(batch), 1000):
-            result = self("session.append", **params, messages=batch[start:start + 1000])
+            result = self("session.append", **params, messages=batch[start : start + 1000])
         return result or {}
 
     def close(self) -> None:
@@ -101,7 +117,9 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes] | None) -> None:
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}:\n{proc.stderr.read().decode()[-4000:]}")
+            raise RuntimeError(
+                f"the server exited with {proc.returncode}:\n{proc.stderr.read().decode()[-4000:]}"
+            )
         try:
             if httpx.get(f"{url}/sessions", timeout=2).status_code == 200:
                 return
@@ -121,8 +139,19 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("browser-store") / "sessions.db"
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-c", "from sessionscope.cli import app; app()", "serve",
-           "--db", str(db), "--host", "127.0.0.1", "--port", str(port), "--no-auth"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from sessionscope.cli import app; app()",
+        "serve",
+        "--db",
+        str(db),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-auth",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -188,7 +217,9 @@ class Watch:
 
 @pytest.fixture
 def page(browser: Browser, server_url: str) -> Iterator[Page]:
-    context = browser.new_context(base_url=server_url, accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(
+        base_url=server_url, accept_downloads=True, viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(10_000)
     pg = context.new_page()
     pg.watch = Watch(pg)  # type: ignore[attr-defined]

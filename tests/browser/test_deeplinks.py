@@ -16,7 +16,9 @@ def enc(key: str) -> str:
     return quote(key, safe="-_.!~*'()")
 
 
-@pytest.mark.parametrize("suffix", [ODD_KEY, "100% sure?", "#only-a-hash", "agent:main:telegram:-100/thread 7", "é/ü/日本"])
+@pytest.mark.parametrize(
+    "suffix", [ODD_KEY, "100% sure?", "#only-a-hash", "agent:main:telegram:-100/thread 7", "é/ü/日本"]
+)
 def test_odd_keys_open_from_a_deep_link_and_survive_reload(page: Page, rpc, ns: str, suffix: str) -> None:
     key = suffix if suffix == ODD_KEY else f"{ns} {suffix}"
     rpc.seed(key, agent=f"{ns}-bot", messages=2)

@@ -12,16 +12,48 @@ from playwright.sync_api import Page, expect
 pytestmark = pytest.mark.browser
 
 LAYERS = [
-    {"name": "load-history", "start_ms": 0, "duration_ms": 30, "messages_in": 0, "messages_out": 40,
-     "tokens_in": 0, "tokens_out": 9000, "error": None},
-    {"name": "compact", "start_ms": 30, "duration_ms": 250, "messages_in": 40, "messages_out": 12,
-     "tokens_in": 9000, "tokens_out": 3000, "error": None},
-    {"name": "inject-memory", "start_ms": 280, "duration_ms": 60, "messages_in": 12, "messages_out": 13,
-     "tokens_in": 3000, "tokens_out": 3500, "error": None},
+    {
+        "name": "load-history",
+        "start_ms": 0,
+        "duration_ms": 30,
+        "messages_in": 0,
+        "messages_out": 40,
+        "tokens_in": 0,
+        "tokens_out": 9000,
+        "error": None,
+    },
+    {
+        "name": "compact",
+        "start_ms": 30,
+        "duration_ms": 250,
+        "messages_in": 40,
+        "messages_out": 12,
+        "tokens_in": 9000,
+        "tokens_out": 3000,
+        "error": None,
+    },
+    {
+        "name": "inject-memory",
+        "start_ms": 280,
+        "duration_ms": 60,
+        "messages_in": 12,
+        "messages_out": 13,
+        "tokens_in": 3000,
+        "tokens_out": 3500,
+        "error": None,
+    },
 ]
 EXECUTION = {
-    "started_at": "2026-11-26T06:00:00.000Z", "duration_ms": 420, "model": "gpt-4o", "provider": "openai",
-    "usage": {"input_tokens": 1200, "output_tokens": 300, "cache_read_tokens": 800, "cache_write_tokens": 100},
+    "started_at": "2026-11-26T06:00:00.000Z",
+    "duration_ms": 420,
+    "model": "gpt-4o",
+    "provider": "openai",
+    "usage": {
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "cache_read_tokens": 800,
+        "cache_write_tokens": 100,
+    },
     "cost_usd": 0.25,
     "budget": {"window": 128000, "system": 2000, "tools": 3000, "context": 5000, "messages": 20000},
     "layers": LAYERS,
@@ -34,8 +66,10 @@ def enc(key: str) -> str:
 
 def long_messages(n: int, key: str, words_per_message: int = 120) -> list[dict]:
     words = " ".join(f"word{j}" for j in range(words_per_message))
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} of {key}: {words}"}
-            for i in range(n)]
+    return [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} of {key}: {words}"}
+        for i in range(n)
+    ]
 
 
 def test_tabs_lazy_load_context_and_metrics(page: Page, rpc, ns: str) -> None:
@@ -54,9 +88,17 @@ def test_tabs_lazy_load_context_and_metrics(page: Page, rpc, ns: str) -> None:
     expect(panel.locator(".segbar")).to_be_visible()
     assert page.watch.count("session.context") == 1
     assert page.watch.count("session.metrics") == 0
-    legend = {li.get_attribute("data-segment"): li.locator(".legend-value").inner_text()
-              for li in panel.locator(".legend li").all()}
-    assert legend == {"system": "2,000", "tools": "3,000", "context": "5,000", "messages": "20,000", "free": "98,000"}
+    legend = {
+        li.get_attribute("data-segment"): li.locator(".legend-value").inner_text()
+        for li in panel.locator(".legend li").all()
+    }
+    assert legend == {
+        "system": "2,000",
+        "tools": "3,000",
+        "context": "5,000",
+        "messages": "20,000",
+        "free": "98,000",
+    }
     widths = panel.locator(".seg").evaluate_all("segs => segs.map(s => parseFloat(s.style.width))")
     assert abs(sum(widths) - 100) < 0.01
     rows = panel.locator(".wf-row")
@@ -91,16 +133,40 @@ def test_tabs_lazy_load_context_and_metrics(page: Page, rpc, ns: str) -> None:
 
 def test_tool_call_cards_expand_with_pretty_input_output_and_errors(page: Page, rpc, ns: str) -> None:
     key = f"{ns}:tools"
-    rpc.seed(key, agent=f"{ns}-bot", messages=0, extra=[
-        {"role": "user", "content": "read the hosts file, then run false"},
-        {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "call_read", "name": "read_file", "arguments": json.dumps({"path": "/etc/hosts", "lines": 3})},
-            {"id": "call_bash", "name": "bash", "arguments": json.dumps({"cmd": "false"})}]},
-        {"role": "tool", "tool_call_id": "call_read", "tool_name": "read_file", "content": "127.0.0.1 localhost"},
-        {"role": "tool", "tool_call_id": "call_bash", "tool_name": "bash", "content": "exit status 1",
-         "is_error": True},
-        {"role": "assistant", "content": "The command failed."},
-    ])
+    rpc.seed(
+        key,
+        agent=f"{ns}-bot",
+        messages=0,
+        extra=[
+            {"role": "user", "content": "read the hosts file, then run false"},
+            {
+                "role": "assistant",
+                "content": "Checking.",
+                "tool_calls": [
+                    {
+                        "id": "call_read",
+                        "name": "read_file",
+                        "arguments": json.dumps({"path": "/etc/hosts", "lines": 3}),
+                    },
+                    {"id": "call_bash", "name": "bash", "arguments": json.dumps({"cmd": "false"})},
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_read",
+                "tool_name": "read_file",
+                "content": "127.0.0.1 localhost",
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_bash",
+                "tool_name": "bash",
+                "content": "exit status 1",
+                "is_error": True,
+            },
+            {"role": "assistant", "content": "The command failed."},
+        ],
+    )
     page.goto(f"/sessions/{enc(key)}")
     cards = page.locator("details.tool-card")
     expect(cards).to_have_count(2)
@@ -109,7 +175,9 @@ def test_tool_call_cards_expand_with_pretty_input_output_and_errors(page: Page, 
     expect(read.locator(".tool-input pre")).to_be_hidden()
     read.locator("summary").click()
     expect(read.locator(".tool-input pre")).to_be_visible()
-    assert read.locator(".tool-input pre").inner_text() == json.dumps({"path": "/etc/hosts", "lines": 3}, indent=2)
+    assert read.locator(".tool-input pre").inner_text() == json.dumps(
+        {"path": "/etc/hosts", "lines": 3}, indent=2
+    )
     expect(read.locator(".tool-output pre")).to_have_text("127.0.0.1 localhost")
     expect(read.locator(".tool-output time")).to_have_count(1)
 
@@ -144,11 +212,14 @@ def test_compaction_marker_dims_messages_and_restores(page: Page, rpc, ns: str) 
     expect(marker).to_contain_text("Instructions: keep the numbers")
     expect(page.locator(".timeline > li.msg.is-compacted")).to_have_count(n)
     expect(page.locator(".timeline > li.msg:not(.is-compacted)")).to_have_count(16 - n)
-    opacity = page.locator(".timeline > li.msg.is-compacted").first.evaluate("e => getComputedStyle(e).opacity")
+    opacity = page.locator(".timeline > li.msg.is-compacted").first.evaluate(
+        "e => getComputedStyle(e).opacity"
+    )
     assert float(opacity) < 1
     # the marker sits where the compaction happened (its seq), below every message it replaced
     order = page.locator(".timeline > li").evaluate_all(
-        "els => els.map(e => e.dataset.kind || (e.classList.contains('is-compacted') ? 'old' : 'kept'))")
+        "els => els.map(e => e.dataset.kind || (e.classList.contains('is-compacted') ? 'old' : 'kept'))"
+    )
     assert order.index("compaction") > max(i for i, kind in enumerate(order) if kind == "old")
     assert order[:n] == ["old"] * n
 
@@ -259,11 +330,16 @@ def test_unknown_session_shows_not_found(page: Page, ns: str) -> None:
 
 def test_roles_are_styled_apart(page: Page, rpc, ns: str) -> None:
     key = f"{ns}:roles"
-    rpc.seed(key, agent=f"{ns}-bot", messages=0, extra=[
-        {"role": "system", "content": "You are terse."},
-        {"role": "user", "content": "Hi *there*"},
-        {"role": "assistant", "content": "Hello **you**\n\n- one\n- two"},
-    ])
+    rpc.seed(
+        key,
+        agent=f"{ns}-bot",
+        messages=0,
+        extra=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hi *there*"},
+            {"role": "assistant", "content": "Hello **you**\n\n- one\n- two"},
+        ],
+    )
     page.goto(f"/sessions/{enc(key)}")
     system, user, assistant = (page.locator(f"li.msg-{role}") for role in ("system", "user", "assistant"))
     style = "e => { const s = getComputedStyle(e); return [s.fontStyle, s.textAlign, s.borderLeftWidth, s.backgroundColor]; }"

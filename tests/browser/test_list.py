@@ -186,9 +186,19 @@ def test_empty_loading_error_and_retry_states(page: Page, rpc, ns: str) -> None:
         if body.get("method") != "session.list":
             route.continue_()
         elif failing["on"]:
-            route.fulfill(status=200, content_type="application/json", json={
-                "jsonrpc": "2.0", "id": body.get("id"),
-                "error": {"code": -32602, "message": "sort: not one of the allowed columns", "data": None}})
+            route.fulfill(
+                status=200,
+                content_type="application/json",
+                json={
+                    "jsonrpc": "2.0",
+                    "id": body.get("id"),
+                    "error": {
+                        "code": -32602,
+                        "message": "sort: not one of the allowed columns",
+                        "data": None,
+                    },
+                },
+            )
         else:
             held.append(route)
 
@@ -240,8 +250,18 @@ def test_tenant_filter_appears_when_several_tenants_exist(page: Page, rpc, ns: s
 
 
 def test_an_unauthorized_rpc_sends_the_browser_to_login(page: Page, ns: str) -> None:
-    page.route("**/rpc", lambda route: route.fulfill(status=401, content_type="application/json", json={
-        "jsonrpc": "2.0", "id": None, "error": {"code": -32003, "message": "sign in first", "data": None}}))
+    page.route(
+        "**/rpc",
+        lambda route: route.fulfill(
+            status=401,
+            content_type="application/json",
+            json={
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32003, "message": "sign in first", "data": None},
+            },
+        ),
+    )
     page.goto(f"/sessions?agent={ns}")
     page.wait_for_url("**/login?next=*")
     assert query(page)["next"] == [f"/sessions?agent={ns}"]

@@ -13,11 +13,11 @@ pytestmark = pytest.mark.browser
 FLAG = "window.__xss = (window.__xss || 0) + 1"
 SCRIPT = f"<script>{FLAG}; alert('script')</script>"
 IMG = f"<img src=x onerror=\"{FLAG}; alert('img')\">"
-SVG = f"<svg onload=\"{FLAG}\"></svg>"
+SVG = f'<svg onload="{FLAG}"></svg>'
 JS_LINK = f"[click me](javascript:{FLAG})"
 JS_LINK_2 = "<a href=\"javascript:alert('a')\">raw link</a>"
-HTML_MD = f"**bold** <b onmouseover=\"{FLAG}\">hover</b> <iframe src=\"javascript:alert(1)\"></iframe> <style>*{{}}</style>"
-ALL = " ".join([SCRIPT, IMG, SVG, JS_LINK, JS_LINK_2, HTML_MD])
+HTML_MD = f'**bold** <b onmouseover="{FLAG}">hover</b> <iframe src="javascript:alert(1)"></iframe> <style>*{{}}</style>'
+ALL = f"{SCRIPT} {IMG} {SVG} {JS_LINK} {JS_LINK_2} {HTML_MD}"
 CSP_DIRECTIVES = ["default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'"]
 
 
@@ -28,8 +28,17 @@ def enc(key: str) -> str:
 def assert_inert(page: Page) -> None:
     assert page.evaluate("window.__xss") is None
     main = page.locator("#main")
-    for selector in ("script", "iframe", "svg", "img", "[onerror]", "[onload]", "[onmouseover]",
-                     "a[href^='javascript:' i]", "style"):
+    for selector in (
+        "script",
+        "iframe",
+        "svg",
+        "img",
+        "[onerror]",
+        "[onload]",
+        "[onmouseover]",
+        "a[href^='javascript:' i]",
+        "style",
+    ):
         assert main.locator(selector).count() == 0, f"{selector} made it into the page"
     csp = [line for line in page.watch.console if "Content Security Policy" in line]
     assert not csp, f"something tried to run and the CSP had to stop it: {csp}"
@@ -40,21 +49,49 @@ def test_payloads_in_every_field_stay_text(page: Page, rpc, ns: str) -> None:
     agent = f"{ns}-{SVG}"
     label = f"{SCRIPT}label"
     tool = f"{ns}{IMG}"
-    rpc.seed(key, agent=agent, channel=IMG, label=label, messages=0, extra=[
-        {"role": "system", "content": ALL},
-        {"role": "user", "content": ALL},
-        {"role": "assistant", "content": ALL, "tool_calls": [
-            {"id": "call_x", "name": tool, "arguments": json.dumps({"html": ALL})}]},
-        {"role": "tool", "tool_call_id": "call_x", "tool_name": tool, "content": ALL, "is_error": True},
-        {"role": "tool", "tool_call_id": "orphan", "tool_name": tool, "content": ALL},
-        {"role": "assistant", "content": f"{ALL}\n\n```html\n{SCRIPT}\n```\n\n> {IMG}"},
-    ])
-    rpc("session.record", key=key, execution={
-        "started_at": "2026-11-26T06:00:00.000Z", "duration_ms": 10, "model": SCRIPT, "provider": IMG,
-        "usage": {"input_tokens": 1, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0},
-        "budget": {"window": 1000, "system": 10, "tools": 10, "context": 10, "messages": 10},
-        "layers": [{"name": IMG, "start_ms": 0, "duration_ms": 5, "messages_in": 1, "messages_out": 1,
-                    "tokens_in": 1, "tokens_out": 1, "error": SCRIPT}]})
+    rpc.seed(
+        key,
+        agent=agent,
+        channel=IMG,
+        label=label,
+        messages=0,
+        extra=[
+            {"role": "system", "content": ALL},
+            {"role": "user", "content": ALL},
+            {
+                "role": "assistant",
+                "content": ALL,
+                "tool_calls": [{"id": "call_x", "name": tool, "arguments": json.dumps({"html": ALL})}],
+            },
+            {"role": "tool", "tool_call_id": "call_x", "tool_name": tool, "content": ALL, "is_error": True},
+            {"role": "tool", "tool_call_id": "orphan", "tool_name": tool, "content": ALL},
+            {"role": "assistant", "content": f"{ALL}\n\n```html\n{SCRIPT}\n```\n\n> {IMG}"},
+        ],
+    )
+    rpc(
+        "session.record",
+        key=key,
+        execution={
+            "started_at": "2026-11-26T06:00:00.000Z",
+            "duration_ms": 10,
+            "model": SCRIPT,
+            "provider": IMG,
+            "usage": {"input_tokens": 1, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0},
+            "budget": {"window": 1000, "system": 10, "tools": 10, "context": 10, "messages": 10},
+            "layers": [
+                {
+                    "name": IMG,
+                    "start_ms": 0,
+                    "duration_ms": 5,
+                    "messages_in": 1,
+                    "messages_out": 1,
+                    "tokens_in": 1,
+                    "tokens_out": 1,
+                    "error": SCRIPT,
+                }
+            ],
+        },
+    )
 
     page.goto(f"/sessions?q={quote(ns)}")
     row = page.locator("tr.row").first
