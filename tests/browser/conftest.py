@@ -38,14 +38,6 @@ SERVER_START_TIMEOUT_S = 60
 SRC = Path(__file__).resolve().parents[2] / "src"
 expect.set_options(timeout=10_000)
 
-pytestmark = pytest.mark.browser
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
-
 
 def free_port() -> int:
     with socket.socket() as s:
