@@ -79,7 +79,7 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
   const scope = tenant ? { key, tenant } : { key };
   const lifetime = new AbortController();
   const opened = new Set(); // tool call ids whose cards are open
-  const orphanResults = new Map(); // tool_call_id -> standalone result node (its call is not loaded yet)
+  const orphanResults = new Map(); // tool_call_id -> {node, item}: a result whose call is not loaded yet
   let hasMore = status.has_more;
   let oldestSeq = null;
   let loading = false;
@@ -111,8 +111,7 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
         if (item.role === "tool") {
           const node = h("li", { class: ["msg", "msg-tool", item.compacted ? "is-compacted" : null], "data-seq": item.seq },
             toolCard(null, item, opened));
-          node.__item = item;
-          if (item.tool_call_id) orphans.set(item.tool_call_id, node);
+          if (item.tool_call_id) orphans.set(item.tool_call_id, { node, item });
           nodes.push(node);
           continue;
         }
@@ -122,8 +121,8 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
           else if (orphans.has(call.id)) {
             // The result was rendered alone from a newer page; fold it into this card now.
             const orphan = orphans.get(call.id);
-            result = orphan.__item;
-            orphan.remove();
+            result = orphan.item;
+            orphan.node.remove();
             orphans.delete(call.id);
           }
           return toolCard(call, result, opened);
