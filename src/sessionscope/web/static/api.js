@@ -6,6 +6,10 @@ export const RPC_TIMEOUT_MS = 20000;
 /** Where an unauthenticated browser is sent (the security work adds this page). */
 export const LOGIN_PATH = "/login";
 
+/** Cookie-authenticated calls must carry this header (CSRF defence, see web/auth.py). */
+export const CSRF_HEADER = "X-Sessionscope-CSRF";
+export const CSRF_VALUE = "1";
+
 export const ERROR_NOT_FOUND = -32001;
 export const ERROR_FORBIDDEN = -32003;
 
@@ -50,7 +54,7 @@ export async function rpc(method, params = {}, { signal, timeoutMs = RPC_TIMEOUT
   try {
     response = await fetch(RPC_ENDPOINT, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      headers: { "Content-Type": "application/json", Accept: "application/json", [CSRF_HEADER]: CSRF_VALUE },
       credentials: "same-origin",
       body: JSON.stringify({ jsonrpc: "2.0", id, method, params }),
       signal: controller.signal,
