@@ -339,6 +339,10 @@ def import_(
         err_console.print(f"  skipped {item.file}:{item.line}: {item.reason}", highlight=False, markup=False)
 
 
+# Admin commands (token, audit, tenant, purge, check) register themselves on `app`.
+from sessionscope import cli_admin  # noqa: E402,F401
+
+
 def main() -> None:
     app()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 
@@ -28,6 +29,8 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
     url = resolve_url(db)
     config_obj = ServerConfig(database=url, config_path=config, auth=not no_auth)
     print(f"sessionscope serving {url.split('://')[0]} store on http://{host}:{port}/sessions", flush=True)
+    if not no_auth:
+        print(login_hint(url, host, port), flush=True)
     if workers > 1:
         os.environ[DATABASE_URL_ENV] = url
         os.environ["SESSIONSCOPE_NO_AUTH"] = "1" if no_auth else ""
@@ -35,6 +38,27 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
                     log_level="warning")
         return
     uvicorn.run(create_app(config_obj), host=host, port=port, log_level="warning")
+
+
+def login_hint(url: str, host: str, port: int) -> str:
+    """On a store without tokens, create an admin token and return its login link (as Jupyter does)."""
+    from sessionscope.store import open_database, tokens
+
+    async def bootstrap() -> str | None:
+        db = await open_database(url)
+        try:
+            return await tokens.ensure_bootstrap(db)
+        finally:
+            await db.close()
+
+    token = asyncio.run(bootstrap())
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    if token is None:
+        return ("auth is on: log in with a token from `sessionscope token create` at "
+                f"http://{shown}:{port}/login")
+    return ("auth is on; created the first admin token. Log in (this link is shown once):\n"
+            f"    http://{shown}:{port}/login?token={token}")
 
 
 def app_from_env() -> object:

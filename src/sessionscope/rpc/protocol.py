@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sessionscope.errors import Forbidden, SessionscopeError, TooLarge
+from sessionscope.rpc import auditing
 from sessionscope.rpc.registry import METHODS, Context
 
 log = logging.getLogger("sessionscope.rpc")
@@ -87,6 +88,8 @@ async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
         err = error_object(INVALID_PARAMS, "invalid params: params must be an object (by-name)",
                            {"field": "params", "problem": "must be an object"})
         return None if is_notification else response(request_id, error=err)
+    params = None
+    failure: SessionscopeError | None = None
     try:
         if ctx.caller.role not in method.roles:
             raise Forbidden(f"forbidden: role {ctx.caller.role!r} may not call {name}")
@@ -96,10 +99,15 @@ async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
     except ValidationError as exc:
         out = response(request_id, error=validation_error(exc))
     except SessionscopeError as exc:
+        failure = exc
         out = response(request_id, error=error_object(exc.code, exc.message, exc.data))
     except Exception:  # noqa: BLE001 - the contract: never a 500 or a traceback on the wire
         log.exception("internal error in %s", name)
-        out = response(request_id, error=error_object(INTERNAL_ERROR, f"internal error while running {name}"))
+        failure = SessionscopeError(f"internal error while running {name}")
+        failure.code = INTERNAL_ERROR
+        out = response(request_id, error=error_object(INTERNAL_ERROR, failure.message))
+    if method.audit and (params is not None or failure is not None):
+        await auditing.record_call(ctx, method, raw_params, params, out.get("result"), failure)
     return None if is_notification else out
 
 

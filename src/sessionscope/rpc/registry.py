@@ -19,6 +19,7 @@ READ = frozenset({VIEWER, OPERATOR, ADMIN})
 WRITE = frozenset({OPERATOR, ADMIN})
 INGEST = frozenset({AGENT, ADMIN})
 ADMIN_ONLY = frozenset({ADMIN})
+ANY_ROLE = frozenset(ROLES)
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,19 @@ class Method:
     summary: str
     description: str
     tags: tuple[str, ...] = field(default=())
+    # The audit action recorded for every call of this method (None: not audited).
+    audit: str | None = None
 
 
 METHODS: dict[str, Method] = {}
 
 
-def rpc_method(name: str, *, params: type[BaseModel], result: type[BaseModel], roles: frozenset[str]
-               ) -> Callable[[Handler], Handler]:
+def rpc_method(name: str, *, params: type[BaseModel], result: type[BaseModel], roles: frozenset[str],
+               audit: str | None = None) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         doc = (handler.__doc__ or name).strip()
         summary, _, rest = doc.partition("\n")
-        METHODS[name] = Method(name, params, result, roles, handler, summary.strip(), rest.strip())
+        METHODS[name] = Method(name, params, result, roles, handler, summary.strip(), rest.strip(), audit=audit)
         return handler
 
     return register

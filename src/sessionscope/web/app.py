@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,11 +17,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
-from sessionscope.errors import SessionscopeError
+from sessionscope.errors import SessionscopeError, Unauthorized
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, exports, open_database
 from sessionscope.store.transfer import export_lines
+from sessionscope.web import auth, housekeeping
 from sessionscope.web.services import ServerConfig, Services
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -56,11 +59,11 @@ async def read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def authenticate(request: Request) -> Caller:
-    """Before tokens exist on this server, a loopback-only server treats every caller as admin."""
+async def authenticate(request: Request) -> Caller:
+    """The caller, from web/auth.py's hook when auth is on; without auth (loopback only) an admin."""
     hook = getattr(request.app.state, "authenticate", None)
     if hook is not None:
-        return hook(request)
+        return await hook(request)
     return Caller(scope=Scope.everything(), role=ADMIN, token_name="local")
 
 
@@ -73,9 +76,10 @@ async def rpc_endpoint(request: Request) -> Response:
                                       {"max_bytes": limit})
         return json_response(protocol.response(None, error=error))
     try:
-        caller = authenticate(request)
+        caller = await authenticate(request)
     except SessionscopeError as exc:
-        return json_response(protocol.response(None, error=protocol.error_object(exc.code, exc.message)), 401)
+        status = 401 if isinstance(exc, Unauthorized) else 403
+        return json_response(protocol.response(None, error=protocol.error_object(exc.code, exc.message)), status)
     ctx = Context(db=services.db, caller=caller, services=services, base_url=str(request.base_url).rstrip("/"))
     payload = await protocol.handle(ctx, body)
     if payload is None:
@@ -136,9 +140,14 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = database or await open_database(config.database)
         app.state.services = Services(db, config)
+        purger = housekeeping.start(db, config)
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purger
             if database is None:
                 await db.close()
 
@@ -152,5 +161,6 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
+    auth.install(app, config)
     app.add_middleware(SecurityHeaders)
     return app

@@ -26,7 +26,8 @@ class CompactResult(BaseModel):
     message: str | None = None
 
 
-@rpc_method("session.compact", params=CompactParams, result=CompactResult, roles=WRITE)
+@rpc_method("session.compact", params=CompactParams, result=CompactResult, roles=WRITE,
+            audit="session.compact")
 async def compact(ctx: Context, p: CompactParams) -> Any:
     """Summarise everything older than the recent `keep_recent_tokens` into one compaction item.
 
@@ -59,7 +60,8 @@ class RestoreResult(BaseModel):
     live_tokens: int
 
 
-@rpc_method("session.restore", params=RestoreParams, result=RestoreResult, roles=WRITE)
+@rpc_method("session.restore", params=RestoreParams, result=RestoreResult, roles=WRITE,
+            audit="session.restore")
 async def restore(ctx: Context, p: RestoreParams) -> Any:
     """Undo the active compaction: its messages become live again; the item is kept, marked restored."""
     return await compactions.restore(ctx.db, ctx.caller.scope, p.key, p.seq, tenant=p.tenant)

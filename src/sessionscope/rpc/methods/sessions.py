@@ -84,7 +84,8 @@ class DeleteResult(BaseModel):
     deleted: int
 
 
-@rpc_method("session.delete", params=KeysParams, result=DeleteResult, roles=WRITE)
+@rpc_method("session.delete", params=KeysParams, result=DeleteResult, roles=WRITE,
+            audit="session.delete")
 async def delete(ctx: Context, p: KeysParams) -> Any:
     """Delete sessions and everything of them, search-index rows included. All or nothing."""
     return {"deleted": await sessions.delete_sessions(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
@@ -94,7 +95,8 @@ class ResetResult(BaseModel):
     reset: int
 
 
-@rpc_method("session.reset", params=KeysParams, result=ResetResult, roles=WRITE)
+@rpc_method("session.reset", params=KeysParams, result=ResetResult, roles=WRITE,
+            audit="session.reset")
 async def reset(ctx: Context, p: KeysParams) -> Any:
     """Clear the conversation: history is empty afterwards; billing and usage are kept."""
     return {"reset": await sessions.reset(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
@@ -112,7 +114,8 @@ def export_filename(keys: list[str]) -> str:
     return f"sessions-{len(keys)}.jsonl"
 
 
-@rpc_method("session.export", params=KeysParams, result=ExportResult, roles=WRITE)
+@rpc_method("session.export", params=KeysParams, result=ExportResult, roles=WRITE,
+            audit="session.export")
 async def export(ctx: Context, p: KeysParams) -> Any:
     """A short-lived link whose GET streams the sessions as JSONL."""
     keys = p.all_keys()

@@ -1,0 +1,232 @@
+"""Integrity check: the counters match the rows, every compaction is whole, sequences have no gaps.
+
+Runs over sessions in id pages with a handful of grouped queries per page, so it reads a big
+store once without holding it in memory. Each problem names the session and what differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, select, text, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sessionscope.store.database import Database
+from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
+
+CHECK_PAGE = 500
+MAX_PROBLEMS = 1000
+COST_TOLERANCE = 1e-6
+
+
+@dataclass
+class Report:
+    sessions: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    problems_total: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problems_total == 0
+
+    def add(self, tenant: str | None, key: str | None, problem: str) -> None:
+        self.problems_total += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append({"tenant": tenant, "key": key, "problem": problem})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "sessions": self.sessions, "problems_total": self.problems_total,
+                "problems": self.problems}
+
+
+def _grouped(ids: list[int], table: Any, *columns: Any) -> Any:
+    return select(table.c.session_id, *columns).where(table.c.session_id.in_(ids)).group_by(table.c.session_id)
+
+
+async def _page_facts(conn: AsyncConnection, ids: list[int]) -> dict[str, dict[int, Any]]:
+    is_output = case((messages.c.role == "assistant", messages.c.tokens), else_=0)
+    msg = await conn.execute(_grouped(
+        ids, messages, func.count().label("n"), func.coalesce(func.sum(is_output), 0).label("out"),
+        func.coalesce(func.sum(messages.c.tokens), 0).label("tokens"),
+    ))
+    comp = await conn.execute(_grouped(ids, compactions, func.count().label("n")))
+    rst = await conn.execute(_grouped(ids, resets, func.count().label("n")))
+    exe = await conn.execute(_grouped(
+        ids, executions, func.count().label("n"),
+        func.coalesce(func.sum(executions.c.input_tokens), 0).label("inp"),
+        func.coalesce(func.sum(executions.c.output_tokens), 0).label("out"),
+        func.coalesce(func.sum(executions.c.cache_read_tokens), 0).label("cread"),
+        func.coalesce(func.sum(executions.c.cache_write_tokens), 0).label("cwrite"),
+        func.coalesce(func.sum(executions.c.cost_usd), 0.0).label("cost"),
+    ))
+    seqs = union_all(
+        select(messages.c.session_id.label("sid"), messages.c.seq.label("seq")).where(messages.c.session_id.in_(ids)),
+        select(compactions.c.session_id, compactions.c.seq).where(compactions.c.session_id.in_(ids)),
+        select(resets.c.session_id, resets.c.seq).where(resets.c.session_id.in_(ids)),
+    ).subquery()
+    seq = await conn.execute(select(
+        seqs.c.sid, func.count().label("n"), func.count(func.distinct(seqs.c.seq)).label("distinct"),
+        func.min(seqs.c.seq).label("lo"), func.max(seqs.c.seq).label("hi"),
+    ).group_by(seqs.c.sid))
+    calls: dict[int, int] = defaultdict(int)
+    for sid, raw in (await conn.execute(select(messages.c.session_id, messages.c.tool_calls).where(
+            messages.c.session_id.in_(ids), messages.c.tool_calls.is_not(None)))).all():
+        calls[int(sid)] += len(json.loads(raw))
+    return {
+        "messages": {int(r.session_id): r for r in msg.all()},
+        "compactions": {int(r.session_id): r for r in comp.all()},
+        "resets": {int(r.session_id): r for r in rst.all()},
+        "executions": {int(r.session_id): r for r in exe.all()},
+        "seqs": {int(r.sid): r for r in seq.all()},
+        "tool_calls": dict(calls),
+    }
+
+
+async def _live(conn: AsyncConnection, row: Any) -> tuple[int, int]:
+    count, tokens = (await conn.execute(
+        select(func.count(), func.coalesce(func.sum(messages.c.tokens), 0))
+        .where(messages.c.session_id == row.id, messages.c.seq >= row.live_from_seq)
+    )).one()
+    return int(count), int(tokens)
+
+
+async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[int, Any]], report: Report) -> None:
+    def problem(text_: str) -> None:
+        report.add(row.tenant, row.key, text_)
+
+    sid = int(row.id)
+    m = facts["messages"].get(sid)
+    n_msgs, out_tokens, msg_tokens = (int(m.n), int(m.out), int(m.tokens)) if m else (0, 0, 0)
+    expected = {
+        "message_count": n_msgs,
+        "msg_output_tokens": out_tokens,
+        "msg_input_tokens": msg_tokens - out_tokens,
+        "tool_calls": facts["tool_calls"].get(sid, 0),
+        "compactions": int(facts["compactions"][sid].n) if sid in facts["compactions"] else 0,
+        "resets": int(facts["resets"][sid].n) if sid in facts["resets"] else 0,
+    }
+    e = facts["executions"].get(sid)
+    expected |= {
+        "executions": int(e.n) if e else 0,
+        "exec_input_tokens": int(e.inp) if e else 0,
+        "exec_output_tokens": int(e.out) if e else 0,
+        "cache_read_tokens": int(e.cread) if e else 0,
+        "cache_write_tokens": int(e.cwrite) if e else 0,
+    }
+    for name, value in expected.items():
+        if int(getattr(row, name)) != value:
+            problem(f"{name} is {int(getattr(row, name))} but the rows say {value}")
+    if e is not None and abs(float(row.cost_usd) - float(e.cost)) > COST_TOLERANCE * max(1.0, float(e.cost)):
+        problem(f"cost_usd is {float(row.cost_usd)} but the executions sum to {float(e.cost)}")
+
+    # Sequences: messages, compactions and resets share 1..next_seq-1, each seq exactly once.
+    last = int(row.next_seq) - 1
+    s = facts["seqs"].get(sid)
+    n, distinct, lo, hi = (int(s.n), int(s.distinct), int(s.lo), int(s.hi)) if s else (0, 0, None, None)
+    if n != distinct:
+        problem(f"{n - distinct} seq(s) are used twice across messages, compactions and resets")
+    if n != last or (n and (lo != 1 or hi != last)):
+        problem(f"items hold {distinct} distinct seqs in {lo}..{hi}, but next_seq is {last + 1} "
+                f"(expected exactly 1..{last})")
+
+    # Compactions are whole, and the live boundary points at one of them.
+    found = (await conn.execute(select(compactions).where(compactions.c.session_id == sid))).all()
+    by_id = {int(c.id): c for c in found}
+    for c in found:
+        if not (c.summary or "").strip():
+            problem(f"compaction seq {c.seq} has an empty summary")
+        if not 1 <= int(c.first_kept_seq) <= last + 1:
+            problem(f"compaction seq {c.seq} keeps from seq {c.first_kept_seq}, outside 1..{last + 1}")
+        if c.prev_compaction_id is not None and int(c.prev_compaction_id) not in by_id:
+            problem(f"compaction seq {c.seq} points to a previous compaction that is not in this session")
+    if not 1 <= int(row.live_from_seq) <= last + 1:
+        problem(f"live_from_seq {row.live_from_seq} is outside 1..{last + 1}")
+    summary_tokens = 0
+    if row.active_compaction_id is not None:
+        active = by_id.get(int(row.active_compaction_id))
+        if active is None:
+            problem("the active compaction is missing")
+        elif active.restored:
+            problem(f"the active compaction (seq {active.seq}) is marked restored")
+        else:
+            summary_tokens = int(active.summary_tokens)
+    live_count, live_tokens = await _live(conn, row)
+    if int(row.live_messages) != live_count:
+        problem(f"live_messages is {row.live_messages} but {live_count} messages are live")
+    if int(row.live_tokens) != live_tokens + summary_tokens:
+        problem(f"live_tokens is {row.live_tokens} but the live rows hold {live_tokens + summary_tokens}")
+
+
+async def _check_facets(conn: AsyncConnection, report: Report) -> None:
+    counted = {(r.tenant, r.agent, r.channel): int(r.n) for r in (await conn.execute(
+        select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"))
+        .group_by(sessions.c.tenant, sessions.c.agent, sessions.c.channel)
+    )).all()}
+    stored = {(r.tenant, r.agent, r.channel): int(r.sessions) for r in (await conn.execute(select(facets))).all()}
+    for group in sorted(set(counted) | set(stored)):
+        if counted.get(group, 0) != stored.get(group, 0):
+            report.add(group[0], None, f"facet (agent {group[1]!r}, channel {group[2]!r}) counts "
+                       f"{stored.get(group, 0)} sessions but {counted.get(group, 0)} exist")
+
+
+async def _check_orphans(conn: AsyncConnection, report: Report) -> None:
+    for table in (messages, compactions, resets, executions):
+        orphans = (await conn.execute(select(func.count()).select_from(table).where(
+            table.c.session_id.not_in(select(sessions.c.id))))).scalar()
+        if orphans:
+            report.add(None, None, f"{orphans} {table.name} row(s) belong to no session")
+
+
+async def _check_sqlite_file(conn: AsyncConnection, report: Report) -> None:
+    result = (await conn.execute(text("PRAGMA quick_check"))).scalars().all()
+    if result != ["ok"]:
+        report.add(None, None, "SQLite quick_check: " + "; ".join(str(r) for r in result[:10]))
+
+
+async def check(db: Database) -> Report:
+    """Check the whole store; `report.ok` is True when nothing is wrong."""
+    report = Report()
+    async with db.read() as conn:
+        if db.is_sqlite:
+            await _check_sqlite_file(conn, report)
+    after = -1
+    while True:
+        # One read transaction per page: a consistent snapshot of those sessions and their rows.
+        async with db.read() as conn:
+            page = (await conn.execute(
+                select(sessions).where(sessions.c.id > after).order_by(sessions.c.id).limit(CHECK_PAGE)
+            )).all()
+            if not page:
+                break
+            facts = await _page_facts(conn, [int(r.id) for r in page])
+            for row in page:
+                await _check_session(conn, row, facts, report)
+        report.sessions += len(page)
+        after = int(page[-1].id)
+    async with db.read() as conn:
+        await _check_facets(conn, report)
+        await _check_orphans(conn, report)
+    return report
+
+
+def format_report(report: Report) -> str:
+    if report.ok:
+        return f"ok: {report.sessions} session(s) checked, no problems"
+    lines = [f"{report.problems_total} problem(s) in {report.sessions} session(s):"]
+    for p in report.problems:
+        where = f"{p['tenant']}/{p['key']}" if p["key"] is not None else (p["tenant"] or "store")
+        lines.append(f"  {where}: {p['problem']}")
+    if report.problems_total > len(report.problems):
+        lines.append(f"  … and {report.problems_total - len(report.problems)} more")
+    return "\n".join(literal_safe(line) for line in lines)
+
+
+def literal_safe(line: str) -> str:
+    """Keys may hold anything; keep the report one line per problem."""
+    return line.replace("\n", "\\n").replace("\r", "\\r")
+
+
+__all__ = ["Report", "check", "format_report"]

@@ -1,0 +1,173 @@
+"""Authentication for the web app: Bearer tokens for programs, an HttpOnly cookie for the dashboard.
+
+`install(app, config)` adds /login, /auth/login and /auth/logout, sends dashboard pages to /login
+when there is no session cookie, and (when auth is on) sets `app.state.authenticate`, which
+web/app.py calls for every RPC request.
+
+The cookie holds the token itself: HttpOnly (no script reads it), SameSite=Strict (no other site
+sends it), Secure over https. Every lookup goes to the store, so revoking a token ends its
+dashboard sessions at once. A cookie-authenticated RPC call must also come from this origin
+(`Origin` equal to the Host) and carry `X-Sessionscope-CSRF: 1`, which no cross-site form can set.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from sessionscope.errors import Forbidden, Unauthorized
+from sessionscope.rpc.registry import Caller
+from sessionscope.store import tokens
+from sessionscope.web.services import ServerConfig
+
+STATIC_DIR = Path(__file__).parent / "static"
+SESSION_COOKIE = "sessionscope_session"
+CSRF_HEADER = "x-sessionscope-csrf"
+CSRF_VALUE = "1"
+LOGIN_PATH = "/login"
+# Paths of dashboard pages: without a session cookie they redirect to the login page.
+PAGE_PREFIXES = ("/sessions",)
+MAX_LOGIN_BODY = 4096
+
+
+def caller_for(info: tokens.TokenInfo) -> Caller:
+    return Caller(scope=info.scope, role=info.role, token_id=info.id, token_name=info.name)
+
+
+def _same_origin(request: Request, *, required: bool) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return not required
+    host = request.headers.get("host", "")
+    return origin != "null" and urlsplit(origin).netloc.lower() == host.lower()
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("unauthorized: the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def authenticate(request: Request) -> Caller:
+    """The caller behind a request, or Unauthorized (HTTP 401) / Forbidden (HTTP 403)."""
+    db = request.app.state.services.db
+    token = bearer_token(request)
+    if token is not None:
+        info = await tokens.verify(db, token)
+        if info is None:
+            raise Unauthorized("unauthorized: this token is unknown or revoked")
+        return caller_for(info)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthorized("unauthorized: send 'Authorization: Bearer <token>' or log in at /login")
+    info = await tokens.verify(db, cookie)
+    if info is None:
+        raise Unauthorized("unauthorized: your session has ended; log in again")
+    if not _same_origin(request, required=True):
+        raise Forbidden("forbidden: a cookie-authenticated call must come from this site (Origin)")
+    if request.headers.get(CSRF_HEADER) != CSRF_VALUE:
+        raise Forbidden(f"forbidden: a cookie-authenticated call needs the header {CSRF_HEADER}: {CSRF_VALUE}")
+    return caller_for(info)
+
+
+# ---- pages and endpoints -------------------------------------------------------------------------
+
+def _auth_on(request: Request) -> bool:
+    return bool(request.app.state.services.config.auth)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a local path: never `//host` or a scheme, so the login cannot redirect off-site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/sessions"
+    return value
+
+
+async def login_page(request: Request) -> Response:
+    if not _auth_on(request):
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    return FileResponse(STATIC_DIR / "login.html", headers={"cache-control": "no-store"})
+
+
+def _json_error(status: int, message: str) -> Response:
+    return JSONResponse({"ok": False, "error": message}, status_code=status)
+
+
+async def login(request: Request) -> Response:
+    """POST {"token": "..."}: on a valid token, set the session cookie."""
+    if not _same_origin(request, required=False):
+        return _json_error(403, "forbidden: log in from this site")
+    body = await request.body()
+    if len(body) > MAX_LOGIN_BODY:
+        return _json_error(413, "request too large")
+    try:
+        token = json.loads(body).get("token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token.strip():
+        return _json_error(400, 'send {"token": "<your token>"}')
+    info = await tokens.verify(request.app.state.services.db, token.strip())
+    if info is None:
+        return _json_error(401, "this token is unknown or revoked")
+    response = JSONResponse({"ok": True, "role": info.role, "tenant": info.tenant, "token_name": info.name},
+                            headers={"cache-control": "no-store"})
+    response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    """Clear the session cookie: JSON for fetch, else a redirect to the login page (plain forms)."""
+    if not _same_origin(request, required=False):
+        return _json_error(403, "forbidden: log out from this site")
+    if "application/json" in request.headers.get("accept", ""):
+        response: Response = JSONResponse({"ok": True})
+    else:
+        response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+class LoginRedirect:
+    """Dashboard pages without a session cookie go to /login (when auth is on)."""
+
+    def __init__(self, app: Any, config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.config.auth and scope["method"] in ("GET", "HEAD"):
+            path = scope["path"]
+            if any(path == p or path.startswith(p + "/") for p in PAGE_PREFIXES):
+                request = Request(scope)
+                if not request.cookies.get(SESSION_COOKIE):
+                    target = path + (f"?{request.url.query}" if request.url.query else "")
+                    response = RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='')}", status_code=303)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+ROUTES = [
+    Route(LOGIN_PATH, login_page, methods=["GET"]),
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/logout", logout, methods=["POST"]),
+]
+
+
+def install(app: Starlette, config: ServerConfig) -> None:
+    app.router.routes[:0] = ROUTES
+    app.add_middleware(LoginRedirect, config=config)
+    if config.auth:
+        app.state.authenticate = authenticate
