@@ -126,7 +126,10 @@ def test_deep_nesting_is_rejected(rpc: RPC) -> None:
     for _ in range(200):
         deep = [deep]
     answer = rpc.raw({"jsonrpc": "2.0", "id": 1, "method": "session.list", "params": {"search": deep}}).json()
-    assert answer["error"]["code"] == -32600
+    assert answer["error"]["code"] == -32602 and answer["error"]["data"]["field"] == "search"
+    very_deep = b"[" * 200_000 + b"]" * 200_000
+    answer = rpc.http.post(f"{rpc.url}/rpc", content=very_deep, headers={"content-type": "application/json"})
+    assert answer.status_code == 200 and answer.json()["error"]["code"] == -32700
 
 
 def test_same_envelope_for_every_method(rpc: RPC) -> None:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def to_rfc3339(ms: int | None) -> str | None:
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # Naive epoch arithmetic plus isoformat is several times faster than strftime; exports
+    # format one of these per line.
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_rfc3339(text: str) -> int:

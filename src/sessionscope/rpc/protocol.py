@@ -21,7 +21,6 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
 MAX_BATCH = 100
-MAX_DEPTH = 64
 
 
 def error_object(code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -42,22 +41,6 @@ def validation_error(exc: ValidationError) -> dict[str, Any]:
     field = ".".join(str(p) for p in first["loc"]) or "params"
     problem = first["msg"]
     return error_object(INVALID_PARAMS, f"invalid params: {field}: {problem}", {"field": field, "problem": problem})
-
-
-def _depth(value: Any, limit: int = MAX_DEPTH) -> int:
-    """Nesting depth, iteratively, stopping once past `limit`."""
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def _valid_id(request_id: Any) -> bool:
@@ -116,9 +99,8 @@ async def handle(ctx: Context, body: bytes) -> Any:
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
+        # RecursionError: pathological nesting; the C parser gives up before Python would.
         return response(None, error=error_object(PARSE_ERROR, "parse error: the body is not valid JSON"))
-    if _depth(payload) > MAX_DEPTH:
-        return response(None, error=error_object(INVALID_REQUEST, f"invalid request: nested deeper than {MAX_DEPTH}"))
     if isinstance(payload, list):
         if not payload:
             return response(None, error=error_object(INVALID_REQUEST, "invalid request: empty batch"))

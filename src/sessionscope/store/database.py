@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +20,8 @@ DATABASE_URL_ENV = "SESSIONSCOPE_DATABASE_URL"
 SQLITE_JOURNAL_MODE = "WAL"
 SQLITE_SYNCHRONOUS = "NORMAL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-SQLITE_CACHE_KIB = 64 * 1024
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+SQLITE_CACHE_KIB = 16 * 1024
+SQLITE_MMAP_BYTES = 0  # mmap pages count toward RSS; the OS page cache serves reads anyway
 
 
 def default_database_path() -> Path:
@@ -72,6 +73,9 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # SQLite has one writer at a time. Queueing writers here, instead of in SQLite's busy
+        # handler (which sleeps in steps of up to 100 ms), keeps concurrent appends fast.
+        self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,7 +90,11 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: everything inside commits together or not at all."""
-        async with self.engine.connect() as conn:
+        if self._sqlite_writer is None:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        async with self._sqlite_writer, self.engine.connect() as conn:
             await conn.execution_options(sessionscope_write=True)
             async with conn.begin():
                 yield conn
@@ -102,6 +110,16 @@ class Database:
         module = sqlite if self.is_sqlite else postgresql
         stmt = module.insert(table)
         return stmt.on_conflict_do_update(index_elements=keys, set_={column: table.c[column] + amount})
+
+    def placeholders(self, count: int) -> str:
+        """Driver-level parameter markers, for the few hot statements that skip SQL compilation."""
+        style = self.engine.dialect.paramstyle
+        if style == "qmark":
+            return ", ".join("?" * count)
+        if style in ("numeric_dollar", "numeric"):
+            mark = "$" if style == "numeric_dollar" else ":"
+            return ", ".join(f"{mark}{i}" for i in range(1, count + 1))
+        return ", ".join(["%s"] * count)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -53,22 +53,24 @@ def session_row(row: Row) -> dict[str, Any]:
 
 
 def message_item(row: Row, live_from_seq: int, *, html: bool = False) -> dict[str, Any]:
+    # Positional unpacking (the messages table's column order): exports call this per line.
+    _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *_ = row
     item: dict[str, Any] = {
         "kind": "message",
-        "seq": int(row.seq),
-        "id": row.msg_id,
-        "role": row.role,
-        "content": row.content,
-        "tool_calls": json.loads(row.tool_calls) if row.tool_calls else None,
-        "tool_call_id": row.tool_call_id,
-        "tool_name": row.tool_name,
-        "is_error": bool(row.is_error),
-        "timestamp": to_rfc3339(row.ts),
-        "tokens": int(row.tokens),
-        "compacted": int(row.seq) < live_from_seq,
+        "seq": seq,
+        "id": msg_id,
+        "role": role,
+        "content": content,
+        "tool_calls": json.loads(tool_calls) if tool_calls else None,
+        "tool_call_id": tool_call_id,
+        "tool_name": tool_name,
+        "is_error": bool(is_error),
+        "timestamp": to_rfc3339(ts),
+        "tokens": tokens,
+        "compacted": seq < live_from_seq,
     }
     if html:
-        item["content_html"] = render_markdown(row.content) if row.role == "assistant" else None
+        item["content_html"] = render_markdown(content) if role == "assistant" else None
     return item
 
 

@@ -58,6 +58,12 @@ async def ensure(
     created_at: int,
 ) -> Row:
     """The session row, locked for this transaction, created on first use."""
+    stmt = select(sessions).where(sessions.c.tenant == tenant, sessions.c.key == key).with_for_update()
+    row = (await conn.execute(stmt)).first()
+    if row is not None:
+        if label is not None and label != row.label:
+            await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
+        return row
     inserted = await conn.execute(
         db.insert_ignore(sessions).values(
             tenant=tenant, key=key, agent=agent, channel=channel, label=label,

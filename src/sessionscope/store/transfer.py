@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import orjson
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,7 @@ FORMAT_VERSION = 1
 
 
 def _line(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
 async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None
@@ -185,7 +185,7 @@ class _SessionWriter:
         row = await self._row()
         if self.seq_offset is None and batch[0].get("seq") is not None:
             self.seq_offset = int(row.next_seq) - int(batch[0]["seq"])
-        result = await insert_messages(self.conn, row, prepare_messages(batch, now_ms()))
+        result = await insert_messages(self.db, self.conn, row, prepare_messages(batch, now_ms()))
         self.stats.messages += result["appended"]
         self.stats.duplicates += result["duplicates"]
 

@@ -1,0 +1,299 @@
+"""Core benchmark: session.list, search, status, metrics/context, ingest and export, through the
+real HTTP server, each next to the raw SQL time for the same query in the same run.
+
+    python bench/core.py                       # SQLite, the issue's sizes
+    python bench/core.py --database postgresql # PostgreSQL at 127.0.0.1:5432 (bars are 1.5x)
+    python bench/core.py --sessions 100000     # a quicker run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bulk import load_messages, load_sessions, message_rows  # noqa: E402
+from sessionscope.demo import AGENTS, CHANNELS, TENANTS  # noqa: E402
+from sessionscope.store import Database, open_database  # noqa: E402
+from sessionscope.store.schema import messages  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SORTS = ["updated_at", "created_at", "key", "agent", "channel", "message_count", "total_tokens", "cost_usd"]
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "sessionscope.cli", "serve", "--db", url, "--port",
+                                      str(self.port), "--no-auth"], stdout=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.http = httpx.Client(timeout=600)
+        for _ in range(300):
+            try:
+                self.http.get(f"{self.base}/healthz")
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def call(self, method: str, **params: Any) -> tuple[Any, float]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        start = time.perf_counter()
+        answer = self.http.post(f"{self.base}/rpc", json=body).json()
+        elapsed = time.perf_counter() - start
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"], elapsed
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+async def raw_time(db: Database, sql: str, params: dict[str, Any], repeat: int) -> list[float]:
+    times = []
+    async with db.engine.connect() as conn:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            (await conn.execute(text(sql), params)).all()
+            times.append(time.perf_counter() - start)
+    return times
+
+
+async def prepare(url: str, sessions: int, big: int, export_sessions: int) -> None:
+    db = await open_database(url)
+    try:
+        t = time.perf_counter()
+        await load_sessions(db, sessions)
+        print(f"  loaded {sessions:,} sessions in {time.perf_counter() - t:.1f} s", flush=True)
+        t = time.perf_counter()
+        from sessionscope.store import Scope
+        from sessionscope.store.conversation import append
+
+        for i in range(export_sessions):
+            await append(db, Scope.everything(), key=f"big/{i}", agent="main", channel="web", tenant="default",
+                         batch=[{"id": "seed", "role": "user", "content": "start", "tokens": 5}])
+            await load_messages(db, "default", f"big/{i}", big)
+        print(f"  loaded {export_sessions} x {big:,} messages in {time.perf_counter() - t:.1f} s", flush=True)
+    finally:
+        await db.close()
+
+
+def sqlite_or_pg(database: str) -> str:
+    OUT.mkdir(exist_ok=True)
+    if database == "sqlite":
+        path = OUT / "core.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite+aiosqlite:///{path}"
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute('DROP DATABASE IF EXISTS "sessionscope_bench" WITH (FORCE)')
+        await conn.execute('CREATE DATABASE "sessionscope_bench"')
+        await conn.close()
+
+    asyncio.run(create())
+    return "postgresql+asyncpg://postgres@127.0.0.1:5432/sessionscope_bench"
+
+
+async def raw_list_times(db_url: str, rounds: int) -> list[float]:
+    db = await open_database(db_url, migrate=False)
+    rng = random.Random(3)
+    times: list[float] = []
+    try:
+        for i in range(rounds):
+            sort, order = SORTS[i % len(SORTS)], ("DESC" if i % 2 else "ASC")
+            where, params = "tenant = :tenant", {"tenant": TENANTS[i % len(TENANTS)]}
+            if i % 3 == 0:
+                where += " AND agent = :agent"
+                params["agent"] = rng.choice(AGENTS)
+            elif i % 3 == 1:
+                where += " AND channel = :channel"
+                params["channel"] = rng.choice(CHANNELS)
+            sql = f"SELECT * FROM sessions WHERE {where} ORDER BY {sort} {order}, id {order} LIMIT 51"
+            times += await raw_time(db, sql, params, 1)
+    finally:
+        await db.close()
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--big", type=int, default=100_000, help="messages in each big session")
+    parser.add_argument("--export-sessions", type=int, default=10, help="big sessions (export covers all)")
+    parser.add_argument("--ingest", type=int, default=50_000, help="messages appended in batches of 100")
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    factor = 1.5 if args.database == "postgresql" else 1.0
+    url = sqlite_or_pg(args.database)
+    print(f"building: {args.database}, {args.sessions:,} sessions", flush=True)
+    asyncio.run(prepare(url, args.sessions, args.big, args.export_sessions))
+    server = Server(url)
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        rows += run_benchmarks(server, url, args, factor)
+    finally:
+        server.stop()
+    print(f"\nsessionscope core benchmark ({args.database}, {args.sessions:,} sessions; bars x{factor})")
+    print(f"{'operation':58} {'API':>22} {'raw SQL':>16}  bar")
+    for name, api, raw, bar in rows:
+        print(f"{name:58} {api:>22} {raw:>16}  {bar}")
+
+
+def run_benchmarks(server: Server, url: str, args: argparse.Namespace, factor: float
+                   ) -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = []
+    rng = random.Random(5)
+    # session.list, filtered and sorted, first and next pages.
+    server.call("session.list", limit=50)  # warm
+    api = []
+    for i in range(args.rounds):
+        params: dict[str, Any] = {"tenant": TENANTS[i % len(TENANTS)], "sort": SORTS[i % len(SORTS)],
+                                  "order": "desc" if i % 2 else "asc", "limit": 50}
+        if i % 3 == 0:
+            params["agent"] = rng.choice(AGENTS)
+        elif i % 3 == 1:
+            params["channel"] = rng.choice(CHANNELS)
+        result, elapsed = server.call("session.list", **params)
+        api.append(elapsed)
+    raw = asyncio.run(raw_list_times(url, args.rounds))
+    out.append((f"session.list page of 50, filtered+sorted (n={args.rounds})",
+                f"p50 {ms(pct(api, 50))} p99 {ms(pct(api, 99))}", f"p50 {ms(pct(raw, 50))}",
+                f"p50 <= {30 * factor:.0f} ms, p99 <= {100 * factor:.0f} ms"))
+    # search
+    terms = ["-1001234", "topic:42", "support", "discord", "ops-bot:slack", "group:-10099", "whatsapp:group",
+             "-100777"]
+    api = []
+    for i in range(max(40, args.rounds // 5)):
+        _, elapsed = server.call("session.list", search=terms[i % len(terms)], tenant=TENANTS[i % 3], limit=50)
+        api.append(elapsed)
+    out.append(("session.list with search", f"p50 {ms(pct(api, 50))} p99 {ms(pct(api, 99))}", "",
+                f"p50 <= {150 * factor:.0f} ms"))
+    # status of a 100k-message session
+    api = [server.call("session.status", key="big/0", tenant="default")[1] for _ in range(50)]
+    raw = asyncio.run(_raw_status(url))
+    out.append((f"session.status first page, {args.big:,}-message session", f"p50 {ms(pct(api, 50))}",
+                f"p50 {ms(pct(raw, 50))}", f"p50 <= {30 * factor:.0f} ms"))
+    # metrics and context, small vs big session
+    server.call("session.append", key="small", tenant="default", agent="main", channel="web",
+                messages=[{"id": "1", "role": "user", "content": "hi"}])
+    for method in ("session.metrics", "session.context"):
+        small = [server.call(method, key="small", tenant="default")[1] for _ in range(50)]
+        big = [server.call(method, key="big/0", tenant="default")[1] for _ in range(50)]
+        out.append((f"{method}: 1-message vs {args.big:,}-message session",
+                    f"{ms(pct(small, 50))} vs {ms(pct(big, 50))}", "", "independent of length"))
+    # ingest: one client, then several agents appending to their own sessions at once
+    batches = args.ingest // 100
+    for clients in (1, 4):
+        api_rate = ingest(server, batches, clients)
+        if clients == 1:
+            raw_rate = asyncio.run(_raw_ingest(url, batches * 100))
+        out.append((f"ingest: session.append x100, {clients} client(s) ({batches * 100:,} msgs)",
+                    f"{api_rate:,.0f} msg/s", f"{raw_rate:,.0f} msg/s",
+                    f">= 20,000 msg/s and >= 0.3x raw ({api_rate / raw_rate:.2f}x)"))
+    # export
+    keys = [f"big/{i}" for i in range(args.export_sessions)]
+    link, _ = server.call("session.export", keys=keys, tenant="default")
+    start = time.perf_counter()
+    lines = 0
+    with server.http.stream("GET", link["url"]) as response:
+        for chunk in response.iter_bytes():
+            lines += chunk.count(b"\n")
+    elapsed = time.perf_counter() - start
+    out.append((f"export {lines:,} lines ({args.export_sessions} sessions)",
+                f"{lines / elapsed:,.0f} lines/s", f"peak RSS {server.peak_rss_mb():.0f} MB",
+                ">= 100,000 lines/s, peak RSS <= 200 MB"))
+    return out
+
+
+def ingest(server: Server, batches: int, clients: int) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def agent(n: int) -> None:
+        http = httpx.Client(timeout=600)
+        for b in range(n, batches, clients):
+            msgs = [{"id": f"i{b}-{i}", "role": "user" if i % 2 else "assistant",
+                     "content": f"ingest message {b}-{i} about deploy {i % 17} of billing-api"} for i in range(100)]
+            body = {"jsonrpc": "2.0", "id": 1, "method": "session.append",
+                    "params": {"key": f"ingest-{clients}/{n}", "tenant": "default", "agent": "main",
+                               "channel": "web", "messages": msgs}}
+            assert "result" in http.post(f"{server.base}/rpc", json=body).json()
+        http.close()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(agent, range(clients)))
+    return batches * 100 / (time.perf_counter() - start)
+
+
+async def _raw_status(url: str) -> list[float]:
+    db = await open_database(url, migrate=False)
+    try:
+        async with db.engine.connect() as conn:
+            sid = (await conn.execute(text("SELECT id, next_seq FROM sessions WHERE tenant='default' "
+                                           "AND key='big/0'"))).one()
+        return await raw_time(db, "SELECT * FROM messages WHERE session_id = :sid AND seq < :upper "
+                                  "ORDER BY seq DESC LIMIT 101", {"sid": sid[0], "upper": sid[1]}, 50)
+    finally:
+        await db.close()
+
+
+async def _raw_ingest(url: str, count: int) -> float:
+    """executemany of the same number of message rows into a fresh session, in batches of 100."""
+    db = await open_database(url, migrate=False)
+    try:
+        from sessionscope.store import Scope
+        from sessionscope.store.conversation import append
+
+        await append(db, Scope.everything(), key="raw-ingest", agent="main", channel="web", tenant="default",
+                     batch=[{"id": "seed", "role": "user", "content": "x", "tokens": 1}])
+        async with db.engine.connect() as conn:
+            sid = (await conn.execute(text("SELECT id FROM sessions WHERE key='raw-ingest'"))).scalar_one()
+        start = time.perf_counter()
+        for b in range(count // 100):
+            async with db.write() as conn:
+                await conn.execute(messages.insert(), message_rows(sid, 100, 2 + b * 100))
+        return count / (time.perf_counter() - start)
+    finally:
+        await db.close()
+
+
+if __name__ == "__main__":
+    shutil.rmtree(OUT / "tmp", ignore_errors=True)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
