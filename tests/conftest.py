@@ -24,7 +24,7 @@ from sessionscope.web.app import create_app
 from sessionscope.web.services import ServerConfig
 
 PG_ADMIN_DSN = os.environ.get("SESSIONSCOPE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-PG_TEST_DB = "sessionscope_test"
+PG_TEST_DB = os.environ.get("SESSIONSCOPE_TEST_PG_DB", "sessionscope_test")  # one name per concurrent run
 DIALECTS = ["sqlite", "postgresql"]
 
 
