@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339
@@ -44,6 +44,10 @@ def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[
     return prepared
 
 
+_EXISTING_IDS = select(messages.c.msg_id).where(
+    messages.c.session_id == bindparam("session_id"), messages.c.msg_id.in_(bindparam("ids", expanding=True))
+)
+
 MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
                    "is_error", "ts", "tokens")
 
@@ -59,9 +63,7 @@ async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepare
     existing: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        found = await conn.execute(
-            select(messages.c.msg_id).where(messages.c.session_id == row.id, messages.c.msg_id.in_(chunk))
-        )
+        found = await conn.execute(_EXISTING_IDS, {"session_id": row.id, "ids": chunk})
         existing.update(found.scalars())
     fresh: list[dict[str, Any]] = []
     for m in prepared:

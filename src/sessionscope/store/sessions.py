@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, case, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy import Row, bindparam, TextClause, and_, delete, func, literal_column, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
@@ -29,6 +30,13 @@ from sessionscope.store.scope import Scope
 
 # Counting beyond this many matches for a search would mean scanning; the total is then "N+".
 SEARCH_TOTAL_CAP = 10_000
+
+
+_FIND_FOR_UPDATE = (
+    select(sessions)
+    .where(sessions.c.tenant == bindparam("tenant"), sessions.c.key == bindparam("key"))
+    .with_for_update()
+)
 
 
 async def find(conn: AsyncConnection, tenant: str, key: str, *, lock: bool = False) -> Row:
@@ -58,8 +66,7 @@ async def ensure(
     created_at: int,
 ) -> Row:
     """The session row, locked for this transaction, created on first use."""
-    stmt = select(sessions).where(sessions.c.tenant == tenant, sessions.c.key == key).with_for_update()
-    row = (await conn.execute(stmt)).first()
+    row = (await conn.execute(_FIND_FOR_UPDATE, {"tenant": tenant, "key": key})).first()
     if row is not None:
         if label is not None and label != row.label:
             await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
@@ -84,23 +91,34 @@ async def ensure(
     return row
 
 
-def total_tokens_after(deltas: dict[str, Any]) -> Any:
-    """total_tokens recomputed from the counters as they will be after `deltas` apply."""
-    def col(name: str) -> Any:
-        return sessions.c[name] + deltas.get(name, 0)
+@functools.lru_cache(maxsize=64)
+def _bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...]) -> TextClause:
+    """UPDATE for one set of counter names, built once: appends run this on every request."""
+    def after(name: str) -> str:
+        return f"({name} + :d_{name})" if name in delta_names else name
 
-    return case(
-        (col("executions") > 0, col("exec_input_tokens") + col("exec_output_tokens")),
-        else_=col("msg_input_tokens") + col("msg_output_tokens"),
+    sets = [f"{name} = {name} + :d_{name}" for name in delta_names]
+    sets.append(
+        f"total_tokens = CASE WHEN {after('executions')} > 0 "
+        f"THEN {after('exec_input_tokens')} + {after('exec_output_tokens')} "
+        f"ELSE {after('msg_input_tokens')} + {after('msg_output_tokens')} END"
     )
+    sets += [f"{name} = :v_{name}" for name in value_names]
+    return text(f"UPDATE sessions SET {', '.join(sets)} WHERE id = :session_id")
 
 
 async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], **values: Any) -> None:
-    """Add `deltas` to counters and set `values`, in the caller's transaction."""
-    changes: dict[str, Any] = {name: sessions.c[name] + amount for name, amount in deltas.items()}
-    changes["total_tokens"] = total_tokens_after(deltas)
-    changes.update(values)
-    await conn.execute(update(sessions).where(sessions.c.id == session_id).values(**changes))
+    """Add `deltas` to counters and set `values`, in the caller's transaction.
+
+    total_tokens follows the counters: execution usage once any execution is recorded,
+    message tokens before that.
+    """
+    unknown = (set(deltas) | set(values)) - set(sessions.c.keys())
+    if unknown:
+        raise ValueError(f"not session columns: {sorted(unknown)}")
+    stmt = _bump_statement(tuple(sorted(deltas)), tuple(sorted(values)))
+    params = {f"d_{k}": v for k, v in deltas.items()} | {f"v_{k}": v for k, v in values.items()}
+    await conn.execute(stmt, params | {"session_id": session_id})
 
 
 # ---- listing -------------------------------------------------------------------------------------
