@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bulk import load_messages, load_sessions, message_rows  # noqa: E402
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS  # noqa: E402
 from sessionscope.store import Database, open_database  # noqa: E402
-from sessionscope.store.schema import messages  # noqa: E402
+from sessionscope.store.conversation import MESSAGE_COLUMNS, insert_sql  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -284,10 +284,12 @@ async def _raw_ingest(url: str, count: int) -> float:
                      batch=[{"id": "seed", "role": "user", "content": "x", "tokens": 1}])
         async with db.engine.connect() as conn:
             sid = (await conn.execute(text("SELECT id FROM sessions WHERE key='raw-ingest'"))).scalar_one()
+        columns = MESSAGE_COLUMNS
         start = time.perf_counter()
         for b in range(count // 100):
+            rows = [tuple(r[c] for c in columns) for r in message_rows(sid, 100, 2 + b * 100)]
             async with db.write() as conn:
-                await conn.execute(messages.insert(), message_rows(sid, 100, 2 + b * 100))
+                await conn.exec_driver_sql(insert_sql(db), rows)
         return count / (time.perf_counter() - start)
     finally:
         await db.close()

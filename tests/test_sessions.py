@@ -322,3 +322,18 @@ def _strip_times(items: list[dict]) -> list[dict]:  # type: ignore[type-arg]
 
 def _strip_export(text: str) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in text.splitlines()]
+
+
+def test_messages_before_a_reset_are_not_marked_compacted(rpc: RPC) -> None:
+    rpc.append("rc", conversation(20, "a"))
+    rpc("session.compact", key="rc", keep_recent_tokens=300)
+    rpc("session.reset", key="rc")
+    rpc.append("rc", conversation(20, "b"))
+    done = rpc("session.compact", key="rc", keep_recent_tokens=300)
+    items = rpc("session.status", key="rc", limit=1000)["items"]
+    reset_seq = next(i["seq"] for i in items if i["kind"] == "reset")
+    messages = [i for i in items if i["kind"] == "message"]
+    assert not any(m["compacted"] for m in messages if m["seq"] < reset_seq)
+    compacted = [m for m in messages if m["compacted"]]
+    assert compacted and all(reset_seq < m["seq"] < done["compaction"]["first_kept_seq"] for m in compacted)
+    assert len(compacted) == done["compaction"]["messages_compacted"]

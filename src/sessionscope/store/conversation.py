@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339
@@ -155,11 +155,12 @@ async def status(
         if marker_upper is not None:
             cstmt = cstmt.where(compactions.c.first_kept_seq <= marker_upper)
         page_compactions = (await conn.execute(cstmt)).all()
+        reset_seq = await last_reset_before(conn, row.id, int(row.live_from_seq))
 
     live_from = int(row.live_from_seq)
     positioned: list[tuple[float, int, dict[str, Any]]] = []
     for seq, kind, r in merged:
-        item = rows.message_item(r, live_from, html=True) if kind == "m" else rows.reset_item(r)
+        item = rows.message_item(r, live_from, html=True, reset_seq=reset_seq) if kind == "m" else rows.reset_item(r)
         positioned.append((float(seq), seq, item))
     for c in page_compactions:
         positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), rows.compaction_item(c)))
@@ -179,6 +180,13 @@ async def status(
             ),
         },
     }
+
+
+async def last_reset_before(conn: AsyncConnection, session_id: int, seq: int) -> int:
+    found = await conn.execute(
+        select(func.max(resets.c.seq)).where(resets.c.session_id == session_id, resets.c.seq < seq)
+    )
+    return int(found.scalar() or 0)
 
 
 async def live_context(conn: AsyncConnection, row: Row) -> tuple[Row | None, list[Row]]:

@@ -52,7 +52,9 @@ def session_row(row: Row) -> dict[str, Any]:
     }
 
 
-def message_item(row: Row, live_from_seq: int, *, html: bool = False) -> dict[str, Any]:
+def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq: int = 0) -> dict[str, Any]:
+    """`compacted`: summarised by a compaction, so out of the live context. Messages before the
+    last reset that precedes the live boundary are out of it too, but were cleared, not compacted."""
     # Positional unpacking (the messages table's column order): exports call this per line.
     _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *_ = row
     item: dict[str, Any] = {
@@ -67,7 +69,7 @@ def message_item(row: Row, live_from_seq: int, *, html: bool = False) -> dict[st
         "is_error": bool(is_error),
         "timestamp": to_rfc3339(ts),
         "tokens": tokens,
-        "compacted": seq < live_from_seq,
+        "compacted": reset_seq < seq < live_from_seq,
     }
     if html:
         item["content_html"] = render_markdown(content) if role == "assistant" else None

@@ -50,6 +50,7 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
         pending = 0
         last_seq = 0
         live_from = int(row.live_from_seq)
+        reset_seq = max((int(r.seq) for r in marker_resets if r.seq < live_from), default=0)
         while True:
             async with db.read() as conn:
                 page = (await conn.execute(
@@ -63,7 +64,7 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 while pending < len(others) and others[pending][0] < m.seq:
                     chunk.append(_item_line(others[pending][1]))
                     pending += 1
-                chunk.append(_item_line(rows.message_item(m, live_from)))
+                chunk.append(_item_line(rows.message_item(m, live_from, reset_seq=reset_seq)))
             last_seq = int(page[-1].seq)
             yield b"".join(chunk)
         yield b"".join(_item_line(item) for _, item in others[pending:])
