@@ -213,3 +213,14 @@ export_links = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("created_by", BigInteger, nullable=True),
 )
+
+# A message as its client sent it in the client's own wire format (for example an OpenAI
+# Responses API item), so an adapter gets back exactly what it stored. Kept apart from
+# `messages` so the ingest hot path and its positional row shape stay as they are.
+message_raw = Table(
+    "message_raw",
+    metadata,
+    Column("session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("msg_id", String(256), primary_key=True),
+    Column("raw", Text, nullable=False),
+)

@@ -2,3 +2,4 @@
 
 from sessionscope.rpc.methods import catalog, compaction, conversation, discover, sessions  # noqa: F401
 from sessionscope.rpc.methods import admin  # noqa: F401
+from sessionscope.rpc.methods import agents  # noqa: F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -18,7 +19,7 @@ from sessionscope.rpc.models import (
     Usage,
 )
 from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
-from sessionscope.store import compactions, conversation, executions
+from sessionscope.store import compactions, conversation, executions, items
 
 
 def _rfc3339(value: str) -> str:
@@ -38,6 +39,13 @@ def _content_size(value: str) -> str:
 Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
 
 
+def _raw_size(value: dict[str, Any]) -> dict[str, Any]:
+    # The raw copy repeats the content plus its framing, hence twice the content limit.
+    if len(json.dumps(value, separators=(",", ":"))) > 2 * MAX_MESSAGE_BYTES:
+        raise ValueError(f"must be at most {2 * MAX_MESSAGE_BYTES} bytes as JSON")
+    return value
+
+
 class MessageIn(Params):
     id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     role: Literal["user", "assistant", "system", "tool"]
@@ -48,6 +56,9 @@ class MessageIn(Params):
     is_error: bool = False
     timestamp: Timestamp | None = None
     tokens: Annotated[int, Field(ge=0)] | None = None
+    # The message in the client's own wire format (e.g. an OpenAI Responses item), stored
+    # verbatim and returned by session.items; our fields above are what everything else reads.
+    raw: Annotated[dict[str, Any], AfterValidator(_raw_size)] | None = None
 
 
 class AppendParams(KeyParams):
@@ -71,7 +82,9 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     The session is created on first append.
     """
     batch = [m.model_dump(exclude_none=True) for m in p.messages]
-    result: dict[str, Any] = await conversation.append(
+    # Raw copies take the items store; plain appends keep the lean hot path.
+    store_append = items.append if any(m.raw is not None for m in p.messages) else conversation.append
+    result: dict[str, Any] = await store_append(
         ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=batch,
         tenant=p.tenant, label=p.label,
     )

@@ -1,0 +1,86 @@
+"""The asyncio client: the same calls as `sessionscope.client.Client`, awaited.
+
+    async with AsyncClient("http://127.0.0.1:8750", token) as client:
+        s = client.session("support:42", agent="helpdesk", channel="web")
+        await s.append({"role": "user", "content": "hi"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from sessionscope.client import (
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    Unavailable,
+    _Retryable,
+    auth_headers,
+    backoff_delay,
+    decode,
+    payload,
+)
+from sessionscope.errors import SessionscopeError
+
+if TYPE_CHECKING:
+    from sessionscope.sdk import AsyncSession
+
+
+class AsyncClient:
+    """Asynchronous client on httpx.AsyncClient; one per event loop."""
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 http: httpx.AsyncClient | None = None, retries: int = DEFAULT_RETRIES) -> None:
+        self.url = url.rstrip("/")
+        self.http = http or httpx.AsyncClient(timeout=timeout, headers=auth_headers(token))
+        self.retries = retries
+        self._ids = itertools.count(1)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any:
+        """Call one method. `retry=True` is for idempotent calls only (reads, appends with ids)."""
+        attempts = 1 + (self.retries if retry else 0)
+        for attempt in range(attempts):
+            try:
+                return await self._once(method, params)
+            except _Retryable as exc:
+                if attempt + 1 == attempts:
+                    raise Unavailable(f"{exc.message} (after {attempts} attempt(s))") from None
+                await asyncio.sleep(backoff_delay(attempt))
+        raise AssertionError("unreachable")
+
+    async def _once(self, method: str, params: dict[str, Any] | None) -> Any:
+        try:
+            response = await self.http.post(f"{self.url}/rpc", json=payload(next(self._ids), method, params))
+        except httpx.TransportError as exc:
+            raise _Retryable(f"cannot reach {self.url}: {exc}") from exc
+        return decode(self.url, response)
+
+    def session(self, key: str, *, agent: str = "main", channel: str = "sdk", tenant: str | None = None,
+                label: str | None = None) -> AsyncSession:
+        """A handle on one session; it is created on the first append."""
+        from sessionscope.sdk import AsyncSession
+
+        return AsyncSession(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
+
+    async def download(self, url: str, path: str) -> int:
+        size = 0
+        async with self.http.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise SessionscopeError(f"export download failed: HTTP {response.status_code}")
+            with open(path, "wb") as out:  # noqa: ASYNC230 - local chunk writes are short
+                async for chunk in response.aiter_bytes():
+                    out.write(chunk)
+                    size += len(chunk)
+        return size
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

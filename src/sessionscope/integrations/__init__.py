@@ -1,0 +1,1 @@
+"""Adapters that make sessionscope the memory of agent frameworks."""

@@ -1,0 +1,151 @@
+"""Client wire-format items: append with a raw copy, read the live items back, pop the newest.
+
+Framework adapters (the OpenAI Agents SDK session) store each item both as one of our
+messages (so the dashboard, search, compaction and counters see it) and verbatim in
+`message_raw`, so the adapter reads back exactly what it added. The live boundary is the
+same as `session.history`: after a compaction the summary plus the kept items, after a
+reset nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sessionscope.clock import now_ms
+from sessionscope.store import rows
+from sessionscope.store import sessions as session_store
+from sessionscope.store.conversation import (
+    OUTPUT_ROLES,
+    PREVIEW_CHARS,
+    SUMMARY_PREFIX,
+    _without_orphans,
+    insert_messages,
+    prepare_messages,
+)
+from sessionscope.store.database import Database
+from sessionscope.store.schema import compactions, message_raw, messages
+from sessionscope.store.scope import Scope
+
+# IN-lists stay below every driver's bound-parameter limit.
+ID_CHUNK = 500
+
+
+async def append(
+    db: Database,
+    scope: Scope,
+    *,
+    key: str,
+    agent: str,
+    channel: str,
+    batch: Sequence[dict[str, Any]],
+    tenant: str | None = None,
+    label: str | None = None,
+) -> dict[str, int]:
+    """Like conversation.append, plus each message's `raw` copy, in the same transaction."""
+    tenant = scope.resolve(tenant)
+    received_at = now_ms()
+    prepared = prepare_messages(batch, received_at)
+    # prepare_messages assigns ids to messages without one; pair raws by position.
+    raws = [
+        {"msg_id": p["msg_id"], "raw": json.dumps(m["raw"], separators=(",", ":"))}
+        for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None
+    ]
+    async with db.write() as conn:
+        row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
+        result = await insert_messages(db, conn, row, prepared)
+        if raws:
+            # A retried append finds its raws stored already; those are skipped like the messages.
+            await conn.execute(db.insert_ignore(message_raw), [r | {"session_id": row.id} for r in raws])
+    return result
+
+
+async def _raws(conn: AsyncConnection, session_id: int, ids: list[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start:start + ID_CHUNK]
+        result = await conn.execute(
+            select(message_raw.c.msg_id, message_raw.c.raw)
+            .where(message_raw.c.session_id == session_id, message_raw.c.msg_id.in_(chunk))
+        )
+        found.update({msg_id: json.loads(raw) for msg_id, raw in result})
+    return found
+
+
+def _item(row: Row, live_from: int, raw: Any) -> dict[str, Any]:
+    item = rows.message_item(row, live_from)
+    item["raw"] = raw
+    return item
+
+
+async def live_items(
+    db: Database, scope: Scope, key: str, *, tenant: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    """The live messages with their raw copies (None where a message has none), oldest first.
+
+    `limit` keeps the newest N entries, counting the compaction summary as the oldest entry.
+    """
+    tenant = scope.resolve(tenant)
+    async with db.read() as conn:
+        row = await session_store.find(conn, tenant, key)
+        stmt = select(messages).where(messages.c.session_id == row.id, messages.c.seq >= row.live_from_seq)
+        if limit is not None:
+            # Newest first for the LIMIT, then back to seq order.
+            live = list(reversed((await conn.execute(stmt.order_by(messages.c.seq.desc()).limit(limit))).all()))
+        else:
+            live = list((await conn.execute(stmt.order_by(messages.c.seq))).all())
+        summary = None
+        if row.active_compaction_id is not None and (limit is None or len(live) < limit):
+            summary = (await conn.execute(
+                select(compactions.c.summary).where(compactions.c.id == row.active_compaction_id)
+            )).scalar()
+        raws = await _raws(conn, int(row.id), [m.msg_id for m in live])
+    live_from = int(row.live_from_seq)
+    # A tool result whose call fell outside the window would be rejected by every LLM API.
+    kept = _without_orphans(live)
+    # The summary is worded as session.history presents it, so every reader shows the same text.
+    text = SUMMARY_PREFIX + summary if summary else None
+    return {"summary": text, "items": [_item(m, live_from, raws.get(m.msg_id)) for m in kept]}
+
+
+async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None) -> dict[str, Any] | None:
+    """Remove the newest live message (and its raw copy) and return it; None when nothing is live.
+
+    The message is deleted, not hidden: the Agents SDK pops to retract an item it added. Its seq
+    is not reused, and the session's counters drop by exactly what the append added.
+    """
+    tenant = scope.resolve(tenant)
+    async with db.write() as conn:
+        row = await session_store.find(conn, tenant, key, lock=True)
+        newest = (await conn.execute(
+            select(messages).where(messages.c.session_id == row.id, messages.c.seq >= row.live_from_seq)
+            .order_by(messages.c.seq.desc()).limit(1)
+        )).first()
+        if newest is None:
+            return None
+        raw = (await _raws(conn, int(row.id), [newest.msg_id])).get(newest.msg_id)
+        item = _item(newest, int(row.live_from_seq), raw)
+        await conn.execute(delete(message_raw).where(
+            message_raw.c.session_id == row.id, message_raw.c.msg_id == newest.msg_id))
+        await conn.execute(delete(messages).where(messages.c.id == newest.id))
+        tokens = int(newest.tokens)
+        output = newest.role in OUTPUT_ROLES
+        calls = len(json.loads(newest.tool_calls)) if newest.tool_calls else 0
+        previous = (await conn.execute(
+            select(messages.c.content, messages.c.tool_name).where(messages.c.session_id == row.id)
+            .order_by(messages.c.seq.desc()).limit(1)
+        )).first()
+        preview = (previous.content or previous.tool_name or "")[:PREVIEW_CHARS] if previous else None
+        await session_store.bump(
+            conn, row.id,
+            {
+                "message_count": -1, "live_messages": -1, "live_tokens": -tokens, "tool_calls": -calls,
+                "msg_output_tokens": -tokens if output else 0, "msg_input_tokens": 0 if output else -tokens,
+            },
+            preview=preview, updated_at=max(now_ms(), int(row.updated_at)),
+        )
+    return item
