@@ -277,7 +277,11 @@ def test_detail_actions_compact_reset_export_delete(page: Page, rpc, ns: str, tm
     dialog.get_by_role("button", name="Reset session").click()
     expect(page.locator("#toast")).to_have_text("The session was reset.")
     assert rpc("session.history", key=key)["messages"] == []
-    expect(page.locator("#panel-conversation .timeline > li.msg:not(.is-compacted)")).to_have_count(0)
+    # the cleared messages stay visible for audit, dimmed, above the reset marker
+    expect(page.locator("#panel-conversation li.reset-marker")).to_have_count(1)
+    expect(
+        page.locator("#panel-conversation .timeline > li.msg:not(.is-compacted):not(.is-cleared)")
+    ).to_have_count(0)
 
     page.get_by_role("button", name="Delete", exact=True).click()
     expect(dialog).to_contain_text("cannot be undone")

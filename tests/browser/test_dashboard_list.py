@@ -262,6 +262,8 @@ def test_an_unauthorized_rpc_sends_the_browser_to_login(page: Page, ns: str) -> 
             },
         ),
     )
+    # stand in for the login page, whatever the server's own does
+    page.route("**/login?*", lambda route: route.fulfill(status=200, content_type="text/html", body="login"))
     page.goto(f"/sessions?agent={ns}")
     page.wait_for_url("**/login?next=*")
     assert query(page)["next"] == [f"/sessions?agent={ns}"]

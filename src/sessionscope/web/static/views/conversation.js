@@ -30,10 +30,11 @@ function pretty(value) {
   }
 }
 
-function messageHead(item, label) {
+function messageHead(item, label, state) {
   return h("header", { class: "msg-head" },
     h("span", { class: "msg-role" }, label),
-    item.compacted ? h("span", { class: "badge", title: "No longer in the live context" }, "compacted") : null,
+    state === "is-compacted" ? h("span", { class: "badge", title: "Summarized: no longer in the live context" }, "compacted") : null,
+    state === "is-cleared" ? h("span", { class: "badge", title: "Cleared by a reset; kept for audit" }, "cleared") : null,
     item.tokens ? h("span", { class: "msg-tokens" }, plural(item.tokens, "token")) : null,
     timeEl(item.timestamp));
 }
@@ -82,6 +83,7 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
   const orphanResults = new Map(); // tool_call_id -> {node, item}: a result whose call is not loaded yet
   let hasMore = status.has_more;
   let oldestSeq = null;
+  let latestResetSeq = 0; // messages before the newest reset were cleared (kept for audit)
   let loading = false;
 
   const olderButton = h("button", { type: "button", class: "btn", "data-action": "older" }, "Load older messages");
@@ -97,6 +99,9 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
 
   /** Render a batch of items (ascending seq) into list nodes, pairing tool calls with results. */
   function renderBatch(items, orphans = orphanResults) {
+    // Pages arrive newest first, so every reset newer than this batch is already known.
+    for (const item of items) if (item.kind === "reset") latestResetSeq = Math.max(latestResetSeq, item.seq);
+    const state = (item) => (item.compacted ? "is-compacted" : item.seq < latestResetSeq ? "is-cleared" : null);
     const results = new Map();
     for (const item of items) {
       if (item.kind === "message" && item.role === "tool" && item.tool_call_id) results.set(item.tool_call_id, item);
@@ -109,7 +114,7 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
       else if (item.kind === "message") {
         if (item.role === "tool" && consumed.has(item)) continue;
         if (item.role === "tool") {
-          const node = h("li", { class: ["msg", "msg-tool", item.compacted ? "is-compacted" : null], "data-seq": item.seq },
+          const node = h("li", { class: ["msg", "msg-tool", state(item)], "data-seq": item.seq },
             toolCard(null, item, opened));
           if (item.tool_call_id) orphans.set(item.tool_call_id, { node, item });
           nodes.push(node);
@@ -127,9 +132,9 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
           }
           return toolCard(call, result, opened);
         });
-        nodes.push(h("li", { class: ["msg", `msg-${item.role}`, item.compacted ? "is-compacted" : null],
+        nodes.push(h("li", { class: ["msg", `msg-${item.role}`, state(item)],
           "data-seq": item.seq, "data-role": item.role },
-        messageHead(item, ROLE_LABELS[item.role] || item.role),
+        messageHead(item, ROLE_LABELS[item.role] || item.role, state(item)),
         item.content || !cards.length ? messageBody(item) : null,
         cards.length ? h("div", { class: "tool-cards" }, cards) : null));
       }

@@ -63,7 +63,8 @@ export function mountSessionDetail(root, { key, tenant, params }) {
       h("button", { type: "button", class: "btn", "data-action": "reset", onclick: doReset }, "Reset"),
       h("button", { type: "button", class: "btn", "data-action": "compact", onclick: doCompact }, "Compact"),
       h("button", { type: "button", class: "btn", "data-action": "export", onclick: doExport }, "Export JSONL"),
-      h("button", { type: "button", class: "btn btn-danger", "data-action": "delete", onclick: doDelete }, "Delete"));
+      h("button", { type: "button", class: "btn btn-danger", "data-action": "delete", onclick: doDelete }, "Delete"),
+      h("button", { type: "button", class: "btn btn-quiet", "data-action": "refresh", onclick: reloadStatus }, "Refresh"));
     const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "Session views" });
     tabButtons.length = 0;
     for (const tab of TABS) {

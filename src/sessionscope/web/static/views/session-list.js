@@ -384,9 +384,12 @@ export function mountSessionList(root, { params }) {
   }
 
   syncUrl();
-  load();
-  loadFacets();
-  loadTenants();
+  // The rows come first; the dropdowns' small queries follow, so they never delay the first rows.
+  load().finally(() => {
+    if (lifetime.signal.aborted) return;
+    loadFacets();
+    loadTenants();
+  });
   if (state.q) search.focus();
 
   return {
