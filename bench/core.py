@@ -14,7 +14,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -25,10 +24,10 @@ import httpx
 from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bulk import load_messages, load_sessions, message_rows  # noqa: E402
-from sessionscope.demo import AGENTS, CHANNELS, TENANTS  # noqa: E402
-from sessionscope.store import Database, open_database  # noqa: E402
-from sessionscope.store.conversation import MESSAGE_COLUMNS, insert_sql  # noqa: E402
+from bench.bulk import load_messages, load_sessions, message_rows
+from sessionscope.demo import AGENTS, CHANNELS, TENANTS
+from sessionscope.store import Database, open_database
+from sessionscope.store.conversation import MESSAGE_COLUMNS, insert_sql
 
 OUT = Path(__file__).resolve().parent / "out"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,7 +36,7 @@ SORTS = ["updated_at", "created_at", "key", "agent", "channel", "message_count",
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def ms(seconds: float) -> str:
@@ -189,7 +188,7 @@ def run_benchmarks(server: Server, url: str, args: argparse.Namespace, factor: f
             params["agent"] = rng.choice(AGENTS)
         elif i % 3 == 1:
             params["channel"] = rng.choice(CHANNELS)
-        result, elapsed = server.call("session.list", **params)
+        _, elapsed = server.call("session.list", **params)
         api.append(elapsed)
     raw = asyncio.run(raw_list_times(url, args.rounds))
     out.append((f"session.list page of 50, filtered+sorted (n={args.rounds})",

@@ -12,7 +12,7 @@ SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "rpc.md"
 
 def contract_methods() -> set[str]:
     text = SPEC.read_text() if SPEC.exists() else ""
-    return set(re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", text, flags=re.M))
+    return set(re.findall(r"^\| `([a-z]+\.[a-z]+)` \|", text, flags=re.MULTILINE))
 
 
 def test_discover_lists_every_contract_method(rpc: RPC) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tests.conftest import RPC, conversation
 
 ODD_KEYS = [
@@ -299,10 +298,11 @@ def test_export_delete_import_round_trip(rpc: RPC, tmp_path) -> None:  # type: i
 
 
 def _import_locally(rpc: RPC, path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
     from sessionscope.importers import iter_records
     from sessionscope.store import Scope, open_database
     from sessionscope.store.transfer import import_records
-    import asyncio
 
     url = rpc.database_url  # type: ignore[attr-defined]
 

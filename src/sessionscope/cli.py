@@ -340,14 +340,14 @@ def import_(
 
 
 # Admin commands (token, audit, tenant, purge, check) register themselves on `app`.
-from sessionscope import cli_admin  # noqa: E402,F401
+from sessionscope import cli_admin  # noqa: F401
 
 
 def main() -> None:
     app()
 
 
-__all__ = ["app", "LocalBackend", "RemoteBackend"]
+__all__ = ["LocalBackend", "RemoteBackend", "app"]
 
 
 if __name__ == "__main__":

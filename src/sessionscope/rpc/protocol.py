@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +23,10 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
 MAX_BATCH = 100
+
+# Called after every call of a registered method with (name, seconds, response object); the
+# Prometheus metrics (web/metrics.py) count and time every method here, in one place.
+OBSERVERS: list[Callable[[str, float, dict[str, Any]], None]] = []
 
 
 def error_object(code: int, message: str, data: Any = None) -> dict[str, Any]:
@@ -73,6 +79,7 @@ async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
         return None if is_notification else response(request_id, error=err)
     params = None
     failure: SessionscopeError | None = None
+    started = time.perf_counter()
     try:
         if ctx.caller.role not in method.roles:
             raise Forbidden(f"forbidden: role {ctx.caller.role!r} may not call {name}")
@@ -84,13 +91,15 @@ async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
     except SessionscopeError as exc:
         failure = exc
         out = response(request_id, error=error_object(exc.code, exc.message, exc.data))
-    except Exception:  # noqa: BLE001 - the contract: never a 500 or a traceback on the wire
+    except Exception:
         log.exception("internal error in %s", name)
         failure = SessionscopeError(f"internal error while running {name}")
         failure.code = INTERNAL_ERROR
         out = response(request_id, error=error_object(INTERNAL_ERROR, failure.message))
     if method.audit and (params is not None or failure is not None):
         await auditing.record_call(ctx, method, raw_params, params, out.get("result"), failure)
+    for observe in OBSERVERS:
+        observe(name, time.perf_counter() - started, out)
     return None if is_notification else out
 
 

@@ -7,11 +7,9 @@ transaction; the write re-checks that the live boundary did not move meanwhile.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
 from sessionscope.compaction import (
@@ -22,13 +20,13 @@ from sessionscope.compaction import (
     summary_message,
 )
 from sessionscope.errors import Conflict, InvalidParams
-from sessionscope.store import rows, sessions as session_store
+from sessionscope.store import rows
+from sessionscope.store import sessions as session_store
 from sessionscope.store.conversation import live_context
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, messages, resets, sessions
 from sessionscope.store.scope import Scope
 from sessionscope.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
-
 
 
 def _as_dict(m: Row) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339
-from sessionscope.store import rows, sessions as session_store
+from sessionscope.store import rows
+from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, messages, resets
 from sessionscope.store.scope import Scope

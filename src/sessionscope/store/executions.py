@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.pricing import cost_usd
-from sessionscope.store import rows, sessions as session_store
+from sessionscope.store import rows
+from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.schema import executions
 from sessionscope.store.scope import Scope

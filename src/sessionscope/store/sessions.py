@@ -8,7 +8,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, TextClause, and_, delete, func, literal_column, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Row,
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms

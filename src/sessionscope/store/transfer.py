@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import orjson
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
 from sessionscope.errors import InvalidParams
-from sessionscope.store import rows, sessions as session_store
+from sessionscope.store import rows
+from sessionscope.store import sessions as session_store
 from sessionscope.store.conversation import insert_messages, prepare_messages
 from sessionscope.store.database import Database
 from sessionscope.store.executions import insert_execution, prepare_execution

@@ -105,7 +105,7 @@ class ExecutionIn(Params):
     usage: Usage = Usage()
     cost_usd: Annotated[float, Field(ge=0)] | None = None
     budget: Budget | None = None
-    layers: Annotated[list[Layer], Field(max_length=256)] = []
+    layers: Annotated[list[Layer], Field(max_length=256, default_factory=list)]
 
 
 class RecordParams(KeyParams):

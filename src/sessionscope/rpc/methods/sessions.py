@@ -6,8 +6,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from sessionscope.rpc.models import Execution, Item, KeyParams, KeysParams, Name, Params, SessionKey, SessionRow
-from sessionscope.rpc.models import Tenant
+from sessionscope.rpc.models import (
+    Execution,
+    Item,
+    KeyParams,
+    KeysParams,
+    Name,
+    Params,
+    SessionKey,
+    SessionRow,
+    Tenant,
+)
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import exports, sessions
 from sessionscope.store.conversation import status as session_status
