@@ -354,3 +354,28 @@ def test_roles_are_styled_apart(page: Page, rpc, ns: str) -> None:
     expect(user.locator(".msg-body")).to_have_text("Hi *there*")  # user text is shown as typed
     expect(assistant.locator(".markdown strong")).to_have_text("you")
     expect(assistant.locator(".markdown li")).to_have_count(2)
+
+
+def test_a_tool_result_on_a_newer_page_folds_into_its_call_when_older_items_load(
+    page: Page, rpc, ns: str
+) -> None:
+    key = f"{ns}:split-call"
+    filler = [{"role": "user", "content": f"filler {i}"} for i in range(20)]
+    call = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "c1", "name": "grep", "arguments": "{}"}],
+    }
+    result = {"role": "tool", "tool_call_id": "c1", "tool_name": "grep", "content": "3 matches"}
+    tail = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"tail {i}"} for i in range(99)]
+    rpc.seed(key, agent=f"{ns}-bot", messages=0, extra=[*filler, call, result, *tail])
+    page.goto(f"/sessions/{enc(key)}")
+    expect(page.locator(".timeline > li.msg")).to_have_count(100)
+    orphan = page.locator("li.msg-tool details.tool-card[data-tool-name='grep']")
+    expect(orphan).to_have_count(1)
+    page.get_by_role("button", name="Load older messages").click()
+    expect(page.locator("li.msg-tool")).to_have_count(0)
+    card = page.locator("li.msg-assistant details.tool-card[data-tool-name='grep']")
+    expect(card).to_have_count(1)
+    card.locator("summary").click()
+    expect(card.locator(".tool-output pre")).to_have_text("3 matches")
