@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import RPC, free_port
 
 from sessionscope.client import AsyncClient, Client, Unavailable
 from sessionscope.errors import InvalidParams, NotFound, TooLarge
-from tests.conftest import RPC, free_port
 
 
 class FlakyProxy(ThreadingHTTPServer):
@@ -197,9 +197,8 @@ def test_execution_is_recorded_when_the_agent_raises(rpc: RPC) -> None:
                     pass
                 with ex.layer("retrieval"):
                     raise RuntimeError("vector store down")
-        with pytest.raises(KeyError):
-            with s.execution(model="gpt-4o"):
-                raise KeyError("outside any layer")
+        with pytest.raises(KeyError), s.execution(model="gpt-4o"):
+            raise KeyError("outside any layer")
     runs = {r["id"]: r for r in rpc("session.context", key="sdk:boom")["executions"]}
     layers = runs[ex.id]["layers"]
     assert [(la["name"], la.get("error")) for la in layers] == [
@@ -234,6 +233,5 @@ async def test_async_client(rpc: RPC) -> None:
         assert (await s.metrics())["message_count"] == 0
         with pytest.raises(NotFound):
             await client.session("sdk:async-missing", tenant=rpc.tenant).status()
-        with pytest.raises(TypeError):
-            with s.execution():
-                pass
+        with pytest.raises(TypeError), s.execution():
+            pass

@@ -22,7 +22,7 @@ from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, exports, open_database
 from sessionscope.store.transfer import export_lines
-from sessionscope.web import auth, housekeeping
+from sessionscope.web import auth, housekeeping, metrics, otlp
 from sessionscope.web.services import ServerConfig, Services
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -156,6 +156,8 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         Route("/rpc", rpc_endpoint, methods=["POST"]),
         Route("/export/{token}", export_download, methods=["GET"]),
         Route("/healthz", healthz),
+        Route("/v1/traces", otlp.receive, methods=["POST"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
         Route("/sessions", dashboard),
         Route("/sessions/{key:path}", dashboard),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),

@@ -1,0 +1,121 @@
+"""POST /v1/traces: an OTLP/HTTP trace receiver that stores GenAI spans as sessions.
+
+The body (protobuf or JSON, optionally gzip) is decoded by `importers.otlp` into the record
+stream every importer produces and written by `store.transfer.import_records`, so spans
+resent by an exporter's retry add nothing twice. Answers follow the OTLP/HTTP spec: 200 with an
+ExportTraceServiceResponse in the request's encoding, 400 with a google.rpc.Status for a body
+that does not decode, 503 (retryable by exporters) when the store fails.
+
+Tenant: the caller's own (a tenant-scoped token), or the `x-sessionscope-tenant` header (set it
+with OTEL_EXPORTER_OTLP_HEADERS), or `default`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from sessionscope.errors import Forbidden, SessionscopeError, Unauthorized
+from sessionscope.importers.otlp import decode_spans
+from sessionscope.importers.otlp_genai import spans_to_records
+from sessionscope.rpc.registry import INGEST
+from sessionscope.store.transfer import import_records
+from sessionscope.web import metrics
+
+log = logging.getLogger("sessionscope.otlp")
+
+TENANT_HEADER = "x-sessionscope-tenant"
+# gzip bodies inflate at most this many times past the body limit (a decompression bomb stops there).
+MAX_INFLATE_RATIO = 8
+# google.rpc.Code values used in the Status body of an error answer.
+INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE, UNAUTHENTICATED = 3, 7, 14, 16
+PROTOBUF = "application/x-protobuf"
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower().endswith("json")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def status_body(code: int, message: str, as_json: bool) -> bytes:
+    """A google.rpc.Status {code, message}; written by hand, as opentelemetry-proto lacks the type."""
+    if as_json:
+        return json.dumps({"code": code, "message": message}).encode()
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def answer(status: int, body: bytes, as_json: bool) -> Response:
+    metrics.OTLP_REQUESTS.labels(str(status)).inc()
+    return Response(body, status_code=status, media_type="application/json" if as_json else PROTOBUF)
+
+
+def failure(status: int, code: int, message: str, as_json: bool) -> Response:
+    return answer(status, status_body(code, message, as_json), as_json)
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """gunzip with a ceiling on the inflated size."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"Content-Encoding is gzip but the body does not inflate: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ValueError(f"the inflated body is larger than {limit} bytes")
+    return out
+
+
+async def receive(request: Request) -> Response:
+    from sessionscope.web.app import authenticate, read_body  # app.py imports this module for its route
+
+    content_type = request.headers.get("content-type", "")
+    as_json = _is_json(content_type)
+    services = request.app.state.services
+    try:
+        caller = await authenticate(request)
+    except SessionscopeError as exc:
+        unauthenticated = isinstance(exc, Unauthorized)
+        return failure(401 if unauthenticated else 403, UNAUTHENTICATED if unauthenticated else PERMISSION_DENIED,
+                       exc.message, as_json)
+    if caller.role not in INGEST:
+        return failure(403, PERMISSION_DENIED, f"forbidden: role {caller.role!r} may not ingest traces", as_json)
+    limit = services.config.max_body_bytes
+    body = await read_body(request, limit)
+    if body is None:
+        return failure(413, INVALID_ARGUMENT, f"request too large: the body limit is {limit} bytes", as_json)
+    try:
+        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
+            body = inflate(body, limit * MAX_INFLATE_RATIO)
+        spans = decode_spans(body, content_type)
+        records = spans_to_records(spans)
+        tenant = caller.scope.resolve(request.headers.get(TENANT_HEADER) or None)
+    except Forbidden as exc:
+        return failure(403, PERMISSION_DENIED, exc.message, as_json)
+    except ValueError as exc:
+        return failure(400, INVALID_ARGUMENT, f"not an OTLP trace export: {exc}", as_json)
+    metrics.OTLP_SPANS.inc(len(spans))
+    try:
+        stats = await import_records(services.db, caller.scope, records, tenant=tenant)
+    except SessionscopeError as exc:
+        return failure(400, INVALID_ARGUMENT, exc.message, as_json)
+    except Exception:
+        log.exception("storing OTLP spans failed")
+        return failure(503, UNAVAILABLE, "the store is unavailable; retry later", as_json)
+    metrics.MESSAGES_APPENDED.labels("otlp").inc(stats.messages)
+    response = ExportTraceServiceResponse()
+    return answer(200, b"{}" if as_json else response.SerializeToString(), as_json)
