@@ -1,12 +1,11 @@
 // The session list (/sessions): search, filters, server-side sort, cursor paging, bulk actions.
 import { rpc, isAbort } from "../api.js";
 import { detailHref, navigate, rememberListQuery } from "../app.js";
-import { debounce, fmtCost, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
-import { confirmDialog } from "./dialogs.js";
+import { debounce, fmtCost, fmtNumber, h, notify, replace, stateBlock, timeEl } from "../dom.js";
+import { createBulkBar } from "./bulk-actions.js";
 
 export const PAGE_SIZE = 50;
 export const SEARCH_DEBOUNCE_MS = 250;
-const BULK_CHUNK = 1000; // the RPC takes at most 1000 keys per call
 const DEFAULT_SORT = "updated_at";
 const DEFAULT_ORDER = "desc";
 
@@ -43,7 +42,6 @@ function stateQuery(state) {
 }
 
 const rowId = (row) => JSON.stringify([row.tenant, row.key]);
-const plural = (n, word) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
 
 export function mountSessionList(root, { params }) {
   const state = readState(params);
@@ -76,13 +74,8 @@ export function mountSessionList(root, { params }) {
   const table = h("table", { class: "session-table" },
     h("thead", {}, h("tr", {}, h("th", { class: "cell-check", scope: "col" }, selectAll), ...headCells)), tbody);
 
-  const selCount = h("span", { class: "bulk-count" });
-  const bulkBar = h("div", { class: "bulk-bar", role: "region", "aria-label": "Bulk actions", hidden: true },
-    selCount,
-    h("button", { type: "button", class: "btn", "data-bulk": "reset", onclick: bulkReset }, "Reset Selected"),
-    h("button", { type: "button", class: "btn", "data-bulk": "export", onclick: bulkExport }, "Export Selected"),
-    h("button", { type: "button", class: "btn btn-danger", "data-bulk": "delete", onclick: bulkDelete }, "Delete Selected"),
-    h("button", { type: "button", class: "btn btn-quiet", "data-bulk": "clear", onclick: clearSelection }, "Clear selection"));
+  const bulk = createBulkBar(selected, { onChanged: () => load(), onClear: clearSelection });
+  const bulkBar = bulk.element;
 
   const shown = h("span", { class: "list-shown" });
   const loadMore = h("button", { type: "button", class: "btn", "data-action": "load-more", hidden: true }, "Load more");
@@ -263,9 +256,7 @@ export function mountSessionList(root, { params }) {
   }
 
   function updateSelection() {
-    const n = selected.size;
-    bulkBar.hidden = n === 0;
-    selCount.textContent = `${plural(n, "session")} selected`;
+    bulk.update();
     const loadedSelected = rows.filter((row) => selected.has(rowId(row))).length;
     selectAll.checked = rows.length > 0 && loadedSelected === rows.length;
     selectAll.indeterminate = loadedSelected > 0 && loadedSelected < rows.length;
@@ -282,65 +273,6 @@ export function mountSessionList(root, { params }) {
     state.q = ""; state.agent = ""; state.channel = "";
     search.value = ""; agentSelect.value = ""; channelSelect.value = "";
     applyFilters();
-  }
-
-  // ---- bulk actions: one call per tenant and per 1000 keys
-  function batches() {
-    const byTenant = new Map();
-    for (const { key, tenant } of selected.values()) {
-      if (!byTenant.has(tenant)) byTenant.set(tenant, []);
-      byTenant.get(tenant).push(key);
-    }
-    const out = [];
-    for (const [tenant, keys] of byTenant) {
-      for (let i = 0; i < keys.length; i += BULK_CHUNK) out.push({ tenant, keys: keys.slice(i, i + BULK_CHUNK) });
-    }
-    return out;
-  }
-
-  async function runBulk(method, resultField, pastTense) {
-    let done = 0;
-    try {
-      for (const batch of batches()) done += (await rpc(method, batch))[resultField] ?? 0;
-      notify(`${pastTense} ${plural(done, "session")}.`);
-    } catch (err) {
-      notify(`${pastTense} ${plural(done, "session")}, then failed: ${err.message}`, { kind: "error" });
-    }
-    load();
-  }
-
-  async function bulkReset() {
-    const n = selected.size;
-    const ok = await confirmDialog({
-      title: `Reset ${plural(n, "session")}?`,
-      body: [`This clears the conversation history of the ${plural(n, "selected session")}. `
-        + "Their agents start fresh, with no memory of earlier messages.",
-      "Executions, usage and cost are kept. The sessions stay in the list with 0 messages."],
-      confirmLabel: `Reset ${plural(n, "session")}`, danger: true });
-    if (ok) await runBulk("session.reset", "reset", "Reset");
-  }
-
-  async function bulkDelete() {
-    const n = selected.size;
-    const ok = await confirmDialog({
-      title: `Delete ${plural(n, "session")}?`,
-      body: [`This permanently removes the ${plural(n, "selected session")} with all their messages, `
-        + "executions and search entries. This cannot be undone.",
-      "Export them first if you want to keep a copy."],
-      confirmLabel: `Delete ${plural(n, "session")}`, danger: true });
-    if (ok) await runBulk("session.delete", "deleted", "Deleted");
-  }
-
-  async function bulkExport() {
-    try {
-      for (const batch of batches()) {
-        const { url, filename } = await rpc("session.export", batch);
-        triggerDownload(url, filename);
-      }
-      notify(`Exporting ${plural(selected.size, "session")} as JSONL.`);
-    } catch (err) {
-      notify(`Export failed: ${err.message}`, { kind: "error" });
-    }
   }
 
   // ---- dropdowns (never block the rows on them)
