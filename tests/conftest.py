@@ -195,3 +195,18 @@ def conversation(turns: int, prefix: str = "") -> list[dict[str, Any]]:
         out.append({"id": f"{prefix}a{t}", "role": "assistant",
                     "content": f"Decision: we keep retry limit {t + 2}. " + "Details follow. " * 30})
     return out
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many tests ran on each database, so a CI log shows PostgreSQL really ran."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for name in DIALECTS:
+                if f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid:
+                    counts.setdefault(name, {}).setdefault(outcome, 0)
+                    counts[name][outcome] += 1
+    for name in DIALECTS:
+        parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.get(name, {}).items())) or "none ran"
+        terminalreporter.write_line(f"{name} tests: {parts}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,6 +23,12 @@ def _schema(model: type[BaseModel], defs: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     defs.update(schema.pop("$defs", {}))
     return schema
+
+
+@functools.cache
+def _cached_document(method_names: tuple[str, ...]) -> dict[str, Any]:
+    del method_names  # only the cache key: a newly registered method builds a new document
+    return openrpc_document()
 
 
 def openrpc_document() -> dict[str, Any]:
@@ -54,4 +61,4 @@ def openrpc_document() -> dict[str, Any]:
 @rpc_method("rpc.discover", params=Params, result=DiscoverResult, roles=frozenset(ROLES))
 async def discover(ctx: Context, p: Params) -> Any:
     """This API's OpenRPC document: every method with its params and result schema."""
-    return openrpc_document()
+    return _cached_document(tuple(sorted(METHODS)))
