@@ -379,3 +379,25 @@ def test_a_tool_result_on_a_newer_page_folds_into_its_call_when_older_items_load
     expect(card).to_have_count(1)
     card.locator("summary").click()
     expect(card.locator(".tool-output pre")).to_have_text("3 matches")
+
+
+def test_metrics_count_compactions_and_resets_and_budget_is_estimated_without_runs(
+    page: Page, rpc, ns: str
+) -> None:
+    key = f"{ns}:counted"
+    rpc.seed(key, agent=f"{ns}-bot", messages=0, extra=long_messages(16, key))
+    assert rpc("session.compact", key=key, keep_recent_tokens=200)["compacted"]
+    rpc("session.reset", key=key)
+    rpc.seed(key, agent=f"{ns}-bot", messages=2)
+    page.goto(f"/sessions/{enc(key)}?tab=metrics")
+    metrics = page.locator("#panel-metrics")
+    expect(metrics.locator("[data-metric=compactions] dd")).to_have_text("1")
+    expect(metrics.locator("[data-metric=resets] dd")).to_have_text("1")
+    expect(metrics.locator("[data-metric=executions] dd")).to_have_text("0")
+    assert page.watch.count("session.context") == 0
+
+    page.get_by_role("tab", name="Context State").click()
+    panel = page.locator("#panel-context")
+    expect(panel.locator(".card-head p")).to_contain_text("estimated")
+    expect(panel.locator(".executions .state-empty")).to_contain_text("No executions recorded.")
+    expect(panel.locator(".legend li[data-segment=messages] .legend-value")).not_to_have_text("0")

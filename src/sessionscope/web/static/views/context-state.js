@@ -34,7 +34,7 @@ function budgetSection(budget) {
     h("div", { class: "card-head" },
       h("h2", { id: "budget-title" }, "Token budget"),
       h("p", { class: "muted" }, `${fmtNumber(used)} of ${fmtNumber(window)} tokens in the context window`,
-        budget.estimated ? " (estimated: no execution recorded)" : "",
+        budget.estimated ? " (estimated from the live messages: no execution recorded a budget)" : "",
         used > window ? " — over budget" : "")),
     bar, legend);
 }

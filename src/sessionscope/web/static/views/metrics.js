@@ -7,7 +7,7 @@ function stat(label, field, value, note) {
     h("dt", {}, label), h("dd", {}, value), note ? h("p", { class: "stat-note" }, note) : null);
 }
 
-export function mountMetrics(panel, { key, tenant, status }) {
+export function mountMetrics(panel, { key, tenant }) {
   const lifetime = new AbortController();
   const scope = tenant ? { key, tenant } : { key };
 
@@ -21,8 +21,6 @@ export function mountMetrics(panel, { key, tenant, status }) {
       replace(panel, stateBlock("error", "Could not load metrics.", err.message, { label: "Retry", onclick: load }));
       return;
     }
-    // The hit rate is the server's figure: session.metrics when it sends one, else session.status usage.
-    const hitRate = m.cache_hit_rate ?? status?.usage?.cache_hit_rate;
     replace(panel, h("div", { class: "metrics" },
       h("section", { class: "card", "aria-labelledby": "metrics-tokens" },
         h("h2", { id: "metrics-tokens" }, "Tokens"),
@@ -31,7 +29,7 @@ export function mountMetrics(panel, { key, tenant, status }) {
           stat("Output tokens", "output_tokens", fmtNumber(m.output_tokens)),
           stat("Cache read", "cache_read_tokens", fmtNumber(m.cache_read_tokens)),
           stat("Cache write", "cache_write_tokens", fmtNumber(m.cache_write_tokens)),
-          stat("Cache hit rate", "cache_hit_rate", fmtPercent(hitRate)))),
+          stat("Cache hit rate", "cache_hit_rate", fmtPercent(m.cache_hit_rate), "cache read / all prompt tokens"))),
       h("section", { class: "card", "aria-labelledby": "metrics-activity" },
         h("h2", { id: "metrics-activity" }, "Activity and cost"),
         h("dl", { class: "stats" },
