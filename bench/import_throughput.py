@@ -1,9 +1,12 @@
-"""Parse throughput of the transcript importers (messages per second, per format).
+"""Import throughput of the transcript importers (messages per second, per format).
 
-    python bench/import_throughput.py [--messages 200000] [--dir DIR]
+    python bench/import_throughput.py [--messages 200000] [--dir DIR] [--parse-only]
 
 Writes one large transcript per format into a temporary directory (or DIR), then
-times ``iter_records`` over each. The generators are importable so the store-write
+times ``iter_records`` over each (parse), and the whole ``sessionscope import PATH
+--format F --db FILE`` command into a fresh SQLite store (parse + store, as a user runs
+it, process start and migrations included), checking that every parsed message was
+stored and reporting the command's peak RSS. The generators are importable so the store-write
 benchmark can reuse them: ``write_openclaw(dir, n)``, ``write_claude_code(dir, n)``,
 ``write_codex(dir, n)``; each writes about ``n`` messages and returns the path to import.
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -232,20 +237,53 @@ def measure(fmt: str, path: Path) -> tuple[int, int, float]:
     return messages, skipped, time.perf_counter() - began
 
 
+# Runs the real CLI entry point and reports the process's peak RSS on exit.
+CLI = (
+    "import atexit, resource, sys\n"
+    "atexit.register(lambda: print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+    "from sessionscope.cli import app\n"
+    "app(prog_name='sessionscope')\n"
+)
+
+
+def measure_import(fmt: str, path: Path, db: Path) -> tuple[int, float, int]:
+    """(messages stored, seconds, peak RSS in MB) for ``sessionscope import`` into a fresh SQLite file."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    env = os.environ | {"COLUMNS": "200"}
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", CLI, "import", str(path), "--format", fmt, "--db", str(db)],
+                          capture_output=True, text=True, env=env, check=False)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"{fmt}: sessionscope import failed:\n{done.stdout}\n{done.stderr}")
+    stored = re.search(r"imported \d+ new session\(s\), (\d+) message\(s\)", done.stdout)
+    rss = re.search(r"maxrss_kb (\d+)", done.stderr)
+    assert stored and rss, done.stdout + done.stderr
+    return int(stored.group(1)), seconds, int(rss.group(1)) // 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--dir", help="write the generated files here instead of a temp dir")
+    parser.add_argument("--parse-only", action="store_true", help="skip the import into a store")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.dir or scratch)
-        print(f"{'format':<12} {'messages':>9} {'file MB':>8} {'seconds':>8} {'messages/s':>11}")
+        print(f"{'format':<12} {'messages':>9} {'file MB':>8} {'parse s':>8} {'parse msg/s':>12}"
+              f" {'import s':>9} {'import msg/s':>13} {'peak MB':>8}")
         for fmt, writer in WRITERS.items():
             path = writer(root, args.messages)
             size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
             count, skipped, seconds = measure(fmt, path)
             assert skipped == 0, f"{fmt}: {skipped} generated lines were skipped"
-            print(f"{fmt:<12} {count:>9} {size:>8.1f} {seconds:>8.2f} {count / seconds:>11,.0f}")
+            line = f"{fmt:<12} {count:>9} {size:>8.1f} {seconds:>8.2f} {count / seconds:>12,.0f}"
+            if not args.parse_only:
+                stored, import_s, peak_mb = measure_import(fmt, path, root / f"{fmt}.db")
+                assert stored == count, f"{fmt}: parsed {count} messages but stored {stored}"
+                line += f" {import_s:>9.2f} {stored / import_s:>13,.0f} {peak_mb:>8}"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

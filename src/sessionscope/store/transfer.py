@@ -16,7 +16,7 @@ from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
 from sessionscope.store.conversation import insert_messages, prepare_messages
 from sessionscope.store.database import Database
-from sessionscope.store.executions import insert_execution, prepare_execution
+from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
 from sessionscope.store.scope import Scope
 from sessionscope.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -135,6 +135,7 @@ async def import_records(
                     batch = []
                 record = next(stream, None)
             await writer.write(batch)
+            await writer.flush_executions()
             if progress and batch:
                 progress(len(batch))
             await recount_live(conn, writer.session_id)
@@ -152,6 +153,7 @@ class _SessionWriter:
         self.key = ""
         self.session_id = 0
         self.seq_offset: int | None = None
+        self.executions: list[dict[str, Any]] = []
 
     async def start(self, header: dict[str, Any], tenant: str) -> None:
         key = header.get("key")
@@ -173,13 +175,26 @@ class _SessionWriter:
     async def write(self, batch: list[dict[str, Any]]) -> None:
         run: list[dict[str, Any]] = []
         for record in batch:
-            if record.get("type") == "message":
+            kind = record.get("type")
+            if kind == "message":
                 run.append(record)
+                continue
+            if kind == "execution":
+                # Executions are not seq-ordered: buffered, they no longer cut message runs short.
+                self.executions.append(record)
                 continue
             await self._messages(run)
             run = []
             await self._other(record)
         await self._messages(run)
+        if len(self.executions) >= IMPORT_BATCH:
+            await self.flush_executions()
+
+    async def flush_executions(self) -> None:
+        if self.executions:
+            prepared = [prepare_execution(record) for record in self.executions]
+            self.stats.executions += await insert_executions(self.conn, await self._row(), prepared)
+            self.executions = []
 
     async def _messages(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
@@ -194,10 +209,7 @@ class _SessionWriter:
     async def _other(self, record: dict[str, Any]) -> None:
         row = await self._row()
         kind = record.get("type")
-        if kind == "execution":
-            if await insert_execution(self.conn, self.db, row, prepare_execution(record)):
-                self.stats.executions += 1
-        elif kind == "reset":
+        if kind == "reset":
             item_id = record.get("id") or f"reset-{record.get('seq')}"
             if not await self._exists(resets, item_id):
                 ts = record.get("timestamp")
