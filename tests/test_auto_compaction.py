@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import RPC, RunningServer, conversation
 
 from sessionscope.web.services import ServerConfig
+from tests.conftest import RPC, RunningServer, conversation
 
 
 @pytest.fixture(scope="module")

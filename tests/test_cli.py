@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import RPC, conversation
 
 
 def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sessionscope.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sessionscope.cli", *args], capture_output=True, text=True, check=False,
                           timeout=300, input=input, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.conftest import RPC
 
 from sessionscope.rpc.registry import METHODS
+from tests.conftest import RPC
 
 
 def fingerprint(rpc: RPC) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tests.conftest import RPC, conversation
 
 ODD_KEYS = [
