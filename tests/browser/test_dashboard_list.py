@@ -208,7 +208,7 @@ def test_empty_loading_error_and_retry_states(page: Page, rpc, ns: str) -> None:
     expect(page.locator(".state-error")).to_contain_text("sort: not one of the allowed columns")
     failing["on"] = False
     page.get_by_role("button", name="Retry").click()
-    page.wait_for_function("document.querySelector('.session-table').getAttribute('aria-busy') === 'true'")
+    expect(page.locator(".session-table")).to_have_attribute("aria-busy", "true")
     for _ in range(50):
         if held:
             break
@@ -267,3 +267,17 @@ def test_an_unauthorized_rpc_sends_the_browser_to_login(page: Page, ns: str) -> 
     page.goto(f"/sessions?agent={ns}")
     page.wait_for_url("**/login?next=*")
     assert query(page)["next"] == [f"/sessions?agent={ns}"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_theme_follows_the_system(browser, server_url: str, scheme: str) -> None:
+    context = browser.new_context(base_url=server_url, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto("/sessions")
+        expect(page.locator("h1#list-title")).to_be_visible()
+        rgb = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        channels = [int(v) for v in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
+        assert (sum(channels) / 3 > 128) == (scheme == "light"), rgb
+    finally:
+        context.close()
