@@ -40,7 +40,10 @@ SECURITY_HEADERS = {
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:  # a lone surrogate echoed from the request (its id, say): escape it
+        body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(body, status_code=status, media_type="application/json")
 
 
