@@ -13,8 +13,9 @@ export function h(tag, attrs = {}, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (name === "dataset") {
       Object.assign(el.dataset, value);
-    } else if (name.startsWith("on") && typeof value === "function") {
-      el.addEventListener(name.slice(2), value);
+    } else if (name.startsWith("on")) {
+      // Handlers are functions only: a string here would be an inline script.
+      if (typeof value === "function") el.addEventListener(name.slice(2), value);
     } else if (name === "class") {
       el.className = Array.isArray(value) ? value.filter(Boolean).join(" ") : value;
     } else if (name === "text") {
