@@ -127,7 +127,8 @@ async def build_demo(db: Any, sessions: int, messages: int, seed: int = 7, progr
     from sessionscope.compaction import CompactionSettings
     from sessionscope.store import Scope
     from sessionscope.store.compactions import compact
-    from sessionscope.store.sessions import list_sessions, reset
+    from sessionscope.store.listing import list_sessions
+    from sessionscope.store.sessions import reset
     from sessionscope.store.transfer import import_records
 
     scope = Scope.everything()

@@ -84,17 +84,24 @@ sessions = Table(
     UniqueConstraint("tenant", "key", name="uq_sessions_tenant_key"),
 )
 
-# Every sort of session.list, scoped by tenant, with id as the keyset tie-breaker.
+# Every filter and sort of session.list has an index that yields rows already in order, so a
+# page is a bounded index walk whatever the data (keys often start with the agent's name, which
+# makes "filter by agent, sort by key" a near-full scan without its own index).
 SORT_COLUMNS = ("updated_at", "created_at", "key", "agent", "channel", "message_count", "total_tokens",
                 "cost_usd")
-for _col in SORT_COLUMNS:
-    Index(f"ix_sessions_tenant_{_col}", sessions.c.tenant, sessions.c[_col], sessions.c.id)
-    # Callers that see every tenant (admins) sort without a tenant prefix.
-    Index(f"ix_sessions_{_col}", sessions.c[_col], sessions.c.id)
-Index("ix_sessions_tenant_agent_updated", sessions.c.tenant, sessions.c.agent, sessions.c.updated_at,
-      sessions.c.id)
-Index("ix_sessions_tenant_channel_updated", sessions.c.tenant, sessions.c.channel, sessions.c.updated_at,
-      sessions.c.id)
+LIST_FILTERS: tuple[tuple[str, ...], ...] = ((), ("tenant",), ("agent",), ("channel",), ("tenant", "agent"),
+                                             ("tenant", "channel"))
+
+
+def list_index_name(filters: tuple[str, ...], sort: str) -> str:
+    return "ix_sessions_" + "_".join((*filters, sort))
+
+
+for _filters in LIST_FILTERS:
+    for _col in SORT_COLUMNS:
+        if _col in _filters:
+            continue
+        Index(list_index_name(_filters, _col), *(sessions.c[f] for f in _filters), sessions.c[_col], sessions.c.id)
 
 messages = Table(
     "messages",

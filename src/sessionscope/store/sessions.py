@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
     Row,
     TextClause,
-    and_,
     bindparam,
     delete,
     func,
-    literal_column,
-    or_,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
-from sessionscope.errors import InvalidParams, NotFound
+from sessionscope.errors import NotFound
 from sessionscope.store import rows
 from sessionscope.store.database import Database
 from sessionscope.store.schema import (
-    SORT_COLUMNS,
     agents,
     compactions,
     executions,
@@ -40,10 +33,6 @@ from sessionscope.store.schema import (
     tenants,
 )
 from sessionscope.store.scope import Scope
-
-# Counting beyond this many matches for a search would mean scanning; the total is then "N+".
-SEARCH_TOTAL_CAP = 10_000
-
 
 _FIND_FOR_UPDATE = (
     select(sessions)
@@ -132,138 +121,6 @@ async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], *
     stmt = _bump_statement(tuple(sorted(deltas)), tuple(sorted(values)))
     params = {f"d_{k}": v for k, v in deltas.items()} | {f"v_{k}": v for k, v in values.items()}
     await conn.execute(stmt, params | {"session_id": session_id})
-
-
-# ---- listing -------------------------------------------------------------------------------------
-
-def _encode_cursor(value: Any, row_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[Any, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(row_id, int) or isinstance(value, (dict, list)):
-            raise ValueError
-        return value, row_id
-    except (ValueError, TypeError, json.JSONDecodeError):
-        raise InvalidParams("cursor", "is not a cursor returned by session.list") from None
-
-
-def _like_pattern(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _search_clause(db: Database, term: str) -> Any:
-    """Substring match on key, agent, channel and label, served by a trigram index."""
-    if db.is_sqlite:
-        if len(term.encode()) >= 3:
-            # Trigram MATCH on a quoted phrase is a substring test that uses the FTS index.
-            phrase = '"' + term.replace('"', '""') + '"'
-            ids = text("SELECT rowid FROM session_search WHERE session_search MATCH :phrase").bindparams(
-                phrase=phrase
-            )
-            return sessions.c.id.in_(ids.columns(literal_column("rowid")))
-        pattern = _like_pattern(term)
-        fields = (sessions.c.key, sessions.c.agent, sessions.c.channel, sessions.c.label)
-        return or_(*(f.like(pattern, escape="\\") for f in fields))
-    haystack = (sessions.c.key + " " + sessions.c.agent + " " + sessions.c.channel + " "
-                + func.coalesce(sessions.c.label, ""))
-    return haystack.ilike(_like_pattern(term), escape="\\")
-
-
-def _query_clause(db: Database, query: str) -> Any:
-    """Full-text search over message content: sessions with at least one matching message."""
-    if db.is_sqlite:
-        terms = [t for t in query.split() if t]
-        match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        ids = text(
-            "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
-            "WHERE message_search MATCH :match"
-        ).bindparams(match=match)
-        return sessions.c.id.in_(ids.columns(literal_column("session_id")))
-    matching = select(messages.c.session_id).where(
-        func.to_tsvector(literal_column("'simple'"), messages.c.content).op("@@")(
-            func.plainto_tsquery(literal_column("'simple'"), query)
-        )
-    )
-    return sessions.c.id.in_(matching)
-
-
-async def list_sessions(
-    db: Database,
-    scope: Scope,
-    *,
-    tenant: str | None = None,
-    agent: str | None = None,
-    channel: str | None = None,
-    search: str | None = None,
-    query: str | None = None,
-    sort: str = "updated_at",
-    order: str = "desc",
-    limit: int = 50,
-    cursor: str | None = None,
-) -> dict[str, Any]:
-    if sort not in SORT_COLUMNS:
-        raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
-    where = [scope.filter(sessions.c.tenant, tenant)]
-    if agent is not None:
-        where.append(sessions.c.agent == agent)
-    if channel is not None:
-        where.append(sessions.c.channel == channel)
-    if search:
-        where.append(_search_clause(db, search))
-    if query and query.strip():
-        where.append(_query_clause(db, query))
-    sort_col = sessions.c[sort]
-    descending = order == "desc"
-
-    page_where = list(where)
-    if cursor:
-        value, row_id = _decode_cursor(cursor)
-        key = tuple_(sort_col, sessions.c.id)
-        page_where.append(key < tuple_(value, row_id) if descending else key > tuple_(value, row_id))
-    ordering = [sort_col.desc(), sessions.c.id.desc()] if descending else [sort_col.asc(), sessions.c.id.asc()]
-    stmt = select(sessions).where(and_(*page_where)).order_by(*ordering).limit(limit + 1)
-
-    async with db.read() as conn:
-        found = (await conn.execute(stmt)).all()
-        total, capped = await _total(db, conn, scope, tenant, agent, channel, where, bool(search or query))
-    more = len(found) > limit
-    found = found[:limit]
-    next_cursor = _encode_cursor(getattr(found[-1], sort), found[-1].id) if more and found else None
-    return {
-        "sessions": [rows.session_row(r) for r in found],
-        "total": total,
-        "total_capped": capped,
-        "next_cursor": next_cursor,
-    }
-
-
-async def _total(
-    db: Database,
-    conn: AsyncConnection,
-    scope: Scope,
-    tenant: str | None,
-    agent: str | None,
-    channel: str | None,
-    where: Sequence[Any],
-    text_filtered: bool,
-) -> tuple[int, bool]:
-    if not text_filtered:
-        # Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions.
-        conds = [scope.filter(facets.c.tenant, tenant)]
-        if agent is not None:
-            conds.append(facets.c.agent == agent)
-        if channel is not None:
-            conds.append(facets.c.channel == channel)
-        total = (await conn.execute(select(func.coalesce(func.sum(facets.c.sessions), 0)).where(*conds))).scalar()
-        return int(total or 0), False
-    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
-    count = int((await conn.execute(select(func.count()).select_from(bounded))).scalar() or 0)
-    return min(count, SEARCH_TOTAL_CAP), count > SEARCH_TOTAL_CAP
 
 
 async def facet_counts(db: Database, scope: Scope, group_by: Sequence[str], tenant: str | None) -> list[Row]:

@@ -18,7 +18,7 @@ from sessionscope.rpc.models import (
     Tenant,
 )
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
-from sessionscope.store import exports, sessions
+from sessionscope.store import exports, listing, sessions
 from sessionscope.store.conversation import status as session_status
 from sessionscope.store.executions import context as session_context
 from sessionscope.store.executions import metrics as session_metrics
@@ -53,7 +53,7 @@ async def list_sessions(ctx: Context, p: ListParams) -> Any:
     `search` matches any part of the key, agent, channel or label; `query` is full-text over
     message content. Paging is by cursor; `total` is exact unless `total_capped` is true.
     """
-    return await sessions.list_sessions(
+    return await listing.list_sessions(
         ctx.db, ctx.caller.scope, tenant=p.tenant, agent=p.agent, channel=p.channel, search=p.search,
         query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor,
     )
