@@ -1,6 +1,6 @@
 """Shared by the security tests: a real server with auth on (per database), and token helpers.
 
-Import the fixture into a test module with `from tests.security_helpers import auth_server`.
+tests/conftest.py registers the fixture for every module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pytest
 
 from sessionscope.store import open_database, tokens
 from sessionscope.web.services import ServerConfig
-from tests.conftest import RunningServer
 
 
 def create_token_in_store(database_url: str, *, name: str, role: str, tenant: str | None = None) -> str:
@@ -62,7 +61,7 @@ class TokenClient:
 
 
 class AuthServer:
-    def __init__(self, running: RunningServer, database_url: str, admin_token: str) -> None:
+    def __init__(self, running: Any, database_url: str, admin_token: str) -> None:
         self.running = running
         self.url = running.url
         self.database_url = database_url
@@ -81,6 +80,8 @@ class AuthServer:
 
 @pytest.fixture(scope="session")
 def auth_server(database_url: str) -> Iterator[AuthServer]:
+    from tests.conftest import RunningServer  # here: conftest imports this module
+
     admin = create_token_in_store(database_url, name="test-admin", role="admin")
     with RunningServer(ServerConfig(database=database_url, auth=True)) as running:
         server = AuthServer(running, database_url, admin)

@@ -19,7 +19,7 @@ from sessionscope.store.retention import DAY_MS
 from sessionscope.store.schema import compactions, messages, sessions
 from sessionscope.web.housekeeping import purge_once
 from tests.conftest import RPC, conversation
-from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
+from tests.security_helpers import AuthServer
 
 MSG = [{"id": "1", "role": "user", "content": "hello"}]
 
@@ -85,7 +85,7 @@ def test_cli_token_and_audit_on_a_local_store(tmp_path: Any) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "sessionscope", *args, "--db", db], capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=False)
 
     created = cli("token", "create", "robot", "--role", "agent", "--tenant", "acme")
     assert created.returncode == 0, created.stderr
@@ -149,7 +149,7 @@ def test_retention_purge_deletes_only_old_sessions_of_that_tenant(rpc: RPC) -> N
     audit = rpc("audit.list", tenant=rpc.tenant)["entries"]
     assert [(e["action"], sorted(e["keys"])) for e in audit[:2]] == [("tenant.purge", ["old", "older"]),
                                                                     ("tenant.set_retention", [])]
-    assert run_db(rpc.database_url, check).ok
+    assert run_db(rpc.database_url, lambda db: check(db, rpc.tenant)).ok
 
 
 def test_server_purge_pass_is_audited_per_tenant(rpc: RPC) -> None:
@@ -176,7 +176,7 @@ def test_check_passes_on_real_data_and_names_each_corruption(rpc: RPC, tmp_path:
     rpc.append("k", conversation(2, prefix="b"))
     rpc("session.reset", key="k")
     rpc("session.record", key="k", execution={"usage": {"input_tokens": 3, "output_tokens": 1}})
-    assert run_db(rpc.database_url, check).ok
+    assert run_db(rpc.database_url, lambda db: check(db, rpc.tenant)).ok
 
     async def corrupt(db: Any) -> list[str]:
         async with db.write() as conn:
@@ -184,7 +184,7 @@ def test_check_passes_on_real_data_and_names_each_corruption(rpc: RPC, tmp_path:
             await conn.execute(update(sessions).where(sessions.c.id == sid).values(tool_calls=sessions.c.tool_calls + 1))
             await conn.execute(messages.delete().where(messages.c.session_id == sid, messages.c.seq == 2))
             await conn.execute(update(compactions).where(compactions.c.session_id == sid).values(summary=" "))
-        report = await check(db)
+        report = await check(db, rpc.tenant)
         return [p["problem"] for p in report.problems if p["tenant"] == rpc.tenant]
 
     problems = run_db(rpc.database_url, corrupt)
@@ -194,7 +194,7 @@ def test_check_passes_on_real_data_and_names_each_corruption(rpc: RPC, tmp_path:
     assert any("empty summary" in p for p in problems)
     # Put the session back in order for the other tests sharing this store.
     rpc("session.delete", key="k")
-    assert run_db(rpc.database_url, check).ok
+    assert run_db(rpc.database_url, lambda db: check(db, rpc.tenant)).ok
 
 
 def test_check_cli_exit_codes(tmp_path: Any) -> None:
@@ -204,10 +204,10 @@ def test_check_cli_exit_codes(tmp_path: Any) -> None:
     subprocess.run([sys.executable, "-m", "sessionscope", "demo", "--db", str(db), "--no-serve", "--sessions", "5",
                     "--messages", "20"], capture_output=True, timeout=300, check=True)
     ok = subprocess.run([sys.executable, "-m", "sessionscope", "check", "--db", str(db)], capture_output=True,
-                        text=True, timeout=120)
+                        text=True, timeout=120, check=False)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: 5 session(s)")
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE sessions SET resets = resets + 2 WHERE id = 1")
     bad = subprocess.run([sys.executable, "-m", "sessionscope", "check", "--db", str(db)], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, check=False)
     assert bad.returncode == 1 and "1 problem(s) in 5 session(s)" in bad.stdout and "resets is" in bad.stdout

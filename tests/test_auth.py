@@ -20,7 +20,7 @@ from sessionscope.server import is_loopback, run_server
 from sessionscope.store import open_database
 from sessionscope.store.schema import api_tokens
 from tests.conftest import free_port
-from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
+from tests.security_helpers import AuthServer
 
 MSG = [{"id": "1", "role": "user", "content": "hello"}]
 
@@ -178,7 +178,7 @@ def test_no_auth_refused_off_loopback(host: str) -> None:
 
 def test_no_auth_cli_refused_off_loopback(tmp_path: Any) -> None:
     done = subprocess.run([sys.executable, "-m", "sessionscope", "serve", "--no-auth", "--host", "0.0.0.0",
-                           "--db", str(tmp_path / "x.db")], capture_output=True, text=True, timeout=60)
+                           "--db", str(tmp_path / "x.db")], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1 and "loopback" in done.stderr
 
 

@@ -13,7 +13,16 @@ import typer
 from rich.table import Table
 
 from sessionscope.backend import connect
-from sessionscope.cli import DbOption, TenantOption, TokenOption, UrlOption, app, console, err_console, friendly
+from sessionscope.cli import (
+    DbOption,
+    TenantOption,
+    TokenOption,
+    UrlOption,
+    app,
+    console,
+    err_console,
+    friendly,
+)
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenant settings.", no_args_is_help=True)
@@ -81,7 +90,7 @@ def audit(
     db: DbOption = None, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False,
 ) -> None:
     """Show the audit log, newest first."""
-    params = {k: v for k, v in dict(tenant=tenant, action=action, limit=limit, cursor=cursor).items()
+    params = {k: v for k, v in {"tenant": tenant, "action": action, "limit": limit, "cursor": cursor}.items()
               if v is not None}
     result = connect(db, url, token).call("audit.list", params)
     if as_json:
@@ -131,7 +140,8 @@ def purge(
 
 @app.command("check")
 @friendly
-def check(db: DbOption = None, as_json: JsonOption = False) -> None:
+def check(db: DbOption = None, tenant: Annotated[str | None, typer.Option(help="Only this tenant's sessions.")] = None,
+          as_json: JsonOption = False) -> None:
     """Check the store's integrity: counters match rows, compactions are whole, no seq gaps."""
     import asyncio
 
@@ -142,7 +152,7 @@ def check(db: DbOption = None, as_json: JsonOption = False) -> None:
     async def run() -> Any:
         store = await open_database(db)
         try:
-            return await run_check(store)
+            return await run_check(store, tenant)
         finally:
             await store.close()
 

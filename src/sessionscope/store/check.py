@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select, text, union_all
+from sqlalchemy import case, func, select, text, true, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.store.database import Database
@@ -160,12 +160,14 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         problem(f"live_tokens is {row.live_tokens} but the live rows hold {live_tokens + summary_tokens}")
 
 
-async def _check_facets(conn: AsyncConnection, report: Report) -> None:
+async def _check_facets(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
     counted = {(r.tenant, r.agent, r.channel): int(r.n) for r in (await conn.execute(
         select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"))
+        .where(sessions.c.tenant == tenant if tenant is not None else true())
         .group_by(sessions.c.tenant, sessions.c.agent, sessions.c.channel)
     )).all()}
-    stored = {(r.tenant, r.agent, r.channel): int(r.sessions) for r in (await conn.execute(select(facets))).all()}
+    stored = {(r.tenant, r.agent, r.channel): int(r.sessions) for r in (await conn.execute(
+        select(facets).where(facets.c.tenant == tenant if tenant is not None else true()))).all()}
     for group in sorted(set(counted) | set(stored)):
         if counted.get(group, 0) != stored.get(group, 0):
             report.add(group[0], None, f"facet (agent {group[1]!r}, channel {group[2]!r}) counts "
@@ -186,8 +188,8 @@ async def _check_sqlite_file(conn: AsyncConnection, report: Report) -> None:
         report.add(None, None, "SQLite quick_check: " + "; ".join(str(r) for r in result[:10]))
 
 
-async def check(db: Database) -> Report:
-    """Check the whole store; `report.ok` is True when nothing is wrong."""
+async def check(db: Database, tenant: str | None = None) -> Report:
+    """Check the whole store, or one tenant's sessions; `report.ok` is True when nothing is wrong."""
     report = Report()
     async with db.read() as conn:
         if db.is_sqlite:
@@ -197,7 +199,9 @@ async def check(db: Database) -> Report:
         # One read transaction per page: a consistent snapshot of those sessions and their rows.
         async with db.read() as conn:
             page = (await conn.execute(
-                select(sessions).where(sessions.c.id > after).order_by(sessions.c.id).limit(CHECK_PAGE)
+                select(sessions).where(sessions.c.id > after,
+                                       sessions.c.tenant == tenant if tenant is not None else true())
+                .order_by(sessions.c.id).limit(CHECK_PAGE)
             )).all()
             if not page:
                 break
@@ -207,7 +211,7 @@ async def check(db: Database) -> Report:
         report.sessions += len(page)
         after = int(page[-1].id)
     async with db.read() as conn:
-        await _check_facets(conn, report)
+        await _check_facets(conn, report, tenant)
         await _check_orphans(conn, report)
     return report
 
