@@ -210,3 +210,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for name in DIALECTS:
         parts = ", ".join(f"{n} {o}" for o, n in sorted(counts.get(name, {}).items())) or "none ran"
         terminalreporter.write_line(f"{name} tests: {parts}")
+
+
+# The security tests' server with auth on (defined there, registered here for every module).
+from tests.security_helpers import auth_server  # noqa: F401
