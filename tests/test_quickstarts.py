@@ -19,7 +19,7 @@ DOC_URL = "http://127.0.0.1:8750"
 
 def run_blocks(doc: str, url: str, tmp_path: Path) -> None:
     text = (DOCS / doc).read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     assert blocks, doc
     for number, block in enumerate(blocks):
         assert DOC_URL in block, f"{doc} block {number} does not name the server URL"

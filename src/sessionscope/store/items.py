@@ -17,6 +17,7 @@ from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
+from sessionscope.errors import Conflict
 from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
 from sessionscope.store.conversation import (
@@ -115,8 +116,9 @@ async def live_items(
 async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None) -> dict[str, Any] | None:
     """Remove the newest live message (and its raw copy) and return it; None when nothing is live.
 
-    The message is deleted, not hidden: the Agents SDK pops to retract an item it added. Its seq
-    is not reused, and the session's counters drop by exactly what the append added.
+    The message is deleted, not hidden: the Agents SDK pops to retract an item it added. It is the
+    session's newest item, so its seq is given back (sequences stay gapless), and the counters
+    drop by exactly what the append added.
     """
     tenant = scope.resolve(tenant)
     async with db.write() as conn:
@@ -127,6 +129,10 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
         )).first()
         if newest is None:
             return None
+        if int(newest.seq) != int(row.next_seq) - 1:
+            # Only a compaction can sit after the newest live message; removing the message under
+            # it would leave a hole in the session's sequence and change what it summarised.
+            raise Conflict("the newest live message precedes a compaction; append or restore first")
         raw = (await _raws(conn, int(row.id), [newest.msg_id])).get(newest.msg_id)
         item = _item(newest, int(row.live_from_seq), raw)
         await conn.execute(delete(message_raw).where(
@@ -143,7 +149,8 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
         await session_store.bump(
             conn, row.id,
             {
-                "message_count": -1, "live_messages": -1, "live_tokens": -tokens, "tool_calls": -calls,
+                "next_seq": -1, "message_count": -1, "live_messages": -1, "live_tokens": -tokens,
+                "tool_calls": -calls,
                 "msg_output_tokens": -tokens if output else 0, "msg_input_tokens": 0 if output else -tokens,
             },
             preview=preview, updated_at=max(now_ms(), int(row.updated_at)),
