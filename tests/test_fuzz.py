@@ -18,11 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from sessionscope.store import open_database
-from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
-
 from sessionscope.rpc.protocol import MAX_BATCH
 from sessionscope.rpc.registry import METHODS
+from sessionscope.store import open_database
+from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
 from sessionscope.web.services import ServerConfig
 from tests.conftest import RunningServer
 

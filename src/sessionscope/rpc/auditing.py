@@ -60,5 +60,5 @@ async def record_call(ctx: Context, method: Method, raw: dict[str, Any], params:
             outcome=audit.outcome_for(error.code if error is not None else None),
             token_id=ctx.caller.token_id, token_name=ctx.caller.token_name, detail=detail,
         )
-    except Exception:  # noqa: BLE001 - the action itself already committed; never turn it into an error
+    except Exception:
         log.exception("could not write the audit entry for %s", method.name)

@@ -32,7 +32,7 @@ async def purge_forever(db: Database, interval_s: float = retention.PURGE_INTERV
                 log.info("retention purge deleted %d session(s)", deleted)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - keep the server up; the next pass retries
+        except Exception:
             log.exception("retention purge failed")
         await asyncio.sleep(interval_s)
 
