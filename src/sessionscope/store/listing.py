@@ -1,10 +1,12 @@
 """session.list: filters, search, sorts and keyset paging, each served by an index.
 
-Search (a substring of key, agent, channel or label) takes one of two paths, and both return
-exactly the first matches in sort order:
+Search (a substring of key, agent, channel or label) takes the first of three paths that
+applies, and each returns exactly the first matches in sort order:
 - walk the sort index for the first SCAN_BUDGET rows and test each; a common term fills the
   page there, in a few milliseconds;
-- otherwise the term is rare, so fetch its few matches from the trigram index and sort those.
+- a rare term: fetch its few matches by id from the trigram index, then filter and sort them;
+- otherwise (many matches, all late in the sort order) walk the sort index testing each row
+  against the trigram matches.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, column, func, literal_column, or_, select, table, text, tuple_
+from sqlalchemy import and_, case, column, func, literal_column, or_, select, table, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
@@ -27,6 +30,10 @@ from sessionscope.store.scope import Scope
 SEARCH_TOTAL_CAP = 10_000
 # Rows of the sort order tested directly before a search falls back to the trigram index.
 SCAN_BUDGET = 5_000
+# A term with at most this many trigram matches is "rare": its matches are fetched by id.
+RARE_MATCHES = 20_000
+# Rows walked to count the matches of a common term.
+COUNT_SCAN = 10_000
 _FTS = table("session_search", column("rowid"))
 
 
@@ -51,10 +58,11 @@ def _like_pattern(term: str) -> str:
 
 
 def _substring_test(cols: Any, term: str) -> Any:
-    """The search predicate evaluated row by row (case-insensitive, % and _ literal)."""
-    pattern = _like_pattern(term.lower())
-    fields = (cols.key, cols.agent, cols.channel, func.coalesce(cols.label, ""))
-    return or_(*(func.lower(f).like(pattern, escape="\\") for f in fields))
+    """The search predicate evaluated row by row (% and _ literal). Case-insensitive: ILIKE on
+    PostgreSQL; SQLite's LIKE already ignores ASCII case."""
+    pattern = _like_pattern(term)
+    fields = (cols.key, cols.agent, cols.channel, cols.label)
+    return or_(*(f.ilike(pattern, escape="\\") for f in fields))
 
 
 def _trigram_phrase(term: str) -> str | None:
@@ -64,20 +72,14 @@ def _trigram_phrase(term: str) -> str | None:
     return '"' + term.replace('"', '""') + '"'
 
 
-def _indexed_search(db: Database, term: str) -> Any:
-    """The search predicate as an index lookup: trigram FTS5 on SQLite, pg_trgm on PostgreSQL."""
-    if db.is_sqlite:
-        phrase = _trigram_phrase(term)
-        if phrase is None:
-            return _substring_test(sessions.c, term)
-        ids = select(_FTS.c.rowid).where(text("session_search MATCH :phrase").bindparams(phrase=phrase))
-        return sessions.c.id.in_(ids)
+def _trigram_ilike(term: str) -> Any:
+    """PostgreSQL: the search predicate as a pg_trgm-indexed ILIKE over the same fields."""
     haystack = (sessions.c.key + " " + sessions.c.agent + " " + sessions.c.channel + " "
                 + func.coalesce(sessions.c.label, ""))
     return haystack.ilike(_like_pattern(term), escape="\\")
 
 
-def _query_clause(db: Database, query: str) -> Any:
+def _query_clause(db: Database, cols: Any, query: str) -> Any:
     """Full-text search over message content: sessions with at least one matching message."""
     if db.is_sqlite:
         terms = [t for t in query.split() if t]
@@ -86,13 +88,46 @@ def _query_clause(db: Database, query: str) -> Any:
             "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
             "WHERE message_search MATCH :match"
         ).bindparams(match=match)
-        return sessions.c.id.in_(ids.columns(literal_column("session_id")))
+        return cols.id.in_(ids.columns(literal_column("session_id")))
     matching = select(messages.c.session_id).where(
         func.to_tsvector(literal_column("'simple'"), messages.c.content).op("@@")(
             func.plainto_tsquery(literal_column("'simple'"), query)
         )
     )
-    return sessions.c.id.in_(matching)
+    return cols.id.in_(matching)
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """The WHERE of one list call, buildable over `sessions` or over a subquery of it."""
+
+    db: Database
+    scope: Scope
+    tenant: str | None
+    agent: str | None
+    channel: str | None
+    query: str | None
+    sort: str
+    descending: bool
+    cursor: tuple[Any, int] | None
+
+    def where(self, cols: Any, *, page: bool = True) -> list[Any]:
+        conds = [self.scope.filter(cols.tenant, self.tenant)]
+        if self.agent is not None:
+            conds.append(cols.agent == self.agent)
+        if self.channel is not None:
+            conds.append(cols.channel == self.channel)
+        if self.query:
+            conds.append(_query_clause(self.db, cols, self.query))
+        if page and self.cursor is not None:
+            value, row_id = self.cursor
+            key = tuple_(cols[self.sort], cols.id)
+            conds.append(key < tuple_(value, row_id) if self.descending else key > tuple_(value, row_id))
+        return conds
+
+    def ordered(self, cols: Any) -> list[Any]:
+        by = [cols[self.sort], cols.id]
+        return [c.desc() for c in by] if self.descending else [c.asc() for c in by]
 
 
 async def list_sessions(
@@ -111,43 +146,18 @@ async def list_sessions(
 ) -> dict[str, Any]:
     if sort not in SORT_COLUMNS:
         raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
-    where = [scope.filter(sessions.c.tenant, tenant)]
-    if agent is not None:
-        where.append(sessions.c.agent == agent)
-    if channel is not None:
-        where.append(sessions.c.channel == channel)
-    if query and query.strip():
-        where.append(_query_clause(db, query))
-    sort_col = sessions.c[sort]
-    descending = order == "desc"
-    page_where = list(where)
-    if cursor:
-        value, row_id = _decode_cursor(cursor)
-        key = tuple_(sort_col, sessions.c.id)
-        page_where.append(key < tuple_(value, row_id) if descending else key > tuple_(value, row_id))
-
-    def ordered(cols: Any) -> list[Any]:
-        by = [cols[sort], cols.id]
-        return [c.desc() for c in by] if descending else [c.asc() for c in by]
-
+    filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
+                       order == "desc", _decode_cursor(cursor) if cursor else None)
     async with db.read() as conn:
-        found: Sequence[Any] = []
         if search:
-            # Path 1: test the first SCAN_BUDGET rows of the sort order.
-            prefix = select(sessions).where(and_(*page_where)).order_by(*ordered(sessions.c)).limit(SCAN_BUDGET)
-            sub = prefix.subquery()
-            found = (await conn.execute(
-                select(sub).where(_substring_test(sub.c, search)).order_by(*ordered(sub.c)).limit(limit + 1)
-            )).all()
-        if not search or len(found) <= limit:
-            # Path 2 (no search, or a rare term): the full predicate through the indexes.
-            full = [*page_where, _indexed_search(db, search)] if search else page_where
-            stmt = select(sessions).where(and_(*full)).order_by(*ordered(sessions.c)).limit(limit + 1)
-            found = (await conn.execute(stmt)).all()
-        if search or query:
-            total, capped = await _bounded_count(db, conn, where, search)
+            found, total, capped = await _search_page(conn, filters, search, limit)
         else:
-            total, capped = await _facet_total(conn, scope, tenant, agent, channel), False
+            stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
+            found = (await conn.execute(stmt.limit(limit + 1))).all()
+            if filters.query:
+                total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
+            else:
+                total, capped = await _facet_total(conn, scope, tenant, agent, channel), False
     more = len(found) > limit
     found = found[:limit]
     next_cursor = _encode_cursor(getattr(found[-1], sort), found[-1].id) if more and found else None
@@ -171,18 +181,52 @@ async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, 
     return int(total or 0)
 
 
-async def _bounded_count(db: Database, conn: AsyncConnection, where: Sequence[Any], search: str | None
-                         ) -> tuple[int, bool]:
-    """Count matches up to SEARCH_TOTAL_CAP, driven from the search index when there is one."""
-    phrase = _trigram_phrase(search) if (search and db.is_sqlite) else None
-    if phrase is not None:
-        # Walk the trigram matches and probe sessions by primary key: stops at the cap.
-        matches = (select(sessions.c.id)
-                   .select_from(_FTS.join(sessions, sessions.c.id == _FTS.c.rowid))
-                   .where(text("session_search MATCH :phrase").bindparams(phrase=phrase), *where))
-    else:
-        conds = [*where, _indexed_search(db, search)] if search else list(where)
-        matches = select(sessions.c.id).where(and_(*conds))
-    bounded = matches.limit(SEARCH_TOTAL_CAP + 1).subquery()
+async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
+                       ) -> tuple[Sequence[Any], int, bool]:
+    cols = sessions.c
+    # 1. A common term: the first SCAN_BUDGET rows in sort order hold a full page.
+    sub = select(sessions).where(*f.where(cols)).order_by(*f.ordered(cols)).limit(SCAN_BUDGET).subquery()
+    found = (await conn.execute(
+        select(sub).where(_substring_test(sub.c, term)).order_by(*f.ordered(sub.c)).limit(limit + 1)
+    )).all()
+    if len(found) > limit:
+        # Count within a bounded walk too: past it, the total is a lower bound ("N+").
+        sample = select(sessions).where(*f.where(cols, page=False)).limit(COUNT_SCAN).subquery()
+        matched = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
+        walked, total = (await conn.execute(select(func.count(), matched).select_from(sample))).one()
+        total = int(total or 0)
+        return found, min(total, SEARCH_TOTAL_CAP), walked >= COUNT_SCAN or total > SEARCH_TOTAL_CAP
+    phrase = _trigram_phrase(term) if f.db.is_sqlite else None
+    if phrase is None:
+        # 3. Short terms on SQLite (no trigram), and PostgreSQL, where pg_trgm and the planner decide.
+        predicate = _substring_test(cols, term) if f.db.is_sqlite else _trigram_ilike(term)
+        stmt = select(sessions).where(*f.where(cols), predicate).order_by(*f.ordered(cols)).limit(limit + 1)
+        found = (await conn.execute(stmt)).all()
+        total, capped = await _bounded_count(conn, [*f.where(cols, page=False), predicate])
+        return found, total, capped
+    fts_ids = select(_FTS.c.rowid).where(text("session_search MATCH :phrase").bindparams(phrase=phrase))
+    ids = (await conn.execute(fts_ids.limit(RARE_MATCHES + 1))).scalars().all()
+    if len(ids) > RARE_MATCHES:
+        # 2b. Many matches, none early in the sort order: walk the sort index testing membership.
+        matched = cols.id.in_(fts_ids)
+        stmt = select(sessions).where(*f.where(cols), matched).order_by(*f.ordered(cols)).limit(limit + 1)
+        found = (await conn.execute(stmt)).all()
+        total, capped = await _bounded_count(conn, [*f.where(cols, page=False), matched])
+        return found, total, capped
+    # 2a. A rare term: load its few matches by id (the trigram index evaluated once, passed as
+    # one JSON parameter), then filter and sort just those. The LIMIT keeps SQLite from
+    # flattening the subquery back into a walk of a tenant or sort index.
+    listed = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+    few = select(sessions).where(cols.id.in_(listed)).limit(RARE_MATCHES + 1).subquery()
+    stmt = select(few).where(*f.where(few.c)).order_by(*f.ordered(few.c)).limit(limit + 1)
+    found = (await conn.execute(stmt)).all()
+    count = select(func.count()).select_from(select(few.c.id).where(*f.where(few.c, page=False)).subquery())
+    total = int((await conn.execute(count)).scalar() or 0)
+    return found, total, False
+
+
+async def _bounded_count(conn: AsyncConnection, where: Sequence[Any]) -> tuple[int, bool]:
+    """Count matches up to SEARCH_TOTAL_CAP; past it the total is reported as capped."""
+    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
     count = int((await conn.execute(select(func.count()).select_from(bounded))).scalar() or 0)
     return min(count, SEARCH_TOTAL_CAP), count > SEARCH_TOTAL_CAP

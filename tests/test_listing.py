@@ -1,0 +1,58 @@
+"""session.list search: every path (walk, rare-term lookup, membership walk, short terms) gives
+exactly the first matches in sort order, the same as filtering the whole table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sessionscope.store import listing
+from tests.conftest import RPC
+
+AGENTS = ["main", "support", "ops-bot"]
+CHANNELS = ["telegram", "slack", "discord"]
+
+
+def seed(rpc: RPC) -> list[dict[str, Any]]:
+    for i in range(60):
+        agent, channel = AGENTS[i % 3], CHANNELS[(i // 3) % 3]
+        key = f"agent:{agent}:{channel}:group:-100{i:03d}:topic:{i % 7}"
+        rpc.append(key, [{"id": "1", "role": "user", "content": "x " * (i % 11 + 1)}], agent=agent,
+                   channel=channel, label="VIP" if i % 10 == 0 else None)
+    return rpc("session.list", limit=500)["sessions"]
+
+
+def expected(rows: list[dict[str, Any]], term: str, sort: str, order: str, **filters: str) -> list[str]:
+    t = term.lower()
+    hits = [r for r in rows if any(t in (r[f] or "").lower() for f in ("key", "agent", "channel", "label"))
+            and all(r[k] == v for k, v in filters.items())]
+    hits.sort(key=lambda r: (r[sort], r["key"]), reverse=order == "desc")
+    return [r["key"] for r in hits]
+
+
+@pytest.mark.parametrize("budgets", [(5000, 20000), (1, 20000), (1, 2)], ids=["walk", "rare", "membership"])
+def test_every_search_path_matches_a_full_filter(rpc: RPC, budgets: tuple[int, int],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = seed(rpc)
+    monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[0])
+    monkeypatch.setattr(listing, "RARE_MATCHES", budgets[1])
+    for term in ["support", "topic:3", "-100042", "vip", "ab", "t", "SLACK", "nothing-here"]:
+        for sort in ["key", "message_count"]:
+            for order in ["asc", "desc"]:
+                for filters in [{}, {"agent": "main"}, {"channel": "slack"}]:
+                    want = expected(rows, term, sort, order, **filters)
+                    got, cursor = [], None
+                    while True:
+                        page = rpc("session.list", search=term, sort=sort, order=order, limit=7,
+                                   **filters, **({"cursor": cursor} if cursor else {}))
+                        got += [s["key"] for s in page["sessions"]]
+                        if page["total_capped"] is False:
+                            assert page["total"] == len(want), (term, sort, filters)
+                        cursor = page["next_cursor"]
+                        if not cursor:
+                            break
+                    if sort == "key":
+                        assert got == want, (term, sort, order, filters)
+                    else:
+                        assert sorted(got) == sorted(want), (term, sort, order, filters)
