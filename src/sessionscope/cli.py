@@ -104,7 +104,7 @@ def demo(
     """Build a realistic demo store on SQLite and serve it."""
     import asyncio
 
-    from sessionscope.demo import build_demo
+    from sessionscope.demo import build_demo, demo_records
     from sessionscope.server import run_server
     from sessionscope.store import open_database
     from sessionscope.store.database import default_database_path
@@ -118,7 +118,9 @@ def demo(
         store = await open_database(str(path))
         try:
             with progress_bar() as bar:
-                task = bar.add_task("building demo sessions", total=sessions * (messages + 3))
+                # A dry pass over the generator gives the exact number of records to store.
+                records = sum(1 for r in demo_records(sessions, messages, seed) if r["type"] != "session")
+                task = bar.add_task("building demo sessions", total=records)
                 return await build_demo(store, sessions, messages, seed, progress=lambda n: bar.advance(task, n))
         finally:
             await store.close()

@@ -75,7 +75,7 @@ def session_records(rng: random.Random, index: int, messages: int, start_ms: int
         yield {"type": "message", "id": f"m{seq}", "role": "user", "content": _fill(rng, rng.choice(REQUESTS)),
                "timestamp": to_rfc3339(t)}
         produced += 1
-        if produced < messages and rng.random() < 0.4:
+        if produced + 2 <= messages and rng.random() < 0.4:
             call_id = f"call_{index}_{seq}"
             tool = rng.choice(TOOLS)
             seq += 1
