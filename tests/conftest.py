@@ -214,3 +214,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 # The security tests' server with auth on (defined there, registered here for every module).
 from tests.security_helpers import auth_server  # noqa: F401
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: sync Playwright keeps an event loop running on the main thread for
+    the rest of the session, which would break later tests that call asyncio.run()."""
+    items.sort(key=lambda item: "/browser/" in str(item.path))

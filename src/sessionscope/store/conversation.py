@@ -14,7 +14,7 @@ from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
-from sessionscope.store.schema import compactions, messages, resets
+from sessionscope.store.schema import compactions, message_raw, messages, resets
 from sessionscope.store.scope import Scope
 from sessionscope.tokens import count_message_tokens
 
@@ -108,12 +108,22 @@ async def append(
     tenant: str | None = None,
     label: str | None = None,
 ) -> dict[str, int]:
+    """Append a batch in one transaction, with each message's `raw` client copy when it has one."""
     tenant = scope.resolve(tenant)
     received_at = now_ms()
     prepared = prepare_messages(batch, received_at)
+    # prepare_messages assigns ids to messages without one; raws pair with them by position.
+    raws = [
+        {"msg_id": p["msg_id"], "raw": json.dumps(m["raw"], separators=(",", ":"))}
+        for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None
+    ]
     async with db.write() as conn:
         row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
-        return await insert_messages(db, conn, row, prepared)
+        result = await insert_messages(db, conn, row, prepared)
+        if raws:
+            # A retried append finds its raws stored already; those are skipped like the messages.
+            await conn.execute(db.insert_ignore(message_raw), [r | {"session_id": row.id} for r in raws])
+    return result
 
 
 # ---- reading -------------------------------------------------------------------------------------

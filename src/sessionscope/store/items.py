@@ -10,7 +10,6 @@ reset nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, delete, select
@@ -25,8 +24,6 @@ from sessionscope.store.conversation import (
     PREVIEW_CHARS,
     SUMMARY_PREFIX,
     _without_orphans,
-    insert_messages,
-    prepare_messages,
 )
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, message_raw, messages
@@ -34,35 +31,6 @@ from sessionscope.store.scope import Scope
 
 # IN-lists stay below every driver's bound-parameter limit.
 ID_CHUNK = 500
-
-
-async def append(
-    db: Database,
-    scope: Scope,
-    *,
-    key: str,
-    agent: str,
-    channel: str,
-    batch: Sequence[dict[str, Any]],
-    tenant: str | None = None,
-    label: str | None = None,
-) -> dict[str, int]:
-    """Like conversation.append, plus each message's `raw` copy, in the same transaction."""
-    tenant = scope.resolve(tenant)
-    received_at = now_ms()
-    prepared = prepare_messages(batch, received_at)
-    # prepare_messages assigns ids to messages without one; pair raws by position.
-    raws = [
-        {"msg_id": p["msg_id"], "raw": json.dumps(m["raw"], separators=(",", ":"))}
-        for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None
-    ]
-    async with db.write() as conn:
-        row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
-        result = await insert_messages(db, conn, row, prepared)
-        if raws:
-            # A retried append finds its raws stored already; those are skipped like the messages.
-            await conn.execute(db.insert_ignore(message_raw), [r | {"session_id": row.id} for r in raws])
-    return result
 
 
 async def _raws(conn: AsyncConnection, session_id: int, ids: list[str]) -> dict[str, Any]:

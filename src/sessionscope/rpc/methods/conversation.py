@@ -19,7 +19,7 @@ from sessionscope.rpc.models import (
     Usage,
 )
 from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
-from sessionscope.store import compactions, conversation, executions, items
+from sessionscope.store import compactions, conversation, executions
 
 
 def _rfc3339(value: str) -> str:
@@ -82,9 +82,7 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     The session is created on first append.
     """
     batch = [m.model_dump(exclude_none=True) for m in p.messages]
-    # Raw copies take the items store; plain appends keep the lean hot path.
-    store_append = items.append if any(m.raw is not None for m in p.messages) else conversation.append
-    result: dict[str, Any] = await store_append(
+    result: dict[str, Any] = await conversation.append(
         ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=batch,
         tenant=p.tenant, label=p.label,
     )
