@@ -31,6 +31,8 @@ from sessionscope.store.conversation import MESSAGE_COLUMNS, insert_sql
 
 OUT = Path(__file__).resolve().parent / "out"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = "postgresql+asyncpg://postgres@127.0.0.1:5432/sessionscope_bench"
+RUN = str(int(time.time()))
 SORTS = ["updated_at", "created_at", "key", "agent", "channel", "message_count", "total_tokens", "cost_usd"]
 
 
@@ -125,7 +127,7 @@ def sqlite_or_pg(database: str) -> str:
         await conn.close()
 
     asyncio.run(create())
-    return "postgresql+asyncpg://postgres@127.0.0.1:5432/sessionscope_bench"
+    return PG_BENCH
 
 
 async def raw_list_times(db_url: str, rounds: int) -> list[float]:
@@ -157,11 +159,16 @@ def main() -> None:
     parser.add_argument("--export-sessions", type=int, default=10, help="big sessions (export covers all)")
     parser.add_argument("--ingest", type=int, default=50_000, help="messages appended in batches of 100")
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--reuse", action="store_true", help="keep the store built by an earlier run")
     args = parser.parse_args()
     factor = 1.5 if args.database == "postgresql" else 1.0
-    url = sqlite_or_pg(args.database)
-    print(f"building: {args.database}, {args.sessions:,} sessions", flush=True)
-    asyncio.run(prepare(url, args.sessions, args.big, args.export_sessions))
+    if args.reuse:
+        url = f"sqlite+aiosqlite:///{OUT / 'core.db'}" if args.database == "sqlite" else PG_BENCH
+        print(f"reusing the {args.database} store of an earlier run", flush=True)
+    else:
+        url = sqlite_or_pg(args.database)
+        print(f"building: {args.database}, {args.sessions:,} sessions", flush=True)
+        asyncio.run(prepare(url, args.sessions, args.big, args.export_sessions))
     server = Server(url)
     rows: list[tuple[str, str, str, str]] = []
     try:
@@ -249,7 +256,7 @@ def ingest(server: Server, batches: int, clients: int) -> float:
             msgs = [{"id": f"i{b}-{i}", "role": "user" if i % 2 else "assistant",
                      "content": f"ingest message {b}-{i} about deploy {i % 17} of billing-api"} for i in range(100)]
             body = {"jsonrpc": "2.0", "id": 1, "method": "session.append",
-                    "params": {"key": f"ingest-{clients}/{n}", "tenant": "default", "agent": "main",
+                    "params": {"key": f"ingest-{RUN}-{clients}/{n}", "tenant": "default", "agent": "main",
                                "channel": "web", "messages": msgs}}
             assert "result" in http.post(f"{server.base}/rpc", json=body).json()
         http.close()
@@ -279,10 +286,11 @@ async def _raw_ingest(url: str, count: int) -> float:
         from sessionscope.store import Scope
         from sessionscope.store.conversation import append
 
-        await append(db, Scope.everything(), key="raw-ingest", agent="main", channel="web", tenant="default",
+        await append(db, Scope.everything(), key=f"raw-ingest-{RUN}", agent="main", channel="web", tenant="default",
                      batch=[{"id": "seed", "role": "user", "content": "x", "tokens": 1}])
         async with db.engine.connect() as conn:
-            sid = (await conn.execute(text("SELECT id FROM sessions WHERE key='raw-ingest'"))).scalar_one()
+            sid = (await conn.execute(text("SELECT id FROM sessions WHERE key=:k"), {"k": f"raw-ingest-{RUN}"})
+                   ).scalar_one()
         columns = MESSAGE_COLUMNS
         start = time.perf_counter()
         for b in range(count // 100):
