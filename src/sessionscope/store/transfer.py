@@ -54,10 +54,8 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
         reset_seq = max((int(r.seq) for r in marker_resets if r.seq < live_from), default=0)
         while True:
             async with db.read() as conn:
-                page = (await conn.execute(
-                    select(messages).where(messages.c.session_id == row.id, messages.c.seq > last_seq)
-                    .order_by(messages.c.seq).limit(EXPORT_PAGE)
-                )).all()
+                # Driver-level SQL: rows come back as plain tuples, with no per-value processing.
+                page = (await conn.exec_driver_sql(_page_sql(db), (row.id, last_seq, EXPORT_PAGE))).all()
             if not page:
                 break
             chunk = []
@@ -65,7 +63,9 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 while pending < len(others) and others[pending][0] < m.seq:
                     chunk.append(_item_line(others[pending][1]))
                     pending += 1
-                chunk.append(_item_line(rows.message_item(m, live_from, reset_seq=reset_seq)))
+                item = rows.message_item(m, live_from, reset_seq=reset_seq)
+                del item["kind"]
+                chunk.append(_line({"type": "message", **item}))
             last_seq = int(page[-1].seq)
             yield b"".join(chunk)
         yield b"".join(_item_line(item) for _, item in others[pending:])
@@ -83,6 +83,12 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 break
             yield b"".join(_line({"type": "execution", **rows.execution(e)}) for e in page)
             last_started, last_id = int(page[-1].started_at), int(page[-1].id)
+
+
+def _page_sql(db: Database) -> str:
+    columns = ", ".join(c.name for c in messages.columns)
+    a, b, c = db.placeholders(3).split(", ")
+    return f"SELECT {columns} FROM messages WHERE session_id = {a} AND seq > {b} ORDER BY seq LIMIT {c}"
 
 
 def _item_line(item: dict[str, Any]) -> bytes:
