@@ -142,6 +142,8 @@ def test_compact_summarises_and_history_shows_summary(rpc: RPC) -> None:
     # The marker sits right after the compacted messages.
     kinds = [i["kind"] for i in status["items"]]
     assert kinds.index("compaction") == len(compacted)
+    marker = status["items"][len(compacted)]
+    assert marker["summary_html"].startswith("<") and "<script" not in marker["summary_html"]
     assert rpc("session.metrics", key="c")["compactions"] == 1
     assert status["session"]["context_tokens"] == result["tokens_after"]
 

@@ -174,7 +174,7 @@ async def status(
         item = rows.message_item(r, live_from, html=True, reset_seq=reset_seq) if kind == "m" else rows.reset_item(r)
         positioned.append((float(seq), seq, item))
     for c in page_compactions:
-        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), rows.compaction_item(c)))
+        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), rows.compaction_item(c, html=True)))
     positioned.sort(key=lambda p: (p[0], p[1]))
     session = rows.session_row(row)
     return {

@@ -76,8 +76,8 @@ def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq:
     return item
 
 
-def compaction_item(row: Row) -> dict[str, Any]:
-    return {
+def compaction_item(row: Row, *, html: bool = False) -> dict[str, Any]:
+    item = {
         "kind": "compaction",
         "seq": int(row.seq),
         "id": row.item_id,
@@ -92,6 +92,9 @@ def compaction_item(row: Row) -> dict[str, Any]:
         "reason": row.reason,
         "restored": bool(row.restored),
     }
+    if html:
+        item["summary_html"] = render_markdown(row.summary)
+    return item
 
 
 def reset_item(row: Row) -> dict[str, Any]:

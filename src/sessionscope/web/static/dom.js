@@ -1,5 +1,5 @@
 // Small render helpers. Text always goes in through textContent / text nodes;
-// the only innerHTML in the app is the server-sanitized `content_html` (conversation.js).
+// the only innerHTML in the app is the server-sanitized `content_html` and `summary_html` (conversation.js).
 
 /**
  * Create an element.

@@ -43,7 +43,7 @@ function messageHead(item, label, state) {
 function messageBody(item) {
   if (item.role === "assistant" && typeof item.content_html === "string") {
     const body = h("div", { class: "msg-body markdown" });
-    body.innerHTML = item.content_html; // sanitized on the server (nh3); the only innerHTML in the app
+    body.innerHTML = item.content_html; // sanitized on the server (nh3); with summary_html the only innerHTML
     return body;
   }
   return h("div", { class: "msg-body text" }, item.content);
@@ -162,14 +162,21 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
       item.reason ? h("span", { class: "badge" }, item.reason) : null,
       item.restored ? h("span", { class: "badge badge-ok" }, "restored") : null,
       timeEl(item.timestamp)),
-    summaryBlock(item.summary || ""),
+    summaryBlock(item),
     item.instructions ? h("p", { class: "marker-meta" }, `Instructions: ${item.instructions}`) : null,
     item.summarizer ? h("p", { class: "marker-meta" }, `Summarizer: ${item.summarizer}`) : null,
     details);
   }
 
-  function summaryBlock(text) {
-    const summary = h("p", { class: "marker-summary" }, text);
+  function summaryBlock(item) {
+    const text = item.summary || "";
+    let summary;
+    if (typeof item.summary_html === "string") {
+      summary = h("div", { class: "marker-summary markdown" });
+      summary.innerHTML = item.summary_html; // sanitized on the server (nh3), like content_html
+    } else {
+      summary = h("p", { class: "marker-summary" }, text);
+    }
     if (text.split("\n").length <= SUMMARY_CLAMP_LINES && text.length <= SUMMARY_CLAMP_CHARS) return summary;
     summary.classList.add("is-clamped");
     const toggle = h("button", { type: "button", class: "btn btn-quiet btn-small", "aria-expanded": "false" },
