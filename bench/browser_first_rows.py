@@ -163,6 +163,8 @@ def scale_up(db: Path, target: int) -> None:
             "FROM sessions s JOIN clean c ON c.id = s.id WHERE c.rn <= :take",
             params,
         )
+        # Copied messages are not added to the full-text index (store.conversation does that for
+        # real appends): this benchmark never searches message content.
         con.execute(
             f"INSERT INTO messages (session_id, {m_cols}) SELECT m.session_id + :off, {m_sel} "
             "FROM messages m JOIN clean c ON c.id = m.session_id WHERE c.rn <= :take",

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
 from sessionscope.store import Database
+from sessionscope.store.conversation import index_for_search
 from sessionscope.store.schema import facets, messages, sessions, tenants
 
 CHUNK = 5_000
@@ -80,6 +81,7 @@ async def load_messages(db: Database, tenant: str, key: str, count: int) -> None
         for start in range(0, count, CHUNK * 4):
             n = min(CHUNK * 4, count - start)
             await conn.execute(messages.insert(), message_rows(sid, n, next_seq + start))
+            await index_for_search(db, conn, sid, next_seq + start, next_seq + start + n - 1)
         total = (await conn.execute(select(func.count()).where(messages.c.session_id == sid))).scalar_one()
         await conn.execute(sessions.update().where(sessions.c.id == sid).values(
             next_seq=total + 1, message_count=total, live_messages=total, live_tokens=total * 20,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bulk import load_messages, load_sessions, message_rows
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
 from sessionscope.store import Database, open_database
-from sessionscope.store.conversation import MESSAGE_COLUMNS, insert_sql
+from sessionscope.store.conversation import MESSAGE_COLUMNS, index_for_search, insert_sql
 
 OUT = Path(__file__).resolve().parent / "out"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -296,7 +296,9 @@ async def _raw_ingest(url: str, count: int) -> float:
         for b in range(count // 100):
             rows = [tuple(r[c] for c in columns) for r in message_rows(sid, 100, 2 + b * 100)]
             async with db.write() as conn:
+                # The same storage work as an append: the rows, then their full-text index entries.
                 await conn.exec_driver_sql(insert_sql(db), rows)
+                await index_for_search(db, conn, sid, 2 + b * 100, 101 + b * 100)
         return count / (time.perf_counter() - start)
     finally:
         await db.close()

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import Row, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339
@@ -57,6 +57,23 @@ def insert_sql(db: Database) -> str:
     return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({db.placeholders(len(MESSAGE_COLUMNS))})"
 
 
+async def index_for_search(db: Database, conn: AsyncConnection, session_id: int, first_seq: int,
+                           last_seq: int) -> None:
+    """Add a just-inserted run of messages to the full-text index, as one set-based statement.
+
+    PostgreSQL's expression index keeps itself current; SQLite's FTS5 table is fed here rather
+    than by a row trigger, which costs several times more per message.
+    """
+    if db.is_sqlite:
+        await conn.execute(_INDEX_RUN, {"session_id": session_id, "first": first_seq, "last": last_seq})
+
+
+_INDEX_RUN = text(
+    "INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
+    "WHERE session_id = :session_id AND seq BETWEEN :first AND :last"
+)
+
+
 async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]]
                           ) -> dict[str, int]:
     """Insert into a locked session row; ids already stored (or repeated in the batch) are skipped."""
@@ -81,6 +98,7 @@ async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepare
     ]
     # The hot path of ingest: a driver-level executemany skips per-row SQL parameter processing.
     await conn.exec_driver_sql(insert_sql(db), rows)
+    await index_for_search(db, conn, row.id, seq, seq + len(fresh) - 1)
     out_tokens = sum(m["tokens"] for m in fresh if m["role"] in OUTPUT_ROLES)
     in_tokens = sum(m["tokens"] for m in fresh) - out_tokens
     last = fresh[-1]
