@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, text
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339
@@ -45,10 +47,6 @@ def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[
     return prepared
 
 
-_EXISTING_IDS = select(messages.c.msg_id).where(
-    messages.c.session_id == bindparam("session_id"), messages.c.msg_id.in_(bindparam("ids", expanding=True))
-)
-
 MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
                    "is_error", "ts", "tokens")
 
@@ -57,61 +55,103 @@ def insert_sql(db: Database) -> str:
     return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({db.placeholders(len(MESSAGE_COLUMNS))})"
 
 
+ID_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class _BatchSQL:
+    """The statements of one stored batch, in the driver's own parameter style."""
+
+    existing: str
+    insert: str
+    index: str | None
+    counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
+    counter_params: tuple[str, ...]
+
+
+_APPEND_DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
+                  "next_seq", "tool_calls")
+_APPEND_VALUES = ("preview", "updated_at")
+
+
+@functools.lru_cache(maxsize=4)
+def _batch_sql(db: Database) -> _BatchSQL:
+    sid, first, last = db.placeholders(3).split(", ")
+    ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
+    existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})"
+    # SQLite's FTS5 table is fed per batch with one set-based statement (a row trigger costs
+    # several times more); PostgreSQL's expression index keeps itself current.
+    index = (f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
+             f"WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}") if db.is_sqlite else None
+    counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
+    return _BatchSQL(existing, insert_sql(db), index, str(counters), tuple(counters.positiontup or ()))
+
+
+def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, updated_at: int,
+                 prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ingest hot path, on the driver connection in one call: skip ids already stored (or
+    repeated in the batch), insert the rest with consecutive seqs, index them, and move the
+    session's counters. Returns the messages stored."""
+    cursor = dbapi.cursor()
+    try:
+        ids = [m["msg_id"] for m in prepared]
+        existing: set[str] = set()
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start:start + ID_CHUNK]
+            padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
+            cursor.execute(sql.existing, (session_id, *padded))
+            existing.update(r[0] for r in cursor.fetchall())
+        fresh = []
+        for m in prepared:
+            if m["msg_id"] not in existing:
+                existing.add(m["msg_id"])
+                fresh.append(m)
+        if fresh:
+            cursor.executemany(sql.insert, [
+                (session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
+                 m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
+                for offset, m in enumerate(fresh)
+            ])
+            if sql.index is not None:
+                cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
+            values = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
+            last = fresh[-1]
+            values |= {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
+                       "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS],
+                       "session_id": session_id}
+            cursor.execute(sql.counters, tuple(values[name] for name in sql.counter_params))
+        return fresh
+    finally:
+        cursor.close()
+
+
 async def index_for_search(db: Database, conn: AsyncConnection, session_id: int, first_seq: int,
                            last_seq: int) -> None:
-    """Add a just-inserted run of messages to the full-text index, as one set-based statement.
-
-    PostgreSQL's expression index keeps itself current; SQLite's FTS5 table is fed here rather
-    than by a row trigger, which costs several times more per message.
-    """
-    if db.is_sqlite:
-        await conn.execute(_INDEX_RUN, {"session_id": session_id, "first": first_seq, "last": last_seq})
+    """Index messages written by other means (bulk loaders) the way appends do."""
+    index = _batch_sql(db).index
+    if index is not None:
+        await conn.exec_driver_sql(index, (session_id, first_seq, last_seq))
 
 
-_INDEX_RUN = text(
-    "INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
-    "WHERE session_id = :session_id AND seq BETWEEN :first AND :last"
-)
+def append_deltas(fresh: list[dict[str, Any]]) -> dict[str, int]:
+    """How an appended batch moves the session's counters."""
+    out_tokens = sum(m["tokens"] for m in fresh if m["role"] in OUTPUT_ROLES)
+    in_tokens = sum(m["tokens"] for m in fresh) - out_tokens
+    return {
+        "next_seq": len(fresh), "message_count": len(fresh), "live_messages": len(fresh),
+        "msg_input_tokens": in_tokens, "msg_output_tokens": out_tokens, "live_tokens": in_tokens + out_tokens,
+        "tool_calls": sum(m["n_tool_calls"] for m in fresh),
+    }
 
 
 async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]]
                           ) -> dict[str, int]:
     """Insert into a locked session row; ids already stored (or repeated in the batch) are skipped."""
-    ids = [m["msg_id"] for m in prepared]
-    existing: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        found = await conn.execute(_EXISTING_IDS, {"session_id": row.id, "ids": chunk})
-        existing.update(found.scalars())
-    fresh: list[dict[str, Any]] = []
-    for m in prepared:
-        if m["msg_id"] not in existing:
-            existing.add(m["msg_id"])
-            fresh.append(m)
     seq = int(row.next_seq)
+    fresh = await db.run_on_driver(conn, _store_batch, _batch_sql(db), int(row.id), seq, int(row.updated_at),
+                                   prepared)
     if not fresh:
         return {"appended": 0, "duplicates": len(prepared), "last_seq": seq - 1}
-    rows = [
-        (row.id, seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"], m["tool_call_id"],
-         m["tool_name"], m["is_error"], m["ts"], m["tokens"])
-        for offset, m in enumerate(fresh)
-    ]
-    # The hot path of ingest: a driver-level executemany skips per-row SQL parameter processing.
-    await conn.exec_driver_sql(insert_sql(db), rows)
-    await index_for_search(db, conn, row.id, seq, seq + len(fresh) - 1)
-    out_tokens = sum(m["tokens"] for m in fresh if m["role"] in OUTPUT_ROLES)
-    in_tokens = sum(m["tokens"] for m in fresh) - out_tokens
-    last = fresh[-1]
-    await session_store.bump(
-        conn, row.id,
-        {
-            "next_seq": len(fresh), "message_count": len(fresh), "live_messages": len(fresh),
-            "msg_input_tokens": in_tokens, "msg_output_tokens": out_tokens,
-            "live_tokens": in_tokens + out_tokens, "tool_calls": sum(m["n_tool_calls"] for m in fresh),
-        },
-        updated_at=max(int(row.updated_at), max(m["ts"] for m in fresh)),
-        preview=(last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS],
-    )
     return {"appended": len(fresh), "duplicates": len(prepared) - len(fresh), "last_seq": seq + len(fresh) - 1}
 
 

@@ -94,7 +94,7 @@ async def ensure(
 
 
 @functools.lru_cache(maxsize=64)
-def _bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...]) -> TextClause:
+def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...]) -> TextClause:
     """UPDATE for one set of counter names, built once: appends run this on every request."""
     def after(name: str) -> str:
         return f"({name} + :d_{name})" if name in delta_names else name
@@ -118,7 +118,7 @@ async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], *
     unknown = (set(deltas) | set(values)) - set(sessions.c.keys())
     if unknown:
         raise ValueError(f"not session columns: {sorted(unknown)}")
-    stmt = _bump_statement(tuple(sorted(deltas)), tuple(sorted(values)))
+    stmt = bump_statement(tuple(sorted(deltas)), tuple(sorted(values)))
     params = {f"d_{k}": v for k, v in deltas.items()} | {f"v_{k}": v for k, v in values.items()}
     await conn.execute(stmt, params | {"session_id": session_id})
 
