@@ -225,6 +225,7 @@ def run_benchmarks(server: Server, url: str, args: argparse.Namespace, factor: f
                     f"{ms(pct(small, 50))} vs {ms(pct(big, 50))}", "", "independent of length"))
     # ingest: one client, then several agents appending to their own sessions at once
     batches = args.ingest // 100
+    ingest(server, 5, 1)  # warm-up: first-call costs are not steady-state throughput
     for clients in (1, 4):
         api_rate = ingest(server, batches, clients)
         if clients == 1:

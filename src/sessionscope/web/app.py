@@ -22,6 +22,7 @@ from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, exports, open_database
 from sessionscope.store.transfer import export_lines
+from sessionscope.tokens import encoder
 from sessionscope.web import auth, housekeeping, metrics, otlp
 from sessionscope.web.services import ServerConfig, Services
 
@@ -143,6 +144,8 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db = database or await open_database(config.database)
         app.state.services = Services(db, config)
+        # Load the tokenizer now, off the event loop, rather than inside the first append.
+        await asyncio.to_thread(encoder)
         purger = housekeeping.start(db, config)
         try:
             yield

@@ -19,9 +19,12 @@ depends_on = None
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS messages_search_ai")
+        # Merge index segments less eagerly: cheaper commits for small appended batches.
+        op.execute("INSERT INTO message_search(message_search, rank) VALUES ('automerge', 8)")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
+        op.execute("INSERT INTO message_search(message_search, rank) VALUES ('automerge', 4)")
         op.execute("CREATE TRIGGER messages_search_ai AFTER INSERT ON messages BEGIN "
                    "INSERT INTO message_search(rowid, content) VALUES (new.id, new.content); END")
