@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.conftest import RPC, RunningServer, conversation
-from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
 
 from sessionscope.web.services import ServerConfig
+from tests.conftest import RPC, RunningServer, conversation
+from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,7 @@ def test_rpc_calls_ingest_and_compactions_are_counted(metrics_server: RunningSer
 
 def test_otlp_spans_are_counted(metrics_server: RunningServer, tenant: str) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
     from tests.test_otlp_receiver import agent_turn, provider_for
 
     before = scrape(metrics_server.url)

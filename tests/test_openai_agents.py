@@ -16,11 +16,11 @@ from agents import Agent, Runner, function_tool, set_tracing_disabled
 from agents.memory import Session
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from openai import AsyncOpenAI
-from tests.conftest import RPC
 
 from sessionscope.client import AsyncClient, Client
 from sessionscope.integrations.openai_agents import SessionscopeSession, item_to_message, message_to_items
 from sessionscope.store.conversation import SUMMARY_PREFIX
+from tests.conftest import RPC
 
 INSTRUCTIONS = "You are a weather assistant."
 

@@ -16,10 +16,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from tests.conftest import RPC
-from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
 
 from sessionscope.web.otlp import TENANT_HEADER
+from tests.conftest import RPC
+from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
 
 
 def _msgs(*messages: dict[str, Any]) -> str:

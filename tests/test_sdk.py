@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import RPC, free_port
 
 from sessionscope.client import AsyncClient, Client, Unavailable
 from sessionscope.errors import InvalidParams, NotFound, TooLarge
+from tests.conftest import RPC, free_port
 
 
 class FlakyProxy(ThreadingHTTPServer):

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from sessionscope.rpc.models import Item, KeyParams
-from sessionscope.rpc.registry import WRITE, READ, Context, rpc_method
+from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import compactions
 
 
