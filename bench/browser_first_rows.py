@@ -15,8 +15,9 @@ Data (kept under bench/out/, reused unless --rebuild):
   (default 2,000) through the real import path. The demo import writes ~100 sessions/s, so
   1,000,000 would take hours; the remainder are copies of the clean seed sessions (no compaction
   or reset), made with INSERT ... SELECT in SQLite: session rows, messages and executions with
-  fresh ids and a `:rN` key suffix; the store's own triggers index them for search, and the
-  facet counts are recomputed from the sessions table at the end.
+  fresh ids and a `:rN` key suffix; the store's triggers index the sessions for search (copied
+  messages are not full-text indexed: nothing here searches them), and the facet counts are
+  recomputed from the sessions table at the end.
 """
 
 from __future__ import annotations
