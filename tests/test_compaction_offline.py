@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 from sessionscope.compaction import SummarizerSettings, summarize, summary_message
@@ -205,17 +204,15 @@ def big_session(n: int) -> list[Msg]:
     return out[:n]
 
 
-def test_ten_thousand_messages_compress_by_70_percent_in_under_a_second() -> None:
+def test_ten_thousand_messages_compress_by_70_percent() -> None:
+    # Speed is measured by bench/compaction_retention.py; a timing never goes in a test.
     conv = big_session(10_000)
     tokens_in = sum(count_message_tokens(conv))
-    start = time.perf_counter()
     result = summarize(conv, None, SummarizerSettings())
-    elapsed = time.perf_counter() - start
     tokens_out = count_tokens(result.summary)
     assert result.summarizer == "offline" and result.fallback_reason is None
     assert 1 - tokens_out / tokens_in >= 0.70
     assert tokens_out <= SummarizerSettings().max_summary_tokens * 1.2  # the budget bounds the output
-    assert elapsed < 1.0, f"offline summary of 10,000 messages took {elapsed:.2f} s"
 
 
 def test_budget_scales_with_max_summary_tokens() -> None:
