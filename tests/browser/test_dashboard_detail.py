@@ -377,11 +377,13 @@ def test_a_tool_result_on_a_newer_page_folds_into_its_call_when_older_items_load
     expect(page.locator(".timeline > li.msg")).to_have_count(100)
     orphan = page.locator("li.msg-tool details.tool-card[data-tool-name='grep']")
     expect(orphan).to_have_count(1)
-    page.get_by_role("button", name="Load older messages").click()
+    # Keyboard activation: while the timeline lays out, a card can sit over the button and
+    # swallow a pointer click.
+    page.get_by_role("button", name="Load older messages").press("Enter")
     expect(page.locator("li.msg-tool")).to_have_count(0)
     card = page.locator("li.msg-assistant details.tool-card[data-tool-name='grep']")
     expect(card).to_have_count(1)
-    card.locator("summary").click()
+    card.locator("summary").press("Enter")
     expect(card.locator(".tool-output pre")).to_have_text("3 matches")
 
 
