@@ -23,8 +23,6 @@ Data (kept under bench/out/, reused unless --rebuild):
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -37,15 +35,10 @@ import httpx
 from playwright.sync_api import Browser, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.browser.chromium import cli, cli_env, free_port, launch_chromium
+
 OUT = ROOT / "bench" / "out"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LIST_BAR_MS = 1000
 DETAIL_BAR_MS = 1500
 
@@ -102,17 +95,6 @@ EXECUTION_COLUMNS = [
 ]
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from sessionscope.cli import app; app()", *args]
-
-
-def env() -> dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
-    )
-
-
 def remove_db(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -122,7 +104,7 @@ def demo(db: Path, sessions: int, messages: int) -> None:
     started = time.monotonic()
     subprocess.run(
         cli("demo", "--db", str(db), "--sessions", str(sessions), "--messages", str(messages), "--no-serve"),
-        env=env(),
+        env=cli_env(),
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -209,19 +191,13 @@ def build(args: argparse.Namespace) -> tuple[Path, Path]:
     return list_db, detail_db
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     def __init__(self, db: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             cli("serve", "--db", str(db), "--port", str(self.port), "--no-auth"),
-            env=env(),
+            env=cli_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -316,7 +292,7 @@ def main() -> None:
     list_db, detail_db = build(args)
     ok = True
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p, args.chromium)
         server = Server(list_db)
         try:
             total = server.rpc("session.list", limit=1)

@@ -9,8 +9,6 @@ serves it on a free loopback port (`sessionscope serve --no-auth`) and drives De
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,32 +20,10 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))
+from tests.browser.chromium import cli, cli_env, free_port, launch_chromium
+
 VIEWPORT = {"width": 1280, "height": 860}
-
-
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from sessionscope.cli import app; app()", *args]
-
-
-def env() -> dict[str, str]:
-    return dict(
-        os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_up(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -87,7 +63,7 @@ def shoot(url: str, out: Path, chromium: str) -> list[Path]:
         detail += f"?tenant={quote(session['tenant'])}"
     written = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p, chromium)
         for scheme in ("light", "dark"):
             suffix = "" if scheme == "light" else "-dark"
             context = browser.new_context(base_url=url, viewport=VIEWPORT, color_scheme=scheme)
@@ -146,7 +122,7 @@ def main() -> None:
                 str(args.messages),
                 "--no-serve",
             ),
-            env=env(),
+            env=cli_env(),
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -154,7 +130,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
             cli("serve", "--db", str(db), "--port", str(port), "--no-auth"),
-            env=env(),
+            env=cli_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -151,8 +151,9 @@ def list_sessions(
 ) -> None:
     """List sessions with the same filters and sorts as the dashboard."""
     backend = connect(db, url, token)
-    params = {k: v for k, v in dict(tenant=tenant, agent=agent, channel=channel, search=search, query=query,
-                                    sort=sort, order=order, limit=limit, cursor=cursor).items() if v is not None}
+    given = {"tenant": tenant, "agent": agent, "channel": channel, "search": search, "query": query,
+             "sort": sort, "order": order, "limit": limit, "cursor": cursor}
+    params = {k: v for k, v in given.items() if v is not None}
     result = backend.call("session.list", params)
     if as_json:
         console.print_json(json.dumps(result))

@@ -16,7 +16,7 @@ from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
-from sessionscope.store.schema import compactions, message_raw, messages, resets
+from sessionscope.store.schema import compactions, messages, resets
 from sessionscope.store.scope import Scope
 from sessionscope.tokens import count_message_tokens
 
@@ -62,11 +62,14 @@ ID_CHUNK = 500
 class _BatchSQL:
     """The statements of one stored batch, in the driver's own parameter style."""
 
+    find: str
+    set_label: str
     existing: str
     insert: str
     index: str | None
     counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
     counter_params: tuple[str, ...]
+    raw: str
 
 
 _APPEND_DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
@@ -78,20 +81,38 @@ _APPEND_VALUES = ("preview", "updated_at")
 def _batch_sql(db: Database) -> _BatchSQL:
     sid, first, last = db.placeholders(3).split(", ")
     ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
+    # SQLite's BEGIN IMMEDIATE already holds the write lock; PostgreSQL locks the row.
+    lock = "" if db.is_sqlite else " FOR UPDATE"
+    find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}{lock}"
+    set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
     existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})"
     # SQLite's FTS5 table is fed per batch with one set-based statement (a row trigger costs
     # several times more); PostgreSQL's expression index keeps itself current.
     index = (f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
              f"WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}") if db.is_sqlite else None
     counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
-    return _BatchSQL(existing, insert_sql(db), index, str(counters), tuple(counters.positiontup or ()))
+    # A retried append finds its raw copies stored already; those are skipped like the messages.
+    raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
+           f"ON CONFLICT DO NOTHING")
+    return _BatchSQL(find, set_label, existing, insert_sql(db), index, str(counters),
+                     tuple(counters.positiontup or ()), raw)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    first_seq: int
+    fresh: list[dict[str, Any]]
+
+    def result(self, sent: int) -> dict[str, int]:
+        return {"appended": len(self.fresh), "duplicates": sent - len(self.fresh),
+                "last_seq": self.first_seq + len(self.fresh) - 1}
 
 
 def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, updated_at: int,
-                 prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                 prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored:
     """The ingest hot path, on the driver connection in one call: skip ids already stored (or
-    repeated in the batch), insert the rest with consecutive seqs, index them, and move the
-    session's counters. Returns the messages stored."""
+    repeated in the batch), insert the rest with consecutive seqs, index them, move the
+    session's counters and keep the raw copies."""
     cursor = dbapi.cursor()
     try:
         ids = [m["msg_id"] for m in prepared]
@@ -120,9 +141,28 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, up
                        "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS],
                        "session_id": session_id}
             cursor.execute(sql.counters, tuple(values[name] for name in sql.counter_params))
-        return fresh
+        if raws:
+            cursor.executemany(sql.raw, [(session_id, msg_id, raw) for msg_id, raw in raws])
+        return _Stored(first_seq, fresh)
     finally:
         cursor.close()
+
+
+def _append_to_existing(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, label: str | None,
+                        prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored | None:
+    """An append's whole transaction when the session exists; None when it does not."""
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql.find, (tenant, key))
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        session_id, next_seq, updated_at, stored_label = found
+        if label is not None and label != stored_label:
+            cursor.execute(sql.set_label, (label, session_id))
+    finally:
+        cursor.close()
+    return _store_batch(dbapi, sql, int(session_id), int(next_seq), int(updated_at), prepared, raws)
 
 
 async def index_for_search(db: Database, conn: AsyncConnection, session_id: int, first_seq: int,
@@ -144,15 +184,12 @@ def append_deltas(fresh: list[dict[str, Any]]) -> dict[str, int]:
     }
 
 
-async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]]
-                          ) -> dict[str, int]:
+async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]],
+                          raws: list[tuple[str, str]] | None = None) -> dict[str, int]:
     """Insert into a locked session row; ids already stored (or repeated in the batch) are skipped."""
-    seq = int(row.next_seq)
-    fresh = await db.run_on_driver(conn, _store_batch, _batch_sql(db), int(row.id), seq, int(row.updated_at),
-                                   prepared)
-    if not fresh:
-        return {"appended": 0, "duplicates": len(prepared), "last_seq": seq - 1}
-    return {"appended": len(fresh), "duplicates": len(prepared) - len(fresh), "last_seq": seq + len(fresh) - 1}
+    stored = await db.run_on_driver(conn, _store_batch, _batch_sql(db), int(row.id), int(row.next_seq),
+                                    int(row.updated_at), prepared, raws or [])
+    return stored.result(len(prepared))
 
 
 async def append(
@@ -171,17 +208,17 @@ async def append(
     received_at = now_ms()
     prepared = prepare_messages(batch, received_at)
     # prepare_messages assigns ids to messages without one; raws pair with them by position.
-    raws = [
-        {"msg_id": p["msg_id"], "raw": json.dumps(m["raw"], separators=(",", ":"))}
-        for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None
-    ]
+    raws = [(p["msg_id"], json.dumps(m["raw"], separators=(",", ":")))
+            for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None]
+    sql = _batch_sql(db)
+    stored = await db.write_on_driver(_append_to_existing, sql, tenant, key, label, prepared, raws)
+    if stored is not None:
+        return stored.result(len(prepared))
+    # The first append creates the session (and its tenant, agent and facet rows) in the same
+    # transaction as its messages.
     async with db.write() as conn:
         row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
-        result = await insert_messages(db, conn, row, prepared)
-        if raws:
-            # A retried append finds its raws stored already; those are skipped like the messages.
-            await conn.execute(db.insert_ignore(message_raw), [r | {"session_id": row.id} for r in raws])
-    return result
+        return await insert_messages(db, conn, row, prepared, raws)
 
 
 # ---- reading -------------------------------------------------------------------------------------

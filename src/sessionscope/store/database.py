@@ -15,6 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Insert
 
+from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer
+
 DATABASE_URL_ENV = "SESSIONSCOPE_DATABASE_URL"
 T = TypeVar("T")
 
@@ -45,7 +47,7 @@ def resolve_url(db: str | None = None) -> str:
     return value
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, autocheckpoint_pages: int | None) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # We issue BEGIN ourselves (below), so the driver must not.
@@ -58,6 +60,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        if autocheckpoint_pages is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -71,12 +75,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 class Database:
     """An async engine plus the few places where SQLite and PostgreSQL differ."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, checkpointer: WalCheckpointer | None = None) -> None:
         self.engine = engine
+        self._checkpointer = checkpointer
         self.dialect = engine.dialect.name
         # SQLite has one writer at a time. Queueing writers here, instead of in SQLite's busy
         # handler (which sleeps in steps of up to 100 ms), keeps concurrent appends fast.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
+        # A connection kept for write_on_driver, so its hot writes skip the pool's checkout
+        # and reset (each a trip to aiosqlite's thread).
+        self._writer_conn: AsyncConnection | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,6 +132,21 @@ class Database:
             return await driver._execute(fn, driver._conn, *args)
         return await conn.run_sync(lambda sync_conn: fn(sync_conn.connection.dbapi_connection, *args))
 
+    async def write_on_driver(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(dbapi_connection, *args)` as one write transaction of its own.
+
+        On SQLite the BEGIN IMMEDIATE, the work and the COMMIT (or ROLLBACK) happen in a single
+        trip to the driver thread, so a cancelled request still ends its transaction there.
+        """
+        if self._sqlite_writer is None:
+            async with self.write() as conn:
+                return await self.run_on_driver(conn, fn, *args)
+        async with self._sqlite_writer:
+            if self._writer_conn is None:
+                self._writer_conn = await self.engine.connect()
+            driver = (await self._writer_conn.get_raw_connection()).driver_connection
+            return await driver._execute(_sqlite_transaction, driver._conn, fn, *args)
+
     def placeholders(self, count: int) -> str:
         """Driver-level parameter markers, for the few hot statements that skip SQL compilation."""
         style = self.engine.dialect.paramstyle
@@ -135,19 +158,41 @@ class Database:
         return ", ".join(["%s"] * count)
 
     async def close(self) -> None:
+        if self._writer_conn is not None:
+            await self._writer_conn.close()
+            self._writer_conn = None
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+
+
+def _sqlite_transaction(dbapi: Any, fn: Callable[..., T], *args: Any) -> T:
+    dbapi.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(dbapi, *args)
+    except BaseException:
+        dbapi.execute("ROLLBACK")
+        raise
+    dbapi.execute("COMMIT")
+    return result
 
 
 async def open_database(db: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
     url = resolve_url(db)
+    checkpointer = None
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=10)
-        _configure_sqlite(engine)
+        path = engine.url.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            checkpointer = WalCheckpointer(path)
+        _configure_sqlite(engine, FALLBACK_AUTOCHECKPOINT_PAGES if checkpointer else None)
     else:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
-    database = Database(engine)
+    database = Database(engine, checkpointer)
     if migrate:
         from sessionscope.store.migrate import upgrade
 
         await upgrade(database)
+    if checkpointer is not None:
+        checkpointer.start()  # after the migrations: they may have created the file
     return database

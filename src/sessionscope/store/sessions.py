@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -153,12 +153,18 @@ async def reset_one(conn: AsyncConnection, row: Row, item_id: str | None = None,
     return seq
 
 
-async def reset(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
+async def _each_locked(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None,
+                       action: Callable[[AsyncConnection, Row], Awaitable[Any]]) -> int:
+    """Run `action` on each session in one transaction: all or nothing, a missing key included."""
     tenant = scope.resolve(tenant)
     async with db.write() as conn:
         for key in keys:
-            await reset_one(conn, await find(conn, tenant, key, lock=True))
+            await action(conn, await find(conn, tenant, key, lock=True))
     return len(keys)
+
+
+async def reset(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
+    return await _each_locked(db, scope, keys, tenant, reset_one)
 
 
 async def delete_one(db: Database, conn: AsyncConnection, row: Row) -> None:
@@ -174,8 +180,4 @@ async def delete_one(db: Database, conn: AsyncConnection, row: Row) -> None:
 
 async def delete_sessions(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
     """All or nothing: if any key is missing, nothing is deleted."""
-    tenant = scope.resolve(tenant)
-    async with db.write() as conn:
-        for key in keys:
-            await delete_one(db, conn, await find(conn, tenant, key, lock=True))
-    return len(keys)
+    return await _each_locked(db, scope, keys, tenant, lambda conn, row: delete_one(db, conn, row))

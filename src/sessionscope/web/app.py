@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -42,8 +43,8 @@ SECURITY_HEADERS = {
 
 def json_response(payload: Any, status: int = 200) -> Response:
     try:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError:  # a lone surrogate echoed from the request (its id, say): escape it
+        body = orjson.dumps(payload)
+    except TypeError:  # a lone surrogate echoed from the request (its id, say), or an int past 64 bits
         body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(body, status_code=status, media_type="application/json")
 
