@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -13,12 +14,23 @@ def now_ms() -> int:
 _EPOCH = datetime(1970, 1, 1)
 
 
+@functools.lru_cache(maxsize=4096)
+def _minute(minutes: int) -> str:
+    return (_EPOCH + timedelta(minutes=minutes)).isoformat(timespec="minutes") + ":"
+
+
+_SECONDS = [f"{n:02d}." for n in range(60)]
+_MILLIS = [f"{n:03d}Z" for n in range(1000)]
+
+
 def to_rfc3339(ms: int | None) -> str | None:
     if ms is None:
         return None
-    # Naive epoch arithmetic plus isoformat is several times faster than strftime; exports
-    # format one of these per line.
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    # Exports format one of these per line; joining a cached minute with table lookups is
+    # several times faster than datetime arithmetic and isoformat.
+    minutes, rest = divmod(ms, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    return _minute(minutes) + _SECONDS[seconds] + _MILLIS[millis]
 
 
 def parse_rfc3339(text: str) -> int:

