@@ -55,6 +55,18 @@ def insert_sql(db: Database) -> str:
     return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({db.placeholders(len(MESSAGE_COLUMNS))})"
 
 
+_PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "msg_id": "varchar", "role": "varchar",
+                   "content": "text", "tool_calls": "text", "tool_call_id": "varchar", "tool_name": "varchar",
+                   "is_error": "boolean", "ts": "bigint", "tokens": "integer"}
+
+
+def _insert_unnest_sql() -> str:
+    """A batch as one INSERT of unnested column arrays: one statement to plan and one round trip,
+    where executemany would run (and, with custom plans, plan) the INSERT once per row."""
+    arrays = ", ".join(f"${i}::{_PG_ARRAY_TYPES[c]}[]" for i, c in enumerate(MESSAGE_COLUMNS, start=1))
+    return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) SELECT * FROM unnest({arrays})"
+
+
 ID_CHUNK = 500
 
 
@@ -66,6 +78,7 @@ class _BatchSQL:
     set_label: str
     existing: str
     insert: str
+    arrays: bool  # PostgreSQL: ids and rows travel as one array per column, in one statement
     index: str | None
     counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
     counter_params: tuple[str, ...]
@@ -85,7 +98,12 @@ def _batch_sql(db: Database) -> _BatchSQL:
     lock = "" if db.is_sqlite else " FOR UPDATE"
     find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}{lock}"
     set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
-    existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})"
+    if db.is_sqlite:
+        existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})"
+    else:
+        # One array parameter: PostgreSQL's generic plan for a long IN list filters every message
+        # of the session instead of probing (session_id, msg_id), which grows with the session.
+        existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id = ANY({first})"
     # SQLite's FTS5 table is fed per batch with one set-based statement (a row trigger costs
     # several times more); PostgreSQL's expression index keeps itself current.
     index = (f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
@@ -94,7 +112,8 @@ def _batch_sql(db: Database) -> _BatchSQL:
     # A retried append finds its raw copies stored already; those are skipped like the messages.
     raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
            f"ON CONFLICT DO NOTHING")
-    return _BatchSQL(find, set_label, existing, insert_sql(db), index, str(counters),
+    insert = insert_sql(db) if db.is_sqlite else _insert_unnest_sql()
+    return _BatchSQL(find, set_label, existing, insert, not db.is_sqlite, index, str(counters),
                      tuple(counters.positiontup or ()), raw)
 
 
@@ -119,8 +138,11 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, up
         existing: set[str] = set()
         for start in range(0, len(ids), ID_CHUNK):
             chunk = ids[start:start + ID_CHUNK]
-            padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
-            cursor.execute(sql.existing, (session_id, *padded))
+            if sql.arrays:
+                cursor.execute(sql.existing, (session_id, chunk))
+            else:
+                padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
+                cursor.execute(sql.existing, (session_id, *padded))
             existing.update(r[0] for r in cursor.fetchall())
         fresh = []
         for m in prepared:
@@ -128,11 +150,13 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, up
                 existing.add(m["msg_id"])
                 fresh.append(m)
         if fresh:
-            cursor.executemany(sql.insert, [
-                (session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
-                 m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
-                for offset, m in enumerate(fresh)
-            ])
+            rows = [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
+                     m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
+                    for offset, m in enumerate(fresh)]
+            if sql.arrays:
+                cursor.execute(sql.insert, tuple(list(column) for column in zip(*rows, strict=True)))
+            else:
+                cursor.executemany(sql.insert, rows)
             if sql.index is not None:
                 cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
             values = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from sqlalchemy.sql import Insert
 from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer
 
 DATABASE_URL_ENV = "SESSIONSCOPE_DATABASE_URL"
+log = logging.getLogger("sessionscope.store")
 T = TypeVar("T")
 
 SQLITE_JOURNAL_MODE = "WAL"
@@ -195,4 +197,16 @@ async def open_database(db: str | None = None, *, migrate: bool = True, pool_siz
         await upgrade(database)
     if checkpointer is not None:
         checkpointer.start()  # after the migrations: they may have created the file
+    if not database.is_sqlite:
+        await _check_autovacuum(database)
     return database
+
+
+async def _check_autovacuum(db: Database) -> None:
+    # Every append rewrites its session row; without (auto)vacuum the dead versions pile up and
+    # the planner never sees tables grow, so appends and lists slow down over time.
+    async with db.engine.connect() as conn:
+        setting = (await conn.exec_driver_sql("SHOW autovacuum")).scalar()
+    if setting != "on":
+        log.warning("PostgreSQL autovacuum is off: run VACUUM ANALYZE regularly, or appends and lists "
+                    "will slow down as sessions grow")
