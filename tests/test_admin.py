@@ -41,8 +41,10 @@ def test_audited_actions_record_who_what_and_outcome(auth_server: AuthServer, te
     operator_token = auth_server.admin("token.create", name="ops-alice", role="operator", tenant=tenant)
     ops = auth_server.client(operator_token["token"])
     viewer = auth_server.client(auth_server.token("viewer", tenant, name="viewer-bob"))
-    auth_server.admin("session.append", tenant=tenant, key="k1", agent="a", channel="web", messages=conversation(6))
+    first = auth_server.admin("session.append", tenant=tenant, key="k1", agent="a", channel="web",
+                              messages=conversation(6))
     auth_server.admin("session.append", tenant=tenant, key="k2", agent="a", channel="web", messages=MSG)
+    popped = ops("session.pop", key="k1")["item"]
     compacted = ops("session.compact", key="k1", keep_recent_tokens=0)
     ops("session.restore", key="k1", seq=compacted["compaction"]["seq"])
     ops("session.export", keys=["k1", "k2"])
@@ -60,10 +62,12 @@ def test_audited_actions_record_who_what_and_outcome(auth_server: AuthServer, te
         ("session.export", ["k1", "k2"], "ok", "ops-alice"),
         ("session.restore", ["k1"], "ok", "ops-alice"),
         ("session.compact", ["k1"], "ok", "ops-alice"),
+        ("session.pop", ["k1"], "ok", "ops-alice"),
         ("token.create", ["viewer-bob"], "ok", "test-admin"),
         ("token.create", ["ops-alice"], "ok", "test-admin"),
     ]
     assert {e["tenant"] for e in entries} == {tenant}
+    assert popped is not None and popped["seq"] == first["last_seq"]
     assert entries[1]["token_id"] == operator_token["id"] and entries[1]["time"].endswith("Z")
     assert "url" not in json.dumps(entries[4]["detail"] or {})  # the export link is never logged
     page = ops("audit.list", limit=4)

@@ -19,6 +19,7 @@ from sessionscope.errors import SessionscopeError
 from sessionscope.server import is_loopback, run_server
 from sessionscope.store import open_database
 from sessionscope.store.schema import api_tokens
+from sessionscope.web.login_limit import LoginLimiter
 from tests.conftest import free_port
 from tests.security_helpers import AuthServer
 
@@ -228,3 +229,32 @@ def test_first_serve_prints_a_login_link_that_logs_in(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_failed_logins_from_one_address_are_limited(auth_server: AuthServer, tenant: str) -> None:
+    # uvicorn takes the client address from X-Forwarded-For sent by a trusted proxy (loopback), so
+    # each address here is our own and other tests logging in from 127.0.0.1 are not affected.
+    guesser = {"x-forwarded-for": f"203.0.113.{sum(tenant.encode()) % 250 + 1}"}
+    token = auth_server.token("viewer", tenant)
+    with httpx.Client(base_url=auth_server.url) as client:
+        for _ in range(LoginLimiter().max_failures):
+            assert client.post("/auth/login", json={"token": "ss_guess"}, headers=guesser).status_code == 401
+        blocked = client.post("/auth/login", json={"token": token}, headers=guesser)
+        assert blocked.status_code == 429 and "set-cookie" not in blocked.headers
+        assert 1 <= int(blocked.headers["retry-after"]) <= 60 and "too many failed logins" in blocked.json()["error"]
+        other = client.post("/auth/login", json={"token": token}, headers={"x-forwarded-for": "198.51.100.9"})
+        assert other.status_code == 200 and "set-cookie" in other.headers
+
+
+def test_login_limiter_forgets_failures_after_its_window() -> None:
+    now = [1000.0]
+    limiter = LoginLimiter(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(2):
+        limiter.record_failure("a")
+    assert limiter.retry_after("a") is None
+    limiter.record_failure("a")
+    assert limiter.retry_after("a") == 60 and limiter.retry_after("b") is None
+    now[0] += 59.5
+    assert limiter.retry_after("a") == 1
+    now[0] += 0.5
+    assert limiter.retry_after("a") is None

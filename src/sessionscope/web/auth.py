@@ -25,6 +25,7 @@ from starlette.routing import Route
 from sessionscope.errors import Forbidden, Unauthorized
 from sessionscope.rpc.registry import Caller
 from sessionscope.store import tokens
+from sessionscope.web.login_limit import LoginLimiter
 from sessionscope.web.services import ServerConfig
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -117,8 +118,16 @@ async def login(request: Request) -> Response:
         token = None
     if not isinstance(token, str) or not token.strip():
         return _json_error(400, 'send {"token": "<your token>"}')
+    limiter: LoginLimiter = request.app.state.login_limiter
+    address = request.client.host if request.client else "unknown"
+    wait = limiter.retry_after(address)
+    if wait is not None:
+        response = _json_error(429, f"too many failed logins from this address; try again in {wait} s")
+        response.headers["retry-after"] = str(wait)
+        return response
     info = await tokens.verify(request.app.state.services.db, token.strip())
     if info is None:
+        limiter.record_failure(address)
         return _json_error(401, "this token is unknown or revoked")
     response = JSONResponse({"ok": True, "role": info.role, "tenant": info.tenant, "token_name": info.name},
                             headers={"cache-control": "no-store"})
@@ -168,6 +177,7 @@ ROUTES = [
 
 def install(app: Starlette, config: ServerConfig) -> None:
     app.router.routes[:0] = ROUTES
+    app.state.login_limiter = LoginLimiter()
     app.add_middleware(LoginRedirect, config=config)
     if config.auth:
         app.state.authenticate = authenticate

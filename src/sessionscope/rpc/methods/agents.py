@@ -39,7 +39,8 @@ class PopResult(BaseModel):
     item: dict[str, Any] | None
 
 
-@rpc_method("session.pop", params=KeyParams, result=PopResult, roles=frozenset({OPERATOR, AGENT, ADMIN}))
+@rpc_method("session.pop", params=KeyParams, result=PopResult, roles=frozenset({OPERATOR, AGENT, ADMIN}),
+            audit="session.pop")
 async def pop(ctx: Context, p: KeyParams) -> Any:
     """Remove the newest live message and return it (with its `raw` copy); null when none is live.
 
