@@ -49,6 +49,30 @@ def test_search_filters_as_you_type_debounced_and_kept_in_the_url(page: Page, rp
     assert row_keys(page) == [f"{ns}:beta:1"]
 
 
+def test_message_text_search_finds_sessions_by_what_was_said(page: Page, rpc, ns: str) -> None:
+    word = f"zebra{ns.replace('-', '')}"
+    rpc.seed(f"{ns}:said", agent=f"{ns}-bot", extra=[{"role": "user", "content": f"the {word} escaped again"}])
+    rpc.seed(f"{ns}:silent", agent=f"{ns}-bot")
+    page.goto("/sessions")
+    expect(page.locator("tr.row").first).to_be_visible()
+
+    page.locator("input[name=query]").press_sequentially(word, delay=20)
+    expect(page.locator("tr.row")).to_have_count(1)
+    assert row_keys(page) == [f"{ns}:said"]
+    params = page.watch.params("session.list")[-1]
+    assert params["query"] == word and "search" not in params
+    assert query(page)["query"] == [word]
+
+    page.reload()  # a deep link keeps the message search
+    expect(page.locator("input[name=query]")).to_have_value(word)
+    expect(page.locator("tr.row")).to_have_count(1)
+
+    page.locator("input[name=query]").fill("nothing-says-this-word")
+    page.locator("input[name=query]").press("Enter")
+    expect(page.locator("tr.row")).to_have_count(0)
+    expect(page.get_by_text("No sessions match these filters.")).to_be_visible()
+
+
 def test_agent_and_channel_dropdowns_filter_and_default_to_all(page: Page, rpc, ns: str) -> None:
     a1, a2, tg, dc = f"{ns}-a1", f"{ns}-a2", f"{ns}-telegram", f"{ns}-discord"
     rpc.seed(f"{ns}:1", agent=a1, channel=tg)

@@ -19,14 +19,15 @@ const COLUMNS = [
   { label: "Last active", sort: "updated_at", order: "desc" },
 ];
 const SORTS = new Set(COLUMNS.map((c) => c.sort).concat("created_at"));
-const FILTERS = ["q", "agent", "channel", "tenant"];
+const FILTERS = ["q", "query", "agent", "channel", "tenant"];
 
 let firstRowsMarked = false;
 
 function readState(params) {
   const sort = SORTS.has(params.get("sort")) ? params.get("sort") : DEFAULT_SORT;
   const order = params.get("order") === "asc" || params.get("order") === "desc" ? params.get("order") : DEFAULT_ORDER;
-  return { q: params.get("q") || "", agent: params.get("agent") || "", channel: params.get("channel") || "",
+  return { q: params.get("q") || "", query: params.get("query") || "", agent: params.get("agent") || "",
+    channel: params.get("channel") || "",
     tenant: params.get("tenant") || "", sort, order };
 }
 
@@ -56,6 +57,9 @@ export function mountSessionList(root, { params }) {
   // ---- controls
   const search = h("input", { type: "search", name: "q", class: "input", value: state.q,
     placeholder: "Key, agent or channel", autocomplete: "off", "aria-label": "Search sessions" });
+  // Full text of the messages (session.list `query`), apart from the key/agent/channel search.
+  const messageSearch = h("input", { type: "search", name: "query", class: "input", value: state.query,
+    placeholder: "Words in messages", autocomplete: "off", "aria-label": "Search message text" });
   const agentSelect = h("select", { name: "agent", class: "input", "aria-label": "Agent" });
   const channelSelect = h("select", { name: "channel", class: "input", "aria-label": "Channel" });
   const tenantSelect = h("select", { name: "tenant", class: "input", "aria-label": "Tenant" });
@@ -85,6 +89,7 @@ export function mountSessionList(root, { params }) {
     h("div", { class: "page-head" }, h("h1", { id: "list-title" }, "Sessions"), totalEl, refresh),
     h("div", { class: "toolbar", role: "search" },
       h("label", { class: "field field-grow" }, h("span", {}, "Search"), search),
+      h("label", { class: "field field-grow" }, h("span", {}, "Messages"), messageSearch),
       h("label", { class: "field" }, h("span", {}, "Agent"), agentSelect),
       h("label", { class: "field" }, h("span", {}, "Channel"), channelSelect),
       tenantField),
@@ -93,11 +98,17 @@ export function mountSessionList(root, { params }) {
     footer));
 
   // ---- events
-  const debouncedSearch = debounce(() => { state.q = search.value.trim(); applyFilters(); }, SEARCH_DEBOUNCE_MS);
-  search.addEventListener("input", debouncedSearch);
-  search.addEventListener("keydown", (event) => {
-    if (event.key === "Enter") { debouncedSearch.cancel(); state.q = search.value.trim(); applyFilters(); }
-  });
+  // Each box filters as you type (debounced into one call) and at once on Enter.
+  function searchBox(input, name) {
+    const apply = () => { state[name] = input.value.trim(); applyFilters(); };
+    const debounced = debounce(apply, SEARCH_DEBOUNCE_MS);
+    input.addEventListener("input", debounced);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { debounced.cancel(); apply(); }
+    });
+    return debounced;
+  }
+  const pendingSearches = [searchBox(search, "q"), searchBox(messageSearch, "query")];
   agentSelect.addEventListener("change", () => { state.agent = agentSelect.value; applyFilters(); });
   channelSelect.addEventListener("change", () => { state.channel = channelSelect.value; applyFilters(); });
   tenantSelect.addEventListener("change", () => {
@@ -147,6 +158,7 @@ export function mountSessionList(root, { params }) {
   function listParams() {
     const p = { sort: state.sort, order: state.order, limit: PAGE_SIZE };
     if (state.q) p.search = state.q;
+    if (state.query) p.query = state.query;
     if (state.agent) p.agent = state.agent;
     if (state.channel) p.channel = state.channel;
     if (state.tenant) p.tenant = state.tenant;
@@ -270,8 +282,8 @@ export function mountSessionList(root, { params }) {
   }
 
   function clearFilters() {
-    state.q = ""; state.agent = ""; state.channel = "";
-    search.value = ""; agentSelect.value = ""; channelSelect.value = "";
+    state.q = ""; state.query = ""; state.agent = ""; state.channel = "";
+    search.value = ""; messageSearch.value = ""; agentSelect.value = ""; channelSelect.value = "";
     applyFilters();
   }
 
@@ -323,12 +335,13 @@ export function mountSessionList(root, { params }) {
     loadTenants();
   });
   if (state.q) search.focus();
+  else if (state.query) messageSearch.focus();
 
   return {
     unmount() {
       lifetime.abort();
       inflight?.abort();
-      debouncedSearch.cancel();
+      for (const pending of pendingSearches) pending.cancel();
     },
   };
 }
