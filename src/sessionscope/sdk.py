@@ -96,10 +96,10 @@ class _Calls:
         return "session.compact", self.target(instructions=instructions, keep_recent_tokens=keep_recent_tokens), False
 
 
-class Session:
-    """A handle on one session of a sync `Client`. Nothing is sent until you call a method."""
+class _Handle:
+    """What both session handles hold: their client and the calls they build."""
 
-    def __init__(self, client: Client, key: str, *, agent: str = "main", channel: str = "sdk",
+    def __init__(self, client: Any, key: str, *, agent: str = "main", channel: str = "sdk",
                  tenant: str | None = None, label: str | None = None) -> None:
         self.client = client
         self.calls = _Calls(key, agent, channel, tenant, label)
@@ -107,6 +107,12 @@ class Session:
     @property
     def key(self) -> str:
         return self.calls.key
+
+
+class Session(_Handle):
+    """A handle on one session of a sync `Client`. Nothing is sent until you call a method."""
+
+    client: Client
 
     def _send(self, call: Call) -> Any:
         method, params, retry = call
@@ -163,17 +169,10 @@ class Session:
         return self._send(("session.delete", self.calls.target(), False))["deleted"]
 
 
-class AsyncSession:
+class AsyncSession(_Handle):
     """A handle on one session of an `AsyncClient`; the same methods as `Session`, awaited."""
 
-    def __init__(self, client: AsyncClient, key: str, *, agent: str = "main", channel: str = "sdk",
-                 tenant: str | None = None, label: str | None = None) -> None:
-        self.client = client
-        self.calls = _Calls(key, agent, channel, tenant, label)
-
-    @property
-    def key(self) -> str:
-        return self.calls.key
+    client: AsyncClient
 
     async def _send(self, call: Call) -> Any:
         method, params, retry = call
