@@ -266,7 +266,8 @@ def test_export_delete_import_round_trip(rpc: RPC, tmp_path) -> None:  # type: i
     rpc("session.compact", key="x/y:z 🚀", keep_recent_tokens=300)
     rpc("session.record", key="x/y:z 🚀", execution={"id": "e1", "model": "gpt-4o",
                                                       "usage": {"input_tokens": 10, "output_tokens": 5}})
-    rpc.append("x/y:z 🚀", [{"id": "late", "role": "user", "content": "after compaction"}])
+    raw = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "after compaction"}]}
+    rpc.append("x/y:z 🚀", [{"id": "late", "role": "user", "content": "after compaction", "raw": raw}])
     link = rpc("session.export", keys=["x/y:z 🚀"])
     assert link["filename"].endswith(".jsonl")
     first = httpx.get(link["url"]).text
@@ -274,8 +275,11 @@ def test_export_delete_import_round_trip(rpc: RPC, tmp_path) -> None:  # type: i
     assert lines[0]["type"] == "session" and lines[0]["key"] == "x/y:z 🚀" and lines[0]["version"] == 1
     assert [ln["seq"] for ln in lines if ln["type"] in ("message", "compaction")] == sorted(
         ln["seq"] for ln in lines if ln["type"] in ("message", "compaction"))
+    assert [ln["raw"] for ln in lines if ln.get("id") == "late"] == [raw]
+    assert sum("raw" in ln for ln in lines) == 1
     before_status = rpc("session.status", key="x/y:z 🚀", limit=1000)
     before_history = rpc("session.history", key="x/y:z 🚀")
+    before_items = rpc("session.items", key="x/y:z 🚀")
     rpc("session.delete", key="x/y:z 🚀")
 
     from sessionscope.backend import connect
@@ -286,6 +290,7 @@ def test_export_delete_import_round_trip(rpc: RPC, tmp_path) -> None:  # type: i
     url = rpc.url
     backend = connect(None, url, None)
     backend.import_records((r for r in iter_records(str(path), "jsonl")), None)
+    assert rpc("session.items", key="x/y:z 🚀")["items"][-1]["raw"] == raw  # remote import keeps it too
     # Remote import carries messages and executions; a local import carries everything:
     # re-export through the local path to check the full round trip.
     rpc("session.delete", key="x/y:z 🚀")
@@ -296,6 +301,7 @@ def test_export_delete_import_round_trip(rpc: RPC, tmp_path) -> None:  # type: i
     after_status = rpc("session.status", key="x/y:z 🚀", limit=1000)
     assert _strip_times(after_status["items"]) == _strip_times(before_status["items"])
     assert rpc("session.history", key="x/y:z 🚀") == before_history
+    assert rpc("session.items", key="x/y:z 🚀") == before_items
     again = httpx.get(rpc("session.export", keys=["x/y:z 🚀"])["url"]).text
     assert _strip_export(again) == _strip_export(first)
 

@@ -35,7 +35,7 @@ def import_remote(client: Client, records: Iterable[dict[str, Any]], tenant: str
         nonlocal batch
         if batch:
             fields = ("id", "role", "content", "tool_calls", "tool_call_id", "tool_name", "is_error",
-                      "timestamp", "tokens")
+                      "timestamp", "tokens", "raw")
             messages = [{k: m[k] for k in fields if m.get(k) is not None} for m in batch]
             result = client.call("session.append", target() | {"messages": messages})
             stats.messages += result["appended"]

@@ -47,6 +47,14 @@ def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[
     return prepared
 
 
+def raw_copies(batch: Sequence[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(msg_id, JSON) of each message that came with its client's `raw` copy.
+
+    prepare_messages assigns ids to messages without one; raws pair with them by position."""
+    return [(p["msg_id"], json.dumps(m["raw"], separators=(",", ":")))
+            for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None]
+
+
 MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
                    "is_error", "ts", "tokens")
 
@@ -231,9 +239,7 @@ async def append(
     tenant = scope.resolve(tenant)
     received_at = now_ms()
     prepared = prepare_messages(batch, received_at)
-    # prepare_messages assigns ids to messages without one; raws pair with them by position.
-    raws = [(p["msg_id"], json.dumps(m["raw"], separators=(",", ":")))
-            for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None]
+    raws = raw_copies(batch, prepared)
     sql = _batch_sql(db)
     stored = await db.write_on_driver(_append_to_existing, sql, tenant, key, label, prepared, raws)
     if stored is not None:

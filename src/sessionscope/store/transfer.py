@@ -14,7 +14,7 @@ from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
 from sessionscope.errors import InvalidParams
 from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
-from sessionscope.store.conversation import insert_messages, prepare_messages
+from sessionscope.store.conversation import insert_messages, prepare_messages, raw_copies
 from sessionscope.store.database import Database
 from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
@@ -63,7 +63,10 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 while pending < len(others) and others[pending][0] < m[MESSAGE_SEQ]:
                     chunk.append(_item_line(others[pending][1]))
                     pending += 1
-                chunk.append(_line(rows.message_item(m, live_from, reset_seq=reset_seq, kind_field="type")))
+                item = rows.message_item(m, live_from, reset_seq=reset_seq, kind_field="type")
+                if m[RAW_COLUMN] is not None:
+                    item["raw"] = orjson.Fragment(m[RAW_COLUMN])  # stored as JSON text: embedded as is
+                chunk.append(_line(item))
             last_seq = int(page[-1][MESSAGE_SEQ])
             yield b"".join(chunk)
         yield b"".join(_item_line(item) for _, item in others[pending:])
@@ -84,6 +87,7 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
 
 
 MESSAGE_SEQ = [c.name for c in messages.columns].index("seq")
+RAW_COLUMN = len(messages.columns)  # the client's raw copy follows the message columns
 
 
 def _fetch_all(dbapi: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -96,9 +100,11 @@ def _fetch_all(dbapi: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
 
 
 def _page_sql(db: Database) -> str:
-    columns = ", ".join(c.name for c in messages.columns)
+    columns = ", ".join(f"m.{c.name}" for c in messages.columns)
     a, b, c = db.placeholders(3).split(", ")
-    return f"SELECT {columns} FROM messages WHERE session_id = {a} AND seq > {b} ORDER BY seq LIMIT {c}"
+    return (f"SELECT {columns}, r.raw FROM messages m LEFT JOIN message_raw r "
+            f"ON r.session_id = m.session_id AND r.msg_id = m.msg_id "
+            f"WHERE m.session_id = {a} AND m.seq > {b} ORDER BY m.seq LIMIT {c}")
 
 
 def _item_line(item: dict[str, Any]) -> bytes:
@@ -218,7 +224,8 @@ class _SessionWriter:
         row = await self._row()
         if self.seq_offset is None and batch[0].get("seq") is not None:
             self.seq_offset = int(row.next_seq) - int(batch[0]["seq"])
-        result = await insert_messages(self.db, self.conn, row, prepare_messages(batch, now_ms()))
+        prepared = prepare_messages(batch, now_ms())
+        result = await insert_messages(self.db, self.conn, row, prepared, raw_copies(batch, prepared))
         self.stats.messages += result["appended"]
         self.stats.duplicates += result["duplicates"]
 
