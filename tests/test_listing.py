@@ -19,7 +19,7 @@ def seed(rpc: RPC) -> list[dict[str, Any]]:
         agent, channel = AGENTS[i % 3], CHANNELS[(i // 3) % 3]
         key = f"agent:{agent}:{channel}:group:-100{i:03d}:topic:{i % 7}"
         rpc.append(key, [{"id": "1", "role": "user", "content": "x " * (i % 11 + 1)}], agent=agent,
-                   channel=channel, label="VIP" if i % 10 == 0 else None)
+                   channel=channel, label={0: "VIP", 5: "Café 50%"}.get(i % 10))
     return rpc("session.list", limit=500)["sessions"]
 
 
@@ -37,7 +37,9 @@ def test_every_search_path_matches_a_full_filter(rpc: RPC, budgets: tuple[int, i
     rows = seed(rpc)
     monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[0])
     monkeypatch.setattr(listing, "RARE_MATCHES", budgets[1])
-    for term in ["support", "topic:3", "-100042", "vip", "ab", "t", "SLACK", "nothing-here"]:
+    # Short terms (no trigram), non-ASCII ones and LIKE's own wildcards taken literally included.
+    for term in ["support", "topic:3", "-100042", "vip", "ab", "t", "SLACK", "nothing-here", "fé", "_", "%",
+                 "0%"]:
         for sort in ["key", "message_count"]:
             for order in ["asc", "desc"]:
                 for filters in [{}, {"agent": "main"}, {"channel": "slack"}]:

@@ -4,7 +4,8 @@ Search (a substring of key, agent, channel or label) takes the first of three pa
 applies, and each returns exactly the first matches in sort order:
 - walk the sort index for the first SCAN_BUDGET rows and test each; a common term fills the
   page there, in a few milliseconds;
-- a rare term: fetch its few matches by id from the trigram index, then filter and sort them;
+- a rare term: fetch its few matches by id from the trigram index (SQLite: a term shorter than a
+  trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
   against the trigram matches.
 """
@@ -65,11 +66,15 @@ def _substring_test(cols: Any, term: str) -> Any:
     return or_(*(f.ilike(pattern, escape="\\") for f in fields))
 
 
-def _trigram_phrase(term: str) -> str | None:
-    """An FTS5 trigram phrase for the term; None when it is shorter than one trigram."""
-    if len(term.encode()) < 3:
-        return None
-    return '"' + term.replace('"', '""') + '"'
+def _trigram_match(term: str) -> Any:
+    """SQLite: the condition on session_search that finds the sessions whose text holds `term`.
+
+    A term of three or more characters is looked up in the trigram index. A shorter one has no
+    trigram; LIKE (with ESCAPE, so SQLite itself evaluates it) then scans FTS5's compact copy of
+    the text, several times faster than testing every sessions row."""
+    if len(term) >= 3:
+        return text("session_search MATCH :phrase").bindparams(phrase='"' + term.replace('"', '""') + '"')
+    return text("session_search.text LIKE :pattern ESCAPE '\\'").bindparams(pattern=_like_pattern(term))
 
 
 def _trigram_ilike(term: str) -> Any:
@@ -196,15 +201,14 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         walked, total = (await conn.execute(select(func.count(), matched).select_from(sample))).one()
         total = int(total or 0)
         return found, min(total, SEARCH_TOTAL_CAP), walked >= COUNT_SCAN or total > SEARCH_TOTAL_CAP
-    phrase = _trigram_phrase(term) if f.db.is_sqlite else None
-    if phrase is None:
-        # 3. Short terms on SQLite (no trigram), and PostgreSQL, where pg_trgm and the planner decide.
-        predicate = _substring_test(cols, term) if f.db.is_sqlite else _trigram_ilike(term)
+    if not f.db.is_sqlite:
+        # 3. PostgreSQL: pg_trgm and the planner decide.
+        predicate = _trigram_ilike(term)
         stmt = select(sessions).where(*f.where(cols), predicate).order_by(*f.ordered(cols)).limit(limit + 1)
         found = (await conn.execute(stmt)).all()
         total, capped = await _bounded_count(conn, [*f.where(cols, page=False), predicate])
         return found, total, capped
-    fts_ids = select(_FTS.c.rowid).where(text("session_search MATCH :phrase").bindparams(phrase=phrase))
+    fts_ids = select(_FTS.c.rowid).where(_trigram_match(term))
     ids = (await conn.execute(fts_ids.limit(RARE_MATCHES + 1))).scalars().all()
     if len(ids) > RARE_MATCHES:
         # 2b. Many matches, none early in the sort order: walk the sort index testing membership.
