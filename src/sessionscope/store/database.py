@@ -87,6 +87,7 @@ class Database:
         # A connection kept for write_on_driver, so its hot writes skip the pool's checkout
         # and reset (each a trip to aiosqlite's thread).
         self._writer_conn: AsyncConnection | None = None
+        self._writer_driver: Any = None  # its aiosqlite connection
 
     @property
     def is_sqlite(self) -> bool:
@@ -146,7 +147,8 @@ class Database:
         async with self._sqlite_writer:
             if self._writer_conn is None:
                 self._writer_conn = await self.engine.connect()
-            driver = (await self._writer_conn.get_raw_connection()).driver_connection
+                self._writer_driver = (await self._writer_conn.get_raw_connection()).driver_connection
+            driver = self._writer_driver
             return await driver._execute(_sqlite_transaction, driver._conn, fn, *args)
 
     def placeholders(self, count: int) -> str:
