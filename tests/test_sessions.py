@@ -47,6 +47,16 @@ def test_append_is_idempotent(rpc: RPC) -> None:
     status = rpc("session.status", key="k")
     assert [i["id"] for i in status["items"]] == [m["id"] for m in msgs] + ["new"]
     assert [i["seq"] for i in status["items"]] == list(range(1, len(msgs) + 2))
+    # New ids before and after stored ones, and an id repeated within the batch: counted once.
+    third = rpc.append("k", [{"id": "n1", "role": "user", "content": "a"}, msgs[0],
+                             {"id": "n1", "role": "user", "content": "a again"},
+                             {"id": "n2", "role": "assistant", "content": "b"}])
+    assert third == {"appended": 2, "duplicates": 2, "last_seq": len(msgs) + 3}
+    status = rpc("session.status", key="k")
+    assert [i["id"] for i in status["items"]] == [m["id"] for m in msgs] + ["new", "n1", "n2"]
+    assert [i["seq"] for i in status["items"]] == list(range(1, len(msgs) + 4))
+    assert status["items"][-2]["content"] == "a"
+    assert rpc("session.metrics", key="k")["message_count"] == len(msgs) + 3
 
 
 def test_status_pages_toward_older_items(rpc: RPC) -> None:

@@ -69,8 +69,7 @@ _PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "msg_id": "varchar",
 
 
 def _insert_unnest_sql() -> str:
-    """A batch as one INSERT of unnested column arrays: one statement to plan and one round trip,
-    where executemany would run (and, with custom plans, plan) the INSERT once per row."""
+    """PostgreSQL: a batch as one INSERT of unnested column arrays (one statement, one round trip)."""
     arrays = ", ".join(f"${i}::{_PG_ARRAY_TYPES[c]}[]" for i, c in enumerate(MESSAGE_COLUMNS, start=1))
     return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) SELECT * FROM unnest({arrays})"
 
@@ -84,9 +83,12 @@ class _BatchSQL:
 
     find: str
     set_label: str
-    existing: str
     insert: str
-    arrays: bool  # PostgreSQL: ids and rows travel as one array per column, in one statement
+    # SQLite: the ids of a batch already stored, looked up before the insert.
+    existing: str | None
+    # PostgreSQL: the insert skips stored ids itself; this takes a batch's rows back when it did.
+    insert_new: str | None
+    take_back: str | None
     index: str | None
     counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
     counter_params: tuple[str, ...]
@@ -101,28 +103,37 @@ _APPEND_VALUES = ("preview", "updated_at")
 @functools.lru_cache(maxsize=4)
 def _batch_sql(db: Database) -> _BatchSQL:
     sid, first, last = db.placeholders(3).split(", ")
-    ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
     # SQLite's BEGIN IMMEDIATE already holds the write lock; PostgreSQL locks the row.
     lock = "" if db.is_sqlite else " FOR UPDATE"
     find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}{lock}"
     set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
-    if db.is_sqlite:
-        existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})"
-    else:
-        # One array parameter: PostgreSQL's generic plan for a long IN list filters every message
-        # of the session instead of probing (session_id, msg_id), which grows with the session.
-        existing = f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id = ANY({first})"
-    # SQLite's FTS5 table is fed per batch with one set-based statement (a row trigger costs
-    # several times more); PostgreSQL's expression index keeps itself current.
-    index = (f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
-             f"WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}") if db.is_sqlite else None
     counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
     # A retried append finds its raw copies stored already; those are skipped like the messages.
     raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
            f"ON CONFLICT DO NOTHING")
-    insert = insert_sql(db) if db.is_sqlite else _insert_unnest_sql()
-    return _BatchSQL(find, set_label, existing, insert, not db.is_sqlite, index, str(counters),
-                     tuple(counters.positiontup or ()), raw)
+    common = {"find": find, "set_label": set_label, "counters": str(counters),
+              "counter_params": tuple(counters.positiontup or ()), "raw": raw}
+    if db.is_sqlite:
+        ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
+        return _BatchSQL(
+            insert=insert_sql(db),
+            existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})",
+            insert_new=None, take_back=None,
+            # The FTS5 table is fed per batch with one set-based statement (a row trigger costs
+            # several times more); PostgreSQL's expression index keeps itself current.
+            index=(f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
+                   f"WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}"),
+            **common,
+        )
+    # No lookup query on PostgreSQL: the planner, going by statistics taken while a session was
+    # small, would scan the session's messages instead of probing (session_id, msg_id). The
+    # unique index arbitrates ON CONFLICT by itself, with no plan to go wrong.
+    return _BatchSQL(
+        insert=_insert_unnest_sql(), existing=None,
+        insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, msg_id) DO NOTHING RETURNING msg_id",
+        take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
+        index=None, **common,
+    )
 
 
 @dataclass(frozen=True)
@@ -135,38 +146,68 @@ class _Stored:
                 "last_seq": self.first_seq + len(self.fresh) - 1}
 
 
+def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
+             m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
+            for offset, m in enumerate(batch)]
+
+
+def _columns(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*_rows(session_id, first_seq, batch), strict=True))
+
+
+def _first_of_each_id(batch: list[dict[str, Any]], stored: set[str]) -> list[dict[str, Any]]:
+    """The messages whose id is not in `stored` and not repeated earlier in the batch."""
+    seen = set(stored)
+    fresh = []
+    for m in batch:
+        if m["msg_id"] not in seen:
+            seen.add(m["msg_id"])
+            fresh.append(m)
+    return fresh
+
+
+def _insert_sqlite(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
+                   prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = [m["msg_id"] for m in prepared]
+    stored: set[str] = set()
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start:start + ID_CHUNK]
+        padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
+        cursor.execute(sql.existing, (session_id, *padded))
+        stored.update(r[0] for r in cursor.fetchall())
+    fresh = _first_of_each_id(prepared, stored)
+    if fresh:
+        cursor.executemany(sql.insert, _rows(session_id, first_seq, fresh))
+        cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
+    return fresh
+
+
+def _insert_postgresql(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
+                       prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    batch = _first_of_each_id(prepared, set())
+    cursor.execute(sql.insert_new, _columns(session_id, first_seq, batch))
+    inserted = {r[0] for r in cursor.fetchall()}
+    if len(inserted) == len(batch):
+        return batch
+    # A retry that held stored ids left holes in the seqs: take the rows back, insert the new ones.
+    fresh = [m for m in batch if m["msg_id"] in inserted]
+    cursor.execute(sql.take_back, (session_id, first_seq, first_seq + len(batch) - 1))
+    if fresh:
+        cursor.execute(sql.insert, _columns(session_id, first_seq, fresh))
+    return fresh
+
+
 def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, updated_at: int,
                  prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored:
-    """The ingest hot path, on the driver connection in one call: skip ids already stored (or
-    repeated in the batch), insert the rest with consecutive seqs, index them, move the
-    session's counters and keep the raw copies."""
+    """The ingest hot path, on the driver connection in one call: store the messages whose ids
+    are new (a repeated id counts once), with consecutive seqs, index them, move the session's
+    counters and keep the raw copies. Returns the messages stored."""
     cursor = dbapi.cursor()
     try:
-        ids = [m["msg_id"] for m in prepared]
-        existing: set[str] = set()
-        for start in range(0, len(ids), ID_CHUNK):
-            chunk = ids[start:start + ID_CHUNK]
-            if sql.arrays:
-                cursor.execute(sql.existing, (session_id, chunk))
-            else:
-                padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
-                cursor.execute(sql.existing, (session_id, *padded))
-            existing.update(r[0] for r in cursor.fetchall())
-        fresh = []
-        for m in prepared:
-            if m["msg_id"] not in existing:
-                existing.add(m["msg_id"])
-                fresh.append(m)
+        insert = _insert_sqlite if sql.existing is not None else _insert_postgresql
+        fresh = insert(cursor, sql, session_id, first_seq, prepared)
         if fresh:
-            rows = [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
-                     m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
-                    for offset, m in enumerate(fresh)]
-            if sql.arrays:
-                cursor.execute(sql.insert, tuple(list(column) for column in zip(*rows, strict=True)))
-            else:
-                cursor.executemany(sql.insert, rows)
-            if sql.index is not None:
-                cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
             values = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
             last = fresh[-1]
             values |= {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
