@@ -35,3 +35,31 @@ def test_migrations_match_schema(database_url_factory: Any, dialect: str) -> Non
 
     diffs = [d for d in asyncio.run(differences()) if not _is_search_object(d)]
     assert diffs == []
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from sessionscope.store.migrate import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_a_store_at_head_opens_without_alembic(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "store.db"
+
+    async def create() -> None:
+        db = await open_database(str(path))
+        await db.close()
+
+    asyncio.run(create())
+    code = ("import asyncio, sys\n"
+            "from sessionscope.store import open_database\n"
+            f"db = asyncio.run(open_database({str(path)!r}))\n"
+            "print('alembic' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
