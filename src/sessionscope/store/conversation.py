@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +83,8 @@ class _BatchSQL:
 
     find: str
     set_label: str
+    # How this dialect stores a batch's new rows: _insert_sqlite or _insert_postgresql.
+    insert_rows: Callable[..., list[dict[str, Any]]]
     insert: str
     # SQLite: the ids of a batch already stored, looked up before the insert.
     existing: str | None
@@ -116,7 +118,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     if db.is_sqlite:
         ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
         return _BatchSQL(
-            insert=insert_sql(db),
+            insert_rows=_insert_sqlite, insert=insert_sql(db),
             existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})",
             insert_new=None, take_back=None,
             # The FTS5 table is fed per batch with one set-based statement (a row trigger costs
@@ -129,7 +131,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     # small, would scan the session's messages instead of probing (session_id, msg_id). The
     # unique index arbitrates ON CONFLICT by itself, with no plan to go wrong.
     return _BatchSQL(
-        insert=_insert_unnest_sql(), existing=None,
+        insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None,
         insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, msg_id) DO NOTHING RETURNING msg_id",
         take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
         index=None, **common,
@@ -205,8 +207,7 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, up
     counters and keep the raw copies. Returns the messages stored."""
     cursor = dbapi.cursor()
     try:
-        insert = _insert_sqlite if sql.existing is not None else _insert_postgresql
-        fresh = insert(cursor, sql, session_id, first_seq, prepared)
+        fresh = sql.insert_rows(cursor, sql, session_id, first_seq, prepared)
         if fresh:
             values = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
             last = fresh[-1]

@@ -164,7 +164,7 @@ class Database:
     async def close(self) -> None:
         if self._writer_conn is not None:
             await self._writer_conn.close()
-            self._writer_conn = None
+            self._writer_conn = self._writer_driver = None
         await self.engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,7 @@ def _fetch_all(dbapi: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
         cursor.close()
 
 
+@functools.lru_cache(maxsize=4)
 def _page_sql(db: Database) -> str:
     columns = ", ".join(f"m.{c.name}" for c in messages.columns)
     a, b, c = db.placeholders(3).split(", ")
