@@ -203,8 +203,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
             nodeid = getattr(report, "nodeid", "")
+            pg_only = "postgres_only" in getattr(report, "keywords", {})
             for name in DIALECTS:
-                if f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid:
+                if (f"[{name}" in nodeid or f"-{name}]" in nodeid or f"-{name}-" in nodeid
+                        or (pg_only and name == "postgresql")):
                     counts.setdefault(name, {}).setdefault(outcome, 0)
                     counts[name][outcome] += 1
     for name in DIALECTS:

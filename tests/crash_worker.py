@@ -3,7 +3,8 @@ child per run; each child imports, compacts, resets and appends against the stor
 
 Protocol on stdin/stdout: the test writes `run <seed> <ack-file>`; the server forks, prints
 `pid <child pid>`, waits for the child and prints `exit <status>`. The child appends each
-acknowledged message id (`<key>\\t<id>`) to the ack file right after its transaction committed.
+acknowledged message id (`<key>\\t<id>\\tok`, each line begun with a newline) to the ack file
+right after its transaction committed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ KEYS = [f"crash-{i}" for i in range(4)]
 
 
 def ack(fd: int, key: str, ids: list[str]) -> None:
-    os.write(fd, "".join(f"{key}\t{i}\n" for i in ids).encode())
+    # A kill can cut a write of several pages anywhere. The leading newline ends a line an earlier
+    # kill cut; the trailing "ok" marks a line written whole.
+    os.write(fd, "".join(f"\n{key}\t{i}\tok" for i in ids).encode())
 
 
 async def work(database_url: str, seed: int, ack_path: str) -> None:

@@ -45,9 +45,9 @@ def read_acks(path: Path) -> dict[str, set[str]]:
     out: dict[str, set[str]] = defaultdict(set)
     if path.exists():
         for line in path.read_text().splitlines():
-            if line.count("\t") == 1:  # a line cut by the kill is not an acknowledgement
-                key, msg_id = line.split("\t")
-                out[key].add(msg_id)
+            fields = line.split("\t")
+            if len(fields) == 3 and fields[2] == "ok":  # a line cut by the kill is not an acknowledgement
+                out[fields[0]].add(fields[1])
     return out
 
 

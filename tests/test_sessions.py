@@ -59,6 +59,22 @@ def test_append_is_idempotent(rpc: RPC) -> None:
     assert rpc("session.metrics", key="k")["message_count"] == len(msgs) + 3
 
 
+def test_later_appends_move_counters_label_and_never_time_back(rpc: RPC) -> None:
+    rpc.append("k", conversation(2), label="first")
+    before = rpc("session.status", key="k")["session"]
+    old = {"id": "old", "role": "assistant", "content": "late arrival", "timestamp": "2020-01-01T00:00:00Z",
+           "tokens": 7}
+    assert rpc.append("k", [old], label="second") == {"appended": 1, "duplicates": 0,
+                                                      "last_seq": before["message_count"] + 1}
+    after = rpc("session.status", key="k")["session"]
+    assert after["label"] == "second" and after["preview"] == "late arrival"
+    assert after["updated_at"] == before["updated_at"]  # a message from 2020 does not move it back
+    assert after["message_count"] == before["message_count"] + 1
+    assert after["total_tokens"] == before["total_tokens"] + 7
+    rpc.append("k", [{"id": "unlabelled", "role": "user", "content": "hi"}])
+    assert rpc("session.status", key="k")["session"]["label"] == "second"
+
+
 def test_status_pages_toward_older_items(rpc: RPC) -> None:
     msgs = [{"id": str(i), "role": "user", "content": f"m{i}"} for i in range(250)]
     rpc.append("long", msgs)

@@ -14,7 +14,7 @@ import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
-from sessionscope.store import Database, Scope, open_database
+from sessionscope.store import Database, Scope, open_database, search_index
 from sessionscope.store.transfer import ImportStats, export_lines, import_records
 from sessionscope.web.services import ServerConfig, Services
 
@@ -56,7 +56,10 @@ class LocalBackend:
 
     def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
                        progress: Callable[[int], None] | None = None) -> ImportStats:
-        return self.run(import_records(self.db, self.caller.scope, records, tenant=tenant, progress=progress))
+        stats = self.run(import_records(self.db, self.caller.scope, records, tenant=tenant, progress=progress))
+        # No server may be running to index what the import queued for message search.
+        self.run(search_index.drain(self.db))
+        return stats
 
     def close(self) -> None:
         self.run(self.db.close())

@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339
-from sessionscope.store import rows
+from sessionscope.store import rows, search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, messages, resets
@@ -91,7 +91,7 @@ class _BatchSQL:
     # PostgreSQL: the insert skips stored ids itself; this takes a batch's rows back when it did.
     insert_new: str | None
     take_back: str | None
-    index: str | None
+    index: str  # makes rows (session_id, seq first..last) searchable: SQLite indexes, PostgreSQL queues
     counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
     counter_params: tuple[str, ...]
     raw: str
@@ -105,9 +105,8 @@ _APPEND_VALUES = ("preview", "updated_at")
 @functools.lru_cache(maxsize=4)
 def _batch_sql(db: Database) -> _BatchSQL:
     sid, first, last = db.placeholders(3).split(", ")
-    # SQLite's BEGIN IMMEDIATE already holds the write lock; PostgreSQL locks the row.
-    lock = "" if db.is_sqlite else " FOR UPDATE"
-    find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}{lock}"
+    # SQLite only (PostgreSQL appends with _postgresql_append): BEGIN IMMEDIATE holds the lock.
+    find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}"
     set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
     counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
     # A retried append finds its raw copies stored already; those are skipped like the messages.
@@ -122,7 +121,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
             existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})",
             insert_new=None, take_back=None,
             # The FTS5 table is fed per batch with one set-based statement (a row trigger costs
-            # several times more); PostgreSQL's expression index keeps itself current.
+            # several times more).
             index=(f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
                    f"WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}"),
             **common,
@@ -134,7 +133,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
         insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None,
         insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, msg_id) DO NOTHING RETURNING msg_id",
         take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
-        index=None, **common,
+        index=search_index.QUEUE, **common,
     )
 
 
@@ -181,7 +180,6 @@ def _insert_sqlite(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
     fresh = _first_of_each_id(prepared, stored)
     if fresh:
         cursor.executemany(sql.insert, _rows(session_id, first_seq, fresh))
-        cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
     return fresh
 
 
@@ -200,6 +198,14 @@ def _insert_postgresql(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: 
     return fresh
 
 
+def _counter_values(fresh: list[dict[str, Any]], updated_at: int) -> dict[str, Any]:
+    """The parameters of the append's counter UPDATE (bump_statement) for the stored messages."""
+    values: dict[str, Any] = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
+    last = fresh[-1]
+    return values | {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
+                     "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]}
+
+
 def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, updated_at: int,
                  prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored:
     """The ingest hot path, on the driver connection in one call: store the messages whose ids
@@ -209,11 +215,8 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, up
     try:
         fresh = sql.insert_rows(cursor, sql, session_id, first_seq, prepared)
         if fresh:
-            values = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
-            last = fresh[-1]
-            values |= {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
-                       "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS],
-                       "session_id": session_id}
+            cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
+            values = _counter_values(fresh, updated_at) | {"session_id": session_id}
             cursor.execute(sql.counters, tuple(values[name] for name in sql.counter_params))
         if raws:
             cursor.executemany(sql.raw, [(session_id, msg_id, raw) for msg_id, raw in raws])
@@ -222,9 +225,9 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, up
         cursor.close()
 
 
-def _append_to_existing(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, label: str | None,
-                        prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored | None:
-    """An append's whole transaction when the session exists; None when it does not."""
+def _append_on_sqlite_driver(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, label: str | None,
+                             prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored | None:
+    """SQLite: an append's whole transaction when the session exists; None when it does not."""
     cursor = dbapi.cursor()
     try:
         cursor.execute(sql.find, (tenant, key))
@@ -239,12 +242,70 @@ def _append_to_existing(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, label
     return _store_batch(dbapi, sql, int(session_id), int(next_seq), int(updated_at), prepared, raws)
 
 
+async def _append_to_existing_sqlite(db: Database, tenant: str, key: str, label: str | None,
+                                     prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored | None:
+    return await db.write_on_driver(_append_on_sqlite_driver, _batch_sql(db), tenant, key, label, prepared, raws)
+
+
+_PG_BATCH_COLUMNS = MESSAGE_COLUMNS[2:]  # session_id and seq come from the locked session row
+
+
+@functools.lru_cache(maxsize=4)
+def _postgresql_append(labelled: bool) -> tuple[str, tuple[str, ...]]:
+    """PostgreSQL: an append to an existing session as one statement, so one round trip and its
+    own transaction: lock the session, insert the batch after its last seq, queue it for the
+    search index and move the session's counters. NO KEY UPDATE, the lock an UPDATE of the row
+    takes anyway, serialises appends without blocking the search indexer (store.search_index).
+
+    Returns the statement for asyncpg and the order of its parameters."""
+    from sqlalchemy.dialects import postgresql
+
+    values = _APPEND_VALUES + (("label",) if labelled else ())
+    counters = session_store.bump_statement(_APPEND_DELTAS, values, row="(SELECT id FROM locked)")
+    arrays = ", ".join(f"CAST(:{c} AS {_PG_ARRAY_TYPES[c]}[])" for c in _PG_BATCH_COLUMNS)
+    names = ", ".join(_PG_BATCH_COLUMNS)
+    statement = text(
+        "WITH locked AS (SELECT id, next_seq FROM sessions WHERE tenant = :tenant AND key = :key "
+        "FOR NO KEY UPDATE), "
+        f"stored AS (INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+        f"SELECT locked.id, locked.next_seq + batch.n - 1, {', '.join('batch.' + c for c in _PG_BATCH_COLUMNS)} "
+        f"FROM locked, unnest({arrays}) WITH ORDINALITY AS batch({names}, n)), "
+        "queued AS (INSERT INTO search_backlog (session_id, first_seq, last_seq) "
+        "SELECT id, next_seq, next_seq + :count - 1 FROM locked), "
+        f"counted AS ({counters.text} RETURNING next_seq) "
+        "SELECT next_seq FROM counted"
+    )
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect())
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+async def _append_to_existing_postgresql(db: Database, tenant: str, key: str, label: str | None,
+                                         prepared: list[dict[str, Any]],
+                                         raws: list[tuple[str, str]]) -> _Stored | None:
+    """None when the session does not exist yet, or when the batch needs the general path: raw
+    copies to keep, or ids already stored (the unique index refuses the whole statement)."""
+    from asyncpg.exceptions import UniqueViolationError
+
+    batch = _first_of_each_id(prepared, set())
+    if raws or not batch:
+        return None
+    sql, order = _postgresql_append(label is not None)
+    # updated_at: the statement keeps the stored one when it is later.
+    params = _counter_values(batch, 0) | {"tenant": tenant, "key": key, "v_label": label, "count": len(batch)}
+    params |= {c: [m[c] for m in batch] for c in _PG_BATCH_COLUMNS}
+    try:
+        next_seq = await db.run_statement(sql, *(params[name] for name in order))
+    except UniqueViolationError:
+        return None
+    if next_seq is None:
+        return None
+    return _Stored(int(next_seq) - len(batch), batch)
+
+
 async def index_for_search(db: Database, conn: AsyncConnection, session_id: int, first_seq: int,
                            last_seq: int) -> None:
     """Index messages written by other means (bulk loaders) the way appends do."""
-    index = _batch_sql(db).index
-    if index is not None:
-        await conn.exec_driver_sql(index, (session_id, first_seq, last_seq))
+    await conn.exec_driver_sql(_batch_sql(db).index, (session_id, first_seq, last_seq))
 
 
 def append_deltas(fresh: list[dict[str, Any]]) -> dict[str, int]:
@@ -282,8 +343,8 @@ async def append(
     received_at = now_ms()
     prepared = prepare_messages(batch, received_at)
     raws = raw_copies(batch, prepared)
-    sql = _batch_sql(db)
-    stored = await db.write_on_driver(_append_to_existing, sql, tenant, key, label, prepared, raws)
+    to_existing = _append_to_existing_sqlite if db.is_sqlite else _append_to_existing_postgresql
+    stored = await to_existing(db, tenant, key, label, prepared, raws)
     if stored is not None:
         return stored.result(len(prepared))
     # The first append creates the session (and its tenant, agent and facet rows) in the same

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Insert
@@ -151,6 +152,13 @@ class Database:
             driver = self._writer_driver
             return await driver._execute(_sqlite_transaction, driver._conn, fn, *args)
 
+    async def run_statement(self, sql: str, *args: Any) -> Any:
+        """PostgreSQL: one statement as its own transaction, straight on asyncpg (one round trip,
+        no BEGIN and COMMIT of their own). Returns the first column of the first row, or None."""
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            return await driver.fetchval(sql, *args)
+
     def placeholders(self, count: int) -> str:
         """Driver-level parameter markers, for the few hot statements that skip SQL compilation."""
         style = self.engine.dialect.paramstyle
@@ -181,6 +189,29 @@ def _sqlite_transaction(dbapi: Any, fn: Callable[..., T], *args: Any) -> T:
     return result
 
 
+IDLE_PING_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Test a pooled connection before use only when it has sat idle, so a restarted server or a
+    dropped connection is noticed and replaced. pool_pre_ping would cost every request two round
+    trips (asyncpg pings with BEGIN and ROLLBACK); a busy connection proves itself anyway."""
+    @event.listens_for(engine.sync_engine, "checkin")
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            # The pool discards this connection and checks out another.
+            raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
+
+
 async def open_database(db: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
     url = resolve_url(db)
     checkpointer = None
@@ -191,7 +222,8 @@ async def open_database(db: str | None = None, *, migrate: bool = True, pool_siz
             checkpointer = WalCheckpointer(path)
         _configure_sqlite(engine, FALLBACK_AUTOCHECKPOINT_PAGES if checkpointer else None)
     else:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=10)
+        _ping_when_idle(engine)
     database = Database(engine, checkpointer)
     if migrate:
         from sessionscope.store.migrate import upgrade

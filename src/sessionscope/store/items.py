@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
 from sessionscope.errors import Conflict
-from sessionscope.store import rows
+from sessionscope.store import rows, search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.conversation import (
     OUTPUT_ROLES,
@@ -106,6 +106,7 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
         await conn.execute(delete(message_raw).where(
             message_raw.c.session_id == row.id, message_raw.c.msg_id == newest.msg_id))
         await conn.execute(delete(messages).where(messages.c.id == newest.id))
+        await search_index.forget(db, conn, int(row.id), int(newest.id))
         tokens = int(newest.tokens)
         output = newest.role in OUTPUT_ROLES
         calls = len(json.loads(newest.tool_calls)) if newest.tool_calls else 0
@@ -121,6 +122,6 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
                 "tool_calls": -calls,
                 "msg_output_tokens": -tokens if output else 0, "msg_input_tokens": 0 if output else -tokens,
             },
-            preview=preview, updated_at=max(now_ms(), int(row.updated_at)),
+            preview=preview, updated_at=now_ms(),
         )
     return item

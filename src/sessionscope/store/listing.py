@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sessionscope.errors import InvalidParams
 from sessionscope.store import rows
 from sessionscope.store.database import Database
-from sessionscope.store.schema import SORT_COLUMNS, facets, messages, sessions
+from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
 
 # Counting beyond this many matches would mean scanning; the total is then reported as "N+".
@@ -94,12 +94,16 @@ def _query_clause(db: Database, cols: Any, query: str) -> Any:
             "WHERE message_search MATCH :match"
         ).bindparams(match=match)
         return cols.id.in_(ids.columns(literal_column("session_id")))
-    matching = select(messages.c.session_id).where(
-        func.to_tsvector(literal_column("'simple'"), messages.c.content).op("@@")(
-            func.plainto_tsquery(literal_column("'simple'"), query)
-        )
-    )
-    return cols.id.in_(matching)
+    # The indexed messages, plus those whose ranges the indexer has not reached yet
+    # (store.search_index): a search never lags the appends.
+    matching = text(
+        "SELECT session_id FROM message_search WHERE document @@ plainto_tsquery('simple', :query) "
+        "UNION ALL SELECT m.session_id FROM search_backlog AS queued CROSS JOIN LATERAL "
+        "(SELECT session_id, content FROM messages WHERE session_id = queued.session_id "
+        "AND seq BETWEEN queued.first_seq AND queued.last_seq) AS m "
+        "WHERE to_tsvector('simple', m.content) @@ plainto_tsquery('simple', :query)"
+    ).bindparams(query=query)
+    return cols.id.in_(matching.columns(literal_column("session_id")))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
 from sessionscope.errors import NotFound
-from sessionscope.store import rows
+from sessionscope.store import rows, search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import (
     agents,
@@ -94,8 +94,12 @@ async def ensure(
 
 
 @functools.lru_cache(maxsize=64)
-def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...]) -> TextClause:
-    """UPDATE for one set of counter names, built once: appends run this on every request."""
+def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...],
+                   row: str = ":session_id") -> TextClause:
+    """UPDATE for one set of counter names, built once: appends run this on every request.
+
+    `row` selects the session: a bind by default, or an expression such as a subquery.
+    updated_at never moves back (imported messages may carry older times)."""
     def after(name: str) -> str:
         return f"({name} + :d_{name})" if name in delta_names else name
 
@@ -105,8 +109,12 @@ def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...]) -
         f"THEN {after('exec_input_tokens')} + {after('exec_output_tokens')} "
         f"ELSE {after('msg_input_tokens')} + {after('msg_output_tokens')} END"
     )
-    sets += [f"{name} = :v_{name}" for name in value_names]
-    return text(f"UPDATE sessions SET {', '.join(sets)} WHERE id = :session_id")
+    for name in value_names:
+        if name == "updated_at":
+            sets.append("updated_at = CASE WHEN updated_at > :v_updated_at THEN updated_at ELSE :v_updated_at END")
+        else:
+            sets.append(f"{name} = :v_{name}")
+    return text(f"UPDATE sessions SET {', '.join(sets)} WHERE id = {row}")
 
 
 async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], **values: Any) -> None:
@@ -148,7 +156,7 @@ async def reset_one(conn: AsyncConnection, row: Row, item_id: str | None = None,
     await bump(
         conn, row.id, {"resets": 1, "next_seq": 1},
         live_from_seq=seq + 1, active_compaction_id=None, live_tokens=0, live_messages=0,
-        updated_at=max(now_ms(), int(row.updated_at)),
+        updated_at=now_ms(),
     )
     return seq
 
@@ -168,6 +176,7 @@ async def reset(db: Database, scope: Scope, keys: Sequence[str], tenant: str | N
 
 
 async def delete_one(db: Database, conn: AsyncConnection, row: Row) -> None:
+    await search_index.forget(db, conn, int(row.id))
     for table in (messages, compactions, resets, executions):
         await conn.execute(delete(table).where(table.c.session_id == row.id))
     await conn.execute(delete(sessions).where(sessions.c.id == row.id))

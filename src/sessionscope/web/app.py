@@ -147,14 +147,14 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         app.state.services = Services(db, config)
         # Load the tokenizer now, off the event loop, rather than inside the first append.
         await asyncio.to_thread(encoder)
-        purger = housekeeping.start(db, config)
+        tasks = [task for task in (housekeeping.start(db, config), housekeeping.start_indexer(db)) if task]
         try:
             yield
         finally:
-            if purger is not None:
-                purger.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await purger
+                    await task
             if database is None:
                 await db.close()
 

@@ -1,4 +1,5 @@
-"""Background work of a running server: the hourly retention purge, audited per tenant."""
+"""Background work of a running server: the hourly retention purge, audited per tenant, and on
+PostgreSQL the message search indexer."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import asyncio
 import logging
 from typing import Any
 
-from sessionscope.store import Database, Scope, audit, retention
+from sessionscope.store import Database, Scope, audit, retention, search_index
 
 log = logging.getLogger("sessionscope.retention")
+INDEX_IDLE_S = 0.1  # how long the indexer waits when the queue runs dry
 PURGE_ACTOR = "retention"
 
 
@@ -42,3 +44,23 @@ def start(db: Database, config: Any) -> asyncio.Task[None] | None:
     if not interval:
         return None
     return asyncio.get_running_loop().create_task(purge_forever(db, float(interval)))
+
+
+async def index_forever(db: Database) -> None:
+    """Keep message search current: index queued ranges as they come, in short transactions."""
+    while True:
+        try:
+            indexed = await search_index.index_queued(db)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("message search indexing failed; retrying")
+            indexed = 0
+        if indexed < search_index.RANGES_PER_PASS:
+            await asyncio.sleep(INDEX_IDLE_S)
+
+
+def start_indexer(db: Database) -> asyncio.Task[None] | None:
+    if db.is_sqlite:
+        return None
+    return asyncio.get_running_loop().create_task(index_forever(db))

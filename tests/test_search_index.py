@@ -1,0 +1,161 @@
+"""PostgreSQL message search: appends queue their ranges, the indexer turns them into
+message_search rows, and a search is right before, during and after indexing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from sessionscope.store import Scope, conversation, items, listing, open_database, search_index
+from sessionscope.store import sessions as session_store
+from sessionscope.web.services import ServerConfig
+from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.postgres_only
+SCOPE = Scope.everything()
+
+
+@pytest.fixture(scope="module")
+def pg_url(database_url_factory: Any) -> str:
+    return database_url_factory("postgresql", "search_index")
+
+
+def run(url: str, scenario: Any) -> Any:
+    async def main() -> Any:
+        db = await open_database(url)
+        try:
+            await search_index.drain(db)  # start from an empty queue: tests share the store
+            return await scenario(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+async def append(db: Any, key: str, *contents: str, tenant: str = "search") -> None:
+    await conversation.append(db, SCOPE, key=key, agent="a", channel="web", tenant=tenant,
+                              batch=[{"role": "user", "content": c} for c in contents])
+
+
+async def found(db: Any, query: str, tenant: str = "search") -> list[str]:
+    page = await listing.list_sessions(db, SCOPE, tenant=tenant, query=query, limit=100)
+    return sorted(s["key"] for s in page["sessions"])
+
+
+async def indexed_rows(db: Any, key: str, tenant: str = "search") -> int:
+    async with db.read() as conn:
+        return int((await conn.execute(text(
+            "SELECT count(*) FROM message_search WHERE session_id = "
+            "(SELECT id FROM sessions WHERE tenant = :t AND key = :k)"), {"t": tenant, "k": key})).scalar_one())
+
+
+def test_search_is_right_while_queued_and_after_indexing(pg_url: str) -> None:
+    async def scenario(db: Any) -> None:
+        await append(db, "q/1", "the pelican landed", "nothing here")
+        await append(db, "q/1", "second batch mentions albatross")
+        await append(db, "q/2", "albatross again")
+        assert await search_index.queued(db) == 3
+        assert await found(db, "albatross") == ["q/1", "q/2"]  # served from the queue
+        assert await indexed_rows(db, "q/1") == 0
+        assert await search_index.index_queued(db) == 3
+        assert await search_index.queued(db) == 0
+        assert await indexed_rows(db, "q/1") == 3
+        assert await found(db, "albatross") == ["q/1", "q/2"]  # served from message_search
+        assert await found(db, "pelican landed") == ["q/1"]
+        assert await found(db, "pelican albatross") == []  # both words in one message, as before
+        await search_index.index_queued(db)
+        assert await indexed_rows(db, "q/1") == 3  # indexing twice adds nothing
+
+    run(pg_url, scenario)
+
+
+def test_pop_and_delete_take_their_search_rows(pg_url: str) -> None:
+    async def scenario(db: Any) -> None:
+        await append(db, "p/1", "keep this", "retract kestrel")
+        await append(db, "p/2", "kestrel too")
+        await search_index.drain(db)
+        assert await found(db, "kestrel") == ["p/1", "p/2"]
+        await items.pop(db, SCOPE, "p/1", tenant="search")
+        assert await found(db, "kestrel") == ["p/2"]
+        assert await indexed_rows(db, "p/1") == 1
+        await session_store.delete_sessions(db, SCOPE, ["p/2"], tenant="search")
+        assert await found(db, "kestrel") == []
+        async with db.read() as conn:
+            left = (await conn.execute(text("SELECT count(*) FROM message_search m WHERE NOT EXISTS "
+                                            "(SELECT 1 FROM sessions s WHERE s.id = m.session_id)"))).scalar_one()
+        assert left == 0
+
+    run(pg_url, scenario)
+
+
+def test_a_session_held_by_a_pop_or_delete_is_indexed_later(pg_url: str) -> None:
+    async def scenario(db: Any) -> None:
+        await append(db, "h/1", "heron in the reeds")
+        await append(db, "h/2", "heron elsewhere")
+        async with db.engine.connect() as holder:
+            await holder.begin()
+            await holder.execute(text("SELECT id FROM sessions WHERE tenant = 'search' AND key = 'h/1' FOR UPDATE"))
+            assert await search_index.index_queued(db) == 1  # h/2 indexed, h/1 back in the queue
+            assert await search_index.queued(db) == 1
+            await holder.rollback()
+        assert await indexed_rows(db, "h/1") == 0 and await indexed_rows(db, "h/2") == 1
+        assert await found(db, "heron") == ["h/1", "h/2"]
+        assert await search_index.drain(db) == 1
+        assert await indexed_rows(db, "h/1") == 1
+
+    run(pg_url, scenario)
+
+
+def test_ranges_of_deleted_sessions_are_dropped(pg_url: str) -> None:
+    async def scenario(db: Any) -> None:
+        await append(db, "d/1", "gone before indexing")
+        await session_store.delete_sessions(db, SCOPE, ["d/1"], tenant="search")
+        assert await search_index.queued(db) == 1
+        assert await search_index.drain(db) == 1
+        assert await search_index.queued(db) == 0
+
+    run(pg_url, scenario)
+
+
+def test_a_running_server_indexes_in_the_background(pg_url: str) -> None:
+    with RunningServer(ServerConfig(database=pg_url, auth=False)):
+        async def scenario(db: Any) -> int:
+            await append(db, "bg/1", "osprey over the lake", tenant="background")
+            deadline = time.monotonic() + 20
+            while await search_index.queued(db) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return await indexed_rows(db, "bg/1", tenant="background")
+
+        assert run(pg_url, scenario) == 1
+
+
+def test_a_local_cli_import_leaves_nothing_queued(pg_url: str, tmp_path: Any) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    records = [{"type": "session", "key": "cli/1", "agent": "a", "channel": "web", "tenant": "cli"},
+               {"type": "message", "id": "m1", "role": "user", "content": "wagtail by the river"}]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = subprocess.run([sys.executable, "-m", "sessionscope.cli", "import", str(path), "--db", pg_url],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+
+    async def scenario(db: Any) -> tuple[int, int, list[str]]:
+        return await search_index.queued(db), await indexed_rows(db, "cli/1", tenant="cli"), \
+            await found(db, "wagtail", tenant="cli")
+
+    async def main() -> tuple[int, int, list[str]]:
+        db = await open_database(pg_url)
+        try:
+            return await scenario(db)
+        finally:
+            await db.close()
+
+    assert asyncio.run(main()) == (0, 1, ["cli/1"])
