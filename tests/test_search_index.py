@@ -1,5 +1,6 @@
-"""PostgreSQL message search: appends queue their ranges, the indexer turns them into
-message_search rows, and a search is right before, during and after indexing."""
+"""Message search indexed off the append path: appends queue their ranges, the indexer turns
+them into search rows, a search is right before, during and after indexing, and deleting
+messages keeps the index exact (on SQLite, FTS5's own integrity check says so)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,17 @@ from sessionscope.store import sessions as session_store
 from sessionscope.web.services import ServerConfig
 from tests.conftest import RunningServer
 
-pytestmark = pytest.mark.postgres_only
 SCOPE = Scope.everything()
 
 
 @pytest.fixture(scope="module")
 def pg_url(database_url_factory: Any) -> str:
     return database_url_factory("postgresql", "search_index")
+
+
+@pytest.fixture
+def url(dialect: str, database_url_factory: Any) -> str:
+    return database_url_factory(dialect, "search_index")
 
 
 def run(url: str, scenario: Any) -> Any:
@@ -47,12 +52,14 @@ async def found(db: Any, query: str, tenant: str = "search") -> list[str]:
 
 
 async def indexed_rows(db: Any, key: str, tenant: str = "search") -> int:
+    """PostgreSQL: the session's message_search rows."""
     async with db.read() as conn:
         return int((await conn.execute(text(
             "SELECT count(*) FROM message_search WHERE session_id = "
             "(SELECT id FROM sessions WHERE tenant = :t AND key = :k)"), {"t": tenant, "k": key})).scalar_one())
 
 
+@pytest.mark.postgres_only
 def test_search_is_right_while_queued_and_after_indexing(pg_url: str) -> None:
     async def scenario(db: Any) -> None:
         await append(db, "q/1", "the pelican landed", "nothing here")
@@ -73,6 +80,7 @@ def test_search_is_right_while_queued_and_after_indexing(pg_url: str) -> None:
     run(pg_url, scenario)
 
 
+@pytest.mark.postgres_only
 def test_pop_and_delete_take_their_search_rows(pg_url: str) -> None:
     async def scenario(db: Any) -> None:
         await append(db, "p/1", "keep this", "retract kestrel")
@@ -92,6 +100,7 @@ def test_pop_and_delete_take_their_search_rows(pg_url: str) -> None:
     run(pg_url, scenario)
 
 
+@pytest.mark.postgres_only
 def test_a_session_held_by_a_pop_or_delete_is_indexed_later(pg_url: str) -> None:
     async def scenario(db: Any) -> None:
         await append(db, "h/1", "heron in the reeds")
@@ -110,6 +119,7 @@ def test_a_session_held_by_a_pop_or_delete_is_indexed_later(pg_url: str) -> None
     run(pg_url, scenario)
 
 
+@pytest.mark.postgres_only
 def test_ranges_of_deleted_sessions_are_dropped(pg_url: str) -> None:
     async def scenario(db: Any) -> None:
         await append(db, "d/1", "gone before indexing")
@@ -121,6 +131,7 @@ def test_ranges_of_deleted_sessions_are_dropped(pg_url: str) -> None:
     run(pg_url, scenario)
 
 
+@pytest.mark.postgres_only
 def test_a_running_server_indexes_in_the_background(pg_url: str) -> None:
     with RunningServer(ServerConfig(database=pg_url, auth=False)):
         async def scenario(db: Any) -> int:
@@ -133,6 +144,7 @@ def test_a_running_server_indexes_in_the_background(pg_url: str) -> None:
         assert run(pg_url, scenario) == 1
 
 
+@pytest.mark.postgres_only
 def test_a_local_cli_import_leaves_nothing_queued(pg_url: str, tmp_path: Any) -> None:
     import json
     import os
@@ -159,3 +171,63 @@ def test_a_local_cli_import_leaves_nothing_queued(pg_url: str, tmp_path: Any) ->
             await db.close()
 
     assert asyncio.run(main()) == (0, 1, ["cli/1"])
+
+
+def test_deleting_queued_messages_keeps_the_index_exact(url: str) -> None:
+    async def scenario(db: Any) -> None:
+        from sessionscope.store.check import check, format_report
+
+        await append(db, "x/1", "first puffin", "second puffin")
+        await append(db, "x/2", "puffin colony")
+        await append(db, "x/3", "a lone puffin")
+        assert await search_index.queued(db) == 3  # nothing indexed yet
+        popped = await items.pop(db, SCOPE, "x/1", tenant="search")
+        assert popped is not None and popped["content"] == "second puffin"
+        await session_store.delete_sessions(db, SCOPE, ["x/2"], tenant="search")
+        await append(db, "x/1", "third puffin")  # reuses the popped seq
+        report = await check(db)  # on SQLite: FTS5 integrity-check against the messages
+        assert report.ok, format_report(report)
+        assert await found(db, "puffin") == ["x/1", "x/3"]
+        assert await found(db, "second puffin") == []
+        assert await found(db, "third") == ["x/1"]
+        await search_index.drain(db)
+        assert await search_index.queued(db) == 0
+        assert (await check(db)).ok
+
+    run(url, scenario)
+
+
+def test_appends_through_a_server_are_indexed_without_a_search(dialect: str, url: str) -> None:
+    with RunningServer(ServerConfig(database=url, auth=False)):
+        async def scenario(db: Any) -> int:
+            await append(db, "srv/1", "osprey over the lake", tenant=f"server-{dialect}")
+            deadline = time.monotonic() + 20
+            while await search_index.queued(db) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            return await search_index.queued(db)
+
+        assert run(url, scenario) == 0
+
+
+def test_check_finds_a_search_index_out_of_step(dialect: str, url: str) -> None:
+    ghost = {"sqlite": ("INSERT INTO message_search(rowid, content) VALUES (987654321, 'ghost')",
+                        "INSERT INTO message_search(message_search, rowid, content) "
+                        "VALUES ('delete', 987654321, 'ghost')"),
+             "postgresql": ("INSERT INTO message_search (message_id, session_id, document) "
+                            "VALUES (987654321, 1, to_tsvector('simple', 'ghost'))",
+                            "DELETE FROM message_search WHERE message_id = 987654321")}[dialect]
+
+    async def scenario(db: Any) -> tuple[bool, str, bool]:
+        from sessionscope.store.check import check, format_report
+
+        await append(db, "c/1", "a real message")
+        async with db.write() as conn:
+            await conn.exec_driver_sql(ghost[0])
+        broken = await check(db)
+        async with db.write() as conn:
+            await conn.exec_driver_sql(ghost[1])
+        return broken.ok, format_report(broken), (await check(db)).ok
+
+    broken_ok, text_, mended_ok = run(url, scenario)
+    assert not broken_ok and "message search" in text_
+    assert mended_ok

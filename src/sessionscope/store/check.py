@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case, func, select, text, true, union_all
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope.store import search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
 
@@ -188,9 +190,35 @@ async def _check_sqlite_file(conn: AsyncConnection, report: Report) -> None:
         report.add(None, None, "SQLite quick_check: " + "; ".join(str(r) for r in result[:10]))
 
 
+async def _check_message_search(db: Database, report: Report) -> None:
+    """The search index holds every message once and nothing else (after draining its queue)."""
+    await search_index.drain(db)
+    if db.is_sqlite:
+        async with db.write() as conn:
+            try:
+                await conn.exec_driver_sql(
+                    "INSERT INTO message_search(message_search, rank) VALUES ('integrity-check', 1)")
+            except DBAPIError as error:
+                report.add(None, None, f"message search index does not match the messages: {error.orig}")
+        return
+    async with db.read() as conn:
+        missing = (await conn.exec_driver_sql(
+            "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search s "
+            "WHERE s.message_id = m.id) AND NOT EXISTS (SELECT 1 FROM search_backlog q WHERE "
+            "q.session_id = m.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq)")).scalar_one()
+        stale = (await conn.exec_driver_sql(
+            "SELECT count(*) FROM message_search s WHERE NOT EXISTS "
+            "(SELECT 1 FROM messages m WHERE m.id = s.message_id)")).scalar_one()
+    if missing:
+        report.add(None, None, f"{missing} message(s) are neither indexed for search nor queued")
+    if stale:
+        report.add(None, None, f"{stale} message search row(s) belong to no message")
+
+
 async def check(db: Database, tenant: str | None = None) -> Report:
     """Check the whole store, or one tenant's sessions; `report.ok` is True when nothing is wrong."""
     report = Report()
+    await _check_message_search(db, report)
     async with db.read() as conn:
         if db.is_sqlite:
             await _check_sqlite_file(conn, report)

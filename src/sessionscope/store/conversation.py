@@ -91,7 +91,7 @@ class _BatchSQL:
     # PostgreSQL: the insert skips stored ids itself; this takes a batch's rows back when it did.
     insert_new: str | None
     take_back: str | None
-    index: str  # makes rows (session_id, seq first..last) searchable: SQLite indexes, PostgreSQL queues
+    index: str  # queues rows (session_id, seq first..last) for the search index
     counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
     counter_params: tuple[str, ...]
     raw: str
@@ -113,17 +113,14 @@ def _batch_sql(db: Database) -> _BatchSQL:
     raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
            f"ON CONFLICT DO NOTHING")
     common = {"find": find, "set_label": set_label, "counters": str(counters),
-              "counter_params": tuple(counters.positiontup or ()), "raw": raw}
+              "counter_params": tuple(counters.positiontup or ()), "raw": raw,
+              "index": search_index.queue_statement(db)}
     if db.is_sqlite:
         ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
         return _BatchSQL(
             insert_rows=_insert_sqlite, insert=insert_sql(db),
             existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})",
             insert_new=None, take_back=None,
-            # The FTS5 table is fed per batch with one set-based statement (a row trigger costs
-            # several times more).
-            index=(f"INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
-                   f"WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}"),
             **common,
         )
     # No lookup query on PostgreSQL: the planner, going by statistics taken while a session was
@@ -133,7 +130,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
         insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None,
         insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, msg_id) DO NOTHING RETURNING msg_id",
         take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
-        index=search_index.QUEUE, **common,
+        **common,
     )
 
 
@@ -304,7 +301,7 @@ async def _append_to_existing_postgresql(db: Database, tenant: str, key: str, la
 
 async def index_for_search(db: Database, conn: AsyncConnection, session_id: int, first_seq: int,
                            last_seq: int) -> None:
-    """Index messages written by other means (bulk loaders) the way appends do."""
+    """Queue messages written by other means (bulk loaders) for search, as appends do."""
     await conn.exec_driver_sql(_batch_sql(db).index, (session_id, first_seq, last_seq))
 
 
@@ -346,12 +343,16 @@ async def append(
     to_existing = _append_to_existing_sqlite if db.is_sqlite else _append_to_existing_postgresql
     stored = await to_existing(db, tenant, key, label, prepared, raws)
     if stored is not None:
-        return stored.result(len(prepared))
-    # The first append creates the session (and its tenant, agent and facet rows) in the same
-    # transaction as its messages.
-    async with db.write() as conn:
-        row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
-        return await insert_messages(db, conn, row, prepared, raws)
+        result = stored.result(len(prepared))
+    else:
+        # The first append creates the session (and its tenant, agent and facet rows) in the same
+        # transaction as its messages.
+        async with db.write() as conn:
+            row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
+            result = await insert_messages(db, conn, row, prepared, raws)
+    if result["appended"]:
+        search_index.wakeup(db).set()
+    return result
 
 
 # ---- reading -------------------------------------------------------------------------------------

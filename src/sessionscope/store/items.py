@@ -105,8 +105,8 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
         item = _item(newest, int(row.live_from_seq), raw)
         await conn.execute(delete(message_raw).where(
             message_raw.c.session_id == row.id, message_raw.c.msg_id == newest.msg_id))
+        await search_index.before_deleting_messages(db, conn, int(row.id), int(newest.id))
         await conn.execute(delete(messages).where(messages.c.id == newest.id))
-        await search_index.forget(db, conn, int(row.id), int(newest.id))
         tokens = int(newest.tokens)
         output = newest.role in OUTPUT_ROLES
         calls = len(json.loads(newest.tool_calls)) if newest.tool_calls else 0

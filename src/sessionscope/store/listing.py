@@ -22,7 +22,7 @@ from sqlalchemy import and_, case, column, func, literal_column, or_, select, ta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
-from sessionscope.store import rows
+from sessionscope.store import rows, search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
@@ -95,7 +95,7 @@ def _query_clause(db: Database, cols: Any, query: str) -> Any:
         ).bindparams(match=match)
         return cols.id.in_(ids.columns(literal_column("session_id")))
     # The indexed messages, plus those whose ranges the indexer has not reached yet
-    # (store.search_index): a search never lags the appends.
+    # (store.search_index): a search never lags the appends. (SQLite drains the queue first.)
     matching = text(
         "SELECT session_id FROM message_search WHERE document @@ plainto_tsquery('simple', :query) "
         "UNION ALL SELECT m.session_id FROM search_backlog AS queued CROSS JOIN LATERAL "
@@ -157,6 +157,9 @@ async def list_sessions(
         raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
                        order == "desc", _decode_cursor(cursor) if cursor else None)
+    if filters.query and db.is_sqlite:
+        # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
+        await search_index.drain(db)
     async with db.read() as conn:
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)

@@ -1,19 +1,34 @@
-"""PostgreSQL message search, indexed off the append path.
+"""Message search, indexed off the append path.
 
-An append queues its seq range in `search_backlog`, in its own transaction. `index_queued` turns
-queued ranges into `message_search` rows (a tsvector per message, GIN-indexed); a running server
-does this in the background, and CLI writers drain the queue before they exit. A search also
-scans the ranges still queued (store.listing), so a message is findable as soon as its append
-commits. SQLite indexes in the append's transaction instead (FTS5, store.conversation).
+An append only queues its seq range in `search_backlog`, in its own transaction. `index_queued`
+turns queued ranges into search rows: FTS5 rows on SQLite, one GIN-indexed tsvector per message
+in `message_search` on PostgreSQL. A running server indexes in the background (store work that
+overlaps the next request's parsing instead of lengthening every append), and CLI writers drain
+the queue before they exit. A search never misses a committed message: on SQLite it drains the
+queue first, on PostgreSQL it also scans the ranges still queued (store.listing).
 """
 
 from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.store.database import Database
 
 RANGES_PER_PASS = 200
+
+# ---- SQLite: one writer at a time, so a pass simply takes the oldest ranges ---------------------
+
+_SQLITE_OLDEST = "SELECT id, session_id, first_seq, last_seq FROM search_backlog ORDER BY id LIMIT ?"
+_SQLITE_OF_SESSION = "SELECT id, session_id, first_seq, last_seq FROM search_backlog WHERE session_id = ?"
+_SQLITE_INDEX = ("INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
+                 "WHERE session_id = ? AND seq BETWEEN ? AND ?")
+_SQLITE_DONE = "DELETE FROM search_backlog WHERE id = ?"
+
+# ---- PostgreSQL: several server processes share the queue -----------------------------------------
 
 # The oldest queued ranges no other indexer holds; deleted now, kept if the pass rolls back.
 _CLAIM = ("DELETE FROM search_backlog WHERE id IN (SELECT id FROM search_backlog ORDER BY id LIMIT $1 "
@@ -32,21 +47,48 @@ _INDEX = (
     "AND seq BETWEEN queued.first_seq AND queued.last_seq) AS m "
     "ON CONFLICT (message_id) DO NOTHING"
 )
-QUEUE = "INSERT INTO search_backlog (session_id, first_seq, last_seq) VALUES ($1, $2, $3)"
 _REQUEUE = ("INSERT INTO search_backlog (session_id, first_seq, last_seq) "
             "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[])")
+
+
+def queue_statement(db: Database) -> str:
+    """The INSERT an append runs, with (session_id, first_seq, last_seq), to queue its messages."""
+    return f"INSERT INTO search_backlog (session_id, first_seq, last_seq) VALUES ({db.placeholders(3)})"
+
+
+_wakeups: weakref.WeakKeyDictionary[Database, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+def wakeup(db: Database) -> asyncio.Event:
+    """Set by appends on SQLite, so the indexer starts on their range while the next request is
+    still being parsed."""
+    event = _wakeups.get(db)
+    if event is None:
+        event = _wakeups[db] = asyncio.Event()
+    return event
+
+
+def _index_sqlite_ranges(dbapi: Any, ranges: list[tuple[int, int, int, int]]) -> int:
+    cursor = dbapi.cursor()
+    try:
+        for range_id, session_id, first_seq, last_seq in ranges:
+            cursor.execute(_SQLITE_INDEX, (session_id, first_seq, last_seq))
+            cursor.execute(_SQLITE_DONE, (range_id,))
+    finally:
+        cursor.close()
+    return len(ranges)
+
+
+def _index_oldest_sqlite(dbapi: Any, limit: int) -> int:
+    ranges = dbapi.execute(_SQLITE_OLDEST, (limit,)).fetchall()
+    return _index_sqlite_ranges(dbapi, ranges)
 
 
 def _columns(ranges: list[tuple[int, int, int]]) -> tuple[list[int], list[int], list[int]]:
     return [r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges]
 
 
-async def index_queued(db: Database, limit: int = RANGES_PER_PASS) -> int:
-    """Index up to `limit` queued ranges in one transaction; returns how many left the queue for
-    good (0 when it is empty). Ranges of sessions deleted since are dropped; those of a session
-    a pop or delete holds right now go back to the queue."""
-    if db.is_sqlite:
-        return 0
+async def _index_oldest_postgresql(db: Database, limit: int) -> int:
     async with db.write() as conn:
         claimed = [tuple(r) for r in (await conn.exec_driver_sql(_CLAIM, (limit,))).all()]
         if not claimed:
@@ -66,8 +108,17 @@ async def index_queued(db: Database, limit: int = RANGES_PER_PASS) -> int:
     return len(claimed) - len(later)
 
 
+async def index_queued(db: Database, limit: int = RANGES_PER_PASS) -> int:
+    """Index up to `limit` queued ranges in one transaction; returns how many left the queue for
+    good (0 when it is empty). On PostgreSQL, ranges of sessions deleted since are dropped, and
+    those of a session a pop or delete holds right now go back to the queue."""
+    if db.is_sqlite:
+        return await db.write_on_driver(_index_oldest_sqlite, limit)
+    return await _index_oldest_postgresql(db, limit)
+
+
 async def drain(db: Database) -> int:
-    """Index everything queued; returns the number of ranges. For writers without a server."""
+    """Index everything queued; returns the number of ranges."""
     total = 0
     while count := await index_queued(db):
         total += count
@@ -75,20 +126,25 @@ async def drain(db: Database) -> int:
 
 
 async def queued(db: Database) -> int:
-    """Ranges waiting to be indexed (0 on SQLite)."""
-    if db.is_sqlite:
-        return 0
+    """Ranges waiting to be indexed."""
     async with db.read() as conn:
         return int((await conn.exec_driver_sql("SELECT count(*) FROM search_backlog")).scalar_one())
 
 
-async def forget(db: Database, conn: AsyncConnection, session_id: int, message_id: int | None = None) -> None:
-    """Drop the search rows of a session, or of one of its messages, in the deleting transaction
-    (which holds the session FOR UPDATE, so no indexer pass can add them back). SQLite's FTS5
-    rows go with the messages, by trigger."""
+async def before_deleting_messages(db: Database, conn: AsyncConnection, session_id: int,
+                                   message_id: int | None = None) -> None:
+    """Keep the index exact when a session, or one of its messages, is deleted in `conn`'s
+    transaction (which holds the session, so no indexer pass can interleave).
+
+    SQLite: FTS5 removes a message's entries (by trigger) with the text it indexed, and must not
+    be asked to remove what it never indexed; so the session's queued ranges are indexed first.
+    PostgreSQL: the search rows are deleted; queued ranges find nothing left to index."""
     if db.is_sqlite:
-        return
-    if message_id is None:
+        def index_session(dbapi: Any) -> int:
+            return _index_sqlite_ranges(dbapi, dbapi.execute(_SQLITE_OF_SESSION, (session_id,)).fetchall())
+
+        await db.run_on_driver(conn, index_session)
+    elif message_id is None:
         await conn.exec_driver_sql("DELETE FROM message_search WHERE session_id = $1", (session_id,))
     else:
         await conn.exec_driver_sql("DELETE FROM message_search WHERE message_id = $1", (message_id,))

@@ -176,7 +176,7 @@ async def reset(db: Database, scope: Scope, keys: Sequence[str], tenant: str | N
 
 
 async def delete_one(db: Database, conn: AsyncConnection, row: Row) -> None:
-    await search_index.forget(db, conn, int(row.id))
+    await search_index.before_deleting_messages(db, conn, int(row.id))
     for table in (messages, compactions, resets, executions):
         await conn.execute(delete(table).where(table.c.session_id == row.id))
     await conn.execute(delete(sessions).where(sessions.c.id == row.id))

@@ -1,9 +1,10 @@
-"""Background work of a running server: the hourly retention purge, audited per tenant, and on
-PostgreSQL the message search indexer."""
+"""Background work of a running server: the hourly retention purge, audited per tenant, and the
+message search indexer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -47,8 +48,12 @@ def start(db: Database, config: Any) -> asyncio.Task[None] | None:
 
 
 async def index_forever(db: Database) -> None:
-    """Keep message search current: index queued ranges as they come, in short transactions."""
+    """Keep message search current, in short transactions. On SQLite each append wakes the
+    indexer, so its range is indexed while the next request is parsed; on PostgreSQL the queue
+    is polled (other processes append too) and taken in passes of up to RANGES_PER_PASS ranges."""
+    wakeup = search_index.wakeup(db)
     while True:
+        wakeup.clear()  # before the pass: an append during it wakes the next one
         try:
             indexed = await search_index.index_queued(db)
         except asyncio.CancelledError:
@@ -56,11 +61,14 @@ async def index_forever(db: Database) -> None:
         except Exception:
             log.exception("message search indexing failed; retrying")
             indexed = 0
-        if indexed < search_index.RANGES_PER_PASS:
+        if indexed >= search_index.RANGES_PER_PASS:
+            continue
+        if db.is_sqlite:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), INDEX_IDLE_S * 10)
+        else:
             await asyncio.sleep(INDEX_IDLE_S)
 
 
-def start_indexer(db: Database) -> asyncio.Task[None] | None:
-    if db.is_sqlite:
-        return None
+def start_indexer(db: Database) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(index_forever(db))

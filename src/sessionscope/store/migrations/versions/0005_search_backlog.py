@@ -1,17 +1,18 @@
-"""PostgreSQL: message search indexed off the append path; no foreign key on messages
+"""Message search indexed off the append path; no foreign key on messages (PostgreSQL)
 
 Revision ID: 0005_search_backlog
 Revises: 0004_message_search_by_batch
 
-An append used to compute to_tsvector for each message inside its transaction (about a third
-of a batch's time in the database) and to check the session foreign key row by row (another
-sixth). Now an append only queues its seq range in search_backlog; store.search_index turns
-queued ranges into message_search rows in the background, and a search also scans what is
-still queued, so results never lag. Every write path locks the session row before it touches
-its messages, and deletes remove messages explicitly, so the foreign key guarded nothing the
-code does not already; `sessionscope check` reports messages without a session.
+Indexing text was the largest part of an append: FTS5 rows on SQLite, to_tsvector on PostgreSQL
+(about a third of a batch's time in either database). Now an append only queues its seq range in
+search_backlog, and store.search_index turns queued ranges into search rows in the background;
+a search never misses a committed message (see that module).
 
-SQLite is unchanged: its FTS5 index is fed per batch in the append's transaction (0004).
+PostgreSQL: message_search replaces the expression index (one tsvector per message, built here
+from every stored message), and messages lose their foreign key to sessions: checked row by row
+it cost a sixth of an append. Every writer locks the session row before it touches that
+session's messages, deletes remove messages explicitly, and `sessionscope check` reports
+messages without a session.
 """
 
 from alembic import op
@@ -24,6 +25,8 @@ depends_on = None
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
+        op.execute("CREATE TABLE search_backlog (id INTEGER PRIMARY KEY, session_id BIGINT NOT NULL, "
+                   "first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL)")
         return
     op.execute("ALTER TABLE messages DROP CONSTRAINT IF EXISTS messages_session_id_fkey")
     op.execute("CREATE TABLE message_search (message_id bigint PRIMARY KEY, session_id bigint NOT NULL, "
@@ -39,6 +42,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
+        op.execute("INSERT INTO message_search(rowid, content) SELECT m.id, m.content FROM search_backlog q "
+                   "JOIN messages m ON m.session_id = q.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq")
+        op.execute("DROP TABLE search_backlog")
         return
     op.execute("DROP TABLE search_backlog")
     op.execute("DROP TABLE message_search")
