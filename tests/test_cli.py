@@ -40,6 +40,9 @@ def test_ls_filters_and_json(demo_db: str) -> None:
     assert tokens == sorted(tokens)
     table = run("ls", "--db", demo_db, "--limit", "3")
     assert table.returncode == 0 and "of 30 sessions" in table.stdout
+    searched = run("ls", "--db", demo_db, "--json", "--query", "retry limit")
+    assert searched.returncode == 0 and json.loads(searched.stdout)["sessions"]
+    assert searched.stderr == ""  # the store's connections were closed, nothing left to warn about
 
 
 def test_show_export_delete_import(demo_db: str, tmp_path: Path) -> None:

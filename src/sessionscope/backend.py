@@ -6,6 +6,7 @@ Both speak the same RPC method names, so each command is written once.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -62,6 +63,8 @@ class LocalBackend:
         return stats
 
     def close(self) -> None:
+        if self.loop.is_closed():
+            return
         self.run(self.db.close())
         self.loop.close()
 
@@ -95,4 +98,7 @@ def connect(db: str | None, url: str | None, token: str | None, config: str | No
     url = url or os.environ.get(URL_ENV)
     if url:
         return RemoteBackend(url, token)
-    return LocalBackend(db, config)
+    local = LocalBackend(db, config)
+    # Commands end without closing their backend; the store's connections close at exit.
+    atexit.register(local.close)
+    return local

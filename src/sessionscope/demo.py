@@ -125,7 +125,7 @@ def demo_records(sessions: int, messages: int, seed: int = 7, start_ms: int = 1_
 async def build_demo(db: Any, sessions: int, messages: int, seed: int = 7, progress: Any = None) -> dict[str, int]:
     """Import the demo sessions, then compact and reset some of them through the real store paths."""
     from sessionscope.compaction import CompactionSettings
-    from sessionscope.store import Scope
+    from sessionscope.store import Scope, search_index
     from sessionscope.store.compactions import compact
     from sessionscope.store.listing import list_sessions
     from sessionscope.store.sessions import reset
@@ -143,4 +143,5 @@ async def build_demo(db: Any, sessions: int, messages: int, seed: int = 7, progr
         elif i % 7 == 1:
             await reset(db, scope, [row["key"]], row["tenant"])
             resets += 1
+    await search_index.drain(db)  # the store is whole for search even when no server follows
     return {"sessions": stats.sessions, "messages": stats.messages, "compactions": compacted, "resets": resets}
