@@ -146,7 +146,7 @@ def scale_up(db: Path, target: int) -> None:
             "FROM sessions s JOIN clean c ON c.id = s.id WHERE c.rn <= :take",
             params,
         )
-        # Copied messages are not added to the full-text index (store.conversation does that for
+        # Copied messages are not queued for the full-text index (store.appends does that for
         # real appends): this benchmark never searches message content.
         con.execute(
             f"INSERT INTO messages (session_id, {m_cols}) SELECT m.session_id + :off, {m_sel} "

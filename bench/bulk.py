@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
 from sessionscope.store import Database
-from sessionscope.store.conversation import index_for_search
+from sessionscope.store.appends import index_for_search
 from sessionscope.store.schema import facets, messages, sessions, tenants
 
 CHUNK = 5_000

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bulk import load_messages, load_sessions, message_rows
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
 from sessionscope.store import Database, open_database, search_index
-from sessionscope.store.conversation import MESSAGE_COLUMNS, index_for_search, insert_sql
+from sessionscope.store.appends import MESSAGE_COLUMNS, index_for_search, insert_sql
 
 OUT = Path(__file__).resolve().parent / "out"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -102,7 +102,7 @@ async def prepare(url: str, sessions: int, big: int, export_sessions: int) -> No
         print(f"  loaded {sessions:,} sessions in {time.perf_counter() - t:.1f} s", flush=True)
         t = time.perf_counter()
         from sessionscope.store import Scope
-        from sessionscope.store.conversation import append
+        from sessionscope.store.appends import append
 
         for i in range(export_sessions):
             await append(db, Scope.everything(), key=f"big/{i}", agent="main", channel="web", tenant="default",
@@ -354,7 +354,7 @@ async def _raw_ingest(url: str, count: int) -> float:
     db = await open_database(url, migrate=False)
     try:
         from sessionscope.store import Scope
-        from sessionscope.store.conversation import append
+        from sessionscope.store.appends import append
 
         await append(db, Scope.everything(), key=f"raw-ingest-{RUN}", agent="main", channel="web", tenant="default",
                      batch=[{"id": "seed", "role": "user", "content": "x", "tokens": 1}])

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from sessionscope.compaction import load_compaction_settings
-from sessionscope.store import Scope, compactions, conversation, executions, open_database
+from sessionscope.store import Scope, appends, compactions, executions, open_database
 from sessionscope.store import sessions as session_store
 from sessionscope.store.transfer import import_records
 from sessionscope.tokens import encoder
@@ -46,7 +46,7 @@ async def work(database_url: str, seed: int, ack_path: str) -> None:
             ids = [f"{seed}-{step}-{i}" for i in range(rng.randint(1, 40))]
             batch = [{"id": i, "role": rng.choice(["user", "assistant"]), "content": f"message {i} " * rng.randint(1, 60)}
                      for i in ids]
-            await conversation.append(db, scope, key=key, agent="crash", channel="web", batch=batch, tenant=TENANT)
+            await appends.append(db, scope, key=key, agent="crash", channel="web", batch=batch, tenant=TENANT)
             ack(fd, key, ids)
         elif action < 0.7:
             try:

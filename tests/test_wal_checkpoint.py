@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from sessionscope.store import Scope, open_database
+from sessionscope.store.appends import append
 from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES
-from sessionscope.store.conversation import append
 
 
 def test_background_thread_checkpoints_the_wal(tmp_path: Path) -> None:

@@ -19,12 +19,8 @@ from sessionscope.clock import now_ms
 from sessionscope.errors import Conflict
 from sessionscope.store import rows, search_index
 from sessionscope.store import sessions as session_store
-from sessionscope.store.conversation import (
-    OUTPUT_ROLES,
-    PREVIEW_CHARS,
-    SUMMARY_PREFIX,
-    _without_orphans,
-)
+from sessionscope.store.appends import OUTPUT_ROLES, PREVIEW_CHARS
+from sessionscope.store.conversation import SUMMARY_PREFIX, _without_orphans
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, message_raw, messages
 from sessionscope.store.scope import Scope

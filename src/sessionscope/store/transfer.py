@@ -15,7 +15,7 @@ from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
 from sessionscope.errors import InvalidParams
 from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
-from sessionscope.store.conversation import insert_messages, prepare_messages, raw_copies
+from sessionscope.store.appends import insert_messages, prepare_messages, raw_copies
 from sessionscope.store.database import Database
 from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions

@@ -19,7 +19,7 @@ from sessionscope.rpc.models import (
     Usage,
 )
 from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
-from sessionscope.store import compactions, conversation, executions
+from sessionscope.store import appends, compactions, conversation, executions
 
 
 def _rfc3339(value: str) -> str:
@@ -83,7 +83,7 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     The session is created on first append.
     """
     batch = p.model_dump(include={"messages"}, exclude_none=True)["messages"]  # one call: cheaper than 100
-    result: dict[str, Any] = await conversation.append(
+    result: dict[str, Any] = await appends.append(
         ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=batch,
         tenant=p.tenant, label=p.label,
     )

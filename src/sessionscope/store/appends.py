@@ -1,0 +1,359 @@
+"""Appending messages: idempotent, one transaction per batch, counters moved in the same one.
+
+Messages are prepared (ids, times, token counts) before the write. An append to an existing
+session is a single trip to the database: one call on SQLite's writer thread, one statement on
+PostgreSQL. Each batch queues its range for the search index (store.search_index).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.store import search_index
+from sessionscope.store import sessions as session_store
+from sessionscope.store.database import Database
+from sessionscope.store.scope import Scope
+from sessionscope.tokens import count_message_tokens
+
+PREVIEW_CHARS = 200
+OUTPUT_ROLES = frozenset({"assistant"})
+
+
+def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[dict[str, Any]]:
+    """Normalise a batch before the write transaction: ids, times and token counts (CPU work)."""
+    missing = [m for m in batch if m.get("tokens") is None]
+    counts = iter(count_message_tokens(missing)) if missing else iter(())
+    prepared = []
+    for m in batch:
+        ts = m.get("timestamp")
+        calls = m.get("tool_calls") or None
+        prepared.append({
+            "msg_id": m.get("id") or uuid.uuid4().hex,
+            "role": m["role"],
+            "content": m.get("content") or "",
+            "tool_calls": json.dumps(calls, separators=(",", ":")) if calls else None,
+            "n_tool_calls": len(calls or ()),
+            "tool_call_id": m.get("tool_call_id"),
+            "tool_name": m.get("tool_name"),
+            "is_error": bool(m.get("is_error")),
+            "ts": parse_rfc3339(ts) if isinstance(ts, str) else (ts or received_at),
+            "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
+        })
+    return prepared
+
+
+def raw_copies(batch: Sequence[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(msg_id, JSON) of each message that came with its client's `raw` copy.
+
+    prepare_messages assigns ids to messages without one; raws pair with them by position."""
+    return [(p["msg_id"], json.dumps(m["raw"], separators=(",", ":")))
+            for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None]
+
+
+MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
+                   "is_error", "ts", "tokens")
+
+
+def insert_sql(db: Database) -> str:
+    return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({db.placeholders(len(MESSAGE_COLUMNS))})"
+
+
+_PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "msg_id": "varchar", "role": "varchar",
+                   "content": "text", "tool_calls": "text", "tool_call_id": "varchar", "tool_name": "varchar",
+                   "is_error": "boolean", "ts": "bigint", "tokens": "integer"}
+
+
+def _insert_unnest_sql() -> str:
+    """PostgreSQL: a batch as one INSERT of unnested column arrays (one statement, one round trip)."""
+    arrays = ", ".join(f"${i}::{_PG_ARRAY_TYPES[c]}[]" for i, c in enumerate(MESSAGE_COLUMNS, start=1))
+    return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) SELECT * FROM unnest({arrays})"
+
+
+ID_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class _BatchSQL:
+    """The statements of one stored batch, in the driver's own parameter style."""
+
+    find: str
+    set_label: str
+    # How this dialect stores a batch's new rows: _insert_sqlite or _insert_postgresql.
+    insert_rows: Callable[..., list[dict[str, Any]]]
+    insert: str
+    # SQLite: the ids of a batch already stored, looked up before the insert.
+    existing: str | None
+    # PostgreSQL: the insert skips stored ids itself; this takes a batch's rows back when it did.
+    insert_new: str | None
+    take_back: str | None
+    index: str  # queues rows (session_id, seq first..last) for the search index
+    counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
+    counter_params: tuple[str, ...]
+    raw: str
+
+
+_APPEND_DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
+                  "next_seq", "tool_calls")
+_APPEND_VALUES = ("preview", "updated_at")
+
+
+@functools.lru_cache(maxsize=4)
+def _batch_sql(db: Database) -> _BatchSQL:
+    sid, first, last = db.placeholders(3).split(", ")
+    # SQLite only (PostgreSQL appends with _postgresql_append): BEGIN IMMEDIATE holds the lock.
+    find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}"
+    set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
+    counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
+    # A retried append finds its raw copies stored already; those are skipped like the messages.
+    raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
+           f"ON CONFLICT DO NOTHING")
+    common = {"find": find, "set_label": set_label, "counters": str(counters),
+              "counter_params": tuple(counters.positiontup or ()), "raw": raw,
+              "index": search_index.queue_statement(db)}
+    if db.is_sqlite:
+        ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
+        return _BatchSQL(
+            insert_rows=_insert_sqlite, insert=insert_sql(db),
+            existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})",
+            insert_new=None, take_back=None,
+            **common,
+        )
+    # No lookup query on PostgreSQL: the planner, going by statistics taken while a session was
+    # small, would scan the session's messages instead of probing (session_id, msg_id). The
+    # unique index arbitrates ON CONFLICT by itself, with no plan to go wrong.
+    return _BatchSQL(
+        insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None,
+        insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, msg_id) DO NOTHING RETURNING msg_id",
+        take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
+        **common,
+    )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    first_seq: int
+    fresh: list[dict[str, Any]]
+
+    def result(self, sent: int) -> dict[str, int]:
+        return {"appended": len(self.fresh), "duplicates": sent - len(self.fresh),
+                "last_seq": self.first_seq + len(self.fresh) - 1}
+
+
+def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
+             m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
+            for offset, m in enumerate(batch)]
+
+
+def _columns(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*_rows(session_id, first_seq, batch), strict=True))
+
+
+def _first_of_each_id(batch: list[dict[str, Any]], stored: set[str]) -> list[dict[str, Any]]:
+    """The messages whose id is not in `stored` and not repeated earlier in the batch."""
+    seen = set(stored)
+    fresh = []
+    for m in batch:
+        if m["msg_id"] not in seen:
+            seen.add(m["msg_id"])
+            fresh.append(m)
+    return fresh
+
+
+def _insert_sqlite(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
+                   prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ids = [m["msg_id"] for m in prepared]
+    stored: set[str] = set()
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start:start + ID_CHUNK]
+        padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
+        cursor.execute(sql.existing, (session_id, *padded))
+        stored.update(r[0] for r in cursor.fetchall())
+    fresh = _first_of_each_id(prepared, stored)
+    if fresh:
+        cursor.executemany(sql.insert, _rows(session_id, first_seq, fresh))
+    return fresh
+
+
+def _insert_postgresql(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
+                       prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    batch = _first_of_each_id(prepared, set())
+    cursor.execute(sql.insert_new, _columns(session_id, first_seq, batch))
+    inserted = {r[0] for r in cursor.fetchall()}
+    if len(inserted) == len(batch):
+        return batch
+    # A retry that held stored ids left holes in the seqs: take the rows back, insert the new ones.
+    fresh = [m for m in batch if m["msg_id"] in inserted]
+    cursor.execute(sql.take_back, (session_id, first_seq, first_seq + len(batch) - 1))
+    if fresh:
+        cursor.execute(sql.insert, _columns(session_id, first_seq, fresh))
+    return fresh
+
+
+def _counter_values(fresh: list[dict[str, Any]], updated_at: int) -> dict[str, Any]:
+    """The parameters of the append's counter UPDATE (bump_statement) for the stored messages."""
+    values: dict[str, Any] = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
+    last = fresh[-1]
+    return values | {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
+                     "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]}
+
+
+def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, updated_at: int,
+                 prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored:
+    """The ingest hot path, on the driver connection in one call: store the messages whose ids
+    are new (a repeated id counts once), with consecutive seqs, index them, move the session's
+    counters and keep the raw copies. Returns the messages stored."""
+    cursor = dbapi.cursor()
+    try:
+        fresh = sql.insert_rows(cursor, sql, session_id, first_seq, prepared)
+        if fresh:
+            cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
+            values = _counter_values(fresh, updated_at) | {"session_id": session_id}
+            cursor.execute(sql.counters, tuple(values[name] for name in sql.counter_params))
+        if raws:
+            cursor.executemany(sql.raw, [(session_id, msg_id, raw) for msg_id, raw in raws])
+        return _Stored(first_seq, fresh)
+    finally:
+        cursor.close()
+
+
+def _append_on_sqlite_driver(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, label: str | None,
+                             prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored | None:
+    """SQLite: an append's whole transaction when the session exists; None when it does not."""
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql.find, (tenant, key))
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        session_id, next_seq, updated_at, stored_label = found
+        if label is not None and label != stored_label:
+            cursor.execute(sql.set_label, (label, session_id))
+    finally:
+        cursor.close()
+    return _store_batch(dbapi, sql, int(session_id), int(next_seq), int(updated_at), prepared, raws)
+
+
+async def _append_to_existing_sqlite(db: Database, tenant: str, key: str, label: str | None,
+                                     prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored | None:
+    return await db.write_on_driver(_append_on_sqlite_driver, _batch_sql(db), tenant, key, label, prepared, raws)
+
+
+_PG_BATCH_COLUMNS = MESSAGE_COLUMNS[2:]  # session_id and seq come from the locked session row
+
+
+@functools.lru_cache(maxsize=4)
+def _postgresql_append(labelled: bool) -> tuple[str, tuple[str, ...]]:
+    """PostgreSQL: an append to an existing session as one statement, so one round trip and its
+    own transaction: lock the session, insert the batch after its last seq, queue it for the
+    search index and move the session's counters. NO KEY UPDATE, the lock an UPDATE of the row
+    takes anyway, serialises appends without blocking the search indexer (store.search_index).
+
+    Returns the statement for asyncpg and the order of its parameters."""
+    from sqlalchemy.dialects import postgresql
+
+    values = _APPEND_VALUES + (("label",) if labelled else ())
+    counters = session_store.bump_statement(_APPEND_DELTAS, values, row="(SELECT id FROM locked)")
+    arrays = ", ".join(f"CAST(:{c} AS {_PG_ARRAY_TYPES[c]}[])" for c in _PG_BATCH_COLUMNS)
+    names = ", ".join(_PG_BATCH_COLUMNS)
+    statement = text(
+        "WITH locked AS (SELECT id, next_seq FROM sessions WHERE tenant = :tenant AND key = :key "
+        "FOR NO KEY UPDATE), "
+        f"stored AS (INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
+        f"SELECT locked.id, locked.next_seq + batch.n - 1, {', '.join('batch.' + c for c in _PG_BATCH_COLUMNS)} "
+        f"FROM locked, unnest({arrays}) WITH ORDINALITY AS batch({names}, n)), "
+        "queued AS (INSERT INTO search_backlog (session_id, first_seq, last_seq) "
+        "SELECT id, next_seq, next_seq + :count - 1 FROM locked), "
+        f"counted AS ({counters.text} RETURNING next_seq) "
+        "SELECT next_seq FROM counted"
+    )
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect())
+    return str(compiled), tuple(compiled.positiontup or ())
+
+
+async def _append_to_existing_postgresql(db: Database, tenant: str, key: str, label: str | None,
+                                         prepared: list[dict[str, Any]],
+                                         raws: list[tuple[str, str]]) -> _Stored | None:
+    """None when the session does not exist yet, or when the batch needs the general path: raw
+    copies to keep, or ids already stored (the unique index refuses the whole statement)."""
+    from asyncpg.exceptions import UniqueViolationError
+
+    batch = _first_of_each_id(prepared, set())
+    if raws or not batch:
+        return None
+    sql, order = _postgresql_append(label is not None)
+    # updated_at: the statement keeps the stored one when it is later.
+    params = _counter_values(batch, 0) | {"tenant": tenant, "key": key, "v_label": label, "count": len(batch)}
+    params |= {c: [m[c] for m in batch] for c in _PG_BATCH_COLUMNS}
+    try:
+        next_seq = await db.run_statement(sql, *(params[name] for name in order))
+    except UniqueViolationError:
+        return None
+    if next_seq is None:
+        return None
+    return _Stored(int(next_seq) - len(batch), batch)
+
+
+async def index_for_search(db: Database, conn: AsyncConnection, session_id: int, first_seq: int,
+                           last_seq: int) -> None:
+    """Queue messages written by other means (bulk loaders) for search, as appends do."""
+    await conn.exec_driver_sql(_batch_sql(db).index, (session_id, first_seq, last_seq))
+
+
+def append_deltas(fresh: list[dict[str, Any]]) -> dict[str, int]:
+    """How an appended batch moves the session's counters."""
+    out_tokens = sum(m["tokens"] for m in fresh if m["role"] in OUTPUT_ROLES)
+    in_tokens = sum(m["tokens"] for m in fresh) - out_tokens
+    return {
+        "next_seq": len(fresh), "message_count": len(fresh), "live_messages": len(fresh),
+        "msg_input_tokens": in_tokens, "msg_output_tokens": out_tokens, "live_tokens": in_tokens + out_tokens,
+        "tool_calls": sum(m["n_tool_calls"] for m in fresh),
+    }
+
+
+async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]],
+                          raws: list[tuple[str, str]] | None = None) -> dict[str, int]:
+    """Insert into a locked session row; ids already stored (or repeated in the batch) are skipped."""
+    stored = await db.run_on_driver(conn, _store_batch, _batch_sql(db), int(row.id), int(row.next_seq),
+                                    int(row.updated_at), prepared, raws or [])
+    return stored.result(len(prepared))
+
+
+async def append(
+    db: Database,
+    scope: Scope,
+    *,
+    key: str,
+    agent: str,
+    channel: str,
+    batch: Sequence[dict[str, Any]],
+    tenant: str | None = None,
+    label: str | None = None,
+) -> dict[str, int]:
+    """Append a batch in one transaction, with each message's `raw` client copy when it has one."""
+    tenant = scope.resolve(tenant)
+    received_at = now_ms()
+    prepared = prepare_messages(batch, received_at)
+    raws = raw_copies(batch, prepared)
+    to_existing = _append_to_existing_sqlite if db.is_sqlite else _append_to_existing_postgresql
+    stored = await to_existing(db, tenant, key, label, prepared, raws)
+    if stored is not None:
+        result = stored.result(len(prepared))
+    else:
+        # The first append creates the session (and its tenant, agent and facet rows) in the same
+        # transaction as its messages.
+        async with db.write() as conn:
+            row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
+            result = await insert_messages(db, conn, row, prepared, raws)
+    if result["appended"]:
+        search_index.wakeup(db).set()
+    return result
