@@ -99,3 +99,30 @@ def test_metrics_need_an_admin_token_when_auth_is_on(auth_server: AuthServer, te
     assert forbidden.status_code == 403
     ok = httpx.get(f"{auth_server.url}/metrics", headers={"authorization": f"Bearer {auth_server.admin_token}"})
     assert ok.status_code == 200 and "sessionscope_sessions_stored" in ok.text
+
+
+def test_the_search_queue_gauge_counts_unindexed_ranges(dialect: str, database_url_factory: Any) -> None:
+    import asyncio
+
+    from sessionscope.store import open_database, search_index
+    from sessionscope.web.metrics import StoreCollector
+
+    url = database_url_factory(dialect, "metrics_queue")
+
+    async def gauge_before_and_after_indexing() -> tuple[float, float]:
+        db = await open_database(url)
+        try:
+            async with db.write() as conn:  # three appended ranges the indexer has not reached
+                for first in (1, 101, 201):
+                    await conn.exec_driver_sql(search_index.queue_statement(db), (987654, first, first + 99))
+            collector = StoreCollector()
+            await collector.refresh(db)
+            queued = {m.name: m.samples[0].value for m in collector.collect()}["sessionscope_search_queue_ranges"]
+            await search_index.drain(db)
+            await collector.refresh(db)
+            drained = {m.name: m.samples[0].value for m in collector.collect()}["sessionscope_search_queue_ranges"]
+            return queued, drained
+        finally:
+            await db.close()
+
+    assert asyncio.run(gauge_before_and_after_indexing()) == (3, 0)

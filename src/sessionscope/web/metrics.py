@@ -5,6 +5,8 @@
 - The store: sessions and messages stored, read from counters, never from a table scan per
   scrape. Sessions come from the small `facets` table; messages are a sum over
   `sessions.message_count`, cached for STORE_REFRESH_S so a tight scrape interval costs nothing.
+  The search indexer's lag is the length of its queue (store.search_index), a table that stays
+  near empty while a server runs.
 
 Multi-process caveat: counters and histograms live in each server process. With
 `sessionscope serve --workers N` a scrape reaches one worker and sees that worker's share. Set
@@ -31,7 +33,7 @@ from starlette.responses import JSONResponse, Response
 from sessionscope.errors import SessionscopeError
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, METHODS
-from sessionscope.store import Database
+from sessionscope.store import Database, search_index
 from sessionscope.store.schema import facets, sessions
 
 STORE_REFRESH_S = 30.0
@@ -86,6 +88,7 @@ class StoreCollector(Collector):
         self.sessions = 0
         self.messages = 0
         self.messages_read_at = float("-inf")
+        self.search_queue = 0
 
     async def refresh(self, db: Database) -> None:
         async with db.read() as conn:
@@ -95,12 +98,15 @@ class StoreCollector(Collector):
                 total = select(func.coalesce(func.sum(sessions.c.message_count), 0))
                 self.messages = int((await conn.execute(total)).scalar() or 0)
                 self.messages_read_at = time.monotonic()
+        self.search_queue = await search_index.queued(db)
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("sessionscope_sessions_stored", "Sessions in the store.", value=self.sessions)
         yield GaugeMetricFamily("sessionscope_messages_stored",
                                 f"Messages in the store (refreshed at most every {self.refresh_s:g} s).",
                                 value=self.messages)
+        yield GaugeMetricFamily("sessionscope_search_queue_ranges",
+                                "Appended message ranges not yet indexed for search.", value=self.search_queue)
 
 
 def registry_for_app(refresh_s: float = STORE_REFRESH_S) -> tuple[CollectorRegistry, StoreCollector]:
