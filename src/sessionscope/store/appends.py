@@ -354,6 +354,6 @@ async def append(
         async with db.write() as conn:
             row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
             result = await insert_messages(db, conn, row, prepared, raws)
-    if result["appended"]:
+    if result["appended"] and db.is_sqlite:  # PostgreSQL's indexers poll: other processes append too
         search_index.wakeup(db).set()
     return result

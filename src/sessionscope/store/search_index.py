@@ -60,7 +60,7 @@ _wakeups: weakref.WeakKeyDictionary[Database, asyncio.Event] = weakref.WeakKeyDi
 
 
 def wakeup(db: Database) -> asyncio.Event:
-    """Set by appends on SQLite, so the indexer starts on their range while the next request is
+    """Set by SQLite appends, so the indexer starts on their range while the next request is
     still being parsed."""
     event = _wakeups.get(db)
     if event is None:
