@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sessionscope.web.services import ServerConfig
 from tests.conftest import RPC, RunningServer, conversation
-from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
+from tests.security_helpers import AuthServer
 
 
 @pytest.fixture(scope="module")

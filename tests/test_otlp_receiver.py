@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from sessionscope.web.otlp import TENANT_HEADER
 from tests.conftest import RPC
-from tests.security_helpers import AuthServer, auth_server  # noqa: F401 - fixture
+from tests.security_helpers import AuthServer
 
 
 def _msgs(*messages: dict[str, Any]) -> str:

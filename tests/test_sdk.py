@@ -191,12 +191,11 @@ def test_execution_is_recorded_when_the_agent_raises(rpc: RPC) -> None:
     with Client(rpc.url) as client:
         s = client.session("sdk:boom", tenant=rpc.tenant)
         s.append({"role": "user", "content": "hi"})
-        with pytest.raises(RuntimeError, match="vector store down"):
-            with s.execution(model="gpt-4o") as ex:
-                with ex.layer("history-window"):
-                    pass
-                with ex.layer("retrieval"):
-                    raise RuntimeError("vector store down")
+        with pytest.raises(RuntimeError, match="vector store down"), s.execution(model="gpt-4o") as ex:
+            with ex.layer("history-window"):
+                pass
+            with ex.layer("retrieval"):
+                raise RuntimeError("vector store down")
         with pytest.raises(KeyError), s.execution(model="gpt-4o"):
             raise KeyError("outside any layer")
     runs = {r["id"]: r for r in rpc("session.context", key="sdk:boom")["executions"]}
@@ -210,12 +209,11 @@ def test_execution_is_recorded_when_the_agent_raises(rpc: RPC) -> None:
 def test_record_failure_does_not_hide_the_agent_error(rpc: RPC) -> None:
     with Client(rpc.url) as client:
         s = client.session("sdk:never-created", tenant=rpc.tenant)
-        with pytest.raises(ValueError, match="agent failed"):  # not the NotFound of the record
-            with s.execution():
-                raise ValueError("agent failed")
-        with pytest.raises(NotFound):  # alone, the record's failure is raised
-            with s.execution():
-                pass
+        # not the NotFound of the record
+        with pytest.raises(ValueError, match="agent failed"), s.execution():
+            raise ValueError("agent failed")
+        with pytest.raises(NotFound), s.execution():  # alone, the record's failure is raised
+            pass
 
 
 async def test_async_client(rpc: RPC) -> None:
