@@ -46,3 +46,23 @@ def test_a_dropped_connection_is_replaced_after_idling(database_url_factory: Any
             await db.close()
 
     assert asyncio.run(scenario()) == {"appended": 1, "duplicates": 0, "last_seq": 3}
+
+
+def test_the_autovacuum_warning_comes_once_a_process(database_url_factory: Any,
+                                                     caplog: pytest.LogCaptureFixture,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    url = database_url_factory("postgresql", "vacuum")
+    monkeypatch.setattr(database, "_warned_autovacuum_off", set())
+
+    async def open_twice() -> str:
+        for _ in range(2):
+            db = await open_database(url)
+            async with db.engine.connect() as conn:
+                setting = (await conn.exec_driver_sql("SHOW autovacuum")).scalar()
+            await db.close()
+        return str(setting)
+
+    with caplog.at_level("WARNING", logger="sessionscope.store"):
+        setting = asyncio.run(open_twice())
+    warnings = [r for r in caplog.records if "autovacuum is off" in r.getMessage()]
+    assert len(warnings) == (0 if setting == "on" else 1)

@@ -236,11 +236,19 @@ async def open_database(db: str | None = None, *, migrate: bool = True, pool_siz
     return database
 
 
+_warned_autovacuum_off: set[str] = set()
+
+
 async def _check_autovacuum(db: Database) -> None:
     # Every append rewrites its session row; without (auto)vacuum the dead versions pile up and
     # the planner never sees tables grow, so appends and lists slow down over time.
+    # Once per server a process: tools that open the store many times would repeat it.
+    server = db.engine.url.render_as_string(hide_password=True).rsplit("/", 1)[0]
+    if server in _warned_autovacuum_off:
+        return
     async with db.engine.connect() as conn:
         setting = (await conn.exec_driver_sql("SHOW autovacuum")).scalar()
     if setting != "on":
+        _warned_autovacuum_off.add(server)
         log.warning("PostgreSQL autovacuum is off: run VACUUM ANALYZE regularly, or appends and lists "
                     "will slow down as sessions grow")
