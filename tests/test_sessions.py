@@ -265,6 +265,20 @@ def test_history_formats(rpc: RPC) -> None:
     assert use["input"] == {"path": "/srv/1"} and result["tool_use_id"] == use["id"]
 
 
+def test_optional_message_fields_take_their_defaults(rpc: RPC) -> None:
+    """Absent and null optional fields read the same; a tool call without arguments has "{}"."""
+    rpc.append("defaults", [
+        {"role": "user", "content": "hi", "id": None, "tool_calls": None, "tokens": None, "raw": None},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "name": "ping"}]},
+    ])
+    history = rpc("session.history", key="defaults")["messages"]
+    assert history[0]["content"] == "hi" and "tool_calls" not in history[0]
+    assert history[1]["content"] in ("", None)
+    assert history[1]["tool_calls"][0]["function"] == {"name": "ping", "arguments": "{}"}
+    row = rpc("session.list", search="defaults")["sessions"][0]
+    assert row["tool_calls"] == 1 and row["message_count"] == 2 and row["input_tokens"] > 0
+
+
 def test_agent_channel_tenant_lists(rpc: RPC) -> None:
     rpc.append("1", [{"id": "1", "role": "user", "content": "a"}], agent="main", channel="telegram")
     rpc.append("2", [{"id": "1", "role": "user", "content": "a"}], agent="main", channel="discord")

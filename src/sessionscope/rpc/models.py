@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 MAX_KEY_BYTES = 512
 MAX_NAME_CHARS = 256
@@ -90,11 +91,13 @@ class SessionRow(BaseModel):
     preview: str | None
 
 
-class ToolCall(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@with_config(ConfigDict(extra="forbid"))
+class ToolCall(TypedDict):
+    """One tool call of a message."""
+
     id: Annotated[str, Field(min_length=1, max_length=256)]
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    arguments: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] = "{}"
+    arguments: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
 
 
 class Item(BaseModel):

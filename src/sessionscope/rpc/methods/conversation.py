@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from sessionscope.clock import parse_rfc3339
 from sessionscope.rpc.models import (
@@ -47,19 +48,24 @@ def _raw_size(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-class MessageIn(Params):
-    id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+# A TypedDict rather than a model: a batch validates straight into the dicts the store takes,
+# with no model objects to build and dump again (that was 60% of a batch's validation time).
+@with_config(ConfigDict(extra="forbid", strict=True))
+class MessageIn(TypedDict):
+    """One message of session.append."""
+
+    id: Annotated[Annotated[str, Field(min_length=1, max_length=256)] | None, Field(default=None)]
     role: Literal["user", "assistant", "system", "tool"]
-    content: Annotated[str, AfterValidator(_content_size)] = ""
-    tool_calls: Annotated[list[ToolCall], Field(max_length=128)] | None = None
-    tool_call_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    tool_name: Annotated[str, Field(max_length=256)] | None = None
-    is_error: bool = False
-    timestamp: Timestamp | None = None
-    tokens: Annotated[int, Field(ge=0)] | None = None
+    content: Annotated[str, Field(default=""), AfterValidator(_content_size)]
+    tool_calls: Annotated[Annotated[list[ToolCall], Field(max_length=128)] | None, Field(default=None)]
+    tool_call_id: Annotated[Annotated[str, Field(min_length=1, max_length=256)] | None, Field(default=None)]
+    tool_name: Annotated[Annotated[str, Field(max_length=256)] | None, Field(default=None)]
+    is_error: Annotated[bool, Field(default=False)]
+    timestamp: Annotated[Timestamp | None, Field(default=None)]
+    tokens: Annotated[Annotated[int, Field(ge=0)] | None, Field(default=None)]
     # The message in the client's own wire format (e.g. an OpenAI Responses item), stored
     # verbatim and returned by session.items; our fields above are what everything else reads.
-    raw: Annotated[dict[str, Any], AfterValidator(_raw_size)] | None = None
+    raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size)] | None, Field(default=None)]
 
 
 class AppendParams(KeyParams):
@@ -82,9 +88,8 @@ async def append(ctx: Context, p: AppendParams) -> Any:
 
     The session is created on first append.
     """
-    batch = p.model_dump(include={"messages"}, exclude_none=True)["messages"]  # one call: cheaper than 100
     result: dict[str, Any] = await appends.append(
-        ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=batch,
+        ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=p.messages,
         tenant=p.tenant, label=p.label,
     )
     if result["appended"]:
