@@ -60,8 +60,8 @@ _wakeups: weakref.WeakKeyDictionary[Database, asyncio.Event] = weakref.WeakKeyDi
 
 
 def wakeup(db: Database) -> asyncio.Event:
-    """Set by SQLite appends, so the indexer starts on their range while the next request is
-    still being parsed."""
+    """Set by SQLite appends, so the indexer starts on their ranges within milliseconds rather
+    than at its next idle poll."""
     event = _wakeups.get(db)
     if event is None:
         event = _wakeups[db] = asyncio.Event()
