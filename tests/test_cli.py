@@ -38,8 +38,14 @@ def test_ls_filters_and_json(demo_db: str) -> None:
     by_tokens = json.loads(run("ls", "--db", demo_db, "--json", "--sort", "total_tokens", "--order", "asc").stdout)
     tokens = [r["total_tokens"] for r in by_tokens["sessions"]]
     assert tokens == sorted(tokens)
-    table = run("ls", "--db", demo_db, "--limit", "3")
-    assert table.returncode == 0 and "of 30 sessions" in table.stdout
+    newest = [r["key"] for r in json.loads(run("ls", "--db", demo_db, "--json", "--limit", "3").stdout)["sessions"]]
+    piped = run("ls", "--db", demo_db, "--limit", "3")
+    lines = [line.split("\t") for line in piped.stdout.splitlines()]
+    assert piped.returncode == 0 and lines[0][:2] == ["key", "label"] and [cells[0] for cells in lines[1:]] == newest
+    assert "3 of 30 sessions" in piped.stderr  # the page line stays out of what grep and cut read
+    terminal = run("ls", "--db", demo_db, "--limit", "3", env={"FORCE_COLOR": "1", "COLUMNS": "80"})
+    assert terminal.returncode == 0 and "\t" not in terminal.stdout
+    assert all(key in terminal.stdout for key in newest)  # whole keys, even on 80 columns
     searched = run("ls", "--db", demo_db, "--json", "--query", "retry limit")
     assert searched.returncode == 0 and json.loads(searched.stdout)["sessions"]
     assert searched.stderr == ""  # the store's connections were closed, nothing left to warn about
