@@ -106,3 +106,11 @@ def test_remote_commands(rpc: RPC, tmp_path: Path) -> None:
     assert json.loads(out.read_text().splitlines()[0])["key"] == "remote:key/1"
     assert run("reset", "remote:key/1", *common, "--yes").returncode == 0
     assert rpc("session.history", key="remote:key/1")["messages"] == []
+
+
+def test_ls_piped_keeps_keys_and_labels_on_their_line(rpc: RPC) -> None:
+    rpc.append("two  spaces/and:colons", conversation(2), label="line one\nline\ttwo")
+    piped = run("ls", "--url", rpc.url, "--tenant", rpc.tenant)
+    header, *rows = [line.split("\t") for line in piped.stdout.splitlines()]
+    assert piped.returncode == 0 and len(rows) == 1 and len(rows[0]) == len(header)
+    assert rows[0][0] == "two  spaces/and:colons" and rows[0][1] == "line one line two"

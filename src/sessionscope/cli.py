@@ -134,6 +134,30 @@ def demo(
 
 # ---- reading ---------------------------------------------------------------------------------------
 
+_ONE_LINE = str.maketrans("\t\n\r", "   ")  # a label may hold them; keys never do
+LIST_COLUMNS = ("key", "label", "tenant", "agent", "channel", "msgs", "tokens", "cost $", "updated")
+# Which columns a narrow terminal keeps, the first first (indexes into LIST_COLUMNS).
+LIST_PRIORITY = (0, 8, 5, 6, 7, 4, 3, 2, 1)
+
+
+def _columns_that_fit(rows: list[list[str]], width: int) -> list[int]:
+    """The key, then the other columns by priority while whole values fit; empty ones are left out."""
+    def room(i: int) -> int:
+        return max([len(LIST_COLUMNS[i]), *(len(cells[i]) for cells in rows)]) + 3  # padding and a border
+
+    shown, used = [0], room(0) + 1
+    for i in LIST_PRIORITY[1:]:
+        if any(cells[i] for cells in rows) and used + room(i) <= width:
+            shown.append(i)
+            used += room(i)
+    return sorted(shown)
+
+
+def _session_cells(row: dict[str, Any]) -> list[str]:
+    return [row["key"], row["label"] or "", row["tenant"], row["agent"], row["channel"], str(row["message_count"]),
+            str(row["total_tokens"]), f"{row['cost_usd']:.4f}", row["updated_at"]]
+
+
 @app.command("ls")
 @friendly
 def list_sessions(
@@ -165,7 +189,7 @@ def list_sessions(
     if not console.is_terminal:
         # Piped: whole values between tabs, for grep, cut and awk; the page line goes to stderr.
         for cells in [list(LIST_COLUMNS), *rows]:
-            print("\t".join(" ".join(cell.split()) for cell in cells))
+            print("\t".join(cell.translate(_ONE_LINE) for cell in cells))
         err_console.print(footer, highlight=False)
         return
     for cells in rows:
@@ -179,29 +203,6 @@ def list_sessions(
         table.add_row(*(cells[i] for i in shown))
     console.print(table)
     console.print(footer, highlight=False)
-
-
-LIST_COLUMNS = ("key", "label", "tenant", "agent", "channel", "msgs", "tokens", "cost $", "updated")
-# Which columns a narrow terminal keeps, the first first (indexes into LIST_COLUMNS).
-LIST_PRIORITY = (0, 8, 5, 6, 7, 4, 3, 2, 1)
-
-
-def _columns_that_fit(rows: list[list[str]], width: int) -> list[int]:
-    """The key, then the other columns by priority while whole values fit; empty ones are left out."""
-    def room(i: int) -> int:
-        return max([len(LIST_COLUMNS[i]), *(len(cells[i]) for cells in rows)]) + 3  # padding and a border
-
-    shown, used = [0], room(0) + 1
-    for i in LIST_PRIORITY[1:]:
-        if any(cells[i] for cells in rows) and used + room(i) <= width:
-            shown.append(i)
-            used += room(i)
-    return sorted(shown)
-
-
-def _session_cells(row: dict[str, Any]) -> list[str]:
-    return [row["key"], row["label"] or "", row["tenant"], row["agent"], row["channel"], str(row["message_count"]),
-            str(row["total_tokens"]), f"{row['cost_usd']:.4f}", row["updated_at"]]
 
 
 @app.command()

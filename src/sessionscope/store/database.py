@@ -242,7 +242,7 @@ _warned_autovacuum_off: set[str] = set()
 async def _check_autovacuum(db: Database) -> None:
     # Every append rewrites its session row; without (auto)vacuum the dead versions pile up and
     # the planner never sees tables grow, so appends and lists slow down over time.
-    # Once per server a process: tools that open the store many times would repeat it.
+    # Once a process for each server: tools that open the store many times would repeat it.
     server = db.engine.url.render_as_string(hide_password=True).rsplit("/", 1)[0]
     if server in _warned_autovacuum_off:
         return
