@@ -79,7 +79,9 @@ def test_reset_compact_restore_locally(demo_db: str) -> None:
     compacted = run("compact", key, "--db", demo_db, "--tenant", tenant, "--keep-recent-tokens", "200", "--yes")
     assert compacted.returncode == 0 and ("compacted" in compacted.stdout or "nothing to compact" in compacted.stdout)
     listed = run("compactions", key, "--db", demo_db, "--tenant", tenant)
-    assert listed.returncode == 0
+    header, *rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert listed.returncode == 0 and header[0] == "seq" and header[-1] == "state"
+    assert len(rows) == (0 if "nothing to compact" in compacted.stdout else 1)
     assert run("reset", key, "--db", demo_db, "--tenant", tenant, "--yes").returncode == 0
     status = json.loads(run("show", key, "--db", demo_db, "--tenant", tenant, "--json").stdout)
     assert status["session"]["resets"] >= 1 and status["items"][-1]["kind"] == "reset"
@@ -101,6 +103,8 @@ def test_remote_commands(rpc: RPC, tmp_path: Path) -> None:
     assert [s["key"] for s in listed["sessions"]] == ["remote:key/1"]
     compacted = run("compact", "remote:key/1", *common, "--keep-recent-tokens", "200", "--yes")
     assert compacted.returncode == 0 and "compacted" in compacted.stdout
+    header, *rows = [line.split("\t") for line in run("compactions", "remote:key/1", *common).stdout.splitlines()]
+    assert len(rows) == 1 and dict(zip(header, rows[0], strict=True))["state"] == "active"
     out = tmp_path / "remote.jsonl"
     assert run("export", "remote:key/1", *common, "-o", str(out)).returncode == 0
     assert json.loads(out.read_text().splitlines()[0])["key"] == "remote:key/1"

@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from sessionscope.backend import LocalBackend, RemoteBackend, connect
+from sessionscope.cli_output import print_rows
 from sessionscope.errors import SessionscopeError
 
 app = typer.Typer(help="sessionscope: the system of record for AI agent sessions.", no_args_is_help=True,
@@ -134,23 +134,9 @@ def demo(
 
 # ---- reading ---------------------------------------------------------------------------------------
 
-_ONE_LINE = str.maketrans("\t\n\r", "   ")  # a label may hold them; keys never do
 LIST_COLUMNS = ("key", "label", "tenant", "agent", "channel", "msgs", "tokens", "cost $", "updated")
 # Which columns a narrow terminal keeps, the first first (indexes into LIST_COLUMNS).
 LIST_PRIORITY = (0, 8, 5, 6, 7, 4, 3, 2, 1)
-
-
-def _columns_that_fit(rows: list[list[str]], width: int) -> list[int]:
-    """The key, then the other columns by priority while whole values fit; empty ones are left out."""
-    def room(i: int) -> int:
-        return max([len(LIST_COLUMNS[i]), *(len(cells[i]) for cells in rows)]) + 3  # padding and a border
-
-    shown, used = [0], room(0) + 1
-    for i in LIST_PRIORITY[1:]:
-        if any(cells[i] for cells in rows) and used + room(i) <= width:
-            shown.append(i)
-            used += room(i)
-    return sorted(shown)
 
 
 def _session_cells(row: dict[str, Any]) -> list[str]:
@@ -185,24 +171,8 @@ def list_sessions(
     rows = [_session_cells(row) for row in result["sessions"]]
     more = f"  next: --cursor {result['next_cursor']}" if result["next_cursor"] else ""
     total = f"{result['total']}+" if result["total_capped"] else str(result["total"])
-    footer = f"{len(rows)} of {total} sessions{more}"
-    if not console.is_terminal:
-        # Piped: whole values between tabs, for grep, cut and awk; the page line goes to stderr.
-        for cells in [list(LIST_COLUMNS), *rows]:
-            print("\t".join(cell.translate(_ONE_LINE) for cell in cells))
-        err_console.print(footer, highlight=False)
-        return
-    for cells in rows:
-        cells[-1] = cells[-1][:16].replace("T", " ")  # minutes are enough on screen
-    shown = _columns_that_fit(rows, console.width)
-    table = Table()
-    for i in shown:
-        # The key is what the other commands take: it folds onto more lines, never loses a part.
-        table.add_column(LIST_COLUMNS[i], overflow="fold" if i == 0 else "ellipsis")
-    for cells in rows:
-        table.add_row(*(cells[i] for i in shown))
-    console.print(table)
-    console.print(footer, highlight=False)
+    print_rows(console, err_console, LIST_COLUMNS, rows, footer=f"{len(rows)} of {total} sessions{more}",
+               priority=LIST_PRIORITY)
 
 
 @app.command()
@@ -307,12 +277,12 @@ def compactions(
 ) -> None:
     """List a session's compactions (checkpoints)."""
     result = connect(db, url, token).call("session.compactions", _with_tenant({"key": key}, tenant))
-    table = Table("seq", "when", "reason", "messages", "tokens before→after", "summarizer", "state")
-    for c in result["compactions"]:
-        state = "restored" if c["restored"] else ("active" if c["active"] else "superseded")
-        table.add_row(str(c["seq"]), c["timestamp"], c["reason"], str(c["messages_compacted"]),
-                      f"{c['tokens_before']}→{c['tokens_after']}", c["summarizer"], state)
-    console.print(table)
+    rows = [[str(c["seq"]), c["timestamp"], c["reason"], str(c["messages_compacted"]),
+             f"{c['tokens_before']}→{c['tokens_after']}", c["summarizer"],
+             "restored" if c["restored"] else ("active" if c["active"] else "superseded")]
+            for c in result["compactions"]]
+    columns = ("seq", "when", "reason", "messages", "tokens before→after", "summarizer", "state")
+    print_rows(console, err_console, columns, rows)
 
 
 @app.command()

@@ -10,7 +10,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from sessionscope.backend import connect
 from sessionscope.cli import (
@@ -23,6 +22,7 @@ from sessionscope.cli import (
     err_console,
     friendly,
 )
+from sessionscope.cli_output import print_rows
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenant settings.", no_args_is_help=True)
@@ -62,11 +62,9 @@ def token_list(
     if as_json:
         console.print_json(json.dumps(found))
         return
-    table = Table("id", "name", "role", "tenant", "created", "last used", "revoked")
-    for t in found:
-        table.add_row(str(t["id"]), t["name"], t["role"], t["tenant"] or "*", t["created_at"],
-                      t["last_used_at"] or "", t["revoked_at"] or "")
-    console.print(table)
+    rows = [[str(t["id"]), t["name"], t["role"], t["tenant"] or "*", t["created_at"], t["last_used_at"] or "",
+             t["revoked_at"] or ""] for t in found]
+    print_rows(console, err_console, ("id", "name", "role", "tenant", "created", "last used", "revoked"), rows)
 
 
 @token_app.command("revoke")
@@ -96,14 +94,13 @@ def audit(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    table = Table("time", "who", "tenant", "action", "keys", "outcome")
+    rows = []
     for e in result["entries"]:
         who = f"{e['token_name'] or '?'} (#{e['token_id']})" if e["token_id"] else (e["token_name"] or "?")
         keys = ", ".join(e["keys"][:3]) + (f" … +{len(e['keys']) - 3}" if len(e["keys"]) > 3 else "")
-        table.add_row(e["time"], who, e["tenant"] or "*", e["action"], keys, e["outcome"])
-    console.print(table)
-    if result["next_cursor"]:
-        console.print(f"next: --cursor {result['next_cursor']}", highlight=False)
+        rows.append([e["time"], who, e["tenant"] or "*", e["action"], keys, e["outcome"]])
+    footer = f"next: --cursor {result['next_cursor']}" if result["next_cursor"] else None
+    print_rows(console, err_console, ("time", "who", "tenant", "action", "keys", "outcome"), rows, footer=footer)
 
 
 @tenant_app.command("retention")
