@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compaction_sessions import all_sessions
 
 from sessionscope.compaction import SummarizerSettings, summarize
-from sessionscope.tokens import count_message_tokens, count_tokens
+from sessionscope.tokenizer import count_message_tokens, count_tokens
 
 BAR_RETENTION = 0.90
 BAR_REDUCTION = 0.70

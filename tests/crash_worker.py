@@ -19,7 +19,7 @@ from sessionscope.compaction import load_compaction_settings
 from sessionscope.store import Scope, appends, compactions, executions, open_database
 from sessionscope.store import sessions as session_store
 from sessionscope.store.transfer import import_records
-from sessionscope.tokens import encoder
+from sessionscope.tokenizer import encoder
 
 TENANT = "crash"
 KEYS = [f"crash-{i}" for i in range(4)]

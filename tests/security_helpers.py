@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sessionscope.store import open_database, tokens
+from sessionscope.store import api_tokens, open_database
 from sessionscope.web.services import ServerConfig
 
 
@@ -22,7 +22,7 @@ def create_token_in_store(database_url: str, *, name: str, role: str, tenant: st
     async def run() -> str:
         db = await open_database(database_url)
         try:
-            return (await tokens.create(db, name=name, role=role, tenant=tenant))["token"]
+            return (await api_tokens.create(db, name=name, role=role, tenant=tenant))["token"]
         finally:
             await db.close()
 

@@ -180,7 +180,7 @@ def test_long_input_is_cut_to_the_budget_keeping_the_most_recent() -> None:
     assert "request number 0 " not in transcript
     assert "EARLIER SUMMARY about ticket OPS-42" in transcript  # the only record of older history
     assert "older messages omitted" in transcript
-    from sessionscope.tokens import count_tokens
+    from sessionscope.tokenizer import count_tokens
 
     assert count_tokens(transcript) <= 5000 * 1.05
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sessionscope.compaction import SummarizerSettings, summarize, summary_message
 from sessionscope.compaction.offline import summarize_offline
-from sessionscope.tokens import count_message_tokens, count_tokens
+from sessionscope.tokenizer import count_message_tokens, count_tokens
 
 Msg = dict[str, Any]
 

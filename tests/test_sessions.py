@@ -322,7 +322,7 @@ def test_export_delete_import_round_trip(rpc: RPC, tmp_path) -> None:  # type: i
     before_items = rpc("session.items", key="x/y:z 🚀")
     rpc("session.delete", key="x/y:z 🚀")
 
-    from sessionscope.backend import connect
+    from sessionscope.cli.transport import connect
     from sessionscope.importers import iter_records
 
     path = tmp_path / "export.jsonl"

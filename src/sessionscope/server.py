@@ -42,12 +42,12 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
 
 def login_hint(url: str, host: str, port: int) -> str:
     """On a store without tokens, create an admin token and return its login link (as Jupyter does)."""
-    from sessionscope.store import open_database, tokens
+    from sessionscope.store import api_tokens, open_database
 
     async def bootstrap() -> str | None:
         db = await open_database(url)
         try:
-            return await tokens.ensure_bootstrap(db)
+            return await api_tokens.ensure_bootstrap(db)
         finally:
             await db.close()
 

@@ -53,7 +53,7 @@ def build_messages(
 
 def render_transcript(messages: Sequence[dict[str, Any]], max_input_tokens: int) -> str:
     """One block per message, cut to max_input_tokens keeping the most recent messages."""
-    from sessionscope.tokens import count_tokens
+    from sessionscope.tokenizer import count_tokens
 
     earlier = [_render_one(m) for m in messages if extract.is_summary(m)]
     blocks = [_render_one(m) for m in messages if not extract.is_summary(m)]

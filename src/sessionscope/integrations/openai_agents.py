@@ -23,10 +23,10 @@ from typing import Any
 
 from agents.memory.session_settings import SessionSettings, resolve_session_limit
 
-from sessionscope.aio import AsyncClient
 from sessionscope.client import Client
+from sessionscope.client.aio import AsyncClient
+from sessionscope.client.sdk import new_id
 from sessionscope.errors import NotFound
-from sessionscope.sdk import new_id
 
 Item = dict[str, Any]
 

@@ -22,7 +22,7 @@ from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.scope import Scope
-from sessionscope.tokens import count_message_tokens
+from sessionscope.tokenizer import count_message_tokens
 
 PREVIEW_CHARS = 200
 OUTPUT_ROLES = frozenset({"assistant"})

@@ -20,13 +20,13 @@ from sessionscope.compaction import (
     summary_message,
 )
 from sessionscope.errors import Conflict, InvalidParams
-from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
+from sessionscope.store import wire
 from sessionscope.store.conversation import live_context
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, messages, resets, sessions
 from sessionscope.store.scope import Scope
-from sessionscope.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
+from sessionscope.tokenizer import MESSAGE_OVERHEAD_TOKENS, count_tokens
 
 
 def _as_dict(m: Row) -> dict[str, Any]:
@@ -106,7 +106,7 @@ async def compact(
         )
         item = (await conn.execute(select(compactions).where(compactions.c.id == compaction_id))).one()
     return {
-        "compaction": rows.compaction_item(item),
+        "compaction": wire.compaction_item(item),
         "compacted": True,
         "tokens_before": int(item.tokens_before),
         "tokens_after": tokens_after,
@@ -122,7 +122,7 @@ async def list_compactions(db: Database, scope: Scope, key: str, *, tenant: str 
         found = (await conn.execute(
             select(compactions).where(compactions.c.session_id == row.id).order_by(compactions.c.seq)
         )).all()
-    return {"compactions": [rows.compaction_item(c) | {"active": c.id == row.active_compaction_id}
+    return {"compactions": [wire.compaction_item(c) | {"active": c.id == row.active_compaction_id}
                             for c in found]}
 
 

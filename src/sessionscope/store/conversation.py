@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
+from sessionscope.store import wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, messages, resets
 from sessionscope.store.scope import Scope
@@ -58,12 +58,12 @@ async def status(
     live_from = int(row.live_from_seq)
     positioned: list[tuple[float, int, dict[str, Any]]] = []
     for seq, kind, r in merged:
-        item = rows.message_item(r, live_from, html=True, reset_seq=reset_seq) if kind == "m" else rows.reset_item(r)
+        item = wire.message_item(r, live_from, html=True, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
         positioned.append((float(seq), seq, item))
     for c in page_compactions:
-        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), rows.compaction_item(c, html=True)))
+        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c, html=True)))
     positioned.sort(key=lambda p: (p[0], p[1]))
-    session = rows.session_row(row)
+    session = wire.session_row(row)
     return {
         "session": session,
         "items": [p[2] for p in positioned],
@@ -73,7 +73,7 @@ async def status(
             "output_tokens": session["output_tokens"],
             "cache_read_tokens": session["cache_read_tokens"],
             "cache_write_tokens": session["cache_write_tokens"],
-            "cache_hit_rate": rows.cache_hit_rate(
+            "cache_hit_rate": wire.cache_hit_rate(
                 session["input_tokens"], session["cache_read_tokens"], session["cache_write_tokens"]
             ),
         },

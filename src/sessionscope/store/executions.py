@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.pricing import cost_usd
-from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
+from sessionscope.store import wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import executions
 from sessionscope.store.scope import Scope
@@ -126,7 +126,7 @@ async def context(
             select(executions).where(executions.c.session_id == row.id)
             .order_by(executions.c.started_at.desc(), executions.c.id.desc()).limit(limit)
         )).all()
-    runs = [rows.execution(r) for r in recent]
+    runs = [wire.execution(r) for r in recent]
     budget = next((dict(run["budget"], estimated=False) for run in runs if run["budget"]), None)
     return {
         "budget": budget or estimated_budget(int(row.live_tokens)),
@@ -144,7 +144,7 @@ async def metrics(db: Database, scope: Scope, key: str, *, tenant: str | None = 
                      "compactions", "resets", "executions", "cost_usd", "message_count", "total_tokens",
                      "context_tokens")
     } | {
-        "cache_hit_rate": rows.cache_hit_rate(
+        "cache_hit_rate": wire.cache_hit_rate(
             session["input_tokens"], session["cache_read_tokens"], session["cache_write_tokens"]
         )
     }

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
 from sessionscope.errors import Conflict
-from sessionscope.store import rows, search_index
+from sessionscope.store import search_index, wire
 from sessionscope.store import sessions as session_store
 from sessionscope.store.appends import OUTPUT_ROLES, PREVIEW_CHARS
 from sessionscope.store.conversation import SUMMARY_PREFIX, _without_orphans
@@ -42,7 +42,7 @@ async def _raws(conn: AsyncConnection, session_id: int, ids: list[str]) -> dict[
 
 
 def _item(row: Row, live_from: int, raw: Any) -> dict[str, Any]:
-    item = rows.message_item(row, live_from)
+    item = wire.message_item(row, live_from)
     item["raw"] = raw
     return item
 

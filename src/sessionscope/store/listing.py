@@ -22,7 +22,7 @@ from sqlalchemy import and_, case, column, func, literal_column, or_, select, ta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
-from sessionscope.store import rows, search_index
+from sessionscope.store import search_index, wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
@@ -179,7 +179,7 @@ async def list_sessions(
     found = found[:limit]
     next_cursor = _encode_cursor(getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
-        "sessions": [rows.session_row(r) for r in found],
+        "sessions": [wire.session_row(r) for r in found],
         "total": total,
         "total_capped": capped,
         "next_cursor": next_cursor,

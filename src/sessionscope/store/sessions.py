@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
 from sessionscope.errors import NotFound
-from sessionscope.store import rows, search_index
+from sessionscope.store import search_index, wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import (
     agents,
@@ -54,7 +54,7 @@ async def find(conn: AsyncConnection, tenant: str, key: str, *, lock: bool = Fal
 async def get(db: Database, scope: Scope, key: str, tenant: str | None = None) -> dict[str, Any]:
     tenant = scope.resolve(tenant)
     async with db.read() as conn:
-        return rows.session_row(await find(conn, tenant, key))
+        return wire.session_row(await find(conn, tenant, key))
 
 
 async def ensure(

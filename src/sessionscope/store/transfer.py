@@ -13,14 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
 from sessionscope.errors import InvalidParams
-from sessionscope.store import rows
 from sessionscope.store import sessions as session_store
+from sessionscope.store import wire
 from sessionscope.store.appends import insert_messages, prepare_messages, raw_copies
 from sessionscope.store.database import Database
 from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
 from sessionscope.store.scope import Scope
-from sessionscope.tokens import MESSAGE_OVERHEAD_TOKENS, count_tokens
+from sessionscope.tokenizer import MESSAGE_OVERHEAD_TOKENS, count_tokens
 
 EXPORT_PAGE = 2_000
 FORMAT_VERSION = 1
@@ -47,8 +47,8 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                      "agent": row.agent, "channel": row.channel, "label": row.label,
                      "created_at": to_rfc3339(row.created_at)})
         # Compactions and resets are few; messages are paged and merged with them by seq.
-        others = sorted([(int(c.seq), rows.compaction_item(c)) for c in markers]
-                        + [(int(r.seq), rows.reset_item(r)) for r in marker_resets], key=lambda p: p[0])
+        others = sorted([(int(c.seq), wire.compaction_item(c)) for c in markers]
+                        + [(int(r.seq), wire.reset_item(r)) for r in marker_resets], key=lambda p: p[0])
         pending = 0
         last_seq = 0
         live_from = int(row.live_from_seq)
@@ -64,7 +64,7 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 while pending < len(others) and others[pending][0] < m[MESSAGE_SEQ]:
                     chunk.append(_item_line(others[pending][1]))
                     pending += 1
-                item = rows.message_item(m, live_from, reset_seq=reset_seq, kind_field="type")
+                item = wire.message_item(m, live_from, reset_seq=reset_seq, kind_field="type")
                 if m[RAW_COLUMN] is not None:
                     item["raw"] = orjson.Fragment(m[RAW_COLUMN])  # stored as JSON text: embedded as is
                 chunk.append(_line(item))
@@ -83,7 +83,7 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 )).all()
             if not page:
                 break
-            yield b"".join(_line({"type": "execution", **rows.execution(e)}) for e in page)
+            yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in page)
             last_started, last_id = int(page[-1].started_at), int(page[-1].id)
 
 

@@ -23,7 +23,7 @@ from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, exports, open_database
 from sessionscope.store.transfer import export_lines
-from sessionscope.tokens import encoder
+from sessionscope.tokenizer import encoder
 from sessionscope.web import auth, housekeeping, metrics, otlp
 from sessionscope.web.services import ServerConfig, Services
 

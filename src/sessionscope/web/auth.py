@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from sessionscope.errors import Forbidden, Unauthorized
 from sessionscope.rpc.registry import Caller
-from sessionscope.store import tokens
+from sessionscope.store import api_tokens
 from sessionscope.web.login_limit import LoginLimiter
 from sessionscope.web.services import ServerConfig
 
@@ -38,7 +38,7 @@ PAGE_PREFIXES = ("/sessions",)
 MAX_LOGIN_BODY = 4096
 
 
-def caller_for(info: tokens.TokenInfo) -> Caller:
+def caller_for(info: api_tokens.TokenInfo) -> Caller:
     return Caller(scope=info.scope, role=info.role, token_id=info.id, token_name=info.name)
 
 
@@ -65,14 +65,14 @@ async def authenticate(request: Request) -> Caller:
     db = request.app.state.services.db
     token = bearer_token(request)
     if token is not None:
-        info = await tokens.verify(db, token)
+        info = await api_tokens.verify(db, token)
         if info is None:
             raise Unauthorized("unauthorized: this token is unknown or revoked")
         return caller_for(info)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthorized("unauthorized: send 'Authorization: Bearer <token>' or log in at /login")
-    info = await tokens.verify(db, cookie)
+    info = await api_tokens.verify(db, cookie)
     if info is None:
         raise Unauthorized("unauthorized: your session has ended; log in again")
     if not _same_origin(request, required=True):
@@ -125,7 +125,7 @@ async def login(request: Request) -> Response:
         response = _json_error(429, f"too many failed logins from this address; try again in {wait} s")
         response.headers["retry-after"] = str(wait)
         return response
-    info = await tokens.verify(request.app.state.services.db, token.strip())
+    info = await api_tokens.verify(request.app.state.services.db, token.strip())
     if info is None:
         limiter.record_failure(address)
         return _json_error(401, "this token is unknown or revoked")

@@ -3,9 +3,9 @@
 from sessionscope.rpc.methods import (  # noqa: F401
     admin,
     agents,
-    catalog,
     compaction,
     conversation,
     discover,
+    facets,
     sessions,
 )

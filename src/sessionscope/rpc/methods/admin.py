@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from sessionscope.rpc.models import Name, Params, Tenant
 from sessionscope.rpc.registry import ADMIN, ADMIN_ONLY, ANY_ROLE, OPERATOR, Context, rpc_method
-from sessionscope.store import audit, retention, tokens
+from sessionscope.store import api_tokens, audit, retention
 
 MAX_RETENTION_DAYS = 36_500
 
@@ -69,7 +69,7 @@ async def token_create(ctx: Context, p: TokenCreateParams) -> Any:
 
     `admin` tokens cover every tenant (leave `tenant` out); every other role needs a `tenant`.
     """
-    return await tokens.create(ctx.db, name=p.name, role=p.role, tenant=p.tenant)
+    return await api_tokens.create(ctx.db, name=p.name, role=p.role, tenant=p.tenant)
 
 
 class TokenListParams(Params):
@@ -83,7 +83,7 @@ class TokenListResult(BaseModel):
 @rpc_method("token.list", params=TokenListParams, result=TokenListResult, roles=ADMIN_ONLY)
 async def token_list(ctx: Context, p: TokenListParams) -> Any:
     """API tokens with role, tenant and last use; never the tokens themselves."""
-    return {"tokens": await tokens.list_tokens(ctx.db, include_revoked=p.include_revoked)}
+    return {"tokens": await api_tokens.list_tokens(ctx.db, include_revoked=p.include_revoked)}
 
 
 class TokenRevokeParams(Params):
@@ -97,7 +97,7 @@ class TokenRevokeParams(Params):
 @rpc_method("token.revoke", params=TokenRevokeParams, result=TokenInfo, roles=ADMIN_ONLY, audit="token.revoke")
 async def token_revoke(ctx: Context, p: TokenRevokeParams) -> Any:
     """Revoke a token: every call with it fails from now on, dashboard sessions included."""
-    return await tokens.revoke(ctx.db, p.id)
+    return await api_tokens.revoke(ctx.db, p.id)
 
 
 # ---- audit ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Admin commands: tokens, the audit log, retention, purge and the integrity check.
 
-Registered on the main `sessionscope` app by importing this module (see the end of cli.py).
+Registered on the main `sessionscope` app by importing this module (see `sessionscope.cli`).
 Like every command, each one opens a backend, calls one RPC method (or one store function) and prints.
 """
 
@@ -11,8 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sessionscope.backend import connect
-from sessionscope.cli import (
+from sessionscope.cli.main import (
     DbOption,
     TenantOption,
     TokenOption,
@@ -22,7 +21,8 @@ from sessionscope.cli import (
     err_console,
     friendly,
 )
-from sessionscope.cli_output import print_rows
+from sessionscope.cli.output import print_rows
+from sessionscope.cli.transport import connect
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenant settings.", no_args_is_help=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
-from sessionscope.client import (
+from sessionscope.client.protocol import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
     Unavailable,
@@ -26,7 +26,7 @@ from sessionscope.client import (
 from sessionscope.errors import SessionscopeError
 
 if TYPE_CHECKING:
-    from sessionscope.sdk import AsyncSession
+    from sessionscope.client.sdk import AsyncSession
 
 
 class AsyncClient:
@@ -61,7 +61,7 @@ class AsyncClient:
     def session(self, key: str, *, agent: str = "main", channel: str = "sdk", tenant: str | None = None,
                 label: str | None = None) -> AsyncSession:
         """A handle on one session; it is created on the first append."""
-        from sessionscope.sdk import AsyncSession
+        from sessionscope.client.sdk import AsyncSession
 
         return AsyncSession(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 

@@ -85,7 +85,7 @@ class RemoteBackend:
 
     def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
                        progress: Callable[[int], None] | None = None) -> ImportStats:
-        from sessionscope.remote_import import import_remote
+        from sessionscope.cli.remote_import import import_remote
 
         return import_remote(self.client, records, tenant, progress)
 

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sessionscope.backend import LocalBackend, RemoteBackend, connect
-from sessionscope.cli_output import print_rows
+from sessionscope.cli.output import print_rows
+from sessionscope.cli.transport import connect
 from sessionscope.errors import SessionscopeError
 
 app = typer.Typer(help="sessionscope: the system of record for AI agent sessions.", no_args_is_help=True,
@@ -346,18 +346,3 @@ def import_(
                   f"{stats.duplicates} duplicate(s) already stored; {len(skipped)} line(s) skipped", highlight=False)
     for item in skipped[:50]:
         err_console.print(f"  skipped {item.file}:{item.line}: {item.reason}", highlight=False, markup=False)
-
-
-# Admin commands (token, audit, tenant, purge, check) register themselves on `app`.
-from sessionscope import cli_admin  # noqa: F401
-
-
-def main() -> None:
-    app()
-
-
-__all__ = ["LocalBackend", "RemoteBackend", "app"]
-
-
-if __name__ == "__main__":
-    main()

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Self
 from sessionscope.clock import now_ms, to_rfc3339
 
 if TYPE_CHECKING:
-    from sessionscope.aio import AsyncClient
     from sessionscope.client import Client
+    from sessionscope.client.aio import AsyncClient
 
-log = logging.getLogger("sessionscope.sdk")
+log = logging.getLogger("sessionscope.client.sdk")
 
 # The server accepts at most this many messages per session.append.
 APPEND_BATCH = 1000

@@ -1,0 +1,94 @@
+"""What the sync and async clients share: the JSON-RPC envelope, retries and the error map."""
+
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+
+from sessionscope.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParams,
+    NotFound,
+    SessionscopeError,
+    TooLarge,
+    Unauthorized,
+)
+
+DEFAULT_TIMEOUT_S = 30.0
+# Retries cover a restarting server or a flaky proxy: 4 attempts over about 1.5 s plus jitter.
+DEFAULT_RETRIES = 3
+BACKOFF_BASE_S = 0.2
+BACKOFF_MAX_S = 2.0
+RETRY_STATUS = frozenset({500, 502, 503, 504})
+
+_ERRORS: dict[int, type[SessionscopeError]] = {
+    -32001: NotFound, -32003: Forbidden, -32009: Conflict, -32013: TooLarge, -32004: Unauthorized,
+}
+
+
+class RPCError(SessionscopeError):
+    """An error answer the server gave; `code` is the JSON-RPC code."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message, data)
+        self.code = code
+
+
+class Unavailable(SessionscopeError):
+    """The server could not be reached, or kept answering 5xx, after every retry."""
+
+
+class _Retryable(Exception):
+    """Internal: one attempt failed in a way a retry may fix."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def error_from(error: dict[str, Any]) -> SessionscopeError:
+    code = int(error.get("code", -32000))
+    message = str(error.get("message", "error"))
+    data = error.get("data")
+    cls = _ERRORS.get(code)
+    if code == -32602 and isinstance(data, dict):
+        exc: SessionscopeError = InvalidParams(str(data.get("field")), str(data.get("problem")))
+        exc.message = message
+        return exc
+    if cls is NotFound and isinstance(data, dict):
+        return NotFound(str(data.get("key")))
+    if cls is not None:
+        return cls(message, data)
+    return RPCError(code, message, data)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter, so many clients do not retry in lockstep."""
+    return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** attempt))
+
+
+def payload(request_id: int, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params or {}}
+
+
+def decode(url: str, response: httpx.Response) -> Any:
+    """One HTTP answer to a result, a typed error, or _Retryable for a 5xx."""
+    if response.status_code == 401:
+        raise Unauthorized("the server needs a valid token (--token or SESSIONSCOPE_TOKEN)")
+    if response.status_code in RETRY_STATUS:
+        raise _Retryable(f"{url} answered HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        raise SessionscopeError(f"{url} answered HTTP {response.status_code} without JSON") from None
+    if "error" in body:
+        raise error_from(body["error"])
+    return body["result"]
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
