@@ -25,6 +25,7 @@ The pipeline owns, for every path alike:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -277,9 +278,19 @@ async def _validated_chunks(block: Iterator[dict[str, Any]], progress: Callable[
             progress(len(chunk))
 
 
+def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
+    """Tool-call arguments given as a JSON object are stored (and counted) as their JSON text,
+    the shape every reader and every model API takes."""
+    for m in messages:
+        for call in m.get("tool_calls") or ():
+            if not isinstance(call.get("arguments", ""), str):
+                call["arguments"] = json.dumps(call["arguments"], ensure_ascii=False, separators=(",", ":"))
+
+
 async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages with ids, times and o200k_base token counts (CPU work, before the transaction)."""
     received_at = now_ms()
+    _arguments_as_text(messages)
     if sum(len(message_text(m)) for m in messages if m.get("tokens") is None) > TOKENIZE_INLINE_CHARS:
         return await asyncio.to_thread(appends.prepare_messages, messages, received_at)
     return appends.prepare_messages(messages, received_at)
