@@ -6,14 +6,14 @@ import json
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.pricing import cost_usd
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.database import Database
-from sessionscope.store.schema import executions
+from sessionscope.store.schema import executions, resets
 from sessionscope.store.scope import Scope
 
 DEFAULT_CONTEXT_WINDOW = 128_000
@@ -110,9 +110,11 @@ async def record(
     return {"id": prepared["exec_id"], "cost_usd": None if cost is None else round(cost, 8)}
 
 
-def estimated_budget(live_tokens: int) -> dict[str, Any]:
+def estimated_budget(live_tokens: int, *, since_reset: bool = False) -> dict[str, Any]:
+    """`since_reset`: executions exist, but all ran before the last reset, so none describes
+    the live context."""
     return {"window": DEFAULT_CONTEXT_WINDOW, "system": 0, "tools": 0, "context": 0,
-            "messages": live_tokens, "estimated": True}
+            "messages": live_tokens, "estimated": True, "since_reset": since_reset}
 
 
 async def context(
@@ -126,10 +128,14 @@ async def context(
             select(executions).where(executions.c.session_id == row.id)
             .order_by(executions.c.started_at.desc(), executions.c.id.desc()).limit(limit)
         )).all()
+        last_reset = (await conn.execute(
+            select(func.max(resets.c.ts)).where(resets.c.session_id == row.id))).scalar()
     runs = [wire.execution(r) for r in recent]
-    budget = next((dict(run["budget"], estimated=False) for run in runs if run["budget"]), None)
+    # A budget recorded before the last reset describes a conversation that is no longer live.
+    current = [r for r in recent if last_reset is None or r.started_at >= last_reset]
+    budget = next((dict(json.loads(r.budget), estimated=False) for r in current if r.budget), None)
     return {
-        "budget": budget or estimated_budget(int(row.live_tokens)),
+        "budget": budget or estimated_budget(int(row.live_tokens), since_reset=bool(recent) and not current),
         "live_tokens": int(row.live_tokens),
         "executions": runs,
     }

@@ -58,6 +58,16 @@ export const fmtNumber = (n) => (n === null || n === undefined ? "—" : NUMBER.
 export const fmtCost = (n) => (n === null || n === undefined ? "—" : USD.format(n));
 export const fmtPercent = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 
+/**
+ * A session's message count: the live conversation first; after a reset or a compaction the
+ * stored count beside it, since those messages are kept (dimmed) for audit.
+ */
+export function fmtMessages(session) {
+  const live = session.live_messages ?? session.message_count;
+  if (live >= session.message_count) return fmtNumber(session.message_count);
+  return `${fmtNumber(live)} live · ${fmtNumber(session.message_count)} kept for audit`;
+}
+
 export function fmtDateTime(iso) {
   if (!iso) return "—";
   const d = new Date(iso);

@@ -34,7 +34,8 @@ function budgetSection(budget) {
     h("div", { class: "card-head" },
       h("h2", { id: "budget-title" }, "Token budget"),
       h("p", { class: "muted" }, `${fmtNumber(used)} of ${fmtNumber(window)} tokens in the context window`,
-        budget.estimated ? " (estimated from the live messages: no execution recorded a budget)" : "",
+        budget.since_reset ? " (estimated from the live messages: no execution has run since the reset)"
+          : budget.estimated ? " (estimated from the live messages: no execution recorded a budget)" : "",
         used > window ? " — over budget" : "")),
     bar, legend);
 }

@@ -1,7 +1,7 @@
 // The session detail (/sessions/<key>): breadcrumb, info bar, actions and three lazy tabs.
 import { ERROR_NOT_FOUND, isAbort, rpc } from "../api.js";
 import { listHref, navigate } from "../app.js";
-import { fmtCost, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
+import { fmtCost, fmtMessages, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
 import { confirmDialog, messageDialog } from "./dialogs.js";
 import { mountConversation, ITEMS_PAGE } from "./conversation.js";
 import { mountContextState } from "./context-state.js";
@@ -91,7 +91,7 @@ export function mountSessionDetail(root, { key, tenant, params }) {
     replace(infoBar,
       item("Agent", "agent", session.agent),
       item("Channel", "channel", h("span", { class: "chip" }, session.channel)),
-      item("Messages", "message_count", fmtNumber(session.message_count)),
+      item("Messages", "message_count", fmtMessages(session)),
       item("Tokens", "total_tokens", fmtNumber(session.total_tokens)),
       item("Created", "created_at", timeEl(session.created_at)),
       item("Last active", "updated_at", timeEl(session.updated_at, { relative: true })),

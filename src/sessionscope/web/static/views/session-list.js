@@ -1,7 +1,7 @@
 // The session list (/sessions): search, filters, server-side sort, cursor paging, bulk actions.
 import { rpc, isAbort } from "../api.js";
 import { detailHref, navigate, rememberListQuery } from "../app.js";
-import { debounce, fmtCost, fmtNumber, h, notify, replace, stateBlock, timeEl } from "../dom.js";
+import { debounce, fmtCost, fmtMessages, fmtNumber, h, notify, replace, stateBlock, timeEl } from "../dom.js";
 import { createBulkBar } from "./bulk-actions.js";
 
 export const PAGE_SIZE = 50;
@@ -250,7 +250,7 @@ export function mountSessionList(root, { params }) {
         row.preview ? h("span", { class: "sub preview" }, row.preview) : null),
       h("td", { "data-col": "agent" }, row.agent),
       h("td", { "data-col": "channel" }, h("span", { class: "chip" }, row.channel)),
-      h("td", { class: "num", "data-col": "message_count" }, fmtNumber(row.message_count)),
+      h("td", { class: "num", "data-col": "message_count" }, fmtMessages(row)),
       h("td", { class: "num", "data-col": "total_tokens" }, fmtNumber(row.total_tokens)),
       h("td", { class: "num", "data-col": "cost_usd" }, fmtCost(row.cost_usd)),
       h("td", { "data-col": "updated_at" }, timeEl(row.updated_at, { relative: true })));
