@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.applications import Starlette
@@ -95,13 +97,24 @@ async def rpc_endpoint(request: Request) -> Response:
 async def export_download(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
-        tenant, keys = await exports.resolve_link(services.db, request.path_params["token"])
+        sessions, filename = await exports.resolve_link(services.db, request.path_params["token"])
     except SessionscopeError as exc:
         return JSONResponse({"error": exc.message}, status_code=404)
-    filename = "session-export.jsonl"
-    headers = {"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"}
-    lines = export_lines(services.db, Scope.tenant(tenant), keys, tenant)
-    return StreamingResponse(lines, media_type="application/x-ndjson", headers=headers)
+    headers = {"content-disposition": content_disposition(filename), "cache-control": "no-store"}
+    return StreamingResponse(_export_stream(services.db, sessions), media_type="application/x-ndjson",
+                             headers=headers)
+
+
+def content_disposition(filename: str) -> str:
+    """An ASCII `filename` for old clients and the RFC 6266 UTF-8 `filename*` beside it."""
+    ascii_name = "".join(ch if " " <= ch < "\x7f" and ch not in '"\\' else "_" for ch in filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+async def _export_stream(db: Database, sessions: list[tuple[str, str]]) -> AsyncIterator[bytes]:
+    for tenant, group in itertools.groupby(sessions, key=lambda pair: pair[0]):
+        async for line in export_lines(db, Scope.tenant(tenant), [key for _, key in group], tenant):
+            yield line
 
 
 async def dashboard(request: Request) -> Response:

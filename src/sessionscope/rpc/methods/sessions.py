@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from sessionscope.errors import InvalidParams
 from sessionscope.rpc.models import (
+    MAX_KEYS,
     Execution,
     Item,
     KeyParams,
@@ -19,7 +21,7 @@ from sessionscope.rpc.models import (
 )
 from sessionscope.rpc.presentation import with_html
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
-from sessionscope.store import exports, listing, sessions
+from sessionscope.store import Scope, exports, listing, sessions
 from sessionscope.store.conversation import status as session_status
 from sessionscope.store.executions import context as session_context
 from sessionscope.store.executions import metrics as session_metrics
@@ -119,20 +121,42 @@ class ExportResult(BaseModel):
     filename: str
 
 
-def export_filename(keys: list[str]) -> str:
-    if len(keys) == 1:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in keys[0])[:80]
-        return f"session-{safe}.jsonl"
-    return f"sessions-{len(keys)}.jsonl"
+class SessionRef(Params):
+    tenant: Tenant
+    key: SessionKey
 
 
-@rpc_method("session.export", params=KeysParams, result=ExportResult, roles=WRITE,
+class ExportParams(KeysParams):
+    """`key`/`keys` in one tenant, or `sessions`: {tenant, key} pairs across tenants."""
+
+    sessions: Annotated[list[SessionRef], Field(min_length=1, max_length=MAX_KEYS)] | None = None
+
+    def pairs(self, scope: Scope) -> list[tuple[str, str]]:
+        if self.sessions is None:
+            tenant = scope.resolve(self.tenant)
+            return [(tenant, key) for key in super().all_keys()]
+        if self.key is not None or self.keys is not None or self.tenant is not None:
+            raise InvalidParams("sessions", "give sessions alone, without key, keys or tenant")
+        return list(dict.fromkeys((ref.tenant, ref.key) for ref in self.sessions))
+
+    def all_keys(self) -> list[str]:
+        """What the audit log records: across tenants each key is written `tenant/key`."""
+        if self.sessions is None:
+            return super().all_keys()
+        one_tenant = len({ref.tenant for ref in self.sessions}) == 1
+        return [ref.key if one_tenant else f"{ref.tenant}/{ref.key}" for ref in self.sessions]
+
+
+@rpc_method("session.export", params=ExportParams, result=ExportResult, roles=WRITE,
             audit="session.export")
-async def export(ctx: Context, p: KeysParams) -> Any:
-    """A short-lived link whose GET streams the sessions as JSONL."""
-    keys = p.all_keys()
-    token = await exports.create_link(ctx.db, ctx.caller.scope, keys, p.tenant, ctx.caller.token_id)
-    return {"url": f"{ctx.base_url}/export/{token}", "filename": export_filename(keys)}
+async def export(ctx: Context, p: ExportParams) -> Any:
+    """A short-lived link whose GET streams the sessions as JSONL: one file per call.
+
+    One session's file is named by its key; several are `sessions-N-YYYYMMDD-HHMM.jsonl`.
+    """
+    token, filename = await exports.create_link(ctx.db, ctx.caller.scope, p.pairs(ctx.caller.scope),
+                                                ctx.caller.token_id)
+    return {"url": f"{ctx.base_url}/export/{token}", "filename": filename}
 
 
 class ContextParams(KeyParams):
@@ -173,4 +197,6 @@ async def metrics(ctx: Context, p: KeyParams) -> Any:
     return await session_metrics(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant)
 
 
-__all__ = ["SessionKey"]
+export_filename = exports.export_filename  # the CLI names its files the same way
+
+__all__ = ["SessionKey", "export_filename"]

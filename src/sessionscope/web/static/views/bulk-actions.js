@@ -72,12 +72,15 @@ export function createBulkBar(selected, { onChanged, onClear }) {
     if (ok) await run("session.delete", "deleted", "Deleted");
   }
 
+  /** One file for the whole selection, whatever its tenants. */
   async function bulkExport() {
+    const picked = [...selected.values()];
+    const tenants = new Set(picked.map((s) => s.tenant));
+    const params = tenants.size === 1 ? { tenant: picked[0].tenant, keys: picked.map((s) => s.key) }
+      : { sessions: picked.map(({ tenant, key }) => ({ tenant, key })) };
     try {
-      for (const batch of batches()) {
-        const { url, filename } = await rpc("session.export", batch);
-        triggerDownload(url, filename);
-      }
+      const { url, filename } = await rpc("session.export", params);
+      triggerDownload(url, filename);
       notify(`Exporting ${plural(selected.size, "session")} as JSONL.`);
     } catch (err) {
       notify(`Export failed: ${err.message}`, { kind: "error" });
