@@ -49,27 +49,94 @@ function messageBody(item) {
   return h("div", { class: "msg-body text" }, item.content);
 }
 
+/** Outputs longer than this start cut, with a "Show all" toggle. */
+const OUTPUT_CUT_CHARS = 2000;
+const OUTPUT_CUT_LINES = 30;
+const PREVIEW_CHARS = 120;
+
+/** One line of `value` (JSON collapsed, whitespace squeezed), cut to PREVIEW_CHARS. */
+function oneLine(value) {
+  if (value === null || value === undefined) return "";
+  let text = typeof value === "string" ? value : JSON.stringify(value);
+  try {
+    text = JSON.stringify(JSON.parse(text));
+  } catch {
+    // not JSON: plain text
+  }
+  text = text.replace(/\s+/g, " ").trim();
+  return text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS - 1)}…` : text;
+}
+
+/** Milliseconds from the call's message to its result's, when both times are known and differ. */
+function toolDuration(callTimestamp, result) {
+  if (!callTimestamp || !result?.timestamp) return null;
+  const ms = new Date(result.timestamp).getTime() - new Date(callTimestamp).getTime();
+  return Number.isFinite(ms) && ms > 0 ? ms : null;
+}
+
+export function fmtDuration(ms) {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+/** A <pre> of `text`, cut when long, with a toggle that shows all of it. */
+function cutBlock(text, isError) {
+  const pre = h("pre", { class: ["code", isError ? "code-error" : null] });
+  const lines = text.split("\n");
+  const long = text.length > OUTPUT_CUT_CHARS || lines.length > OUTPUT_CUT_LINES;
+  if (!long) {
+    pre.textContent = text;
+    return pre;
+  }
+  const cut = lines.slice(0, OUTPUT_CUT_LINES).join("\n").slice(0, OUTPUT_CUT_CHARS);
+  pre.textContent = `${cut}…`;
+  pre.classList.add("is-cut");
+  const toggle = h("button", { type: "button", class: "btn btn-quiet btn-small", "data-action": "show-all",
+    "aria-expanded": "false" }, `Show all (${fmtNumber(text.length)} characters)`);
+  toggle.addEventListener("click", () => {
+    const all = pre.classList.toggle("is-cut") === false;
+    pre.textContent = all ? text : `${cut}…`;
+    toggle.setAttribute("aria-expanded", String(all));
+    toggle.textContent = all ? "Show less" : `Show all (${fmtNumber(text.length)} characters)`;
+  });
+  return h("div", { class: "cut-block" }, pre, toggle);
+}
+
 function toolOutput(result) {
   if (!result) return h("p", { class: "muted tool-pending" }, "No result recorded.");
   return h("div", { class: "tool-output" },
     h("div", { class: "tool-section-head" }, h("h4", {}, result.is_error ? "Error" : "Output"), timeEl(result.timestamp)),
-    h("pre", { class: ["code", result.is_error ? "code-error" : null] }, pretty(result.content)));
+    cutBlock(pretty(result.content), result.is_error));
 }
 
-/** A collapsible card for one tool call (call may be null when only the result is loaded). */
-function toolCard(call, result, opened) {
+/**
+ * A collapsible card for one tool call (call may be null when only the result is loaded).
+ * Collapsed, it still says what happened: status, duration, and a line of input and of output.
+ */
+function toolCard(call, result, opened, callTimestamp = null) {
   const name = call?.name || result?.tool_name || "tool";
   const id = call?.id || result?.tool_call_id || "";
   const isError = Boolean(result?.is_error);
+  const duration = toolDuration(callTimestamp, result);
+  const status = !result ? h("span", { class: "badge", "data-status": "pending" }, "no result")
+    : isError ? h("span", { class: "badge badge-error", "data-status": "error" }, "error")
+      : h("span", { class: "badge badge-ok", "data-status": "ok" }, "ok");
+  const args = call ? oneLine(call.arguments) : "";
+  const output = result ? oneLine(result.content) : "";
   const card = h("details", { class: ["tool-card", isError ? "is-error" : null],
     "data-tool-call-id": id, "data-tool-name": name },
   h("summary", { class: "tool-summary" },
     h("span", { class: "tool-label" }, "Tool call"),
     h("span", { class: "tool-name mono" }, name),
-    isError ? h("span", { class: "badge badge-error" }, "error") : null,
-    !result ? h("span", { class: "badge" }, "no result") : null),
+    status,
+    duration !== null ? h("span", { class: "tool-duration", title: "from the call to its result" },
+      fmtDuration(duration)) : null,
+    h("span", { class: "tool-preview mono" },
+      args ? h("span", { class: "tool-preview-args", title: args }, args) : null,
+      output ? h("span", { class: "tool-preview-result", title: output }, `→ ${output}`) : null)),
   h("div", { class: "tool-body" },
-    call ? h("div", { class: "tool-input" }, h("h4", {}, "Input"), h("pre", { class: "code" }, pretty(call.arguments))) : null,
+    call ? h("div", { class: "tool-input" }, h("h4", {}, "Input"), cutBlock(pretty(call.arguments), false)) : null,
     toolOutput(result)));
   if (opened.has(id)) card.open = true;
   card.addEventListener("toggle", () => (card.open ? opened.add(id) : opened.delete(id)));
@@ -130,7 +197,7 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
             orphan.node.remove();
             orphans.delete(call.id);
           }
-          return toolCard(call, result, opened);
+          return toolCard(call, result, opened, item.timestamp);
         });
         nodes.push(h("li", { class: ["msg", `msg-${item.role}`, state(item)],
           "data-seq": item.seq, "data-role": item.role },
