@@ -230,6 +230,22 @@ def reset(
 
 @app.command()
 @friendly
+def label(
+    key: Annotated[str, typer.Argument(help="Session key.")],
+    text: Annotated[str | None, typer.Argument(help="The new label.")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the label.")] = False,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+) -> None:
+    """Set (or --clear) a session's label, the name the dashboard shows."""
+    if (text is None) == (not clear):
+        raise ValueError("give the label text or --clear (not both)")
+    result = connect(db, url, token).call("session.label", _with_tenant({"key": key, "label": text}, tenant))
+    console.print(f"{key}: {'label cleared' if result['session']['label'] is None else result['session']['label']}",
+                  highlight=False)
+
+
+@app.command()
+@friendly
 def delete(
     keys: Annotated[list[str], typer.Argument(help="Session keys.")],
     db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,

@@ -93,6 +93,16 @@ async def ensure(
     return row
 
 
+async def set_label(db: Database, scope: Scope, key: str, label: str | None, tenant: str | None = None
+                    ) -> dict[str, Any]:
+    """Set the operator's name for a session (None clears it); the session row afterwards."""
+    tenant = scope.resolve(tenant)
+    async with db.write() as conn:
+        row = await find(conn, tenant, key, lock=True)
+        await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
+        return wire.session_row(await find(conn, tenant, key))
+
+
 @functools.lru_cache(maxsize=64)
 def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...],
                    row: str = ":session_id") -> TextClause:

@@ -159,6 +159,23 @@ async def export(ctx: Context, p: ExportParams) -> Any:
     return {"url": f"{ctx.base_url}/export/{token}", "filename": filename}
 
 
+class LabelParams(KeyParams):
+    """`label` null or empty clears it."""
+
+    label: Annotated[str, Field(max_length=512)] | None
+
+
+class LabelResult(BaseModel):
+    session: SessionRow
+
+
+@rpc_method("session.label", params=LabelParams, result=LabelResult, roles=WRITE, audit="session.label")
+async def label(ctx: Context, p: LabelParams) -> Any:
+    """Rename a session for people: set or clear its label (the key never changes)."""
+    text = (p.label or "").strip() or None
+    return {"session": await sessions.set_label(ctx.db, ctx.caller.scope, p.key, text, p.tenant)}
+
+
 class ContextParams(KeyParams):
     limit: Annotated[int, Field(ge=1, le=200)] = 20
 

@@ -84,8 +84,11 @@ export function mountSessionDetail(root, { key, tenant, params }) {
 
   function renderHeader() {
     const session = status.session;
-    replace(heading, h("h1", { class: "detail-title" }, session.label || session.key),
-      session.label ? h("p", { class: "sub mono", "data-field": "key" }, session.key) : null);
+    replace(heading, h("div", { class: "title-row" },
+      h("h1", { class: "detail-title" }, session.label || session.key),
+      h("button", { type: "button", class: "btn btn-quiet btn-small", "data-action": "rename", onclick: startRename },
+        "Rename")),
+    session.label ? h("p", { class: "sub mono", "data-field": "key" }, session.key) : null);
     const item = (label, field, value) => h("div", { class: "info-item", "data-field": field },
       h("dt", {}, label), h("dd", {}, value));
     replace(infoBar,
@@ -147,6 +150,36 @@ export function mountSessionDetail(root, { key, tenant, params }) {
 
   // ---- actions
   const name = () => status.session.label || status.session.key;
+
+  /** Rename in place: the label is for people; the key never changes. */
+  function startRename() {
+    const input = h("input", { type: "text", class: "input", name: "label", maxlength: 512,
+      value: status.session.label || "", "aria-label": "Session label", placeholder: status.session.key });
+    const cancel = () => renderHeader();
+    const form = h("form", { class: "rename-form", "data-form": "rename" }, input,
+      h("button", { type: "submit", class: "btn btn-primary btn-small" }, "Save"),
+      status.session.label ? h("button", { type: "button", class: "btn btn-small", "data-action": "clear-label",
+        onclick: () => saveLabel(null) }, "Clear label") : null,
+      h("button", { type: "button", class: "btn btn-quiet btn-small", onclick: cancel }, "Cancel"));
+    form.addEventListener("submit", (event) => { event.preventDefault(); saveLabel(input.value.trim() || null); });
+    input.addEventListener("keydown", (event) => { if (event.key === "Escape") { event.stopPropagation(); cancel(); } });
+    replace(heading, form);
+    input.focus();
+    input.select();
+  }
+
+  async function saveLabel(label) {
+    try {
+      const result = await rpc("session.label", { ...scope, label });
+      status = { ...status, session: result.session };
+      notify(label ? `Renamed to “${label}”.` : "The label was cleared.");
+    } catch (err) {
+      notify(`Rename failed: ${err.message}`, { kind: "error" });
+    }
+    renderHeader();
+    document.title = `${name()} · Sessions · sessionscope`;
+    root.querySelector(".crumb-current")?.replaceChildren(name());
+  }
 
   async function doReset() {
     const ok = await confirmDialog({
