@@ -8,10 +8,14 @@ const LIST_QUERY_STORAGE = "sessionscope.listQuery";
 
 let current = null; // the mounted view: {unmount()}
 
-/** The path of a session's detail page; tenant only when it is not the default. */
-export function detailHref(key, tenant) {
+/** Detail tabs with a path of their own (Conversation is the bare detail path). */
+export const DETAIL_TABS = ["context", "metrics"];
+
+/** The path of a session's detail page (or one of its tabs); tenant only when it is not the default. */
+export function detailHref(key, tenant, tab = null) {
   const query = tenant && tenant !== "default" ? `?tenant=${encodeURIComponent(tenant)}` : "";
-  return `${LIST_PATH}/${encodeURIComponent(key)}${query}`;
+  const suffix = tab && DETAIL_TABS.includes(tab) ? `/${tab}` : "";
+  return `${LIST_PATH}/${encodeURIComponent(key)}${suffix}${query}`;
 }
 
 /** The list URL with the filters and sort the user last had (kept across reloads). */
@@ -43,9 +47,11 @@ export function navigate(url, { replace: replaceEntry = false } = {}) {
 function parseRoute(pathname) {
   if (pathname === "/" || pathname === LIST_PATH || pathname === `${LIST_PATH}/`) return { name: "list" };
   if (pathname.startsWith(`${LIST_PATH}/`)) {
-    const encoded = pathname.slice(LIST_PATH.length + 1);
+    // The key is one encoded segment (its own slashes are %2F); a tab may follow it.
+    const [encoded, tab, ...rest] = pathname.slice(LIST_PATH.length + 1).split("/");
+    if (rest.length || (tab !== undefined && !DETAIL_TABS.includes(tab))) return { name: "unknown", path: pathname };
     try {
-      return { name: "detail", key: decodeURIComponent(encoded) };
+      return { name: "detail", key: decodeURIComponent(encoded), tab: tab || "conversation" };
     } catch {
       return { name: "bad-link", path: pathname };
     }
@@ -55,6 +61,13 @@ function parseRoute(pathname) {
 
 function render({ moveFocus = false } = {}) {
   const main = document.getElementById("main");
+  const route = parseRoute(location.pathname);
+  const params = new URLSearchParams(location.search);
+  // Back/forward between the tabs of the session on screen: switch the tab, keep the page.
+  if (route.name === "detail" && current?.showsSession?.(route.key, params.get("tenant") || null)) {
+    current.showTab(route.tab);
+    return;
+  }
   current?.unmount?.();
   current = null;
   if (moveFocus) {
@@ -62,14 +75,18 @@ function render({ moveFocus = false } = {}) {
     window.scrollTo(0, 0);
     main.focus({ preventScroll: true });
   }
-  const route = parseRoute(location.pathname);
-  const params = new URLSearchParams(location.search);
   if (route.name === "list") {
     if (location.pathname === "/") history.replaceState(null, "", LIST_PATH + location.search);
     document.title = "Sessions · sessionscope";
     current = mountSessionList(main, { params });
   } else if (route.name === "detail") {
-    current = mountSessionDetail(main, { key: route.key, tenant: params.get("tenant") || null, params });
+    let tab = route.tab;
+    if (tab === "conversation" && DETAIL_TABS.includes(params.get("tab"))) {
+      // Old links carried the tab as ?tab=: keep them working, under the path form.
+      tab = params.get("tab");
+      history.replaceState(null, "", detailHref(route.key, params.get("tenant"), tab));
+    }
+    current = mountSessionDetail(main, { key: route.key, tenant: params.get("tenant") || null, tab });
   } else {
     document.title = "Not found · sessionscope";
     replace(main, h("div", { class: "state state-error", role: "alert" },

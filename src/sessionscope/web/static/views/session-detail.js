@@ -1,6 +1,6 @@
 // The session detail (/sessions/<key>): breadcrumb, info bar, actions and three lazy tabs.
 import { ERROR_NOT_FOUND, isAbort, rpc } from "../api.js";
-import { listHref, navigate } from "../app.js";
+import { detailHref, listHref, navigate } from "../app.js";
 import { fmtCost, fmtMessages, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
 import { confirmDialog, messageDialog } from "./dialogs.js";
 import { mountConversation, ITEMS_PAGE } from "./conversation.js";
@@ -12,14 +12,15 @@ const TABS = [
   { id: "context", label: "Context State", mount: (panel, ctx) => mountContextState(panel, ctx) },
   { id: "metrics", label: "Metrics", mount: (panel, ctx) => mountMetrics(panel, ctx) },
 ];
+const sameTenant = (a, b) => (a && a !== "default" ? a : null) === (b && b !== "default" ? b : null);
 const plural = (n, word) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
 
-export function mountSessionDetail(root, { key, tenant, params }) {
+export function mountSessionDetail(root, { key, tenant, tab }) {
   const lifetime = new AbortController();
   const scope = tenant ? { key, tenant } : { key };
   let status = null; // the latest session.status result
   let mounted = {}; // tab id -> mounted view
-  let activeTab = TABS.some((t) => t.id === params.get("tab")) ? params.get("tab") : "conversation";
+  let activeTab = TABS.some((t) => t.id === tab) ? tab : "conversation";
   document.title = `${key} · Sessions · sessionscope`;
 
   const crumbs = (current) => h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" },
@@ -117,10 +118,9 @@ export function mountSessionDetail(root, { key, tenant, params }) {
       mounted[id] = tab.mount(panels[id], { ...scope, status, onChanged: reloadStatus });
     }
     if (!initial) {
-      const url = new URL(location.href);
-      if (id === "conversation") url.searchParams.delete("tab");
-      else url.searchParams.set("tab", id);
-      history.replaceState(null, "", url.pathname + url.search);
+      // Each tab is a page of its own in the history: back returns to the previous tab.
+      const href = detailHref(key, tenant, id);
+      if (href !== location.pathname + location.search) history.pushState(null, "", href);
     }
   }
 
@@ -256,6 +256,9 @@ export function mountSessionDetail(root, { key, tenant, params }) {
 
   load();
   return {
+    showsSession: (otherKey, otherTenant) => otherKey === key && sameTenant(otherTenant, tenant)
+      && tabButtons.length > 0,
+    showTab(id) { if (id !== activeTab) activate(id, { focus: false, initial: true }); },
     unmount() {
       lifetime.abort();
       for (const view of Object.values(mounted)) view?.unmount?.();
