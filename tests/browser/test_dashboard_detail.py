@@ -117,7 +117,7 @@ def test_tabs_lazy_load_context_and_metrics(page: Page, rpc, ns: str) -> None:
     expect(metrics.locator("[data-metric=input_tokens] dd")).to_have_text("1,200")
     expect(metrics.locator("[data-metric=output_tokens] dd")).to_have_text("300")
     expect(metrics.locator("[data-metric=cache_read_tokens] dd")).to_have_text("800")
-    expect(metrics.locator("[data-metric=cost_usd] dd")).to_have_text("$0.25")
+    expect(metrics.locator("[data-metric=cost_usd] dd")).to_have_text("$0.2500")
     expect(metrics.locator("[data-metric=cache_hit_rate] dd")).to_have_text("38.1%")
     assert page.watch.count("session.metrics") == 1
 

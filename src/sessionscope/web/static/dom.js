@@ -46,16 +46,35 @@ export function replace(el, ...children) {
 }
 
 const NUMBER = new Intl.NumberFormat();
+// One precision for every cost: four significant figures ($0.08600 beside $0.1717, $12.35).
 const USD = new Intl.NumberFormat(undefined, {
-  style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4,
+  style: "currency", currency: "USD", minimumSignificantDigits: 4, maximumSignificantDigits: 4,
 });
+const USD_LARGE = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", maximumFractionDigits: 0 });
 const DATE_TIME = new Intl.DateTimeFormat(undefined, {
   year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
 });
 const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 
 export const fmtNumber = (n) => (n === null || n === undefined ? "—" : NUMBER.format(n));
-export const fmtCost = (n) => (n === null || n === undefined ? "—" : USD.format(n));
+export const fmtCost = (n) => (n === null || n === undefined ? "—"
+  : Math.abs(n) >= 1000 ? USD_LARGE.format(n) : USD.format(n));
+
+/** Markdown reduced to its text, for one-line previews (`**ingest-worker**` → `ingest-worker`). */
+export function stripMarkdown(text) {
+  if (!text) return "";
+  return text
+    .replace(/```[^\n]*\n?/g, "")
+    .replace(/!\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/\[([^\]]+)\]\([^)]*\)/g, "$1")
+    .replace(/^\s{0,3}(#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)/gm, "")
+    .replace(/(\*\*|__)(?=\S)([^]*?\S)\1/g, "$2")
+    .replace(/(^|[^\w*])[*_](?=\S)([^*_\n]*?\S)[*_](?=$|[^\w*])/g, "$1$2")
+    .replace(/~~(.+?)~~/g, "$1")
+    .replace(/`([^`]*)`/g, "$1")
+    .replace(/\s+/g, " ")
+    .trim();
+}
 export const fmtPercent = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 
 /**
@@ -113,12 +132,16 @@ export function triggerDownload(url, filename) {
   a.remove();
 }
 
-/** Announce a short message in the page's live region. */
+/** Announce a short message: errors in the assertive region, the rest in the polite one. */
 export function notify(message, { kind = "info" } = {}) {
-  const region = document.getElementById("toast");
+  const error = kind === "error";
+  const region = document.getElementById(error ? "toast-error" : "toast");
+  const other = document.getElementById(error ? "toast" : "toast-error");
   if (!region) return;
+  if (other) other.hidden = true;
   region.dataset.kind = kind;
   region.textContent = message;
+  region.title = message; // the strip is one line; the whole message is a hover away
   region.hidden = false;
   clearTimeout(notify.timer);
   notify.timer = setTimeout(() => { region.hidden = true; }, 6000);

@@ -1,7 +1,7 @@
 // The session list (/sessions): search, filters, server-side sort, cursor paging, bulk actions.
 import { rpc, isAbort } from "../api.js";
 import { detailHref, navigate, rememberListQuery } from "../app.js";
-import { debounce, fmtCost, fmtMessages, fmtNumber, h, notify, replace, stateBlock, timeEl } from "../dom.js";
+import { debounce, fmtCost, fmtMessages, fmtNumber, h, stripMarkdown, notify, replace, stateBlock, timeEl } from "../dom.js";
 import { createBulkBar } from "./bulk-actions.js";
 
 export const PAGE_SIZE = 50;
@@ -247,7 +247,8 @@ export function mountSessionList(root, { params }) {
       h("td", { class: "cell-key" },
         h("a", { href, "data-link": "", tabindex: -1, class: "row-link" }, row.label || row.key),
         row.label ? h("span", { class: "sub mono" }, row.key) : null,
-        row.preview ? h("span", { class: "sub preview" }, row.preview) : null),
+        row.preview ? h("span", { class: "sub preview", title: stripMarkdown(row.preview) }, stripMarkdown(row.preview))
+          : null),
       h("td", { "data-col": "agent" }, row.agent),
       h("td", { "data-col": "channel" }, h("span", { class: "chip" }, row.channel)),
       h("td", { class: "num", "data-col": "message_count" }, fmtMessages(row)),
