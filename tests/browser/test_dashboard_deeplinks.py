@@ -39,7 +39,7 @@ def test_list_to_detail_with_back_and_forward(page: Page, rpc, ns: str) -> None:
     rpc.seed(f"{ns}:plain", agent=f"{ns}-bot", messages=2)
     page.goto(f"/sessions?agent={ns}-bot&sort=key&order=desc")
     expect(page.locator("tr.row")).to_have_count(2)
-    page.locator(f"tr.row[data-key='{key}'] td[data-col=agent]").click()
+    page.locator(f"tr.row[data-key='{key}'] td[data-col=agent]").click(force=True)
     expect(page.locator("h1.detail-title")).to_have_text(key)
     assert urlparse(page.url).path == f"/sessions/{enc(key)}"
 

@@ -168,13 +168,13 @@ def test_row_click_opens_detail_but_the_checkbox_does_not(page: Page, rpc, ns: s
     row.locator("input[type=checkbox]").click()
     expect(page.locator(".bulk-bar")).to_be_visible()
     assert urlparse(page.url).path == "/sessions"
-    row.locator("td[data-col=agent]").click()
+    row.locator("td[data-col=agent]").click(force=True)
     expect(page).to_have_url(re.compile(re.escape(f"/sessions/{enc(key)}") + "$"))
     expect(page.locator("h1.detail-title")).to_have_text(key)
 
     page.go_back()
     expect(page.locator("input[name=q]")).to_have_value(ns)
-    page.locator("tr.row").first.focus()
+    page.locator("tr.row a.row-link").first.focus()
     page.keyboard.press("Enter")
     expect(page.locator("h1.detail-title")).to_have_text(key)
 
@@ -187,11 +187,12 @@ def test_keyboard_tab_reaches_rows_with_visible_focus(page: Page, rpc, ns: str) 
     page.locator("input[name=q]").focus()
     for _ in range(25):
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.matches('tr.row')"):
+        if page.evaluate("document.activeElement.matches('tr.row a.row-link')"):
             break
     else:
         pytest.fail("Tab never reached a table row")
-    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    # The ring is drawn on the row that holds the focused link (the link covers the row).
+    outline = page.evaluate("getComputedStyle(document.activeElement.closest('tr')).outlineStyle")
     assert outline not in ("none", ""), "a focused row must show a focus ring"
     page.keyboard.press("Enter")
     expect(page.locator("h1.detail-title")).to_have_text(key)
@@ -268,7 +269,7 @@ def test_tenant_filter_appears_when_several_tenants_exist(page: Page, rpc, ns: s
     expect(page.locator("tr.row")).to_have_count(1)
     assert row_keys(page) == [f"{ns}:other-tenant"]
     assert query(page)["tenant"] == [tenant]
-    page.locator("tr.row").first.locator("td[data-col=agent]").click()
+    page.locator("tr.row").first.locator("td[data-col=agent]").click(force=True)
     expect(page.locator("h1.detail-title")).to_have_text(f"{ns}:other-tenant")
     assert parse_qs(urlparse(page.url).query)["tenant"] == [tenant]
 

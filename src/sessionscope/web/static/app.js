@@ -106,5 +106,65 @@ document.addEventListener("click", (event) => {
   navigate(link.getAttribute("href"));
 });
 
+// ---- keyboard shortcuts (listed in the ? overlay)
+const SHORTCUTS = [
+  ["/", "Focus the search box"],
+  ["j", "Next session in the list"],
+  ["k", "Previous session in the list"],
+  ["Enter", "Open the focused session"],
+  ["Esc", "Back to the session list (from a session)"],
+  ["?", "Show these shortcuts"],
+];
+
+function showShortcuts() {
+  if (document.querySelector("dialog[data-dialog=shortcuts]")) return;
+  const close = h("button", { type: "submit", class: "btn btn-primary", value: "ok" }, "Close");
+  const dialog = h("dialog", { class: "dialog", "data-dialog": "shortcuts", "aria-labelledby": "shortcuts-title" },
+    h("form", { method: "dialog" },
+      h("h2", { class: "dialog-title", id: "shortcuts-title" }, "Keyboard shortcuts"),
+      h("table", { class: "shortcuts" }, h("tbody", {}, SHORTCUTS.map(([keyName, what]) =>
+        h("tr", {}, h("th", { scope: "row" }, h("kbd", {}, keyName)), h("td", {}, what))))),
+      h("div", { class: "dialog-actions" }, close)));
+  const opener = document.activeElement;
+  dialog.addEventListener("close", () => { dialog.remove(); opener?.focus?.(); });
+  document.body.append(dialog);
+  dialog.showModal();
+  close.focus();
+}
+
+function moveRow(step) {
+  const links = [...document.querySelectorAll("tr.row a.row-link")];
+  if (!links.length) return;
+  const at = links.indexOf(document.activeElement);
+  const next = links[Math.max(0, Math.min(links.length - 1, at === -1 ? (step > 0 ? 0 : links.length - 1) : at + step))];
+  next.focus();
+  next.closest("tr")?.scrollIntoView({ block: "nearest" });
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (document.querySelector("dialog[open]")) return; // a dialog handles its own keys (Esc closes it)
+  const target = event.target;
+  const typing = target.closest?.("input, textarea, select, [contenteditable]");
+  if (typing) {
+    if (event.key === "Escape" && target.matches("input[type=search]")) target.blur();
+    return;
+  }
+  const route = parseRoute(location.pathname);
+  if (event.key === "/") {
+    const search = document.querySelector("input[name=q]");
+    if (search) { event.preventDefault(); search.focus(); }
+  } else if (event.key === "?") {
+    event.preventDefault();
+    showShortcuts();
+  } else if ((event.key === "j" || event.key === "k") && route.name === "list") {
+    event.preventDefault();
+    moveRow(event.key === "j" ? 1 : -1);
+  } else if (event.key === "Escape" && route.name === "detail") {
+    event.preventDefault();
+    navigate(listHref());
+  }
+});
+
 window.addEventListener("popstate", () => render({ moveFocus: true }));
 render();

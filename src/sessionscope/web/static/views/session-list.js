@@ -1,6 +1,6 @@
 // The session list (/sessions): search, filters, server-side sort, cursor paging, bulk actions.
 import { rpc, isAbort } from "../api.js";
-import { detailHref, navigate, rememberListQuery } from "../app.js";
+import { detailHref, rememberListQuery } from "../app.js";
 import { debounce, fmtCost, fmtMessages, fmtNumber, h, stripMarkdown, notify, replace, stateBlock, timeEl } from "../dom.js";
 import { createBulkBar } from "./bulk-actions.js";
 
@@ -235,17 +235,23 @@ export function mountSessionList(root, { params }) {
   function sessionRow(row) {
     const id = rowId(row);
     const href = detailHref(row.key, row.tenant);
-    const box = h("input", { type: "checkbox", "aria-label": `Select session ${row.label || row.key}` });
+    // One tab stop per row: the key's link (stretched over the row). Space on it toggles the
+    // checkbox, which stays clickable but out of the tab order.
+    const box = h("input", { type: "checkbox", tabindex: -1, "aria-label": `Select session ${row.label || row.key}` });
     box.checked = selected.has(id);
     box.addEventListener("change", () => {
       if (box.checked) selected.set(id, { key: row.key, tenant: row.tenant });
       else selected.delete(id);
       updateSelection();
     });
-    const tr = h("tr", { class: "row", tabindex: 0, "data-key": row.key, "data-tenant": row.tenant },
+    const link = h("a", { href, "data-link": "", class: "row-link" }, row.label || row.key);
+    link.addEventListener("keydown", (event) => {
+      if (event.key === " ") { event.preventDefault(); box.click(); }
+    });
+    return h("tr", { class: "row", "data-key": row.key, "data-tenant": row.tenant },
       h("td", { class: "cell-check" }, box),
       h("td", { class: "cell-key" },
-        h("a", { href, "data-link": "", tabindex: -1, class: "row-link" }, row.label || row.key),
+        link,
         row.label ? h("span", { class: "sub mono" }, row.key) : null,
         row.preview ? h("span", { class: "sub preview", title: stripMarkdown(row.preview) }, stripMarkdown(row.preview))
           : null),
@@ -255,17 +261,6 @@ export function mountSessionList(root, { params }) {
       h("td", { class: "num", "data-col": "total_tokens" }, fmtNumber(row.total_tokens)),
       h("td", { class: "num", "data-col": "cost_usd" }, fmtCost(row.cost_usd)),
       h("td", { "data-col": "updated_at" }, timeEl(row.updated_at, { relative: true })));
-    tr.addEventListener("click", (event) => {
-      if (event.target.closest(".cell-check") || event.target.closest("a")) return;
-      if (window.getSelection()?.toString()) return; // the user is selecting text
-      navigate(href);
-    });
-    tr.addEventListener("keydown", (event) => {
-      if (event.target !== tr) return;
-      if (event.key === "Enter") { event.preventDefault(); navigate(href); }
-      if (event.key === " ") { event.preventDefault(); box.click(); }
-    });
-    return tr;
   }
 
   function updateSelection() {
