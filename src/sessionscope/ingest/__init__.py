@@ -365,7 +365,8 @@ async def _append(db: Database, tenant: str, header: block_store.Header, message
     stored = await appends.append_prepared(db, tenant, header.key, header.agent, header.channel, header.label,
                                            prepared, appends.raw_copies(messages, prepared))
     return IngestResult(key=header.key, tenant=tenant, created=stored["created"], appended=stored["appended"],
-                        duplicates=stored["duplicates"], last_seq=stored["last_seq"])
+                        duplicates=stored["duplicates"], last_seq=stored["last_seq"],
+                        live_tokens=stored.get("live_tokens"))
 
 
 async def _write_block(db: Database, tenant: str, header: block_store.Header,
