@@ -185,7 +185,7 @@ def spans_to_conversations(spans: list[Span]) -> Mapped:
 
 def _conversation(conv: str, members: list[Span], index: _Index) -> Conversation:
     agent_span = next((s for s in members if index.op(s) in AGENT_OPS), members[0])
-    agent = _first_str(s.attributes.get("gen_ai.agent.name") for s in [agent_span, *members])
+    agent = _attr([agent_span, *members], ("gen_ai.agent.name",))
     resource = agent_span.resource
     out = Conversation(
         conv,
@@ -249,7 +249,10 @@ def _dedupe(events: list[tuple[int, int, Record]]) -> list[Record]:
 
 
 def _first_str(values: Any) -> str | None:
-    return next((v for v in values if isinstance(v, str) and v), None)
+    for value in values:
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _iso(ns: int) -> str | None:
@@ -280,7 +283,7 @@ def _messages(span: Span) -> tuple[list[Message], list[Message], bool]:
     flat = _openinference_messages(attrs)
     if flat[0] or flat[1]:
         return flat[0], flat[1], False
-    if _operation(span) == TOOL_OP:
+    if _operation(span) == TOOL_OP:  # its input and output are the call's, mapped by _tool_messages
         return [], [], False
     question, answer = attrs.get("input.value"), attrs.get("output.value")
     inputs = [_msg("user", question)] if isinstance(question, str) and question else []
@@ -427,12 +430,19 @@ def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
     completion = attrs.get("gen_ai.usage.output_tokens", attrs.get("llm.token_count.completion"))
     if prompt is None and completion is None:
         return None
-    read = max(0, base.as_int(attrs.get("gen_ai.usage.cache_read.input_tokens",
-                                        attrs.get("llm.token_count.prompt_details.cache_read"))))
-    write = max(0, base.as_int(attrs.get("gen_ai.usage.cache_creation.input_tokens",
-                                         attrs.get("llm.token_count.prompt_details.cache_write"))))
+    read = _count(attrs.get("gen_ai.usage.cache_read.input_tokens",
+                            attrs.get("llm.token_count.prompt_details.cache_read")))
+    write = _count(attrs.get("gen_ai.usage.cache_creation.input_tokens",
+                             attrs.get("llm.token_count.prompt_details.cache_write")))
     # GenAI and OpenInference count cached input inside the prompt; keep the uncached part.
-    return base.usage(max(0, base.as_int(prompt) - read - write), max(0, base.as_int(completion)), read, write)
+    return {"input_tokens": max(0, _count(prompt) - read - write), "output_tokens": _count(completion),
+            "cache_read_tokens": read, "cache_write_tokens": write}
+
+
+def _count(value: Any) -> int:
+    """A token count: non-negative, and within PostgreSQL's bigint."""
+    number = value if type(value) is int else base.as_int(value)
+    return min(max(0, number), 2**62)
 
 
 RESPONSE_MODEL = ("gen_ai.response.model", "llm.model_name")
@@ -441,7 +451,13 @@ PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system
 
 
 def _attr(spans: list[Span], names: tuple[str, ...]) -> str | None:
-    return _first_str(s.attributes.get(k) for s in spans for k in names)
+    for span in spans:
+        attrs = span.attributes
+        for name in names:
+            value = attrs.get(name)
+            if isinstance(value, str) and value:
+                return value
+    return None
 
 
 def _execution(span: Span, index: _Index | None,
