@@ -400,9 +400,18 @@ def _record(msg_id: str, msg: Message, timestamp: str | None) -> Record:
 
 
 def _message(msg_id: str, role: str, content: str, timestamp: str | None, **fields: Any) -> Record:
-    record = base.message(msg_id, role, content, timestamp, **fields)
+    record = base.message(msg_id, role, _text(content), timestamp, **fields)
     record["tokens"] = None  # the ingest service counts o200k_base tokens
+    for name in ("tool_call_id", "tool_name"):
+        if record[name] is not None:
+            record[name] = _text(record[name])
     return record
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: span text keeps its place with U+FFFD. (Keys and names
+    are not changed: a NUL there is refused by the ingest rules.)"""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def _tool_messages(conv: str, span: Span) -> list[tuple[int, Record]]:
@@ -490,11 +499,12 @@ def _execution(span: Span, index: _Index | None,
     model = _attr(own, RESPONSE_MODEL) or _attr(calls, RESPONSE_MODEL) or _attr(own, REQUEST_MODEL) \
         or _attr(calls, REQUEST_MODEL)
     cost = base.as_float(span.attributes.get("gen_ai.usage.cost", span.attributes.get("llm.cost.total")))
+    provider = _attr(own, PROVIDER) or _attr(calls, PROVIDER)
     return base.execution(
         base.stable_id(SOURCE, "exec", span.trace_id, span.span_id),
         _iso(span.start_ns),
-        model=model,
-        provider=_attr(own, PROVIDER) or _attr(calls, PROVIDER),
+        model=_text(model) if model else None,
+        provider=_text(provider) if provider else None,
         usage_=total,
         cost_usd=cost if cost is None or cost >= 0 else None,
         duration_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000),

@@ -34,7 +34,8 @@ class Rejected:
     records: int  # how many of its records were refused with it
 
     def message(self) -> str:
-        return f"session {self.key[:80]!r}: {self.field}: {self.problem}"
+        """One line naming the session (its key shown escaped and cut short) and the problem."""
+        return f"session {_printable(self.key[:80])!r}: {self.field}: {self.problem}"
 
 
 def prepare(batches: list[SessionBatch]) -> tuple[list[store_batches.Batch], list[Rejected]]:
@@ -50,7 +51,7 @@ def prepare(batches: list[SessionBatch]) -> tuple[list[store_batches.Batch], lis
             items = [validate_item(r, i) for i, r in enumerate(batch.items)]
             runs = [validate_execution(e, i) for i, e in enumerate(batch.executions)]
         except InvalidParams as exc:
-            rejected.append(Rejected(_printable(batch.key), exc.data["field"], exc.data["problem"],
+            rejected.append(Rejected(batch.key, exc.data["field"], exc.data["problem"],
                                      len(batch.items) + len(batch.executions)))
             continue
         if any(i["type"] != "message" for i in items):
@@ -85,4 +86,4 @@ async def ingest_prepared(target: Any, scope: Scope, tenant: str | None, batches
 
 def _printable(key: str) -> str:
     """A refused key as it may be shown back: control characters escaped."""
-    return key.encode("unicode_escape", "backslashreplace").decode("ascii") if not key.isprintable() else key
+    return key if key.isprintable() else key.encode("unicode_escape", "backslashreplace").decode("ascii")
