@@ -222,7 +222,7 @@ def _json_int(value: Any, name: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"{name} {value[:40]!r} is not an integer") from None
+        raise ValueError(f"{name} {str(value)[:40]!r} is not an integer") from None
 
 
 def _json_time(value: Any, name: str) -> int:

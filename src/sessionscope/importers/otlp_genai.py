@@ -360,8 +360,8 @@ def _openinference_messages(attrs: dict[str, Any]) -> tuple[list[Message], list[
             entry[rest] = value
     out: tuple[list[Message], list[Message]] = ([], [])
     for messages, direction in zip(out, ("input", "output"), strict=True):
-        for number in sorted(grouped[direction]):
-            entry = grouped[direction][number]
+        for position in sorted(grouped[direction]):
+            entry = grouped[direction][position]
             calls = [{"id": str(c.get("id") or ""), "name": str(c.get("function.name") or ""),
                       "arguments": base.arguments_text(c.get("function.arguments"))}
                      for _, c in sorted(entry["calls"].items())]

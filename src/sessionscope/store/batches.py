@@ -120,7 +120,12 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
         stored_runs = _stored_ids(cursor, db, [(found[b.key].id, [e["exec_id"] for e in b.executions])
                                                for b in old if b.executions], "executions", "exec_id")
         boundaries = _boundaries(cursor, db, [found[b.key] for b in old if found[b.key].markers])
-        out, rows, moves, ranges, runs, earlier = [], [], [], [], [], []
+        out: list[Stored] = []
+        rows: list[tuple[Any, ...]] = []
+        moves: list[tuple[int, int]] = []
+        ranges: list[tuple[int, int, int]] = []
+        runs: list[tuple[Any, ...]] = []
+        earlier: list[tuple[int, int]] = []
         counters: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for batch in batches:
             session = found[batch.key]
@@ -129,7 +134,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             result.duplicates = len(batch.messages) - len(fresh)
             moved = _tail(cursor, db, session, boundaries.get(session.id, 0), fresh) if fresh and not \
                 result.created else []
-            order = sorted([(r[1], 0, i, r) for i, r in enumerate(moved)] +
+            order: list[tuple[int, int, int, Any]] = sorted([(r[1], 0, i, r) for i, r in enumerate(moved)] +
                            [(m["ts"], 1, i, m) for i, m in enumerate(fresh)], key=lambda e: e[:3])
             seq = session.next_seq
             for _, source, _, item in order:
@@ -171,9 +176,9 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             cursor.executemany(_q(f"INSERT INTO executions ({', '.join(columns)}) VALUES "
                                   f"({', '.join('?' * len(columns))})", db), runs)
         sql = _sql(db)
-        for (statement, params), values in ((sql.counters, counters[True]), (sql.run_counters, counters[False])):
-            if values:
-                cursor.executemany(statement, [tuple(v[name] for name in params) for v in values])
+        for (statement, params), changes in ((sql.counters, counters[True]), (sql.run_counters, counters[False])):
+            if changes:
+                cursor.executemany(statement, [tuple(v[name] for name in params) for v in changes])
         if earlier:
             cursor.executemany(_q("UPDATE sessions SET created_at = ? WHERE id = ?", db), earlier)
         return out
