@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import signal
 import subprocess
 import sys
@@ -142,6 +143,13 @@ def run_otlp(server: Server, sessions: int, traces: int, run: str) -> tuple[int,
     return spans, elapsed
 
 
+def server_cpu_s(server: Server) -> float:
+    """CPU seconds the server process has used: a figure that other load on the machine does not
+    move much, unlike the rates."""
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def check_sessions(server: Server, sessions: int, traces: int, run: str) -> tuple[int, int, int]:
     """(sessions whose turns are out of span order, whose created_at is not the first span's start,
     messages stored)."""
@@ -193,8 +201,12 @@ def main() -> None:
     try:
         server.http.get(f"{server.base}/healthz")
         ingest(server, 5, 1)  # warm-up
+        cpu = server_cpu_s(server)
         append_rate = ingest(server, args.append // 100, 1)
+        append_cpu = (server_cpu_s(server) - cpu) / args.append
+        cpu = server_cpu_s(server)
         spans, elapsed = run_otlp(server, args.sessions, args.traces, run)
+        span_cpu = (server_cpu_s(server) - cpu) / spans
         out_of_order, wrong_created, stored = check_sessions(server, args.sessions, args.traces, run)
     finally:
         server.stop()
@@ -205,6 +217,7 @@ def main() -> None:
           f"{spans:,} spans in {elapsed:.2f} s = {rate:,.0f} spans/s "
           f"({rate / append_rate:.2f}x session.append)")
     print("  bar: >= 10,000 spans/s on SQLite and >= 0.5x session.append")
+    print(f"  server CPU: {append_cpu * 1e6:.0f} us per appended message, {span_cpu * 1e6:.0f} us per span")
     print(f"  {args.sessions:,} sessions, {stored:,} messages stored; {out_of_order} with turns out of "
           f"span order, {wrong_created} with created_at after their first span")
 
