@@ -4,7 +4,9 @@ Framework adapters (the OpenAI Agents SDK session) store each item both as one o
 messages (so the dashboard, search, compaction and counters see it) and verbatim in
 `message_raw`, so the adapter reads back exactly what it added. The live boundary is the
 same as `session.history`: after a compaction the summary plus the kept items, after a
-reset nothing.
+reset nothing. Unlike `session.history`, which is ready to send to a model and so never gives a
+tool result without its call, `limit` here keeps exactly the newest N entries, as the
+adapters' own stores (the Agents SDK's SQLiteSession) do.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sessionscope.errors import Conflict
 from sessionscope.store import search_index, wire
 from sessionscope.store import sessions as session_store
 from sessionscope.store.appends import OUTPUT_ROLES, PREVIEW_CHARS
-from sessionscope.store.conversation import SUMMARY_PREFIX, _without_orphans
+from sessionscope.store.conversation import SUMMARY_PREFIX
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, message_raw, messages
 from sessionscope.store.scope import Scope
@@ -70,11 +72,9 @@ async def live_items(
             )).scalar()
         raws = await _raws(conn, int(row.id), [m.msg_id for m in live])
     live_from = int(row.live_from_seq)
-    # A tool result whose call fell outside the window would be rejected by every LLM API.
-    kept = _without_orphans(live)
     # The summary is worded as session.history presents it, so every reader shows the same text.
     text = SUMMARY_PREFIX + summary if summary else None
-    return {"summary": text, "items": [_item(m, live_from, raws.get(m.msg_id)) for m in kept]}
+    return {"summary": text, "items": [_item(m, live_from, raws.get(m.msg_id)) for m in live]}
 
 
 async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None) -> dict[str, Any] | None:
