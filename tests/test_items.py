@@ -52,7 +52,7 @@ def test_items_follow_compaction_and_reset(rpc: RPC) -> None:
     assert error["code"] == -32009
     assert rpc("session.items", key="c") == live
     rpc("session.reset", key="c")
-    assert rpc("session.items", key="c") == {"summary": None, "items": []}
+    assert rpc("session.items", key="c") == {"summary": None, "items": [], "has_more": False, "next_cursor": None}
     assert rpc("session.pop", key="c") == {"item": None}
     assert rpc.error("session.pop", key="missing")["code"] == -32001
     assert store_check(rpc) == []

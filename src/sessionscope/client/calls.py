@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sessionscope.client.protocol import Download, Request, Steps
+from sessionscope.errors import InvalidParams
 
 # The server accepts at most this many messages per session.append.
 APPEND_BATCH = 1000
+# A paged read restarts this many times at most when the session changes under it.
+RESTARTS = 3
 
 
 def new_id() -> str:
@@ -60,15 +63,37 @@ def append(t: Target, *messages: dict[str, Any]) -> Steps[dict[str, Any]]:
     return merged
 
 
+def _pages(method: str, params: dict[str, Any]) -> Steps[list[dict[str, Any]]]:
+    """Every page of a paged read, in order. A reset or compaction between two pages makes the
+    next cursor stale (-32602 on `cursor`): the read starts over, so it never mixes two contexts."""
+    for attempt in range(RESTARTS + 1):
+        pages = [(yield Request(method, params, retry=True))]
+        try:
+            while pages[-1].get("has_more"):
+                pages.append((yield Request(method, {**params, "cursor": pages[-1]["next_cursor"]}, retry=True)))
+        except InvalidParams as exc:
+            if (exc.data or {}).get("field") != "cursor" or attempt == RESTARTS:
+                raise
+            continue
+        return pages
+    raise AssertionError("unreachable")
+
+
 def history(t: Target, format: str = "openai") -> Steps[dict[str, Any]]:
-    """The live context: `{"messages": [...]}` (plus `"system"` for format="anthropic")."""
-    return (yield Request("session.history", t.params(format=format), retry=True))
+    """The live context: `{"messages": [...]}` (plus `"system"` for format="anthropic"), whole:
+    past the server's page size its pages are read and joined."""
+    pages = yield from _pages("session.history", t.params(format=format))
+    out: dict[str, Any] = {"messages": [m for page in pages for m in page["messages"]], "format": format}
+    if format == "anthropic":
+        out["system"] = "\n\n".join(page["system"] for page in pages if page.get("system"))
+    return out
 
 
 def items(t: Target, limit: int | None = None) -> Steps[dict[str, Any]]:
-    """The live messages with their raw client copies: `{"summary", "items"}`; `limit` keeps the
-    newest N messages exactly (the summary counts as the oldest entry)."""
-    return (yield Request("session.items", t.params(limit=limit), retry=True))
+    """The live messages with their raw client copies: `{"summary", "items"}`, whole (pages are
+    joined); `limit` keeps exactly the newest N messages (the summary counts as the oldest entry)."""
+    pages = yield from _pages("session.items", t.params(limit=limit))
+    return {"summary": pages[0]["summary"], "items": [m for page in pages for m in page["items"]]}
 
 
 def record(t: Target, execution: dict[str, Any]) -> Steps[dict[str, Any]]:

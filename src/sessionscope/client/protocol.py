@@ -132,30 +132,41 @@ class AsyncTransport(Protocol):
 
 
 def run_steps(transport: SyncTransport, steps: Steps[T]) -> T:
-    """Send a call's steps one after another; an error ends the call (the generator is closed)."""
+    """Send a call's steps one after another; an error is raised inside the steps, where the
+    call may handle it, and otherwise ends the call."""
     with closing(steps):
         answer: Any = None
+        error: SessionscopeError | None = None
         while True:
             try:
-                step = steps.send(answer)
+                step = steps.throw(error) if error is not None else steps.send(answer)
             except StopIteration as done:
                 return done.value
-            if isinstance(step, Request):
-                answer = transport.call(step.method, step.params, retry=step.retry)
-            else:
-                answer = transport.download(step.url, step.path)
+            error = None
+            try:
+                if isinstance(step, Request):
+                    answer = transport.call(step.method, step.params, retry=step.retry)
+                else:
+                    answer = transport.download(step.url, step.path)
+            except SessionscopeError as exc:  # the call's steps may handle it; if not, it ends the call
+                error = exc
 
 
 async def arun_steps(transport: AsyncTransport, steps: Steps[T]) -> T:
     """`run_steps`, awaited."""
     with closing(steps):
         answer: Any = None
+        error: SessionscopeError | None = None
         while True:
             try:
-                step = steps.send(answer)
+                step = steps.throw(error) if error is not None else steps.send(answer)
             except StopIteration as done:
                 return done.value
-            if isinstance(step, Request):
-                answer = await transport.call(step.method, step.params, retry=step.retry)
-            else:
-                answer = await transport.download(step.url, step.path)
+            error = None
+            try:
+                if isinstance(step, Request):
+                    answer = await transport.call(step.method, step.params, retry=step.retry)
+                else:
+                    answer = await transport.download(step.url, step.path)
+            except SessionscopeError as exc:  # the call's steps may handle it; if not, it ends the call
+                error = exc
