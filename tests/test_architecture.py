@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).parents[1] / "src"
 PACKAGE = "sessionscope"
 
