@@ -143,6 +143,24 @@ def filler_code(g: Gen, path: str, lines: int) -> str:
     return "\n".join(out)
 
 
+PROSE = [
+    "This section explains the general approach in more detail.",
+    "Most teams find that the defaults work well for typical workloads.",
+    "In practice the trade-off depends on the size of the data and the latency budget.",
+    "The following paragraphs describe the background and the motivation.",
+    "Results vary across settings, and careful measurement is recommended.",
+    "Customers often ask about this, and the answer depends on their plan.",
+    "We recommend reading the full guide before changing anything in production.",
+    "Earlier work looked at the problem from a different angle.",
+    "There are several ways to approach this, each with its own costs.",
+    "The details are covered in the appendix and in the related articles.",
+]
+
+
+def prose(g: Gen, sentences: int) -> str:
+    return " ".join(g.rng.choice(PROSE) for _ in range(sentences))
+
+
 def filler_step(g: Gen) -> None:
     """An exploration step whose result holds identifiers nobody needs again."""
     kind = g.rng.randrange(5)
@@ -153,11 +171,11 @@ def filler_step(g: Gen) -> None:
                "\n".join(f"{base}/{n}.py" for n in names), say=g.pick("", "Looking around first.", ""))
     elif kind == 1:
         path = f"{base}/{g.word(CODE_WORDS)}.py"
-        g.call(g.pick("read_file", "cat", "open_file"), {"path": path}, filler_code(g, path, g.rng.randint(3, 8)))
+        g.call(g.pick("read_file", "cat", "open_file"), {"path": path}, filler_code(g, path, g.rng.randint(8, 40)))
     elif kind == 2:
         term = g.pick("TODO", "timeout", "deprecated", "retry")
         hits = "\n".join(f"{base}/{g.word(CODE_WORDS)}.py:{g.rng.randint(5, 400)}: # {term}: revisit"
-                         for _ in range(g.rng.randint(3, 8)))
+                         for _ in range(g.rng.randint(3, 20)))
         g.call(g.pick("grep", "search_code", "rg"), {"pattern": term, "path": base}, hits)
     elif kind == 3:
         dots = "".join(g.rng.choice("....s") for _ in range(50))
@@ -185,16 +203,16 @@ def coding(g: Gen) -> None:
         f"{ticket} is assigned to us: {module} returns stale data after a retry. Please sort it out.",
         f"Need a fix for {ticket} in {module}, customers are seeing duplicate rows.",
     ) + " " + g.pick("Don't change the public API.", "Keep the change small.", "No new dependencies please."))
-    fillers(g, 2, 4)
+    fillers(g, 4, 9)
     # tool-only: a setting in a file the agent reads
     key = g.pick("max_retries", "pool_size", "cache_ttl_s", "batch_limit", "lock_timeout_ms")
     value = str(g.rng.randint(3, 9000))
     cfg_path = g.pick("config/settings.toml", "deploy/values.yaml", "etc/app.ini", "settings/base.py")
     g.plant(f"{key} = {value}", True)
     g.call(g.pick("read_file", "cat", "open_file"), {"path": cfg_path},
-           filler_code(g, cfg_path, 2) + f"\n{key} = {value}\n" + filler_code(g, cfg_path, 2),
+           filler_code(g, cfg_path, g.rng.randint(3, 20)) + f"\n{key} = {value}\n" + filler_code(g, cfg_path, 5),
            say=g.pick("Reading the config.", "", "Let me see the settings."))
-    fillers(g, 1, 3)
+    fillers(g, 2, 6)
     # tool-only: the failing test id and the error only appear in the test output
     err = g.pick("AssertionError: expected 2 rows, got 3", "KeyError: 'currency'",
                  "TypeError: unsupported operand type(s) for +: 'NoneType' and 'int'",
@@ -221,7 +239,7 @@ def coding(g: Gen) -> None:
     g.assistant(g.pick(f"We decided to use {choice} on `{key}` paths instead of a global lock.",
                        f"Going with {choice} rather than retries in a loop."))
     g.plant(choice, False)
-    fillers(g, 2, 5)
+    fillers(g, 3, 8)
     deadline = g.plant(f"2026-{g.rng.randint(1, 12):02d}-{g.rng.randint(10, 28)}", False)
     g.user(g.pick(f"It has to ship before {deadline}.", f"Release freeze is {deadline}, so aim for that."))
     fillers(g, 1, 3)
@@ -261,7 +279,7 @@ def support(g: Gen) -> None:
                            "items": [{"sku": f"SKU-{g.rng.randint(1000, 9999)}", "qty": 1}]}),
                f"order: {order}\ntotal: {amount}\ncarrier: {carrier}\ntracking: {tracking}\nstate: in_transit",
            ))
-    g.chatter()
+    fillers_support(g)
     policy_days = g.plant(f"{g.rng.choice([14, 30, 45, 60])} days", False)
     g.user(g.pick(f"Your site says refunds are possible within {policy_days}, right?",
                   f"I read the refund window is {policy_days}. I want my money back."))
@@ -281,11 +299,11 @@ def support(g: Gen) -> None:
 
 
 def fillers_support(g: Gen) -> None:
-    for _ in range(g.rng.randint(2, 5)):
+    for _ in range(g.rng.randint(3, 6)):
         kb = g.pick("search_kb", "kb.search", "help_articles")
         g.call(kb, {"q": g.pick("late delivery", "double charge", "refund policy")},
-               "\n".join(f"- {g.pick('How to', 'Why', 'When')} {g.word(['track', 'cancel', 'return'])} "
-                         f"an order (article {g.rng.randint(100, 999)})" for _ in range(4)))
+               "\n\n".join(f"{g.pick('How to', 'Why', 'When')} {g.word(['track', 'cancel', 'return'])} "
+                             f"an order\n{prose(g, g.rng.randint(5, 15))}" for _ in range(g.rng.randint(2, 5))))
         g.chatter(0.3)
 
 
@@ -312,10 +330,11 @@ def ops(g: Gen) -> None:
            {"query": f"rate(http_requests_total{{service=\"{svc}\",code=~\"5..\"}}[5m])"},
            g.pick(json.dumps({"service": svc, "error_rate": rate, "p99_latency": p99, "window": "5m"}),
                   f"service={svc} error_rate={rate} p99={p99} window=5m"))
-    for _ in range(g.rng.randint(1, 3)):
+    for _ in range(g.rng.randint(3, 6)):
         g.call(g.pick("fetch_logs", "loki_query"), {"service": svc, "level": "info"},
                "\n".join(f"2026-11-2{g.rng.randint(0, 9)}T0{g.rng.randint(0, 9)}:1{g.rng.randint(0, 9)}:00Z INFO "
-                         f"handled request in {g.rng.randint(3, 90)}ms" for _ in range(6)))
+                         f"{g.pick('handled request', 'cache refresh', 'health check ok', 'flushed batch')} in "
+                         f"{g.rng.randint(3, 90)}ms" for _ in range(g.rng.randint(30, 80))))
         g.chatter(0.25)
     err = g.pick("OOMKilled: container exceeded memory limit 512Mi",
                  "dial tcp 10.0.3.7:5432: connect: connection refused",
@@ -363,7 +382,7 @@ def research(g: Gen) -> None:
             results.append({"title": f"{g.pick('On', 'Towards', 'Revisiting', 'Scaling')} {topic} "
                                      f"{g.pick('at scale', 'in practice', 'for edge devices', 'with guarantees')}",
                             "url": f"https://arxiv.org/abs/{arxiv}",
-                            "snippet": f"We study {topic} and report {g.rng.randint(5, 60)}% gains."})
+                            "snippet": f"We study {topic}. {prose(g, g.rng.randint(2, 5))}"})
         keep = results[0]["url"]
         if k < 2:
             found.append(g.plant(keep, True))
@@ -373,12 +392,17 @@ def research(g: Gen) -> None:
                       "\n\n".join(f"{r['title']}\n{r['url']}\n{r['snippet']}" for r in results)),
                say=g.pick("", "Searching.", "Let me search for that."))
         g.chatter(0.3)
+    for _ in range(g.rng.randint(1, 3)):
+        g.call(g.pick("fetch_url", "read_page", "browse"), {"url": f"https://blog.example.org/{g.slug(8)}"},
+               f"{prose(g, g.rng.randint(20, 60))}\n\nIn our tests latency dropped by {g.rng.randint(5, 60)}%.")
+        g.chatter(0.3)
     metric = g.plant(f"{g.rng.randint(11, 89)}.{g.rng.randint(1, 9)}%", True)
     doi = g.plant(f"10.{g.rng.randint(1000, 9999)}/{g.slug(4)}.{g.rng.randint(2019, 2025)}.{g.rng.randint(100, 999)}",
                   True)
     g.call(g.pick("fetch_url", "read_page", "browse"), {"url": found[0]},
-           f"Abstract. We revisit {topic}. Our method improves accuracy to {metric} on the main benchmark "
-           f"while using {g.rng.randint(2, 9)}x less memory.\nDOI: {doi}\nPublished {g.rng.randint(2019, 2025)}.")
+           f"Abstract. We revisit {topic}. {prose(g, 4)} Our method improves accuracy to {metric} on the main "
+           f"benchmark while using {g.rng.randint(2, 9)}x less memory.\n\n{prose(g, g.rng.randint(10, 30))}"
+           f"\nDOI: {doi}\nPublished {g.rng.randint(2019, 2025)}.\n\n{prose(g, g.rng.randint(10, 30))}")
     g.chatter()
     bench = g.plant(g.pick("MMLU-Pro", "BEIR", "LongBench", "TPC-C", "YCSB-A"), False)
     g.user(g.pick(f"Focus on results measured on {bench}.", f"Only count numbers reported on {bench}."))
@@ -396,7 +420,7 @@ def cron(g: Gen) -> None:
     bucket = g.pick("s3://acme-exports", "gs://data-lake-prod", "s3://warehouse-dumps")
     g.user(f"[cron] You run {job} every night: sync, verify the checksum, report anomalies. "
            f"{g.pick('Alert on any failure.', 'Only alert when a run fails twice.', 'Never delete old exports.')}")
-    days = g.rng.randint(12, 22)
+    days = g.rng.randint(25, 45)
     bad_day = g.rng.randrange(2, days - 2)
     for d in range(days):
         date = f"2026-11-{d + 1:02d}"
@@ -419,6 +443,10 @@ def cron(g: Gen) -> None:
         else:
             g.call(g.pick("run_job", "shell"), {"job": job, "date": date},
                    json.dumps({"run": run_id, "status": "ok", "rows": rows, "output": out}))
+        if g.rng.random() < 0.5:
+            g.call(g.pick("tail_log", "job_log"), {"job": job, "run": run_id},
+                   "\n".join(f"[{date}T02:{k:02d}:{g.rng.randint(10, 59)}Z] INFO {g.pick('fetched', 'wrote', 'merged')} "
+                             f"batch {k} ({g.rng.randint(100, 5000)} rows)" for k in range(g.rng.randint(10, 30))))
         if g.rng.random() < 0.6:
             g.call("verify_checksum", {"path": out}, f"sha256 {g.hexid(64)} OK")
         if d == days // 2:

@@ -6,6 +6,7 @@ tuned (and tested) on their own. Everything here is pure and order-preserving.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -20,7 +21,8 @@ _SPACE = re.compile(r"\s+")
 CONSTRAINT = re.compile(
     r"\b(?:must|never|always|only|don'?t|do not|avoid|without|should(?:n'?t)?|need(?:s)? to|required?|"
     r"make sure|ensure|no more than|at most|at least|deadline|by (?:monday|tuesday|wednesday|thursday|"
-    r"friday|tomorrow|eod|end of day)|please|keep|constraint|budget|limit)\b",
+    r"friday|tomorrow|eod|end of day)|keep (?:it|the|to|under|below|within)|focus on|prefer|constraint|budget|"
+    r"limit|cite|from now on|instead|has to|have to|before|due|freeze)\b",
     re.IGNORECASE,
 )
 DECISION = re.compile(
@@ -99,6 +101,7 @@ ENTITY = re.compile(
     |(?P<ticket>\b[A-Z][A-Z0-9]{1,9}-\d+\b|(?<![\w&])\#\d{2,}\b)
     |(?P<hash>\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b)
     |(?P<code>`[^`\n]{2,80}`)
+    |(?P<name>\b[A-Z]{2,}[A-Z0-9]*(?:-[A-Za-z0-9]+)+\b|\b[A-Z][A-Z0-9]{2,}\b)
     |(?P<ident>\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b
         |\b[a-z]+(?:[A-Z][a-z0-9]+)+\b
         |\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+\b)
@@ -114,6 +117,7 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+_KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
 
 _STOPWORDS = frozenset(
     [
@@ -284,11 +288,14 @@ class Entities:
             if len(value) < 3 or (kind not in _STRONG and weight < 2):
                 continue
             found += 1
+            # Code symbols and timestamps are many and cheap to find again; paths, ids, urls,
+            # versions and hashes are what an agent needs verbatim.
+            gain = weight * _KIND_WEIGHT.get(kind, 1.0)
             entry = self._seen.get(value)
             if entry is None:
-                self._seen[value] = [float(weight), pos]
+                self._seen[value] = [gain, pos]
             else:
-                entry[0] += weight
+                entry[0] += gain
         return found
 
     def add_listed(self, text: str, pos: float) -> None:
@@ -309,3 +316,156 @@ class Entities:
             spent += len(value) + 2
             picked.append((entry[1], value))
         return [v for _, v in sorted(picked)]
+
+
+# ---------------------------------------------------------------- tool calls and results
+
+# Tools that change something: their call is a state change worth keeping even when the
+# result says only "ok". Reads, listings and searches can be repeated; their results can not.
+MUTATING = re.compile(
+    r"edit|write|patch|replace|create|update|delete|remove|deploy|rollback|roll_back|refund|apply|commit|"
+    r"push|merge|restart|scale|send|post|insert|move|rename|close|assign|cancel|approve|set_",
+    re.IGNORECASE,
+)
+EXPLORING = re.compile(r"^(?:read|cat|open|ls|list|glob|grep|rg|find|search_code|view|head|tail)", re.IGNORECASE)
+# Keys whose short value says what state something is in.
+STATE_KEYS = frozenset(
+    {"status", "state", "result", "outcome", "error", "reason", "phase", "health", "verdict", "conclusion"}
+)
+_ARG_KEYS_SKIPPED = frozenset({"content", "old", "new", "old_string", "new_string", "text", "body", "patch", "diff"})
+_MAX_LEAVES = 14
+_MAX_LIST_ITEMS = 6
+_MAX_LEAF_CHARS = 120
+_SHAPE = re.compile(r"[^\s;,=:\"'()\[\]{}]*\d[^\s;,=:\"'()\[\]{}]*")
+_LISTING_LINE = re.compile(r"^[\w.@/~-]+/[\w.@/-]*$|^[\w.-]+\.[A-Za-z]{1,5}$|^[\w.@/~-]+:\d+[:-]")
+_ROUTINE_LOG = re.compile(r"^\[?\S*\d:\d\d\S*\]?\s+\[?(?:INFO|DEBUG|TRACE|info|debug|trace)\b")
+_KV_LINE = re.compile(r"^([A-Za-z][\w .-]{0,30}?)\s*(?::|=)\s*(\S.{0,140})$")
+STATE_WORDS = re.compile(
+    r"\b(?:blocked|escalated|resolved|closed|merged|deployed|rolled back|reverted|failed|failing|passing|"
+    r"succeeded|cancelled|canceled|approved|rejected|pending|on hold|in progress|done|completed|degraded|down)\b",
+    re.IGNORECASE,
+)
+
+
+def shape_key(text: str) -> str:
+    """Text with every token that holds a digit blanked: lines of one template share a shape."""
+    return _SHAPE.sub("#", normalize(text))
+
+
+def call_summary(name: str, arguments: str, limit: int = 100) -> str:
+    """`tool` k=v ... from a call's JSON arguments, short scalars only (edit bodies are skipped)."""
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return f"`{name}` {flatten(arguments)[:limit]}"
+    if not isinstance(args, dict):
+        return f"`{name}` {flatten(str(args))[:limit]}"
+    parts = []
+    for key, value in args.items():
+        if key in _ARG_KEYS_SKIPPED or isinstance(value, dict):
+            continue
+        if isinstance(value, list):
+            value = " ".join(str(v) for v in value if not isinstance(v, dict | list))
+        text = flatten(str(value))
+        if text and len(text) <= limit:
+            parts.append(f"{key}={text}")
+    out = " ".join(parts)
+    return f"`{name}` {out[:limit * 2]}".rstrip()
+
+
+def result_facts(content: str) -> list[str]:
+    """What a tool result says, as short `key=value` leaves (JSON) or its informative lines."""
+    stripped = content.lstrip()
+    if stripped[:1] in ("{", "[") and len(stripped) < 500_000:
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict | list):
+            leaves: list[str] = []
+            _json_leaves(doc, "", leaves)
+            return leaves
+    return _text_facts(content)
+
+
+def _json_leaves(node: Any, key: str, out: list[str]) -> None:
+    if len(out) >= _MAX_LEAVES:
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _json_leaves(v, str(k), out)
+        return
+    if isinstance(node, list):
+        if node and all(not isinstance(v, dict | list) for v in node):
+            text = ",".join(flatten(str(v)) for v in node[:8])
+            if len(text) <= _MAX_LEAF_CHARS:
+                out.append(f"{key}={text}")
+            return
+        for item in node[:_MAX_LIST_ITEMS]:
+            _json_leaves(item, key, out)
+        return
+    if node is None or node == "" or isinstance(node, bool):
+        return
+    text = flatten(str(node))
+    if len(text) <= _MAX_LEAF_CHARS:
+        out.append(f"{key}={text}" if key else text)
+    else:
+        # A long string value (a description, a page): only its sentences that name something.
+        out.extend(s for s in sentences(text, 2000) if ENTITY.search(s))
+
+
+def _text_facts(content: str) -> list[str]:
+    picked: list[tuple[float, int, str]] = []
+    shapes: set[str] = set()
+    for n, raw in enumerate(content.splitlines()):
+        line = raw.strip()
+        if len(line) < 4 or _CODE_LINE.match(line) or _LISTING_LINE.match(line):
+            continue
+        pieces = [line] if len(line) <= 200 else [s for s in sentences(line, 4000) if len(s) <= 240]
+        for piece in pieces:
+            score = _line_score(piece)
+            if score <= 0:
+                continue
+            shape = shape_key(piece)
+            if shape in shapes:
+                continue
+            shapes.add(shape)
+            picked.append((score, n, piece))
+    best = sorted(picked, key=lambda p: (-p[0], p[1]))[:_MAX_LEAVES // 2]
+    return [p[2] for p in sorted(best, key=lambda p: p[1])]
+
+
+def _line_score(line: str) -> float:
+    if _ROUTINE_LOG.match(line) and not STATE_WORDS.search(line):
+        return 0.0  # an INFO line of a log stream: its timestamp and timing are not facts
+    kv = _KV_LINE.match(line)
+    if kv is not None and "(" in kv.group(2):
+        return 0.0  # `log = logging.getLogger(...)`: code, not a setting
+    score = 0.0
+    for m in ENTITY.finditer(line):
+        kind = m.lastgroup
+        score += 0.1 if kind == "name" else 0.3 if kind in ("path", "file", "date", "code") else 1.0
+    if kv is not None:
+        score += 1.0
+    if STATE_WORDS.search(line):
+        score += 0.5
+    # A line that only names files is a listing or a grep hit: the files are still there.
+    return score if score >= 0.9 else 0.0
+
+
+def values(text: str) -> set[str]:
+    """The identifier-like values a line names (for coverage checks between lines)."""
+    return {m.group().rstrip(_TRAILING).strip("`") for m in ENTITY.finditer(text) if m.lastgroup in _STRONG}
+
+
+def request_entities(sentence: str) -> int:
+    """Identifiers that make a user sentence a request worth keeping; a bare timestamp does not."""
+    return sum(1 for m in ENTITY.finditer(sentence) if m.lastgroup not in ("date", "code", "name"))
+
+
+def leaf_weight(leaf: str) -> float:
+    key, _, value = leaf.partition("=")
+    weight = 0.5 if key in STATE_KEYS else 0.0
+    for m in ENTITY.finditer(value or key):
+        weight += 0.3 if m.lastgroup in ("path", "file", "date", "code") else 1.0
+    return weight

@@ -1,44 +1,41 @@
 """Deterministic extractive summarizer: no network, no model, byte-identical output per input.
 
-Every sentence of the compacted messages becomes a scored candidate for one section; a token
-budget is then filled section by section, best scores first, and each section is printed in
-conversation order. Identifiers that no kept sentence mentions are listed on one line, because
-an agent that still knows the exact path or id can look the rest up again.
+Every message of the compacted span, whatever its role, yields candidate lines for one section:
+the user's goal and requests, decisions, facts (tool results and tool calls included, each
+attributed to the tool that produced it), errors with their fixes, and open tasks. A sentence
+with no fact, request or decision in it yields nothing. Candidates of one template (the same
+text but for its numbers) are merged, so thirty identical cron runs cost one line. The budget
+is a ceiling, not a target: the summary is as long as what the span says, at most
+`max_summary_tokens` and at most BUDGET_RATIO of the span. Identifiers that no kept line
+mentions are listed last, most salient first, because an agent that still knows the exact
+path or id can look the rest up again.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sessionscope.compaction import extract
 from sessionscope.compaction.extract import Entities
 
-REQUESTS = "Requests"
+GOAL = "Goal and requests"
 DECISIONS = "Decisions"
-FACTS = "Facts & identifiers"
-ERRORS = "Errors"
-OPEN = "Open task / next steps"
+FACTS = "Facts and identifiers"
+ERRORS = "Errors and fixes"
+OPEN = "Open tasks"
 FOCUS = "Focus"
 EARLIER = "Earlier summary"
-SECTION_ORDER = (FOCUS, REQUESTS, DECISIONS, FACTS, ERRORS, OPEN, EARLIER)
-# Share of the budget each section may take before leftovers are handed out by score.
-SECTION_SHARE = {
-    FOCUS: 0.15,
-    REQUESTS: 0.22,
-    DECISIONS: 0.16,
-    FACTS: 0.14,
-    ERRORS: 0.12,
-    OPEN: 0.09,
-    EARLIER: 0.12,
-}
-IDENTIFIER_SHARE = 0.12
+SECTION_ORDER = (FOCUS, GOAL, DECISIONS, FACTS, ERRORS, OPEN, EARLIER)
+SECTIONS = (GOAL, DECISIONS, FACTS, ERRORS, OPEN)  # the ones every summarizer writes
 
-MIN_BUDGET_TOKENS = 400
-BUDGET_RATIO = 0.2  # the summary aims at <= 20% of its input, so reduction stays >= 70-80%
+MIN_BUDGET_TOKENS = 150
+BUDGET_RATIO = 0.12  # the summary stays under 12% of its span, so reduction stays >= 85%
+IDENTIFIER_SHARE = 0.15  # of the budget, kept back for the identifiers line
 MAX_SENTENCE_CHARS = 320
+MAX_FACT_CHARS = 360
 RESOLUTION_WINDOW = 12  # messages after an error in which we look for its fix
 
 
@@ -48,7 +45,9 @@ class Candidate:
     text: str
     score: float
     pos: float  # conversation order; carried lines from an earlier summary are negative
-    cost: int
+    cost: int = 0
+    similar: int = 0  # merged candidates of the same shape
+    shape: str = field(default="", repr=False)
 
 
 def estimate_tokens(text: str) -> int:
@@ -64,12 +63,23 @@ def summarize_offline(
     budget = min(max_summary_tokens, max(MIN_BUDGET_TOKENS, int(input_tokens * BUDGET_RATIO)))
     focus = extract.focus_pattern(instructions)
     entities = Entities()
-    candidates = list(_candidates(messages, focus, entities))
-    chosen = _select(candidates, budget, has_focus=focus is not None)
+    candidates = _merge_similar(list(_candidates(messages, focus, entities)))
+    chosen = _select(candidates, budget - int(budget * IDENTIFIER_SHARE))
     kept_text = " ".join(c.text for c in chosen).lower()
-    identifiers = entities.uncovered(kept_text, int(budget * IDENTIFIER_SHARE) * 7 // 2)
+    spent = sum(c.cost for c in chosen)
+    identifiers = entities.uncovered(kept_text, max(0, budget - spent) * 7 // 2)
     compacted = sum(1 for m in messages if not extract.is_summary(m))
     return _render(chosen, identifiers, compacted, instructions if focus else None)
+
+
+def extracted_facts(messages: Sequence[dict[str, Any]], limit_tokens: int = 1500) -> list[str]:
+    """The lines the offline summarizer would keep, as a checklist for another summarizer."""
+    entities = Entities()
+    candidates = _merge_similar(list(_candidates(messages, None, entities)))
+    chosen = sorted(_select(candidates, limit_tokens), key=lambda c: c.pos)
+    kept_text = " ".join(c.text for c in chosen).lower()
+    identifiers = entities.uncovered(kept_text, limit_tokens)
+    return [c.text for c in chosen] + ([f"Identifiers: {', '.join(identifiers)}"] if identifiers else [])
 
 
 def _message_text(m: dict[str, Any]) -> str:
@@ -83,133 +93,175 @@ def _candidates(
     messages: Sequence[dict[str, Any]], focus: re.Pattern[str] | None, entities: Entities
 ) -> Iterable[Candidate]:
     n = max(1, len(messages))
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user" and _informative_user(m)]
+    first_user = users[0] if users else -1
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
+    calls = {c.get("id"): c for m in messages for c in m.get("tool_calls") or () if c.get("id")}
+    used_fixes: set[tuple[int, int]] = set()
     for i, m in enumerate(messages):
         role = m.get("role")
         recency = i / n
         if extract.is_summary(m):
             yield from _carried(m.get("content") or "", i, entities)
         elif role == "tool":
-            yield from _tool_candidates(messages, i, focus, entities, recency)
+            yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes)
         elif role == "user" or role == "system":
-            yield from _user_candidates(m, i, focus, entities, recency, latest=i == last_user)
+            latest = i == last_user and i != first_user and users and users[-1] == i
+            yield from _user_candidates(m, i, focus, entities, recency, goal=i == first_user, latest=bool(latest))
         else:
             pending = [c for c in m.get("tool_calls") or () if c.get("id") not in answered]
-            yield from _assistant_candidates(m, i, focus, entities, recency, i > last_user, pending)
+            yield from _assistant_candidates(m, i, focus, entities, recency, i > last_user, pending, used_fixes)
 
 
-def _sentence_score(sentence: str, entity_count: int, focus: re.Pattern[str] | None) -> tuple[float, bool]:
-    hit = focus is not None and focus.search(sentence) is not None
-    return min(entity_count, 3) * 0.8 + (6.0 if hit else 0.0), hit
+def _informative_user(m: dict[str, Any]) -> bool:
+    content = m.get("content") or ""
+    return any(_is_request(s) for s in extract.sentences(content)) or len(content) >= 40
+
+
+def _is_request(sentence: str) -> bool:
+    return bool(extract.request_entities(sentence) or extract.CONSTRAINT.search(sentence)
+                or extract.DECISION.search(sentence))
+
+
+def _focus_bonus(text: str, focus: re.Pattern[str] | None) -> float:
+    return 6.0 if focus is not None and focus.search(text) is not None else 0.0
 
 
 def _user_candidates(
-    m: dict[str, Any], i: int, focus: re.Pattern[str] | None, entities: Entities, recency: float, latest: bool
+    m: dict[str, Any], i: int, focus: re.Pattern[str] | None, entities: Entities, recency: float,
+    goal: bool, latest: bool,
 ) -> Iterable[Candidate]:
     content = m.get("content") or ""
     who = "" if m.get("role") == "user" else "system: "
-    quoted = ""
-    if latest:
+    if goal or latest:
         quoted = _clip(content, 2 * MAX_SENTENCE_CHARS)
-        text = f'Latest request: "{quoted}"'
-        yield Candidate(OPEN, text, 100.0, i, estimate_tokens(text))
+        entities.add(content, i, weight=3)
+        if goal:
+            yield Candidate(GOAL, f'Goal: "{quoted}"', 100.0, i)
+        else:
+            yield Candidate(OPEN, f'Latest request: "{quoted}"', 90.0, i)
+        return
     for j, sentence in enumerate(extract.sentences(content)):
         found = entities.add(sentence, i, weight=3)
-        if quoted and extract.flatten(sentence) in quoted:
-            continue  # already quoted whole as the latest request
-        score, _hit = _sentence_score(sentence, found, focus)
-        if extract.CONSTRAINT.search(sentence):
-            score += 3.0
-        elif len(sentence) < 25 and not found:
-            continue  # "ok", "thanks", "go ahead": no information to keep
-        score += 3.0 + recency
-        text = f'{who}"{_clip(sentence)}"'
-        yield Candidate(REQUESTS, text, score, i + j / 1000, estimate_tokens(text))
+        named = extract.request_entities(sentence)
+        if not (named or extract.CONSTRAINT.search(sentence) or extract.DECISION.search(sentence)):
+            continue  # "thanks", "could you clarify?": nothing an agent has to remember
+        score = 8.0 + min(found, 3) * 0.8 + recency + _focus_bonus(sentence, focus)
+        yield Candidate(GOAL, f'{who}"{_clip(sentence)}"', score, i + j / 1000)
 
 
 def _assistant_candidates(
-    m: dict[str, Any],
-    i: int,
-    focus: re.Pattern[str] | None,
-    entities: Entities,
-    recency: float,
-    tail: bool,
-    pending: list[dict[str, Any]],
+    m: dict[str, Any], i: int, focus: re.Pattern[str] | None, entities: Entities, recency: float,
+    tail: bool, pending: list[dict[str, Any]], used_fixes: set[tuple[int, int]],
 ) -> Iterable[Candidate]:
     for call in m.get("tool_calls") or ():
         entities.add(call.get("arguments") or "", i, weight=2)
     for j, sentence in enumerate(extract.sentences(extract.strip_code(m.get("content") or ""))):
+        if (i, j) in used_fixes:
+            continue  # already printed as the fix of its error
         found = entities.add(sentence, i, weight=2)
-        score, hit = _sentence_score(sentence, found, focus)
+        bonus = _focus_bonus(sentence, focus)
+        score = min(found, 3) * 0.8 + bonus
         pos = i + j / 1000
         if extract.DECISION.search(sentence):
-            section, score = DECISIONS, score + 4.0 + recency
-        elif extract.ERROR_TEXT.search(sentence):
-            section, score = ERRORS, score + 2.0 + recency
-        elif extract.NEXT_STEP.search(sentence):
-            # Plans made long ago are history; only those after the last request are "open".
-            section, score = (OPEN, score + 3.0 + 2 * recency) if tail else (DECISIONS, score + 1.0 + recency)
-        elif found:
-            section, score = FACTS, score + 1.0 + recency
-        elif hit:
+            section, score = DECISIONS, score + 7.0 + recency
+        elif extract.RESOLVED.search(sentence) and (found or extract.STATE_WORDS.search(sentence)):
+            section, score = ERRORS, score + 6.0 + recency
+        elif extract.NEXT_STEP.search(sentence) and tail:
+            section, score = OPEN, score + 6.0 + 2 * recency
+        elif found and not extract.NARRATION.match(sentence):
+            state = extract.STATE_WORDS.search(sentence) is not None
+            section, score = FACTS, score + 3.0 + (1.5 if state else 0.0) + recency
+        elif bonus:
             section = FOCUS
         else:
-            continue
-        if extract.NARRATION.match(sentence):
-            if not found:
-                continue  # "Checking this next." says nothing once the step is over
-            score -= 2.0
-        if hit and section != FOCUS and section != OPEN:
+            continue  # narration or chatter: says nothing once the step is over
+        if bonus and section not in (FOCUS, OPEN):
             section = FOCUS
-        text = _clip(sentence)
-        yield Candidate(section, text, score, pos, estimate_tokens(text))
-    if pending:
-        for call in pending:
-            text = f"Awaiting result: `{call.get('name')}` {_clip(call.get('arguments') or '', 120)}"
-            yield Candidate(OPEN, text, 2.0 + recency, i + 0.999, estimate_tokens(text))
+        yield Candidate(section, _clip(sentence), score, pos)
+    for call in pending:
+        text = f"Awaiting result: {extract.call_summary(call.get('name') or '?', call.get('arguments') or '', 120)}"
+        yield Candidate(OPEN, text, 6.0 + recency, i + 0.999)
 
 
 def _tool_candidates(
-    messages: Sequence[dict[str, Any]],
-    i: int,
-    focus: re.Pattern[str] | None,
-    entities: Entities,
-    recency: float,
+    messages: Sequence[dict[str, Any]], i: int, calls: dict[str, dict[str, Any]],
+    focus: re.Pattern[str] | None, entities: Entities, recency: float, used_fixes: set[tuple[int, int]],
 ) -> Iterable[Candidate]:
     m = messages[i]
-    content = extract.head_tail(m.get("content") or "")
+    content = extract.head_tail(m.get("content") or "", 6000, 2000)
     tool = m.get("tool_name") or "tool"
-    error_line = extract.error_line(content) if m.get("is_error") or extract.has_error(content) else None
-    if m.get("is_error") or error_line:
-        line = error_line or extract.flatten(content)
-        fix = _resolution(messages, i, tool)
-        text = f"`{tool}` failed: {_clip(line, 200)} → {fix}"
-        entities.add(line, i, weight=2)
-        hit = focus is not None and focus.search(text) is not None
-        score = 5.0 + recency + (6.0 if hit else 0.0)
-        yield Candidate(ERRORS, text, score, i, estimate_tokens(text))
+    call = calls.get(m.get("tool_call_id") or "") or {}
+    if m.get("is_error") or extract.has_error(content):
+        leaves = extract.result_facts(content) if content.lstrip()[:1] in ("{", "[") else []
+        line = "; ".join(leaves) if leaves else extract.error_line(content) or extract.flatten(content)
+        if m.get("is_error") or line:
+            entities.add(line, i, weight=2)
+            fix = _resolution(messages, i, tool, used_fixes)
+            called = extract.call_summary(tool, call.get("arguments") or "", 60)
+            text = f"{called} failed: {_clip(line, 240)} → {fix}"
+            yield Candidate(ERRORS, text, 9.0 + recency + _focus_bonus(text, focus), i)
+            return
+    entities.add(content, i, weight=1)
+    facts = extract.result_facts(content)
+    mutating = extract.MUTATING.search(tool) is not None
+    if not facts and not mutating:
         return
-    for j, line in enumerate(extract.fact_lines(content)):
-        found = entities.add(line, i, weight=1)
-        score, hit = _sentence_score(line, found, focus)
-        text = f"{tool}: {_clip(line, 200)}"
-        yield Candidate(FOCUS if hit else FACTS, text, score + recency, i + j / 1000, estimate_tokens(text))
+    weight = sum(extract.leaf_weight(f) for f in facts)
+    if not facts:
+        text = f"{extract.call_summary(tool, call.get('arguments') or '', 80)} → {_clip(content, 60) or 'ok'}"
+        yield Candidate(FACTS, text, 5.0 + recency, i)
+        return
+    joined = "; ".join(facts)
+    prefix = extract.call_summary(tool, call.get("arguments") or "", 60) if mutating else f"`{tool}`"
+    text = _clip(f"{prefix} returned {joined}", MAX_FACT_CHARS)
+    score = 4.0 + min(weight, 6.0) * 0.6 + (1.0 if mutating else 0.0) + recency + _focus_bonus(text, focus)
+    if extract.EXPLORING.match(tool):
+        score -= 1.0
+    yield Candidate(FOCUS if _focus_bonus(text, focus) else FACTS, text, score, i)
 
 
-def _resolution(messages: Sequence[dict[str, Any]], i: int, tool: str) -> str:
-    window = messages[i + 1 : i + 1 + RESOLUTION_WINDOW]
-    # The agent saying how it fixed it beats any later success, which may be unrelated.
-    for m in window:
-        if m.get("role") == "assistant":
-            for sentence in extract.sentences(extract.strip_code(m.get("content") or "")):
-                if extract.RESOLVED.search(sentence):
-                    return "resolved: " + _clip(sentence, 200)
-    for m in window:
-        same_tool = m.get("role") == "tool" and m.get("tool_name") == tool and not m.get("is_error")
-        if same_tool and not extract.has_error(extract.head_tail(m.get("content") or "")):
-            return f"a later `{tool}` call succeeded"
-    return "unresolved"
+def _resolution(
+    messages: Sequence[dict[str, Any]], i: int, tool: str, used_fixes: set[tuple[int, int]]
+) -> str:
+    window = range(i + 1, min(len(messages), i + 1 + RESOLUTION_WINDOW))
+    # The agent saying how it fixed it beats any later success, which may be unrelated; the
+    # success still says what the fixed call produced.
+    said = None
+    for k in window:
+        m = messages[k]
+        if m.get("role") == "user":
+            break
+        if m.get("role") == "assistant" and said is None:
+            for j, sentence in enumerate(extract.sentences(extract.strip_code(m.get("content") or ""))):
+                if extract.RESOLVED.search(sentence) and (k, j) not in used_fixes:
+                    used_fixes.add((k, j))
+                    said = "fix: " + _clip(sentence, 240)
+                    break
+    later = _later_success(messages, window, tool, any_tool=said is not None)
+    if said is not None:
+        return f"{said} ({later})" if later else said
+    return later or "unresolved"
+
+
+def _later_success(
+    messages: Sequence[dict[str, Any]], window: range, tool: str, any_tool: bool
+) -> str | None:
+    """What the next successful call of this tool (or, after a stated fix, of any tool) returned."""
+    for k in window:
+        m = messages[k]
+        if m.get("role") == "user":
+            break
+        name = m.get("tool_name") or "tool"
+        ok = (m.get("role") == "tool" and not m.get("is_error")
+              and (name == tool or (any_tool and not extract.EXPLORING.match(name))))
+        content = extract.head_tail(m.get("content") or "")
+        if ok and not extract.has_error(content):
+            facts = extract.result_facts(content)
+            said = f": {_clip('; '.join(facts), 200)}" if facts else ""
+            return f"a later `{name}` call succeeded{said}"
+    return None
 
 
 def _carried(summary: str, i: int, entities: Entities) -> Iterable[Candidate]:
@@ -227,18 +279,13 @@ def _carried(summary: str, i: int, entities: Entities) -> Iterable[Candidate]:
             entities.add_listed(line[len("Identifiers:") :], i - 1)
             continue
         entities.add(line, i - 1, weight=3)
-        text = _clip(line, 2 * MAX_SENTENCE_CHARS)
-        yield Candidate(section, text, 6.0, -1000.0 + i + j / 10000, estimate_tokens(text))
+        yield Candidate(section, _clip(line, 2 * MAX_SENTENCE_CHARS), 10.0, -1000.0 + i + j / 10000)
 
 
 def _section_for(header: str) -> str:
     h = header.lower()
-    for prefix, section in (
-        ("request", REQUESTS),
-        ("decision", DECISIONS),
-        ("fact", FACTS),
-        ("error", ERRORS),
-    ):
+    for prefix, section in (("goal", GOAL), ("request", GOAL), ("decision", DECISIONS), ("fact", FACTS),
+                            ("error", ERRORS)):
         if h.startswith(prefix):
             return section
     # An earlier "open task" is history by now; so is anything we do not recognise.
@@ -250,36 +297,39 @@ def _clip(text: str, limit: int = MAX_SENTENCE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _select(candidates: list[Candidate], budget: int, has_focus: bool) -> list[Candidate]:
-    sentence_budget = budget - int(budget * IDENTIFIER_SHARE)
-    shares = dict(SECTION_SHARE)
-    if not has_focus:
-        shares[FOCUS] = 0.0
+def _merge_similar(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per text shape: the first keeps its place, the others count as `similar`."""
+    by_shape: dict[tuple[str, str], Candidate] = {}
+    out: list[Candidate] = []
+    for c in candidates:
+        c.shape = extract.shape_key(c.text)
+        first = by_shape.get((c.section, c.shape))
+        if first is not None:
+            first.similar += 1
+            first.score = max(first.score, c.score)
+            continue
+        by_shape[(c.section, c.shape)] = c
+        out.append(c)
+    for c in out:
+        if c.similar:
+            c.text += f" (and {c.similar} similar)"
+        c.cost = estimate_tokens(c.text) + 1
+    return out
+
+
+def _select(candidates: list[Candidate], budget: int) -> list[Candidate]:
     # Best first; conversation order breaks ties so the output never depends on sort stability.
-    ranked = sorted(candidates, key=lambda c: (-c.score, c.pos))
-    seen: set[str] = set()
-    unique: list[Candidate] = []
-    for c in ranked:
-        key = extract.normalize(c.text)
-        if key not in seen:
-            seen.add(key)
-            unique.append(c)
-    spent = {s: 0 for s in SECTION_ORDER}
     chosen: list[Candidate] = []
-    rest: list[Candidate] = []
+    covered: set[str] = set()
     total = 0
-    for c in unique:
-        cap = shares[c.section] * sentence_budget
-        if spent[c.section] + c.cost <= cap:
-            spent[c.section] += c.cost
+    for c in sorted(candidates, key=lambda c: (-c.score, c.pos)):
+        named = extract.values(c.text)
+        if c.section == FACTS and named and named <= covered:
+            continue  # every identifier it names is already in a better line
+        if total + c.cost <= budget:
             total += c.cost
             chosen.append(c)
-        else:
-            rest.append(c)
-    for c in rest:  # leftovers go to the best remaining candidates, whatever their section
-        if total + c.cost <= sentence_budget:
-            total += c.cost
-            chosen.append(c)
+            covered |= named
     return chosen
 
 
