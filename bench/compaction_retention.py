@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import sys
 import tempfile
@@ -45,7 +46,8 @@ BARS = {"facts": 0.97, "tool_facts": 0.95, "real": 0.90, "reduction": 0.85, "noi
 # Deliberately simpler than the summarizer's patterns: what a reader would call an identifier.
 IDENT = re.compile(
     r"https?://[^\s\"'<>)\]`]+[^\s\"'<>)\]`.,;:]"
-    r"|(?<![\w/])(?:~|\.{1,2})?/?[\w.@-]+(?:/[\w.@-]+)+"
+    r"|(?<![\w/.-])(?:~|\.{1,2})?/?[\w@][\w.@-]*(?:/[\w.@-]+)*/[\w@-]+\.[A-Za-z]\w{0,4}\b"  # a/b/c.ext
+    r"|(?<![\w/.-])(?:~|\.{1,2})?/[\w@][\w.@-]*(?:/[\w.@-]+)+"  # /abs/path, ./rel/path
     r"|\b[\w-]+\.(?:py|js|mjs|ts|tsx|jsx|json|jsonl|md|toml|ya?ml|rs|go|sh|css|html|sql|txt|lock|cfg|ini)\b"
     r"|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
     r"|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b"
@@ -67,8 +69,16 @@ def identifiers(text: str) -> set[str]:
 
 def message_text(m: dict[str, Any]) -> str:
     return (m.get("content") or "") + " " + " ".join(
-        (c.get("name") or "") + " " + (c.get("arguments") or "") for c in m.get("tool_calls") or ()
+        (c.get("name") or "") + " " + _decoded(c.get("arguments") or "") for c in m.get("tool_calls") or ()
     )
+
+
+def _decoded(arguments: str) -> str:
+    # Escapes inside JSON strings ("\\n" before a path) are not part of any identifier.
+    try:
+        return json.dumps(json.loads(arguments), ensure_ascii=False).replace("\\n", "\n")
+    except ValueError:
+        return arguments
 
 
 def summary_lines(summary: str) -> list[str]:

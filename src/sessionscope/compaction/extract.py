@@ -40,7 +40,7 @@ NEXT_STEP = re.compile(
 # Each alternative opens with a literal or a narrow class, so a miss costs one character test
 # per position: this runs over every tool result of a 10,000-message session.
 ERROR_TEXT = re.compile(
-    r"Traceback \(most recent call last\)|(?:Error|Exception)\b|^FAILED\b|fatal:|error:|ERROR\b|panic:|"
+    r"Traceback \(most recent call last\)|(?:Error|Exception):|^FAILED\b|fatal:|error:|ERROR\b|panic:|"
     r"exit (?:code|status) [1-9]|command not found|No such file or directory|Permission denied|"
     r"(?<!\d)[1-9]\d* (?:failed|errors?)\b|timed out|"
     r"[45]\d\d (?:Not Found|Internal Server Error|Bad Request|Unauthorized|Forbidden|Bad Gateway|"
@@ -49,7 +49,8 @@ ERROR_TEXT = re.compile(
 )
 # Narration ("Reading x.py", "Let me check") names things but concludes nothing.
 NARRATION = re.compile(
-    r"(?:let me|let's|i'?ll|i am|i'm|now|reading|checking|looking|running|opening|searching|listing)\b",
+    r"(?:let me|let['’]s|i['’]?ll|i am|i['’]m|i['’]ve|now|next,? i|there['’]s|here['’]s|reading|checking|looking|"
+    r"running|opening|searching|listing|i (?:found|checked|looked|will|need|want|see))\b",
     re.IGNORECASE,
 )
 RESOLVED = re.compile(
@@ -224,6 +225,9 @@ def head_tail(text: str, head: int = 1500, tail: int = 700) -> str:
 
 
 def has_error(text: str) -> bool:
+    """An error verdict in the output's first or last lines; a file that mentions errors is not one."""
+    if len(text) > 900:
+        text = text[:300] + "\n" + text[-600:]
     return any(h in text for h in _ERROR_HINTS) and ERROR_TEXT.search(text) is not None
 
 
@@ -285,6 +289,11 @@ class Entities:
         for m in ENTITY.finditer(text):
             kind = m.lastgroup or ""
             value = m.group().rstrip(_TRAILING).strip("`")
+            if kind == "code":
+                # `docs/SPEC.md` in backticks is a path first; only the rest is code.
+                inner = ENTITY.match(value)
+                if inner is not None and inner.end() == len(value):
+                    kind = inner.lastgroup or kind
             if len(value) < 3 or (kind not in _STRONG and weight < 2):
                 continue
             found += 1
@@ -337,7 +346,10 @@ _MAX_LEAVES = 14
 _MAX_LIST_ITEMS = 6
 _MAX_LEAF_CHARS = 120
 _SHAPE = re.compile(r"[^\s;,=:\"'()\[\]{}]*\d[^\s;,=:\"'()\[\]{}]*")
-_LISTING_LINE = re.compile(r"^[\w.@/~-]+/[\w.@/-]*$|^[\w.-]+\.[A-Za-z]{1,5}$|^[\w.@/~-]+:\d+[:-]")
+_LISTING_LINE = re.compile(
+    r"^[\w.@/~-]+/[\w.@/-]*$|^[\w.-]+\.[A-Za-z]{1,5}$|^[\w.@/~-]+:\d+[:-]|^[-dlcbps][-rwxsStT@+.]{9,11}\s"
+)
+_TAG = re.compile(r"</?[A-Za-z][\w-]*>")
 _ROUTINE_LOG = re.compile(r"^\[?\S*\d:\d\d\S*\]?\s+\[?(?:INFO|DEBUG|TRACE|info|debug|trace)\b")
 _KV_LINE = re.compile(r"^([A-Za-z][\w .-]{0,30}?)\s*(?::|=)\s*(\S.{0,140})$")
 STATE_WORDS = re.compile(
@@ -350,6 +362,45 @@ STATE_WORDS = re.compile(
 def shape_key(text: str) -> str:
     """Text with every token that holds a digit blanked: lines of one template share a shape."""
     return _SHAPE.sub("#", normalize(text))
+
+
+def strip_tags(text: str) -> str:
+    # Harnesses wrap context in <environment_context>-style tags; the tags say nothing.
+    return _TAG.sub(" ", text) if "<" in text else text
+
+
+def arguments_values(arguments: str) -> str:
+    """A call's JSON arguments as their string values, one per line (escapes decoded)."""
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return arguments
+    out: list[str] = []
+    stack = [args]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+        elif node is not None:
+            out.append(str(node))
+    return "\n".join(out)
+
+
+def boilerplate_keys(results: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(tool, key) pairs of `key: value` lines that open most results of one tool.
+
+    "Chunk ID: 3fa9b2", "Wall time: 6.03 seconds" head every result of some harnesses' shell
+    tool; a key found in three or more results of one tool, with changing values, is framing.
+    """
+    seen: dict[tuple[str, str], set[str]] = {}
+    for tool, content in results:
+        for line in content[:600].splitlines()[:6]:
+            m = _KV_LINE.match(line.strip())
+            if m is not None:
+                seen.setdefault((tool, m.group(1).strip().lower()), set()).add(m.group(2))
+    return {k for k, vals in seen.items() if len(vals) >= 3 and k[1] not in STATE_KEYS}
 
 
 def call_summary(name: str, arguments: str, limit: int = 100) -> str:
@@ -373,7 +424,7 @@ def call_summary(name: str, arguments: str, limit: int = 100) -> str:
     return f"`{name}` {out[:limit * 2]}".rstrip()
 
 
-def result_facts(content: str) -> list[str]:
+def result_facts(content: str, skip_keys: frozenset[str] = frozenset()) -> list[str]:
     """What a tool result says, as short `key=value` leaves (JSON) or its informative lines."""
     stripped = content.lstrip()
     if stripped[:1] in ("{", "[") and len(stripped) < 500_000:
@@ -385,7 +436,7 @@ def result_facts(content: str) -> list[str]:
             leaves: list[str] = []
             _json_leaves(doc, "", leaves)
             return leaves
-    return _text_facts(content)
+    return _text_facts(content, skip_keys)
 
 
 def _json_leaves(node: Any, key: str, out: list[str]) -> None:
@@ -414,12 +465,14 @@ def _json_leaves(node: Any, key: str, out: list[str]) -> None:
         out.extend(s for s in sentences(text, 2000) if ENTITY.search(s))
 
 
-def _text_facts(content: str) -> list[str]:
+def _text_facts(content: str, skip_keys: frozenset[str]) -> list[str]:
     picked: list[tuple[float, int, str]] = []
     shapes: set[str] = set()
     for n, raw in enumerate(content.splitlines()):
         line = raw.strip()
         if len(line) < 4 or _CODE_LINE.match(line) or _LISTING_LINE.match(line):
+            continue
+        if skip_keys and (kv := _KV_LINE.match(line)) and kv.group(1).strip().lower() in skip_keys:
             continue
         pieces = [line] if len(line) <= 200 else [s for s in sentences(line, 4000) if len(s) <= 240]
         for piece in pieces:
@@ -455,7 +508,7 @@ def _line_score(line: str) -> float:
 
 def values(text: str) -> set[str]:
     """The identifier-like values a line names (for coverage checks between lines)."""
-    return {m.group().rstrip(_TRAILING).strip("`") for m in ENTITY.finditer(text) if m.lastgroup in _STRONG}
+    return {m.group().rstrip(_TRAILING) for m in ENTITY.finditer(text) if m.lastgroup in _STRONG - {"code"}}
 
 
 def request_entities(sentence: str) -> int:

@@ -33,9 +33,10 @@ SECTIONS = (GOAL, DECISIONS, FACTS, ERRORS, OPEN)  # the ones every summarizer w
 
 MIN_BUDGET_TOKENS = 150
 BUDGET_RATIO = 0.12  # the summary stays under 12% of its span, so reduction stays >= 85%
-IDENTIFIER_SHARE = 0.15  # of the budget, kept back for the identifiers line
+IDENTIFIER_SHARE = 0.25  # of the budget, kept back for the identifiers line
 MAX_SENTENCE_CHARS = 320
 MAX_FACT_CHARS = 360
+PASTED_CHARS = 1500
 RESOLUTION_WINDOW = 12  # messages after an error in which we look for its fix
 
 
@@ -94,18 +95,25 @@ def _candidates(
 ) -> Iterable[Candidate]:
     n = max(1, len(messages))
     users = [i for i, m in enumerate(messages) if m.get("role") == "user" and _informative_user(m)]
-    first_user = users[0] if users else -1
+    # A pasted document (AGENTS.md, a log) is context, not the goal; the first short request is.
+    short = [i for i in users if len(messages[i].get("content") or "") <= PASTED_CHARS]
+    first_user = short[0] if short else users[0] if users else -1
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
     calls = {c.get("id"): c for m in messages for c in m.get("tool_calls") or () if c.get("id")}
     used_fixes: set[tuple[int, int]] = set()
+    framing = extract.boilerplate_keys(
+        [(m.get("tool_name") or "tool", m.get("content") or "") for m in messages if m.get("role") == "tool"]
+    )
+    skip = {tool: frozenset(k for t, k in framing if t == tool) for tool, _ in framing}
     for i, m in enumerate(messages):
         role = m.get("role")
         recency = i / n
         if extract.is_summary(m):
             yield from _carried(m.get("content") or "", i, entities)
         elif role == "tool":
-            yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes)
+            skip_keys = skip.get(m.get("tool_name") or "tool", frozenset())
+            yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes, skip_keys)
         elif role == "user" or role == "system":
             latest = i == last_user and i != first_user and users and users[-1] == i
             yield from _user_candidates(m, i, focus, entities, recency, goal=i == first_user, latest=bool(latest))
@@ -132,23 +140,30 @@ def _user_candidates(
     m: dict[str, Any], i: int, focus: re.Pattern[str] | None, entities: Entities, recency: float,
     goal: bool, latest: bool,
 ) -> Iterable[Candidate]:
-    content = m.get("content") or ""
-    who = "" if m.get("role") == "user" else "system: "
+    content = extract.strip_tags(m.get("content") or "")
+    system = m.get("role") != "user"
+    # System prompts and pasted documents name much that the agent never needs again.
+    weight = 1 if system or len(content) > PASTED_CHARS else 3
     if goal or latest:
         quoted = _clip(content, 2 * MAX_SENTENCE_CHARS)
-        entities.add(content, i, weight=3)
+        entities.add(content, i, weight=weight)
         if goal:
             yield Candidate(GOAL, f'Goal: "{quoted}"', 100.0, i)
         else:
             yield Candidate(OPEN, f'Latest request: "{quoted}"', 90.0, i)
         return
     for j, sentence in enumerate(extract.sentences(content)):
-        found = entities.add(sentence, i, weight=3)
+        found = entities.add(sentence, i, weight=weight)
         named = extract.request_entities(sentence)
+        if system:
+            # Standing instructions: only what names a concrete thing, and below the user's words.
+            if named:
+                yield Candidate(FACTS, f'system: "{_clip(sentence)}"', 2.0 + recency, i + j / 1000)
+            continue
         if not (named or extract.CONSTRAINT.search(sentence) or extract.DECISION.search(sentence)):
             continue  # "thanks", "could you clarify?": nothing an agent has to remember
-        score = 8.0 + min(found, 3) * 0.8 + recency + _focus_bonus(sentence, focus)
-        yield Candidate(GOAL, f'{who}"{_clip(sentence)}"', score, i + j / 1000)
+        score = 8.0 + min(found, 3) * 0.8 + recency + _focus_bonus(sentence, focus) - (4.0 if weight == 1 else 0.0)
+        yield Candidate(GOAL, f'"{_clip(sentence)}"', score, i + j / 1000)
 
 
 def _assistant_candidates(
@@ -156,7 +171,7 @@ def _assistant_candidates(
     tail: bool, pending: list[dict[str, Any]], used_fixes: set[tuple[int, int]],
 ) -> Iterable[Candidate]:
     for call in m.get("tool_calls") or ():
-        entities.add(call.get("arguments") or "", i, weight=2)
+        entities.add(extract.arguments_values(call.get("arguments") or ""), i, weight=2)
     for j, sentence in enumerate(extract.sentences(extract.strip_code(m.get("content") or ""))):
         if (i, j) in used_fixes:
             continue  # already printed as the fix of its error
@@ -188,6 +203,7 @@ def _assistant_candidates(
 def _tool_candidates(
     messages: Sequence[dict[str, Any]], i: int, calls: dict[str, dict[str, Any]],
     focus: re.Pattern[str] | None, entities: Entities, recency: float, used_fixes: set[tuple[int, int]],
+    skip_keys: frozenset[str],
 ) -> Iterable[Candidate]:
     m = messages[i]
     content = extract.head_tail(m.get("content") or "", 6000, 2000)
@@ -204,7 +220,7 @@ def _tool_candidates(
             yield Candidate(ERRORS, text, 9.0 + recency + _focus_bonus(text, focus), i)
             return
     entities.add(content, i, weight=1)
-    facts = extract.result_facts(content)
+    facts = extract.result_facts(content, skip_keys)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:
         return
@@ -239,23 +255,34 @@ def _resolution(
                     used_fixes.add((k, j))
                     said = "fix: " + _clip(sentence, 240)
                     break
-    later = _later_success(messages, window, tool, any_tool=said is not None)
+    later = _later_success(messages, window, tool, _first_arg(messages, i), any_tool=said is not None)
     if said is not None:
         return f"{said} ({later})" if later else said
     return later or "unresolved"
 
 
+def _first_arg(messages: Sequence[dict[str, Any]], i: int) -> str:
+    """The first argument of the call that message i answers: what a retry repeats."""
+    call_id = messages[i].get("tool_call_id")
+    for m in messages[max(0, i - RESOLUTION_WINDOW) : i][::-1]:
+        for call in m.get("tool_calls") or ():
+            if call.get("id") == call_id:
+                return extract.arguments_values(call.get("arguments") or "").split("\n", 1)[0]
+    return ""
+
+
 def _later_success(
-    messages: Sequence[dict[str, Any]], window: range, tool: str, any_tool: bool
+    messages: Sequence[dict[str, Any]], window: range, tool: str, first_arg: str, any_tool: bool
 ) -> str | None:
-    """What the next successful call of this tool (or, after a stated fix, of any tool) returned."""
+    """What the retry (same tool, same first argument) or, after a stated fix, another tool returned."""
     for k in window:
         m = messages[k]
         if m.get("role") == "user":
             break
         name = m.get("tool_name") or "tool"
-        ok = (m.get("role") == "tool" and not m.get("is_error")
-              and (name == tool or (any_tool and not extract.EXPLORING.match(name))))
+        retry = name == tool and _first_arg(messages, k) == first_arg
+        other = any_tool and name != tool and not extract.EXPLORING.match(name)
+        ok = m.get("role") == "tool" and not m.get("is_error") and (retry or other)
         content = extract.head_tail(m.get("content") or "")
         if ok and not extract.has_error(content):
             facts = extract.result_facts(content)
