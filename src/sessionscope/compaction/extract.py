@@ -118,6 +118,7 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+_SUBSUME_POOL = 300  # identifiers compared pairwise for containment (quadratic, so bounded)
 _KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
 
 _STOPWORDS = frozenset(
@@ -314,15 +315,28 @@ class Entities:
                 self._seen[value] = [5.0, pos]
 
     def uncovered(self, kept_lower: str, char_budget: int) -> list[str]:
-        """The most salient identifiers that no kept sentence mentions, in conversation order."""
+        """The most salient identifiers that no kept line mentions, in conversation order.
+
+        A longer form (`/repo/apps/web/page.tsx`) also stands for the shorter ones it contains
+        (`apps/web/page.tsx`, `page.tsx`): it takes their salience, and they are not listed twice.
+        """
         missing = [(v, e) for v, e in self._seen.items() if v.lower() not in kept_lower]
         missing.sort(key=lambda ve: (-ve[1][0], ve[1][1], ve[0]))
+        top = missing[:_SUBSUME_POOL]
+        score = {v: e[0] for v, e in top}
+        for v, _ in top:
+            for w, _ in top:
+                if len(w) < len(v) and w in v:
+                    score[v] += score[w] * 0.5
+        top.sort(key=lambda ve: (-score[ve[0]], ve[1][1], ve[0]))
         picked: list[tuple[float, str]] = []
+        picked_text = ""
         spent = 0
-        for value, entry in missing:
-            if spent + len(value) + 2 > char_budget:
+        for value, entry in top + missing[_SUBSUME_POOL:]:
+            if spent + len(value) + 2 > char_budget or value.lower() in picked_text:
                 continue
             spent += len(value) + 2
+            picked_text += "\n" + value.lower()
             picked.append((entry[1], value))
         return [v for _, v in sorted(picked)]
 
@@ -362,6 +376,17 @@ STATE_WORDS = re.compile(
 def shape_key(text: str) -> str:
     """Text with every token that holds a digit blanked: lines of one template share a shape."""
     return _SHAPE.sub("#", normalize(text))
+
+
+_READ_COMMAND = re.compile(r"^\s*(?:cd \S+ && )?(?:cat|sed -n|head|tail|nl|ls|rg|grep|find|less|bat|wc|tree|git (?:show|diff|log))\b")
+
+
+def is_exploring(tool: str, arguments: str) -> bool:
+    """A read, a listing or a search (by tool name or by the shell command it ran)."""
+    if EXPLORING.match(tool):
+        return True
+    first = arguments_values(arguments).split("\n", 1)[0]
+    return _READ_COMMAND.match(first) is not None
 
 
 def strip_tags(text: str) -> str:
@@ -424,7 +449,7 @@ def call_summary(name: str, arguments: str, limit: int = 100) -> str:
     return f"`{name}` {out[:limit * 2]}".rstrip()
 
 
-def result_facts(content: str, skip_keys: frozenset[str] = frozenset()) -> list[str]:
+def result_facts(content: str, skip_keys: frozenset[str] = frozenset(), limit: int = 7) -> list[str]:
     """What a tool result says, as short `key=value` leaves (JSON) or its informative lines."""
     stripped = content.lstrip()
     if stripped[:1] in ("{", "[") and len(stripped) < 500_000:
@@ -436,7 +461,7 @@ def result_facts(content: str, skip_keys: frozenset[str] = frozenset()) -> list[
             leaves: list[str] = []
             _json_leaves(doc, "", leaves)
             return leaves
-    return _text_facts(content, skip_keys)
+    return _text_facts(content, skip_keys, limit)
 
 
 def _json_leaves(node: Any, key: str, out: list[str]) -> None:
@@ -465,7 +490,7 @@ def _json_leaves(node: Any, key: str, out: list[str]) -> None:
         out.extend(s for s in sentences(text, 2000) if ENTITY.search(s))
 
 
-def _text_facts(content: str, skip_keys: frozenset[str]) -> list[str]:
+def _text_facts(content: str, skip_keys: frozenset[str], limit: int) -> list[str]:
     picked: list[tuple[float, int, str]] = []
     shapes: set[str] = set()
     for n, raw in enumerate(content.splitlines()):
@@ -484,7 +509,7 @@ def _text_facts(content: str, skip_keys: frozenset[str]) -> list[str]:
                 continue
             shapes.add(shape)
             picked.append((score, n, piece))
-    best = sorted(picked, key=lambda p: (-p[0], p[1]))[:_MAX_LEAVES // 2]
+    best = sorted(picked, key=lambda p: (-p[0], p[1]))[:limit]
     return [p[2] for p in sorted(best, key=lambda p: p[1])]
 
 
@@ -511,14 +536,20 @@ def values(text: str) -> set[str]:
     return {m.group().rstrip(_TRAILING) for m in ENTITY.finditer(text) if m.lastgroup in _STRONG - {"code"}}
 
 
+def count_entities(sentence: str) -> int:
+    return sum(1 for m in ENTITY.finditer(sentence) if m.lastgroup in _STRONG or m.lastgroup == "number")
+
+
 def request_entities(sentence: str) -> int:
     """Identifiers that make a user sentence a request worth keeping; a bare timestamp does not."""
     return sum(1 for m in ENTITY.finditer(sentence) if m.lastgroup not in ("date", "code", "name"))
 
 
 def leaf_weight(leaf: str) -> float:
-    key, _, value = leaf.partition("=")
-    weight = 0.5 if key in STATE_KEYS else 0.0
+    kv = _KV_LINE.match(leaf)
+    key, value = (kv.group(1).strip(), kv.group(2)) if kv else ("", leaf)
+    # A named setting or field says more than a bare line that happens to hold a number.
+    weight = 1.5 if key in STATE_KEYS else 1.0 if key else 0.0
     for m in ENTITY.finditer(value or key):
         weight += 0.3 if m.lastgroup in ("path", "file", "date", "code") else 1.0
     return weight

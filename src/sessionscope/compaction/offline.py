@@ -37,6 +37,8 @@ IDENTIFIER_SHARE = 0.25  # of the budget, kept back for the identifiers line
 MAX_SENTENCE_CHARS = 320
 MAX_FACT_CHARS = 360
 PASTED_CHARS = 1500
+MAX_SCAN_CHARS = 50_000  # of one message, for identifiers
+WEAK_SCORE = 4.0
 RESOLUTION_WINDOW = 12  # messages after an error in which we look for its fix
 
 
@@ -58,17 +60,23 @@ def estimate_tokens(text: str) -> int:
 
 
 def summarize_offline(
-    messages: Sequence[dict[str, Any]], instructions: str | None = None, max_summary_tokens: int = 2000
+    messages: Sequence[dict[str, Any]], instructions: str | None = None, max_summary_tokens: int = 4000
 ) -> str:
     input_tokens = sum(estimate_tokens(_message_text(m)) for m in messages)
     budget = min(max_summary_tokens, max(MIN_BUDGET_TOKENS, int(input_tokens * BUDGET_RATIO)))
     focus = extract.focus_pattern(instructions)
     entities = Entities()
     candidates = _merge_similar(list(_candidates(messages, focus, entities)))
-    chosen = _select(candidates, budget - int(budget * IDENTIFIER_SHARE))
+    # Salient lines first; then the identifiers nobody restated; then what room is left goes to
+    # the weaker lines (file contents, standing instructions), which can be read again.
+    strong = [c for c in candidates if c.score >= WEAK_SCORE]
+    chosen = _select(strong, budget - int(budget * IDENTIFIER_SHARE))
     kept_text = " ".join(c.text for c in chosen).lower()
     spent = sum(c.cost for c in chosen)
-    identifiers = entities.uncovered(kept_text, max(0, budget - spent) * 7 // 2)
+    # Paths and ids run ~2.5 characters per token, denser than prose.
+    identifiers = entities.uncovered(kept_text, max(0, budget - spent) * 5 // 2)
+    spent += sum(len(v) * 2 // 5 + 1 for v in identifiers)
+    chosen += _select([c for c in candidates if c.score < WEAK_SCORE], budget - spent)
     compacted = sum(1 for m in messages if not extract.is_summary(m))
     return _render(chosen, identifiers, compacted, instructions if focus else None)
 
@@ -124,6 +132,9 @@ def _candidates(
 
 def _informative_user(m: dict[str, Any]) -> bool:
     content = m.get("content") or ""
+    content = extract.strip_tags(content)
+    if len(content.split()) < 5:
+        return False  # "/Users/x/repo bash": context a harness sent, not something asked
     return any(_is_request(s) for s in extract.sentences(content)) or len(content) >= 40
 
 
@@ -144,25 +155,26 @@ def _user_candidates(
     system = m.get("role") != "user"
     # System prompts and pasted documents name much that the agent never needs again.
     weight = 1 if system or len(content) > PASTED_CHARS else 3
+    entities.add(content[:MAX_SCAN_CHARS], i, weight=weight)
     if goal or latest:
         quoted = _clip(content, 2 * MAX_SENTENCE_CHARS)
-        entities.add(content, i, weight=weight)
         if goal:
             yield Candidate(GOAL, f'Goal: "{quoted}"', 100.0, i)
         else:
             yield Candidate(OPEN, f'Latest request: "{quoted}"', 90.0, i)
         return
     for j, sentence in enumerate(extract.sentences(content)):
-        found = entities.add(sentence, i, weight=weight)
+        found = extract.count_entities(sentence)
         named = extract.request_entities(sentence)
-        if system:
+        if weight == 1:
             # Standing instructions: only what names a concrete thing, and below the user's words.
             if named:
-                yield Candidate(FACTS, f'system: "{_clip(sentence)}"', 2.0 + recency, i + j / 1000)
+                who = "system" if system else "pasted"
+                yield Candidate(FACTS, f'{who}: "{_clip(sentence)}"', 2.0 + recency, i + j / 1000)
             continue
         if not (named or extract.CONSTRAINT.search(sentence) or extract.DECISION.search(sentence)):
             continue  # "thanks", "could you clarify?": nothing an agent has to remember
-        score = 8.0 + min(found, 3) * 0.8 + recency + _focus_bonus(sentence, focus) - (4.0 if weight == 1 else 0.0)
+        score = 8.0 + min(found, 3) * 0.8 + recency + _focus_bonus(sentence, focus)
         yield Candidate(GOAL, f'"{_clip(sentence)}"', score, i + j / 1000)
 
 
@@ -171,11 +183,16 @@ def _assistant_candidates(
     tail: bool, pending: list[dict[str, Any]], used_fixes: set[tuple[int, int]],
 ) -> Iterable[Candidate]:
     for call in m.get("tool_calls") or ():
-        entities.add(extract.arguments_values(call.get("arguments") or ""), i, weight=2)
-    for j, sentence in enumerate(extract.sentences(extract.strip_code(m.get("content") or ""))):
+        entities.add(extract.arguments_values(call.get("arguments") or "")[:MAX_SCAN_CHARS], i, weight=2)
+    content = m.get("content") or ""
+    prose = extract.strip_code(content)
+    entities.add(prose[:MAX_SCAN_CHARS], i, weight=2)
+    if len(prose) < len(content):
+        entities.add(content[:MAX_SCAN_CHARS], i, weight=1)  # code the agent wrote: weaker
+    for j, sentence in enumerate(extract.sentences(prose)):
         if (i, j) in used_fixes:
             continue  # already printed as the fix of its error
-        found = entities.add(sentence, i, weight=2)
+        found = extract.count_entities(sentence)
         bonus = _focus_bonus(sentence, focus)
         score = min(found, 3) * 0.8 + bonus
         pos = i + j / 1000
@@ -209,7 +226,8 @@ def _tool_candidates(
     content = extract.head_tail(m.get("content") or "", 6000, 2000)
     tool = m.get("tool_name") or "tool"
     call = calls.get(m.get("tool_call_id") or "") or {}
-    if m.get("is_error") or extract.has_error(content):
+    exploring = extract.is_exploring(tool, call.get("arguments") or "")
+    if m.get("is_error") or (not exploring and extract.has_error(content)):
         leaves = extract.result_facts(content) if content.lstrip()[:1] in ("{", "[") else []
         line = "; ".join(leaves) if leaves else extract.error_line(content) or extract.flatten(content)
         if m.get("is_error") or line:
@@ -220,7 +238,7 @@ def _tool_candidates(
             yield Candidate(ERRORS, text, 9.0 + recency + _focus_bonus(text, focus), i)
             return
     entities.add(content, i, weight=1)
-    facts = extract.result_facts(content, skip_keys)
+    facts = extract.result_facts(content, skip_keys, limit=3 if exploring else 7)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:
         return
@@ -233,8 +251,8 @@ def _tool_candidates(
     prefix = extract.call_summary(tool, call.get("arguments") or "", 60) if mutating else f"`{tool}`"
     text = _clip(f"{prefix} returned {joined}", MAX_FACT_CHARS)
     score = 4.0 + min(weight, 6.0) * 0.6 + (1.0 if mutating else 0.0) + recency + _focus_bonus(text, focus)
-    if extract.EXPLORING.match(tool):
-        score -= 1.0
+    if exploring:
+        score -= 1.0  # a file or listing the agent can read again
     yield Candidate(FOCUS if _focus_bonus(text, focus) else FACTS, text, score, i)
 
 
