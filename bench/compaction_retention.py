@@ -203,16 +203,17 @@ def big_session(size: int, seed: int) -> list[dict[str, Any]]:
 async def compact_through_store(big: list[dict[str, Any]]) -> tuple[float, int, int]:
     """The whole session.compact path on a SQLite file: read, summarise, write the item."""
     from sessionscope.compaction import CompactionSettings
+    from sessionscope.compaction.service import compact
+    from sessionscope.ingest import ingest_records
     from sessionscope.store import Scope, open_database
-    from sessionscope.store.compactions import compact
-    from sessionscope.store.transfer import import_records
 
     with tempfile.TemporaryDirectory() as tmp:
         db = await open_database(f"{tmp}/compact.db")
         try:
             header = {"type": "session", "key": "bench/compact", "tenant": "default", "agent": "main",
                       "channel": "web"}
-            await import_records(db, Scope.everything(), [header, *({"type": "message", **m} for m in big)])
+            await ingest_records(db, Scope.everything(), [header, *({"type": "message", **m} for m in big)],
+                                 source="bench")
             start = time.perf_counter()
             result = await compact(db, Scope.everything(), "bench/compact", CompactionSettings())
             elapsed = time.perf_counter() - start
