@@ -118,7 +118,7 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
-_SUBSUME_POOL = 300  # identifiers compared pairwise for containment (quadratic, so bounded)
+_SUBSUME_POOL = 200  # identifiers compared pairwise for containment (quadratic, so bounded)
 _KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
 
 _STOPWORDS = frozenset(
@@ -204,6 +204,10 @@ def normalize(text: str) -> str:
     return flatten(text).lower().strip(_TRAILING + " ")
 
 
+def code_blocks(text: str) -> str:
+    return "\n".join(_FENCE.findall(text)) if "```" in text else ""
+
+
 def strip_code(text: str) -> str:
     # Code blocks are what the agent wrote or read, not what it concluded; the files still exist.
     return _FENCE.sub(" ", text) if "```" in text else text
@@ -285,8 +289,10 @@ class Entities:
     def __init__(self) -> None:
         self._seen: dict[str, list[float]] = {}  # text -> [score, first position]
 
-    def add(self, text: str, pos: float, weight: int) -> int:
-        found = 0
+    def add(self, text: str, pos: float, weight: int) -> tuple[int, int]:
+        """Record the identifiers in text; returns how many, and how many make a request
+        (a bare timestamp, a code span or an acronym does not)."""
+        found = named = 0
         for m in ENTITY.finditer(text):
             kind = m.lastgroup or ""
             value = m.group().rstrip(_TRAILING).strip("`")
@@ -298,6 +304,7 @@ class Entities:
             if len(value) < 3 or (kind not in _STRONG and weight < 2):
                 continue
             found += 1
+            named += kind not in ("date", "code", "name")
             # Code symbols and timestamps are many and cheap to find again; paths, ids, urls,
             # versions and hashes are what an agent needs verbatim.
             gain = weight * _KIND_WEIGHT.get(kind, 1.0)
@@ -306,7 +313,7 @@ class Entities:
                 self._seen[value] = [gain, pos]
             else:
                 entry[0] += gain
-        return found
+        return found, named
 
     def add_listed(self, text: str, pos: float) -> None:
         for value in text.split(", "):
@@ -363,6 +370,7 @@ _SHAPE = re.compile(r"[^\s;,=:\"'()\[\]{}]*\d[^\s;,=:\"'()\[\]{}]*")
 _LISTING_LINE = re.compile(
     r"^[\w.@/~-]+/[\w.@/-]*$|^[\w.-]+\.[A-Za-z]{1,5}$|^[\w.@/~-]+:\d+[:-]|^[-dlcbps][-rwxsStT@+.]{9,11}\s"
 )
+_FACT_HINT = re.compile(r"[\d/=:@$%]|[A-Z]{2}")  # a line with none of these names nothing
 _TAG = re.compile(r"</?[A-Za-z][\w-]*>")
 _ROUTINE_LOG = re.compile(r"^\[?\S*\d:\d\d\S*\]?\s+\[?(?:INFO|DEBUG|TRACE|info|debug|trace)\b")
 _KV_LINE = re.compile(r"^([A-Za-z][\w .-]{0,30}?)\s*(?::|=)\s*(\S.{0,140})$")
@@ -495,7 +503,7 @@ def _text_facts(content: str, skip_keys: frozenset[str], limit: int) -> list[str
     shapes: set[str] = set()
     for n, raw in enumerate(content.splitlines()):
         line = raw.strip()
-        if len(line) < 4 or _CODE_LINE.match(line) or _LISTING_LINE.match(line):
+        if len(line) < 4 or not _FACT_HINT.search(line) or _CODE_LINE.match(line) or _LISTING_LINE.match(line):
             continue
         if skip_keys and (kv := _KV_LINE.match(line)) and kv.group(1).strip().lower() in skip_keys:
             continue

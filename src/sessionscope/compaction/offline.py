@@ -37,7 +37,12 @@ IDENTIFIER_SHARE = 0.25  # of the budget, kept back for the identifiers line
 MAX_SENTENCE_CHARS = 320
 MAX_FACT_CHARS = 360
 PASTED_CHARS = 1500
-MAX_SCAN_CHARS = 50_000  # of one message, for identifiers
+SENTENCE_CHARS = 6000  # of one message, split into candidate sentences
+MAX_SCAN_CHARS = 20_000  # of one user or assistant message, for identifiers
+TOOL_HEAD_CHARS = 2500  # of a tool result: the command echo and first lines say what it was,
+TOOL_TAIL_CHARS = 1000  # the last lines the verdict
+SCAN_CHARS = 500_000  # of the span read in full per summary, newest first
+SKIM_CHARS = 200  # of each older tool result beyond that, from its start and its end
 WEAK_SCORE = 4.0
 RESOLUTION_WINDOW = 12  # messages after an error in which we look for its fix
 
@@ -114,6 +119,7 @@ def _candidates(
         [(m.get("tool_name") or "tool", m.get("content") or "") for m in messages if m.get("role") == "tool"]
     )
     skip = {tool: frozenset(k for t, k in framing if t == tool) for tool, _ in framing}
+    read = _read_in_full(messages)
     for i, m in enumerate(messages):
         role = m.get("role")
         recency = i / n
@@ -121,26 +127,39 @@ def _candidates(
             yield from _carried(m.get("content") or "", i, entities)
         elif role == "tool":
             skip_keys = skip.get(m.get("tool_name") or "tool", frozenset())
-            yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes, skip_keys)
+            yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes, skip_keys,
+                                        full=i in read)
         elif role == "user" or role == "system":
             latest = i == last_user and i != first_user and users and users[-1] == i
             yield from _user_candidates(m, i, focus, entities, recency, goal=i == first_user, latest=bool(latest))
-        else:
+        elif i in read or extract.DECISION.search(m.get("content") or "") is not None:
             pending = [c for c in m.get("tool_calls") or () if c.get("id") not in answered]
             yield from _assistant_candidates(m, i, focus, entities, recency, i > last_user, pending, used_fixes)
 
 
+def _read_in_full(messages: Sequence[dict[str, Any]]) -> set[int]:
+    """Messages read sentence by sentence and line by line, newest first, up to SCAN_CHARS.
+
+    Older ones (only in very long spans) are skimmed: a tool result for an error, an assistant
+    message for a decision, at a cost that does not grow with their size. This is what keeps a
+    10,000-message compaction under a second.
+    """
+    read: set[int] = set()
+    spent = 0
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        spent += min(len(m.get("content") or ""), TOOL_HEAD_CHARS + TOOL_TAIL_CHARS)
+        if spent > SCAN_CHARS:
+            break
+        read.add(i)
+    return read
+
+
 def _informative_user(m: dict[str, Any]) -> bool:
-    content = m.get("content") or ""
-    content = extract.strip_tags(content)
+    content = extract.strip_tags(m.get("content") or "")
     if len(content.split()) < 5:
         return False  # "/Users/x/repo bash": context a harness sent, not something asked
-    return any(_is_request(s) for s in extract.sentences(content)) or len(content) >= 40
-
-
-def _is_request(sentence: str) -> bool:
-    return bool(extract.request_entities(sentence) or extract.CONSTRAINT.search(sentence)
-                or extract.DECISION.search(sentence))
+    return len(content) >= 40 or bool(extract.request_entities(content) or extract.CONSTRAINT.search(content))
 
 
 def _focus_bonus(text: str, focus: re.Pattern[str] | None) -> float:
@@ -155,17 +174,17 @@ def _user_candidates(
     system = m.get("role") != "user"
     # System prompts and pasted documents name much that the agent never needs again.
     weight = 1 if system or len(content) > PASTED_CHARS else 3
-    entities.add(content[:MAX_SCAN_CHARS], i, weight=weight)
     if goal or latest:
+        entities.add(content[:MAX_SCAN_CHARS], i, weight=weight)
         quoted = _clip(content, 2 * MAX_SENTENCE_CHARS)
         if goal:
             yield Candidate(GOAL, f'Goal: "{quoted}"', 100.0, i)
         else:
             yield Candidate(OPEN, f'Latest request: "{quoted}"', 90.0, i)
         return
-    for j, sentence in enumerate(extract.sentences(content)):
-        found = extract.count_entities(sentence)
-        named = extract.request_entities(sentence)
+    entities.add(content[SENTENCE_CHARS:MAX_SCAN_CHARS], i, weight=weight)
+    for j, sentence in enumerate(extract.sentences(content, SENTENCE_CHARS)):
+        found, named = entities.add(sentence, i, weight=weight)
         if weight == 1:
             # Standing instructions: only what names a concrete thing, and below the user's words.
             if named:
@@ -186,13 +205,12 @@ def _assistant_candidates(
         entities.add(extract.arguments_values(call.get("arguments") or "")[:MAX_SCAN_CHARS], i, weight=2)
     content = m.get("content") or ""
     prose = extract.strip_code(content)
-    entities.add(prose[:MAX_SCAN_CHARS], i, weight=2)
-    if len(prose) < len(content):
-        entities.add(content[:MAX_SCAN_CHARS], i, weight=1)  # code the agent wrote: weaker
-    for j, sentence in enumerate(extract.sentences(prose)):
+    entities.add(prose[SENTENCE_CHARS:MAX_SCAN_CHARS], i, weight=2)
+    entities.add(extract.code_blocks(content)[:MAX_SCAN_CHARS], i, weight=1)  # code it wrote: weaker
+    for j, sentence in enumerate(extract.sentences(prose, SENTENCE_CHARS)):
+        found, _named = entities.add(sentence, i, weight=2)
         if (i, j) in used_fixes:
             continue  # already printed as the fix of its error
-        found = extract.count_entities(sentence)
         bonus = _focus_bonus(sentence, focus)
         score = min(found, 3) * 0.8 + bonus
         pos = i + j / 1000
@@ -220,10 +238,14 @@ def _assistant_candidates(
 def _tool_candidates(
     messages: Sequence[dict[str, Any]], i: int, calls: dict[str, dict[str, Any]],
     focus: re.Pattern[str] | None, entities: Entities, recency: float, used_fixes: set[tuple[int, int]],
-    skip_keys: frozenset[str],
+    skip_keys: frozenset[str], full: bool,
 ) -> Iterable[Candidate]:
     m = messages[i]
-    content = extract.head_tail(m.get("content") or "", 6000, 2000)
+    content = extract.head_tail(m.get("content") or "", TOOL_HEAD_CHARS, TOOL_TAIL_CHARS)
+    if not full:
+        content = extract.head_tail(content, SKIM_CHARS, SKIM_CHARS)
+        if not (m.get("is_error") or extract.has_error(content)):
+            return
     tool = m.get("tool_name") or "tool"
     call = calls.get(m.get("tool_call_id") or "") or {}
     exploring = extract.is_exploring(tool, call.get("arguments") or "")
@@ -237,8 +259,10 @@ def _tool_candidates(
             text = f"{called} failed: {_clip(line, 240)} → {fix}"
             yield Candidate(ERRORS, text, 9.0 + recency + _focus_bonus(text, focus), i)
             return
-    entities.add(content, i, weight=1)
     facts = extract.result_facts(content, skip_keys, limit=3 if exploring else 7)
+    # Only what the result says enters the identifier pool: scanning whole outputs for
+    # identifiers costs more than the rest of the summarizer together.
+    entities.add("\n".join(facts), i, weight=1)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:
         return
