@@ -41,7 +41,7 @@ SENTENCE_CHARS = 6000  # of one message, split into candidate sentences
 MAX_SCAN_CHARS = 20_000  # of one user or assistant message, for identifiers
 TOOL_HEAD_CHARS = 2500  # of a tool result: the command echo and first lines say what it was,
 TOOL_TAIL_CHARS = 1000  # the last lines the verdict
-SCAN_CHARS = 500_000  # of the span read in full per summary, newest first
+SCAN_CHARS = 400_000  # of the span read in full per summary, newest first
 SKIM_CHARS = 200  # of each older tool result beyond that, from its start and its end
 WEAK_SCORE = 4.0
 RESOLUTION_WINDOW = 12  # messages after an error in which we look for its fix
@@ -260,9 +260,8 @@ def _tool_candidates(
             yield Candidate(ERRORS, text, 9.0 + recency + _focus_bonus(text, focus), i)
             return
     facts = extract.result_facts(content, skip_keys, limit=3 if exploring else 7)
-    # Only what the result says enters the identifier pool: scanning whole outputs for
-    # identifiers costs more than the rest of the summarizer together.
-    entities.add("\n".join(facts), i, weight=1)
+    # Outputs name the files and ids the agent goes on to use; a skimmed one only its facts.
+    entities.add(content if full else "\n".join(facts), i, weight=1)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:
         return
