@@ -182,7 +182,8 @@ def nothing_to_compact(
         "keep_recent_tokens": sum(message_tokens(m) for m in messages[first:]),
         "keep_recent_turns": len([b for b in usable if b >= first]),
     }
-    message = (f"nothing to compact: {asked} keeps all {total} live tokens ({turns} turns); "
+    message = (f"nothing to compact: {asked} keeps all {total} live tokens ({turns} turns, and a cut only "
+               "falls at the start of a turn); "
                f"keep_recent_tokens={suggestion['keep_recent_tokens']} or keep_recent_turns="
                f"{suggestion['keep_recent_turns']} would compact the oldest turn")
     return message, suggestion
