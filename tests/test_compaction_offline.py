@@ -87,16 +87,16 @@ def section(summary: str, title: str) -> str:
 
 def test_keeps_requests_decisions_facts_errors_and_open_task() -> None:
     summary = summarize_offline(conversation())
-    requests = section(summary, "Requests")
-    assert '"Please migrate the billing service to PostgreSQL 16."' in requests
+    requests = section(summary, "Goal and requests")
+    assert 'Goal: "Please migrate the billing service to PostgreSQL 16.' in requests
     assert "must not drop the invoices_2024 table" in requests
     assert "pg_dump with --jobs=4 instead of logical replication" in section(summary, "Decisions")
-    facts = section(summary, "Facts & identifiers")
-    assert "pool_size: 20" in facts
+    facts = section(summary, "Facts and identifiers")
+    assert "`read_file` returned" in facts and "pool_size: 20" in facts  # attributed to its tool
     assert "services/billing/config.yaml" in summary
-    errors = section(summary, "Errors")
+    errors = section(summary, "Errors and fixes")
     assert "ImportError: cannot import name 'InvoiceRow'" in errors
-    assert "resolved: Fixed the import by renaming InvoiceRow to InvoiceRecord" in errors
+    assert "fix: Fixed the import by renaming InvoiceRow to InvoiceRecord" in errors
     open_task = section(summary, "Open task")
     assert "https://wiki.example.com/billing/runbook" in open_task
     assert "2026-12-01" in open_task and "2026-11-30" in open_task
@@ -111,7 +111,7 @@ def test_unresolved_error_and_pending_call_are_reported() -> None:
         },
     ]
     summary = summarize_offline(conv)
-    assert "→ unresolved" in section(summary, "Errors")
+    assert "→ unresolved" in section(summary, "Errors and fixes")
     assert "Awaiting result: `deploy`" in section(summary, "Open task")
     assert "staging-eu-2" in section(summary, "Open task")
 
@@ -144,7 +144,7 @@ def test_instructions_make_matching_sentences_win_the_budget() -> None:
     conv.insert(200, {"role": "assistant", "content": lag})
     plain = summarize_offline(conv, None, max_summary_tokens=400)
     focused = summarize_offline(conv, "focus on Kafka consumer lag", max_summary_tokens=400)
-    assert lag not in plain
+    assert lag not in section(plain, "Focus")
     assert lag in section(focused, "Focus")
     assert 'operator instructions: "focus on Kafka consumer lag"' in focused
 
@@ -158,7 +158,7 @@ def test_second_compaction_carries_the_earlier_summary_forward() -> None:
     second = summarize_offline([summary_message(first)] + newer)
     assert second.count("Summary of") == 1  # merged, not nested
     assert "secret/billing/stripe" in section(second, "Open task")  # the newest request
-    assert "must not drop the invoices_2024 table" in section(second, "Requests")
+    assert "must not drop the invoices_2024 table" in section(second, "Goal and requests")
     assert "pg_dump with --jobs=4" in section(second, "Decisions")
     assert "24 hour overlap" in section(second, "Decisions")
     assert "Summary of 2 earlier messages" in second  # the summary itself is not counted

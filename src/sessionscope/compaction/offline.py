@@ -31,7 +31,7 @@ EARLIER = "Earlier summary"
 SECTION_ORDER = (FOCUS, GOAL, DECISIONS, FACTS, ERRORS, OPEN, EARLIER)
 SECTIONS = (GOAL, DECISIONS, FACTS, ERRORS, OPEN)  # the ones every summarizer writes
 
-MIN_BUDGET_TOKENS = 150
+MIN_BUDGET_TOKENS = 400
 BUDGET_RATIO = 0.12  # the summary stays under 12% of its span, so reduction stays >= 85%
 IDENTIFIER_SHARE = 0.25  # of the budget, kept back for the identifiers line
 MAX_SENTENCE_CHARS = 320
@@ -111,6 +111,8 @@ def _candidates(
     # A pasted document (AGENTS.md, a log) is context, not the goal; the first short request is.
     short = [i for i in users if len(messages[i].get("content") or "") <= PASTED_CHARS]
     first_user = short[0] if short else users[0] if users else -1
+    if messages and extract.is_summary(messages[0]):
+        first_user = -1  # the goal is the earlier summary's; newer requests are requests
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     answered = {m.get("tool_call_id") for m in messages if m.get("role") == "tool"}
     calls = {c.get("id"): c for m in messages for c in m.get("tool_calls") or () if c.get("id")}
@@ -130,7 +132,7 @@ def _candidates(
             yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes, skip_keys,
                                         full=i in read)
         elif role == "user" or role == "system":
-            latest = i == last_user and i != first_user and users and users[-1] == i
+            latest = i == last_user and i != first_user and bool(users) and users[-1] == i
             yield from _user_candidates(m, i, focus, entities, recency, goal=i == first_user, latest=bool(latest))
         elif i in read or extract.DECISION.search(m.get("content") or "") is not None:
             pending = [c for c in m.get("tool_calls") or () if c.get("id") not in answered]
