@@ -118,7 +118,10 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
-_SUBSUME_POOL = 200  # identifiers compared pairwise for containment (quadratic, so bounded)
+_SUBSUME_POOL = 200
+# An identifier must have been seen at least this much to be listed: one path in a tool output
+# is enough, one timestamp of a log stream or one code symbol of a file read is not.
+MIN_SALIENCE = 1.0  # identifiers compared pairwise for containment (quadratic, so bounded)
 _KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
 
 _STOPWORDS = frozenset(
@@ -327,7 +330,7 @@ class Entities:
         A longer form (`/repo/apps/web/page.tsx`) also stands for the shorter ones it contains
         (`apps/web/page.tsx`, `page.tsx`): it takes their salience, and they are not listed twice.
         """
-        missing = [(v, e) for v, e in self._seen.items() if v.lower() not in kept_lower]
+        missing = [(v, e) for v, e in self._seen.items() if e[0] >= MIN_SALIENCE and v.lower() not in kept_lower]
         missing.sort(key=lambda ve: (-ve[1][0], ve[1][1], ve[0]))
         top = missing[:_SUBSUME_POOL]
         score = {v: e[0] for v, e in top}
@@ -519,6 +522,14 @@ def _text_facts(content: str, skip_keys: frozenset[str], limit: int) -> list[str
             picked.append((score, n, piece))
     best = sorted(picked, key=lambda p: (-p[0], p[1]))[:limit]
     return [p[2] for p in sorted(best, key=lambda p: p[1])]
+
+
+def without_routine_logs(content: str) -> str:
+    """The output minus its INFO/DEBUG log lines, whose timestamps nobody needs again."""
+    if "INFO" not in content and "DEBUG" not in content and "info" not in content:
+        return content
+    return "\n".join(ln for ln in content.splitlines()
+                     if not _ROUTINE_LOG.match(ln.strip()) or STATE_WORDS.search(ln))
 
 
 def _line_score(line: str) -> float:

@@ -132,7 +132,8 @@ def _candidates(
             yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes, skip_keys,
                                         full=i in read)
         elif role == "user" or role == "system":
-            latest = i == last_user and i != first_user and bool(users) and users[-1] == i
+            latest = (i == last_user and i != first_user and bool(users) and users[-1] == i
+                      and _asks(m.get("content") or ""))
             yield from _user_candidates(m, i, focus, entities, recency, goal=i == first_user, latest=bool(latest))
         elif i in read or extract.DECISION.search(m.get("content") or "") is not None:
             pending = [c for c in m.get("tool_calls") or () if c.get("id") not in answered]
@@ -155,6 +156,12 @@ def _read_in_full(messages: Sequence[dict[str, Any]]) -> set[int]:
             break
         read.add(i)
     return read
+
+
+def _asks(content: str) -> bool:
+    """Names something or states a constraint: "could you clarify?" does neither."""
+    return bool(extract.request_entities(content) or extract.CONSTRAINT.search(content)
+                or extract.DECISION.search(content))
 
 
 def _informative_user(m: dict[str, Any]) -> bool:
@@ -263,7 +270,7 @@ def _tool_candidates(
             return
     facts = extract.result_facts(content, skip_keys, limit=3 if exploring else 7)
     # Outputs name the files and ids the agent goes on to use; a skimmed one only its facts.
-    entities.add(content if full else "\n".join(facts), i, weight=1)
+    entities.add(extract.without_routine_logs(content) if full else "\n".join(facts), i, weight=1)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:
         return
