@@ -33,7 +33,7 @@ SECTIONS = (GOAL, DECISIONS, FACTS, ERRORS, OPEN)  # the ones every summarizer w
 
 MIN_BUDGET_TOKENS = 400
 BUDGET_RATIO = 0.12  # the summary stays under 12% of its span, so reduction stays >= 85%
-IDENTIFIER_SHARE = 0.25  # of the budget, kept back for the identifiers line
+IDENTIFIER_SHARE = 0.3  # of the budget, kept back for the identifiers line
 MAX_SENTENCE_CHARS = 320
 MAX_FACT_CHARS = 360
 PASTED_CHARS = 1500
@@ -41,6 +41,7 @@ SENTENCE_CHARS = 6000  # of one message, split into candidate sentences
 MAX_SCAN_CHARS = 20_000  # of one user or assistant message, for identifiers
 TOOL_HEAD_CHARS = 2500  # of a tool result: the command echo and first lines say what it was,
 TOOL_TAIL_CHARS = 1000  # the last lines the verdict
+TOOL_SCAN_CHARS = 40_000  # of one tool result, scanned for identifiers when read in full
 SCAN_CHARS = 400_000  # of the span read in full per summary, newest first
 SKIM_CHARS = 200  # of each older tool result beyond that, from its start and its end
 WEAK_SCORE = 4.0
@@ -151,7 +152,7 @@ def _read_in_full(messages: Sequence[dict[str, Any]]) -> set[int]:
     spent = 0
     for i in range(len(messages) - 1, -1, -1):
         m = messages[i]
-        spent += min(len(m.get("content") or ""), TOOL_HEAD_CHARS + TOOL_TAIL_CHARS)
+        spent += min(len(m.get("content") or ""), TOOL_SCAN_CHARS)
         if spent > SCAN_CHARS:
             break
         read.add(i)
@@ -270,7 +271,8 @@ def _tool_candidates(
             return
     facts = extract.result_facts(content, skip_keys, limit=3 if exploring else 7)
     # Outputs name the files and ids the agent goes on to use; a skimmed one only its facts.
-    entities.add(extract.without_routine_logs(content) if full else "\n".join(facts), i, weight=1)
+    whole = (m.get("content") or "")[:TOOL_SCAN_CHARS]
+    entities.add(extract.without_routine_logs(whole) if full else "\n".join(facts), i, weight=1)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:
         return
