@@ -94,7 +94,8 @@ def is_empty_line(line: str, planted: list[str]) -> bool:
 
 
 def with_tokens(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [dict(m, seq=i + 1, tokens=t) for i, (m, t) in enumerate(zip(messages, count_message_tokens(messages)))]
+    tokens = count_message_tokens(messages)
+    return [dict(m, seq=i + 1, tokens=t) for i, (m, t) in enumerate(zip(messages, tokens, strict=True))]
 
 
 class Totals:
