@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 import tempfile
@@ -201,7 +202,7 @@ def big_session(size: int, seed: int) -> list[dict[str, Any]]:
     return out[:end]
 
 
-async def compact_through_store(big: list[dict[str, Any]]) -> tuple[float, int, int]:
+async def compact_through_store(big: list[dict[str, Any]]) -> tuple[float, float, int, int]:
     """The whole session.compact path on a SQLite file: read, summarise, write the item."""
     from sessionscope.compaction import CompactionSettings
     from sessionscope.compaction.service import compact
@@ -215,12 +216,12 @@ async def compact_through_store(big: list[dict[str, Any]]) -> tuple[float, int, 
                       "channel": "web"}
             await ingest_records(db, Scope.everything(), [header, *({"type": "message", **m} for m in big)],
                                  source="bench")
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = await compact(db, Scope.everything(), "bench/compact", CompactionSettings())
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         finally:
             await db.close()
-    return elapsed, result["tokens_before"], result["tokens_after"]
+    return elapsed, cpu, result["tokens_before"], result["tokens_after"]
 
 
 def row(name: str, value: str, bar: str, ok: bool) -> None:
@@ -267,10 +268,13 @@ def main() -> int:
         print(f"  {shape:<56} {k / n:>14.1%}")
     if not args.skip_speed:
         big = with_tokens(big_session(10_000, args.seed))
-        seconds, before, after = asyncio.run(compact_through_store(
+        seconds, cpu, before, after = asyncio.run(compact_through_store(
             [{k: v for k, v in m.items() if k not in ("seq", "tokens")} for m in big]))
         row(f"session.compact, {len(big):,} messages, SQLite, end to end", f"{seconds * 1000:.0f} ms",
             f"<= {BARS['compact_s']:g} s", seconds <= BARS["compact_s"])
+        # On a shared machine the wall time includes waiting for a core; the CPU time does not.
+        print(f"{'  CPU time of the process meanwhile':<58} {f'{cpu * 1000:.0f} ms':>14}"
+              f"   (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"{'  live context tokens before -> after':<58} {f'{before:,} -> {after:,}':>14}")
         ok = ok and seconds <= BARS["compact_s"]
     print("PASS" if ok else "FAIL")

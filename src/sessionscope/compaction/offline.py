@@ -132,7 +132,9 @@ def _candidates(
             skip_keys = skip.get(m.get("tool_name") or "tool", frozenset())
             yield from _tool_candidates(messages, i, calls, focus, entities, recency, used_fixes, skip_keys,
                                         full=i in read)
-        elif role == "user" or role == "system":
+        elif role in ("user", "system"):
+            if i != first_user and i not in read and not _asks_cheaply(m.get("content") or ""):
+                continue  # skimmed: only constraints and decisions are looked for
             latest = (i == last_user and i != first_user and bool(users) and users[-1] == i
                       and _asks(m.get("content") or ""))
             yield from _user_candidates(m, i, focus, entities, recency, goal=i == first_user, latest=bool(latest))
@@ -159,6 +161,14 @@ def _read_in_full(messages: Sequence[dict[str, Any]]) -> set[int]:
     return read
 
 
+_NAMES_HINT = re.compile(r"[\d/@#`]|[A-Z]{2}|\w[._-]\w")
+
+
+def _asks_cheaply(content: str) -> bool:
+    """For a skimmed message: a constraint or a decision, found without an identifier scan."""
+    return bool(extract.CONSTRAINT.search(content) or extract.DECISION.search(content))
+
+
 def _asks(content: str) -> bool:
     """Names something or states a constraint: "could you clarify?" does neither."""
     return bool(extract.request_entities(content) or extract.CONSTRAINT.search(content)
@@ -169,7 +179,8 @@ def _informative_user(m: dict[str, Any]) -> bool:
     content = extract.strip_tags(m.get("content") or "")
     if len(content.split()) < 5:
         return False  # "/Users/x/repo bash": context a harness sent, not something asked
-    return len(content) >= 40 or bool(extract.request_entities(content) or extract.CONSTRAINT.search(content))
+    # Cheap tests only: this runs over every user message of the span.
+    return len(content) >= 40 or bool(_NAMES_HINT.search(content) or extract.CONSTRAINT.search(content))
 
 
 def _focus_bonus(text: str, focus: re.Pattern[str] | None) -> float:
