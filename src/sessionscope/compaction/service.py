@@ -121,6 +121,9 @@ class AutoCompactor:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self._task
 
+    def pending(self, tenant: str, key: str) -> bool:
+        return (tenant, key) in self._pending
+
     def submit(self, tenant: str, key: str, settings: CompactionSettings) -> None:
         if (tenant, key) in self._pending:
             return
@@ -181,12 +184,15 @@ async def schedule_auto(services: Any, scope: Scope, result: Any, agent: str) ->
     policy = settings.auto
     if policy.context_window is None:
         return None
+    threshold = int(policy.threshold * policy.context_window)
+    worker: AutoCompactor | None = getattr(services, "compactor", None)
+    if worker is not None and worker.running and worker.pending(result.tenant, result.key):
+        # Queued or running already: the worker rechecks the threshold itself.
+        return {"scheduled": True, "live_tokens": result.live_tokens, "threshold_tokens": threshold}
     tokens = result.live_tokens if result.live_tokens is not None else \
         await live_tokens(services.db, result.tenant, result.key)
     if not needs_auto_compaction(tokens, policy):
         return None
-    threshold = int(policy.threshold * policy.context_window)
-    worker: AutoCompactor | None = getattr(services, "compactor", None)
     if worker is not None and worker.running:
         worker.submit(result.tenant, result.key, settings)
         return {"scheduled": True, "live_tokens": tokens, "threshold_tokens": threshold}
