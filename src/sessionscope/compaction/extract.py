@@ -88,7 +88,7 @@ ENTITY = re.compile(
     r"""
     (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]]*[^\s<>"'`)\].,;:!?])
     |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)
-    |(?P<path>(?<![\w/.])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
+    |(?P<path>(?<![\w/.<])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
         |\b[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
         |\b[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
     |(?P<file>\b[\w-]+(?:\.[\w-]+)*\.(?:py|pyi|js|mjs|ts|tsx|jsx|json|jsonl|toml|ya?ml|md|rst|sql|go|rs
@@ -118,6 +118,8 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+# An inline image or key in base64 matches the path pattern; no agent needs it verbatim.
+_BLOB = re.compile(r"[A-Za-z0-9+]{41,}")
 _SUBSUME_POOL = 200
 # An identifier must have been seen at least this much to be listed: one path in a tool output
 # is enough, one timestamp of a log stream or one code symbol of a file read is not.
@@ -305,7 +307,7 @@ class Entities:
                 inner = ENTITY.match(value)
                 if inner is not None and inner.end() == len(value):
                     kind = inner.lastgroup or kind
-            if len(value) < 3 or (kind not in _STRONG and weight < 2):
+            if len(value) < 3 or (kind not in _STRONG and weight < 2) or _BLOB.search(value):
                 continue
             found += 1
             named += kind not in ("date", "code", "name")
