@@ -77,7 +77,7 @@ def summarize_offline(
     # Salient lines first; then the identifiers nobody restated; then what room is left goes to
     # the weaker lines (file contents, standing instructions), which can be read again.
     strong = [c for c in candidates if c.score >= WEAK_SCORE]
-    tight = budget < input_tokens * BUDGET_RATIO  # the ceiling, not the span, sets the size
+    tight = input_tokens * BUDGET_RATIO > max_summary_tokens  # the ceiling, not the span, sets the size
     share = _identifier_share(entities, budget) if tight else IDENTIFIER_SHARE
     chosen = _select(strong, budget - int(budget * share))
     kept_text = " ".join(c.text for c in chosen).lower()
