@@ -307,7 +307,7 @@ class Entities:
                 inner = ENTITY.match(value)
                 if inner is not None and inner.end() == len(value):
                     kind = inner.lastgroup or kind
-            if len(value) < 3 or (kind not in _STRONG and weight < 2) or _BLOB.search(value):
+            if len(value) < 3 or (kind not in _STRONG and weight < 2) or (len(value) > 40 and _BLOB.search(value)):
                 continue
             found += 1
             named += kind not in ("date", "code", "name")
