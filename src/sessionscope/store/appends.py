@@ -47,8 +47,22 @@ def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[
             "is_error": bool(m.get("is_error")),
             "ts": parse_rfc3339(ts) if isinstance(ts, str) else (ts or received_at),
             "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
+            **message_parts(m),
         })
     return prepared
+
+
+def message_parts(m: dict[str, Any]) -> dict[str, Any]:
+    """The columns beside a message's text (reasoning, kind, stop reason, attachments)."""
+    attachments = m.get("attachments") or None
+    reasoning_tokens = m.get("reasoning_tokens")
+    return {
+        "reasoning": m.get("reasoning") or None,
+        "reasoning_tokens": int(reasoning_tokens) if reasoning_tokens is not None else None,
+        "kind": m.get("message_kind") or None,
+        "stop_reason": m.get("stop_reason") or None,
+        "attachments": json.dumps(attachments, separators=(",", ":")) if attachments else None,
+    }
 
 
 def raw_copies(batch: Sequence[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -60,7 +74,7 @@ def raw_copies(batch: Sequence[dict[str, Any]], prepared: list[dict[str, Any]]) 
 
 
 MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
-                   "is_error", "ts", "tokens")
+                   "is_error", "ts", "tokens", "reasoning", "reasoning_tokens", "kind", "stop_reason", "attachments")
 
 
 def insert_sql(db: Database) -> str:
@@ -69,7 +83,8 @@ def insert_sql(db: Database) -> str:
 
 _PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "msg_id": "varchar", "role": "varchar",
                    "content": "text", "tool_calls": "text", "tool_call_id": "varchar", "tool_name": "varchar",
-                   "is_error": "boolean", "ts": "bigint", "tokens": "integer"}
+                   "is_error": "boolean", "ts": "bigint", "tokens": "integer", "reasoning": "text",
+                   "reasoning_tokens": "integer", "kind": "varchar", "stop_reason": "varchar", "attachments": "text"}
 
 
 def _insert_unnest_sql() -> str:
@@ -150,7 +165,8 @@ class _Stored:
 
 def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
-             m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
+             m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"], m["reasoning"],
+             m["reasoning_tokens"], m["kind"], m["stop_reason"], m["attachments"])
             for offset, m in enumerate(batch)]
 
 

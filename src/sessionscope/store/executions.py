@@ -25,9 +25,10 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
     out = int(usage.get("output_tokens") or 0)
     cread = int(usage.get("cache_read_tokens") or 0)
     cwrite = int(usage.get("cache_write_tokens") or 0)
+    cwrite_1h = min(cwrite, int(usage.get("cache_write_1h_tokens") or 0))
     cost = execution.get("cost_usd")
     if cost is None:
-        cost = cost_usd(execution.get("model"), execution.get("provider"), inp, out, cread, cwrite)
+        cost = cost_usd(execution.get("model"), execution.get("provider"), inp, out, cread, cwrite, cwrite_1h)
     started = execution.get("started_at")
     return {
         "exec_id": execution.get("id") or uuid.uuid4().hex,
@@ -39,6 +40,8 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": out,
         "cache_read_tokens": cread,
         "cache_write_tokens": cwrite,
+        "cache_write_1h_tokens": cwrite_1h,
+        "reasoning_tokens": int(usage.get("reasoning_tokens") or 0),
         "cost_usd": cost,
         "budget": json.dumps(execution["budget"]) if execution.get("budget") else None,
         "layers": json.dumps(execution.get("layers") or []),

@@ -156,7 +156,7 @@ async def reset_one(conn: AsyncConnection, row: Row, item_id: str | None = None,
     await bump(
         conn, row.id, {"resets": 1, "next_seq": 1},
         live_from_seq=seq + 1, active_compaction_id=None, live_tokens=0, live_messages=0,
-        updated_at=now_ms(),
+        updated_at=ts or now_ms(),  # an imported reset keeps its own time, not the import's
     )
     return seq
 
