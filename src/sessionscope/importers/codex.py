@@ -188,9 +188,10 @@ def _header(state: _Rollout) -> Iterator[Record]:
         yield base.session_header(state.key, SOURCE, state.channel, state.label, state.created_at)
 
 
-def _flush(state: _Rollout, timestamp: str | None = None) -> Iterator[Record]:
-    """Emit the held assistant turn; reasoning that no turn took becomes a turn of its own."""
-    if state.reasoning and state.assistant is None:
+def _flush(state: _Rollout, timestamp: str | None = None, *, reasoning_turn: bool = True) -> Iterator[Record]:
+    """Emit the held assistant turn; reasoning that no turn took becomes a turn of its own
+    (unless ``reasoning_turn`` is False: an assistant message is about to take it)."""
+    if state.reasoning and state.assistant is None and reasoning_turn:
         state.assistant = base.message(state.item_id() + "r", "assistant", "", timestamp, tokens=0)
         _take_reasoning(state)
     if state.assistant is not None:
@@ -251,7 +252,7 @@ def _item(payload: dict[str, Any], timestamp: str | None, state: _Rollout) -> tu
                               kind=base.INJECTED if injected else None)
         if role != "assistant":
             return _emit(state, record), Tally.MAPPED
-        out = list(_flush(state, timestamp))
+        out = list(_flush(state, timestamp, reasoning_turn=False))
         state.assistant = record  # hold it: function calls of the same turn join it
         _take_reasoning(state)
         return out, Tally.MAPPED
