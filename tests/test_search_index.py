@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from sessionscope.store import Scope, appends, items, listing, open_database, search_index
+from sessionscope.ingest import append_messages
+from sessionscope.store import Scope, items, listing, open_database, search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.web.services import ServerConfig
 from tests.conftest import RunningServer
@@ -42,7 +43,7 @@ def run(url: str, scenario: Any) -> Any:
 
 
 async def append(db: Any, key: str, *contents: str, tenant: str = "search") -> None:
-    await appends.append(db, SCOPE, key=key, agent="a", channel="web", tenant=tenant,
+    await append_messages(db, SCOPE, key=key, agent="a", channel="web", tenant=tenant,
                               batch=[{"role": "user", "content": c} for c in contents])
 
 

@@ -350,15 +350,15 @@ def _import_locally(rpc: RPC, path) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     from sessionscope.importers import iter_records
+    from sessionscope.ingest import ingest_records
     from sessionscope.store import Scope, open_database
-    from sessionscope.store.transfer import import_records
 
     url = rpc.database_url  # type: ignore[attr-defined]
 
     async def run() -> None:
         db = await open_database(url, migrate=False)
         try:
-            await import_records(db, Scope.everything(), iter_records(str(path), "jsonl"))
+            await ingest_records(db, Scope.everything(), iter_records(str(path), "jsonl"), source="import")
         finally:
             await db.close()
 

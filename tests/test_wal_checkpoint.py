@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from sessionscope.ingest import append_messages as append
 from sessionscope.store import Scope, open_database
-from sessionscope.store.appends import append
 from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES
 
 

@@ -21,7 +21,6 @@ from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
-from sessionscope.store.scope import Scope
 from sessionscope.tokenizer import count_message_tokens
 
 PREVIEW_CHARS = 200
@@ -344,32 +343,18 @@ async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepare
     return stored.result(len(prepared))
 
 
-async def append(
-    db: Database,
-    scope: Scope,
-    *,
-    key: str,
-    agent: str,
-    channel: str,
-    batch: Sequence[dict[str, Any]],
-    tenant: str | None = None,
-    label: str | None = None,
-) -> dict[str, int]:
-    """Append a batch in one transaction, with each message's `raw` client copy when it has one."""
-    tenant = scope.resolve(tenant)
-    received_at = now_ms()
-    prepared = prepare_messages(batch, received_at)
-    raws = raw_copies(batch, prepared)
+async def append_prepared(db: Database, tenant: str, key: str, agent: str, channel: str, label: str | None,
+                          prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> dict[str, Any]:
+    """Store prepared messages (prepare_messages) in one transaction; ids already stored are
+    skipped. The ingest service (sessionscope.ingest) is the one caller: it validates, counts
+    tokens and wakes the search indexer around this. `created` says the session is new."""
     to_existing = _append_to_existing_sqlite if db.is_sqlite else _append_to_existing_postgresql
     stored = await to_existing(db, tenant, key, label, prepared, raws)
     if stored is not None:
-        result = stored.result(len(prepared))
-    else:
-        # The first append creates the session (and its tenant, agent and facet rows) in the same
-        # transaction as its messages.
-        async with db.write() as conn:
-            row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
-            result = await insert_messages(db, conn, row, prepared, raws)
-    if result["appended"] and db.is_sqlite:  # PostgreSQL's indexers poll: other processes append too
-        search_index.wakeup(db).set()
-    return result
+        return stored.result(len(prepared)) | {"created": False}
+    # The first append creates the session (and its tenant, agent and facet rows) in the same
+    # transaction as its messages.
+    async with db.write() as conn:
+        row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, now_ms())
+        result: dict[str, Any] = await insert_messages(db, conn, row, prepared, raws)
+    return result | {"created": int(row.next_seq) == 1}
