@@ -21,8 +21,16 @@ from .claude_code import iter_claude_code
 from .codex import iter_codex
 from .openclaw import iter_openclaw
 
-__all__ = ["FORMATS", "ImportResult", "Skipped", "Tally", "detect_format", "import_path", "iter_records",
-           "format_tally"]
+__all__ = [
+    "FORMATS",
+    "ImportResult",
+    "Skipped",
+    "Tally",
+    "detect_format",
+    "format_tally",
+    "import_path",
+    "iter_records",
+]
 
 FORMATS = ("openclaw", "claude-code", "codex", "jsonl")
 EXPORT_TYPES = frozenset({"session", "message", "compaction", "reset", "execution"})
@@ -154,14 +162,16 @@ def without_skipped(records: Iterable[Record | Skipped], result: ImportResult) -
         yield record
 
 
-async def import_path(db: Any, scope: Any, path: str | os.PathLike[str], format: str | None = None, *,
+async def import_path(target: Any, scope: Any, path: str | os.PathLike[str], format: str | None = None, *,
                       tenant: str | None = None, progress: Callable[[int], None] | None = None) -> ImportResult:
-    """Import every transcript at ``path`` into the store; see ImportResult."""
-    from sessionscope.store.transfer import import_records
+    """Import every transcript at ``path`` through the ingest service; see ImportResult.
+
+    ``target`` is a Database or the server's Services, as for ``ingest_records``."""
+    from sessionscope.ingest import ingest_records
 
     result = ImportResult(stats=None, tally=Tally())
     records = without_skipped(iter_records(path, format, result.tally), result)
-    result.stats = await import_records(db, scope, records, tenant=tenant, progress=progress)
+    result.stats = await ingest_records(target, scope, records, source="import", tenant=tenant, progress=progress)
     return result
 
 

@@ -258,7 +258,7 @@ def raw_event(msg_id: str, source_type: str, obj: dict[str, Any], timestamp: str
 
 # Images are kept with their bytes up to this size each; a bigger one keeps its type and size.
 MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024
-_DATA_URL = re.compile(r"^data:(image/[A-Za-z0-9.+-]+);base64,(.*)$", re.S)
+_DATA_URL = re.compile(r"^data:(image/[A-Za-z0-9.+-]+);base64,(.*)$", re.DOTALL)
 
 
 def image_attachment(mime_type: Any, data: Any) -> dict[str, Any] | None:

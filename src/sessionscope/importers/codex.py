@@ -56,7 +56,7 @@ ECHO_EVENTS = frozenset({"user_message", "agent_message", "agent_reasoning", "ag
 # User messages that Codex writes into the conversation itself, by their opening text.
 INJECTED_PREFIXES = ("# AGENTS.md instructions", "<environment_context>", "<user_instructions>",
                      "<turn_aborted>", "<INSTRUCTIONS>", "<user_shell_command>")
-_EXIT_LINE = re.compile(r"^Process exited with code (-?\d+)$", re.M)
+_EXIT_LINE = re.compile(r"^Process exited with code (-?\d+)$", re.MULTILINE)
 # 0.104+ outputs open with a header (chunk id, wall time, exit code) before "Output:".
 HEADER_CHARS = 400
 

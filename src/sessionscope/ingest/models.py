@@ -62,6 +62,20 @@ Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS)]
 Content = Annotated[str, AfterValidator(_content_size)]
 
 
+MAX_ATTACHMENTS = 32
+MAX_ATTACHMENT_DATA_CHARS = 3 * 1024 * 1024  # base64 of importers' MAX_ATTACHMENT_BYTES (2 MiB), rounded up
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class Attachment(TypedDict):
+    """An image kept with a message: its type, its size in bytes, and its bytes as base64
+    (null when it was over the size limit or the source kept no bytes)."""
+
+    mime_type: Annotated[str, Field(max_length=128, pattern=r"^image/[A-Za-z0-9.+-]+$")]
+    size: Annotated[int, Field(ge=0)]
+    data: Annotated[Annotated[str, Field(max_length=MAX_ATTACHMENT_DATA_CHARS)] | None, Field(default=None)]
+
+
 # TypedDicts rather than models: a batch validates straight into the dicts the store takes,
 # with no model objects to build and dump again (that was 60% of a batch's validation time).
 @with_config(ConfigDict(extra="forbid", strict=True))
@@ -80,6 +94,14 @@ class MessageIn(TypedDict):
     # The message in the client's own wire format (e.g. an OpenAI Responses item), stored
     # verbatim and returned by session.items; our fields above are what everything else reads.
     raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size)] | None, Field(default=None)]
+    # Parts of a turn beside its text (docs/item-model.md): the model's reasoning, context the
+    # client injected or a source record kept as an event, why a turn stopped, images.
+    reasoning: Annotated[Content | None, Field(default=None)]
+    reasoning_tokens: Annotated[Annotated[int, Field(ge=0)] | None, Field(default=None)]
+    message_kind: Annotated[Literal["injected", "event"] | None, Field(default=None)]
+    stop_reason: Annotated[Annotated[str, Field(max_length=32)] | None, Field(default=None)]
+    attachments: Annotated[Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] | None,
+                           Field(default=None)]
 
 
 @with_config(ConfigDict(extra="forbid", strict=True))

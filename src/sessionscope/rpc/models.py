@@ -116,6 +116,10 @@ class Usage(BaseModel):
     output_tokens: Annotated[int, Field(ge=0)] = 0
     cache_read_tokens: Annotated[int, Field(ge=0)] = 0
     cache_write_tokens: Annotated[int, Field(ge=0)] = 0
+    # The part of cache_write_tokens written for one hour (priced higher than 5-minute writes).
+    cache_write_1h_tokens: Annotated[int, Field(ge=0)] = 0
+    # The part of output_tokens that was reasoning, where the provider reports it.
+    reasoning_tokens: Annotated[int, Field(ge=0)] = 0
 
 
 class Budget(BaseModel):
