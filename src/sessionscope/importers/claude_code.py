@@ -334,7 +334,8 @@ def _assistant(obj: dict[str, Any], chain: _Chain) -> list[Record] | str:
         if part.get("type") == "text" and isinstance(part.get("text"), str):
             pending["texts"].append(part["text"])
         elif part.get("type") == "thinking" and isinstance(part.get("thinking"), str):
-            pending["thinking"].append(part["thinking"])
+            if part["thinking"]:
+                pending["thinking"].append(part["thinking"])
         elif part.get("type") == "tool_use":
             call_id = str(part.get("id") or "")
             chain.tool_names.put(call_id, part.get("name"))

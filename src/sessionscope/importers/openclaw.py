@@ -345,7 +345,8 @@ def _text_and_calls(content: Any) -> _Parts | None:
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind == "thinking" and isinstance(part.get("thinking"), str):
-            thinking.append(part["thinking"])
+            if part["thinking"]:
+                thinking.append(part["thinking"])
         elif kind == "image":
             image = base.image_attachment(part.get("mimeType"), part.get("data"))
             if image is not None:
