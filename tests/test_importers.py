@@ -445,3 +445,33 @@ def test_bench_generators_write_importable_transcripts(tmp_path: Path) -> None:
         assert bench.measure(fmt, path)[:2] == (30, 0)
         executions = [r for r in iter_records(path) if isinstance(r, dict) and r["type"] == "execution"]
         assert len(executions) == 10
+
+
+# ---------------------------------------------------------------- parts beside the text
+
+
+def test_message_parts_are_validated_by_field() -> None:
+    from sessionscope.errors import InvalidParams
+    from sessionscope.ingest.models import validate_item
+
+    good = {"type": "message", "role": "assistant", "content": "x", "reasoning": "why", "message_kind": "injected",
+            "attachments": [{"mime_type": "image/png", "size": 3, "data": "AAAA"}], "stop_reason": "length"}
+    assert validate_item(good, 0)["attachments"][0]["mime_type"] == "image/png"
+    for bad, field in ((dict(good, message_kind="typed"), "records.0.message_kind"),
+                       (dict(good, attachments=[{"mime_type": "text/html", "size": 1}]),
+                        "records.0.attachments.0.mime_type")):
+        with pytest.raises(InvalidParams) as error:
+            validate_item(bad, 0)
+        assert error.value.data["field"] == field
+
+
+def test_image_attachments_keep_bytes_within_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sessionscope.importers import base
+
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+    assert base.image_attachment("image/png", png) == {"mime_type": "image/png", "size": 70, "data": png}
+    assert base.image_attachment("text/html", png) is None  # only image/* types
+    assert base.image_attachment("image/png", "[REDACTED]")["data"] is None  # not base64: no bytes
+    assert base.data_url_attachment(f"data:image/png;base64,{png}")["size"] == 70
+    monkeypatch.setattr(base, "MAX_ATTACHMENT_BYTES", 10)
+    assert base.image_attachment("image/png", png) == {"mime_type": "image/png", "size": 70, "data": None}

@@ -501,3 +501,19 @@ def test_every_real_session_matches_its_source(corpus: Corpus) -> None:
                         for c in json.loads(m.tool_calls)}
             expected = [c for c in expected if c in live_ids]
         assert calls == expected, key
+
+
+def test_the_import_command_prints_the_summary(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "sessionscope", "import", str(REALDATA / "codex" / ".codex"),
+                           "--db", str(tmp_path / "cli.db")], capture_output=True, text=True, check=False,
+                          env=os.environ | {"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "source records (mapped, kept raw, or skipped):" in lines
+    summary = {line.split()[0]: line.split(None, 1)[1] for line in lines if line.startswith("  ")}
+    assert summary["world_state"] == "5 kept raw"
+    assert summary["response_item:reasoning"] == "888 mapped"
+    assert summary["event_msg:token_count"] == "955 mapped, 958 skipped"

@@ -76,7 +76,7 @@ function attachmentList(item) {
     if (a.data && INLINE_IMAGE_TYPES.has(a.mime_type)) {
       return h("img", { class: "msg-thumb", src: `data:${a.mime_type};base64,${a.data}`, alt: label, title: label });
     }
-    return h("span", { class: "badge" }, `${label} (not kept)`);
+    return h("span", { class: "badge" }, `${label} (${a.data ? "not shown" : "not kept"})`);
   }));
 }
 
