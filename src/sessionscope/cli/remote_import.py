@@ -32,7 +32,7 @@ def import_remote(client: Client, records: Iterable[dict[str, Any]], tenant: str
 
         def send(batch: list[dict[str, Any]], total: IngestResult = total,
                  session: dict[str, Any] = session) -> None:
-            counts = client.call("session.import", {"session": session, "records": batch})
+            counts = client.call("session.import", session | {"records": batch})
             total.created = total.created or counts["created"]
             for name in ("appended", "duplicates", "compactions", "resets", "executions"):
                 setattr(total, name, getattr(total, name) + counts[name])

@@ -8,8 +8,9 @@ Callers: session.append and session.import (rpc/methods/conversation.py), the OT
 The pipeline owns, for every path alike:
 - validation against ingest/models.py (the same limits as the RPC params: key, label, agent,
   channel, content size, tool-call shapes); a bad record is InvalidParams naming the field;
-- token counting with o200k_base (a record's own `tokens` is kept when it gives one), in a
-  thread when a batch carries more than TOKENIZE_INLINE_CHARS of text;
+- token counting with o200k_base, in a thread when a batch carries more than
+  TOKENIZE_INLINE_CHARS of text (only session.append's callers may state `tokens` themselves,
+  see KEEPS_GIVEN_TOKENS);
 - the write: one transaction per batch, with the session's counters and the search-index queue
   moved in it (store/appends.py, store/transfer.py), then the indexer's wake-up;
 - the Prometheus counters (messages appended by source);
@@ -25,6 +26,7 @@ The pipeline owns, for every path alike:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +52,10 @@ from sessionscope.web import metrics
 log = logging.getLogger("sessionscope.ingest")
 
 SOURCES = ("rpc", "otlp", "import", "import-remote", "demo", "bench")
+# Paths whose callers may state a message's `tokens` (session.append's documented param; the
+# bench's raw loaders). Every other path counts: an importer's figure is an estimate, or the
+# provider's count of a different tokenizer, and an export's is our own count anyway.
+KEEPS_GIVEN_TOKENS = frozenset({"rpc", "bench"})
 # Above this much text a batch is tokenized in a thread: the event loop keeps serving meanwhile.
 TOKENIZE_INLINE_CHARS = 64_000
 # A record stream is written in chunks of this many records (one session stays one transaction).
@@ -68,7 +74,7 @@ class SessionBatch:
 
     `created_at` (RFC 3339) counts only when this batch creates the session; otherwise the
     session's creation is the time the batch arrived. `validated` is for callers whose params
-    were validated against the same models already (session.append, session.import).
+    were validated against the same models already (session.append).
     """
 
     key: str
@@ -168,6 +174,8 @@ async def ingest_batch(target: Any, scope: Scope, batch: SessionBatch, *, source
     runs = [validate_execution(e, i) for i, e in enumerate(batch.executions)] if not batch.validated \
         else list(batch.executions)
     header = _header(batch)
+    if source not in KEEPS_GIVEN_TOKENS:
+        items = _without_tokens(items)
     if runs or header.created_at is not None or any(i.get("type", "message") != "message" for i in items):
         result = await _write_block(db, tenant, header, _single(items + [dict(e, type="execution") for e in runs]))
     else:
@@ -190,7 +198,8 @@ async def ingest_records(target: Any, scope: Scope, records: Iterable[dict[str, 
         for header, block in session_blocks(records):
             batch = SessionBatch.from_header(header, tenant=tenant)
             session_tenant = scope.resolve(batch.tenant)
-            result = await _write_block(db, session_tenant, _header(batch), _validated_chunks(block, progress))
+            chunks = _validated_chunks(block, progress, keep_tokens=source in KEEPS_GIVEN_TOKENS)
+            result = await _write_block(db, session_tenant, _header(batch), chunks)
             stats.add(await _after_write(db, services, scope, result, batch.agent, source))
     finally:
         if actor is not None:
@@ -259,27 +268,48 @@ async def _single(items: list[dict[str, Any]]) -> AsyncIterator[list[block_store
     yield await _runs(items)
 
 
-async def _validated_chunks(block: Iterator[dict[str, Any]], progress: Callable[[int], None] | None
-                            ) -> AsyncIterator[list[block_store.Run]]:
+def _without_tokens(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for item in items:
+        if item.get("type", "message") == "message":
+            item.pop("tokens", None)
+    return items
+
+
+async def _validated_chunks(block: Iterator[dict[str, Any]], progress: Callable[[int], None] | None, *,
+                            keep_tokens: bool) -> AsyncIterator[list[block_store.Run]]:
     chunk: list[dict[str, Any]] = []
     for index, record in enumerate(block):
         kind = record.get("type")
         chunk.append(dict(validate_execution(record, index), type="execution") if kind == "execution"
                      else validate_item(record, index))
         if len(chunk) >= CHUNK:
+            if not keep_tokens:
+                _without_tokens(chunk)
             yield await _runs(chunk)
             if progress:
                 progress(len(chunk))
             chunk = []
     if chunk:
+        if not keep_tokens:
+            _without_tokens(chunk)
         yield await _runs(chunk)
         if progress:
             progress(len(chunk))
 
 
+def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
+    """Tool-call arguments given as a JSON object are stored (and counted) as their JSON text,
+    the shape every reader and every model API takes."""
+    for m in messages:
+        for call in m.get("tool_calls") or ():
+            if not isinstance(call.get("arguments", ""), str):
+                call["arguments"] = json.dumps(call["arguments"], ensure_ascii=False, separators=(",", ":"))
+
+
 async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages with ids, times and o200k_base token counts (CPU work, before the transaction)."""
     received_at = now_ms()
+    _arguments_as_text(messages)
     if sum(len(message_text(m)) for m in messages if m.get("tokens") is None) > TOKENIZE_INLINE_CHARS:
         return await asyncio.to_thread(appends.prepare_messages, messages, received_at)
     return appends.prepare_messages(messages, received_at)

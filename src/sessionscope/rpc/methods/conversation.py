@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from sessionscope.ingest import SessionBatch, ingest_batch
-from sessionscope.ingest.models import ExecutionIn, Label, MessageIn, SessionHeader
-from sessionscope.rpc.models import KeyParams, Name, Params
+from sessionscope.ingest.models import ExecutionIn, Label, MessageIn, Timestamp
+from sessionscope.rpc.models import KeyParams, Name
 from sessionscope.rpc.registry import INGEST, READ, WRITE, Context, rpc_method
 from sessionscope.store import conversation, executions
 
@@ -43,14 +43,15 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     return (await ingest_batch(ctx.services, ctx.caller.scope, batch, source="rpc")).append_result()
 
 
-class ImportParams(Params):
-    session: SessionHeader
+class ImportParams(KeyParams):
+    agent: Name = "unknown"
+    channel: Name = "unknown"
+    label: Label | None = None
+    # Counts only when this call creates the session.
+    created_at: Timestamp | None = None
     # Checked one by one by the ingest service against ingest/models.py (message, compaction,
     # reset, execution), which names the record and field of the first problem.
     records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=IMPORT_RECORDS)]
-
-    def audit_target(self, result: Any) -> tuple[str | None, list[str]]:
-        return self.session.tenant, [self.session.key]
 
 
 class ImportResult(BaseModel):
@@ -72,9 +73,8 @@ async def import_(ctx: Context, p: ImportParams) -> Any:
     """
     items = [r for r in p.records if r.get("type") != "execution"]
     runs = [r for r in p.records if r.get("type") == "execution"]
-    h = p.session
-    batch = SessionBatch(key=h.key, agent=h.agent, channel=h.channel, label=h.label, tenant=h.tenant,
-                         created_at=h.created_at, items=items, executions=runs)
+    batch = SessionBatch(key=p.key, agent=p.agent, channel=p.channel, label=p.label, tenant=p.tenant,
+                         created_at=p.created_at, items=items, executions=runs)
     return (await ingest_batch(ctx.services, ctx.caller.scope, batch, source="import-remote")).counts()
 
 
