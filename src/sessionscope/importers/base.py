@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from sessionscope.store.schema import EVENT_KIND, INJECTED_KIND
+
 try:  # orjson is several times faster on large transcripts; stdlib json is the fallback
     import orjson
 
@@ -245,8 +247,7 @@ def message(
     }
 
 
-INJECTED = "injected"  # context the client put in the conversation, not typed by the user
-EVENT = "event"  # a source record that is not conversation, kept as it was (never in history)
+INJECTED, EVENT = INJECTED_KIND, EVENT_KIND
 
 
 def raw_event(msg_id: str, source_type: str, obj: dict[str, Any], timestamp: str | None) -> Record:

@@ -16,7 +16,7 @@ Mapping:
   one execution (the last line's usage is the final one);
 - one execution per ``message.id``: 2.1.x writes a tool result between two lines of the same
   reply, so the reply's lines can end up in two assistant messages; the execution keeps the
-  last line's (final) usage and the messages' tokens add up to its output tokens. The split
+  last line's (final) usage (the ingest service counts each message's own tokens). The split
   of cache writes (``cache_creation.ephemeral_1h_input_tokens``) is kept;
 - ``thinking`` parts are the turn's ``reasoning``, images are attachments, ``isMeta`` user
   entries (slash-command expansions, caveats) are marked ``injected``;
@@ -259,13 +259,9 @@ def _emit_assistant(chain: _Chain, pending: dict[str, Any]) -> Iterator[Record]:
     if reply is None or reply["api_id"] != pending["api_id"]:
         _close_reply(chain)
         reply = chain.reply = {"api_id": pending["api_id"], "timestamp": pending["timestamp"],
-                               "usage": None, "model": None, "attributed": 0}
-    tokens = None
+                               "usage": None, "model": None}
     if raw_usage:
-        # Later lines of a reply carry its usage so far: each message gets its increment.
-        output = base.as_int(raw_usage.get("output_tokens"))
-        tokens, reply["attributed"] = max(0, output - reply["attributed"]), max(output, reply["attributed"])
-        reply["usage"] = raw_usage
+        reply["usage"] = raw_usage  # later lines of a reply carry its usage so far: the last is final
     reply["model"] = pending["model"] or reply["model"]
     chain.count += 1
     yield base.message(
@@ -275,7 +271,6 @@ def _emit_assistant(chain: _Chain, pending: dict[str, Any]) -> Iterator[Record]:
         pending["timestamp"],
         tool_calls=pending["calls"],
         is_error=pending["is_error"],
-        tokens=tokens,
         reasoning="\n\n".join(pending["thinking"]) or None,
         stop_reason=pending["stop_reason"],
     )

@@ -21,6 +21,7 @@ from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
+from sessionscope.store.schema import EVENT_KIND
 from sessionscope.tokenizer import count_message_tokens
 
 PREVIEW_CHARS = 200
@@ -28,7 +29,10 @@ OUTPUT_ROLES = frozenset({"assistant"})
 
 
 def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[dict[str, Any]]:
-    """Normalise a batch before the write transaction: ids, times and token counts (CPU work)."""
+    """Normalise a batch before the write transaction: ids, times and token counts (CPU work).
+
+    An event message (a source record kept for the record) is no context: it counts 0 tokens."""
+    batch = [dict(m, tokens=0) if m.get("message_kind") == EVENT_KIND else m for m in batch]
     missing = [m for m in batch if m.get("tokens") is None]
     counts = iter(count_message_tokens(missing)) if missing else iter(())
     prepared = []

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.database import Database
-from sessionscope.store.schema import compactions, messages, resets
+from sessionscope.store.schema import EVENT_KIND, compactions, messages, resets
 from sessionscope.store.scope import Scope
 
 
@@ -102,9 +102,8 @@ async def live_context(conn: AsyncConnection, row: Row) -> tuple[Row | None, lis
 
 
 SUMMARY_PREFIX = "Summary of the earlier conversation (compacted):\n\n"
-# Messages of this kind are source records kept for the record (web searches, aborted-turn
-# markers, unknown record types), not context: history leaves them out.
-EVENT_KIND = "event"
+# Event messages are source records kept for the record (web searches, aborted-turn markers,
+# unknown record types), not context: history leaves them out.
 # A compaction whose kept messages carry the context themselves (Codex's replacement_history
 # holds the summary): history shows those messages and not the summary a second time.
 CONTEXT_IN_KEPT_MESSAGES = "replacement_history"

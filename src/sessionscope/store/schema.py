@@ -103,6 +103,10 @@ for _filters in LIST_FILTERS:
             continue
         Index(list_index_name(_filters, _col), *(sessions.c[f] for f in _filters), sessions.c[_col], sessions.c.id)
 
+# messages.kind: null for conversation; these two otherwise (docs/item-model.md).
+INJECTED_KIND = "injected"  # context the client put in the conversation, not typed by the user
+EVENT_KIND = "event"  # a source record kept as it was: never in history, no tokens
+
 messages = Table(
     "messages",
     metadata,
