@@ -58,7 +58,7 @@ def with_store_fields(messages: list[dict[str, Any]], start_seq: int = 1) -> lis
     """The fields the store adds (seq, id, timestamp, tokens), so input looks like the real thing."""
     tokens = count_message_tokens(messages)
     out = []
-    for k, (m, t) in enumerate(zip(messages, tokens)):
+    for k, (m, t) in enumerate(zip(messages, tokens, strict=True)):
         seq = start_seq + k
         full = {
             "type": "message",

@@ -465,7 +465,7 @@ def test_codex_turn_aborted_and_new_record_types(corpus: Corpus) -> None:
 
 
 def test_every_source_record_type_is_accounted_for(corpus: Corpus) -> None:
-    for fmt, path, result in corpus.results:
+    for _, path, result in corpus.results:
         counted = sum(n for per in result.tally.counts.values() for n in per.values())
         files = [p for p in path.rglob("*") if p.is_file() and ".jsonl" in p.name]
         deleted = [p for p in files if ".jsonl.deleted." in p.name]

@@ -42,7 +42,7 @@ def test_append_creates_session_and_counts(rpc: RPC) -> None:
 def test_append_is_idempotent(rpc: RPC) -> None:
     msgs = conversation(3)
     rpc.append("k", msgs)
-    again = rpc.append("k", msgs[:2] + [{"id": "new", "role": "user", "content": "more"}])
+    again = rpc.append("k", [*msgs[:2], {"id": "new", "role": "user", "content": "more"}])
     assert again["appended"] == 1 and again["duplicates"] == 2
     status = rpc("session.status", key="k")
     assert [i["id"] for i in status["items"]] == [m["id"] for m in msgs] + ["new"]
@@ -252,7 +252,7 @@ def test_context_estimated_without_executions(rpc: RPC) -> None:
 
 
 def test_history_formats(rpc: RPC) -> None:
-    rpc.append("h", conversation(2) + [{"id": "s", "role": "system", "content": "be brief"}])
+    rpc.append("h", [*conversation(2), {"id": "s", "role": "system", "content": "be brief"}])
     openai = rpc("session.history", key="h")["messages"]
     assistant_call = next(m for m in openai if m.get("tool_calls"))
     assert assistant_call["tool_calls"][0]["type"] == "function"

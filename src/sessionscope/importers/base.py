@@ -409,6 +409,19 @@ def as_int(value: Any) -> int:
     return 0
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """A foreign field that should hold an object: itself, or {} when it holds something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
 def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None

@@ -166,7 +166,7 @@ def _iter_chain(path: Path, agent_id: str | None, sub_agents: list[str] | None,
 
 
 def _new_chain(path: Path, obj: dict[str, Any], agent_id: str | None) -> _Chain:
-    sid = obj.get("sessionId") if isinstance(obj.get("sessionId"), str) else path.stem
+    sid = found if isinstance(found := obj.get("sessionId"), str) else path.stem
     if agent_id is None:
         return _Chain(key=f"{SOURCE}:{sid}", sid=sid, channel="cli", label=None)
     return _Chain(
@@ -350,7 +350,7 @@ def _assistant(obj: dict[str, Any], chain: _Chain) -> list[Record] | str:
 
 
 def _image(part: dict[str, Any]) -> dict[str, Any] | None:
-    source = part.get("source") if isinstance(part.get("source"), dict) else {}
+    source = base.as_dict(part.get("source"))
     if source.get("type") != "base64":
         return None
     return base.image_attachment(source.get("media_type"), source.get("data"))

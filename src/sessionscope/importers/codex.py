@@ -259,10 +259,8 @@ def _item(payload: dict[str, Any], timestamp: str | None, state: _Rollout) -> tu
     if kind == "reasoning":
         # A reasoning item opens a model response: what is held belongs to the previous one.
         out = list(_flush(state, timestamp))
-        summary = payload.get("summary") if isinstance(payload.get("summary"), list) else []
-        texts = [p["text"] for p in summary if isinstance(p, dict) and isinstance(p.get("text"), str)]
-        content = payload.get("content") if isinstance(payload.get("content"), list) else []
-        texts += [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        parts = base.as_list(payload.get("summary")) + base.as_list(payload.get("content"))
+        texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
         state.reasoning.extend(t for t in texts if t)
         return out, Tally.MAPPED
     if kind in CALL_ITEMS:
@@ -275,8 +273,7 @@ def _item(payload: dict[str, Any], timestamp: str | None, state: _Rollout) -> tu
         return _emit(state, record), Tally.MAPPED
     if kind == "web_search_call":
         # Run by OpenAI inside the response: no output item follows, so it is an event, not a call.
-        action = payload.get("action") if isinstance(payload.get("action"), dict) else {}
-        query = action.get("query") if isinstance(action.get("query"), str) else ""
+        query = base.as_text(base.as_dict(payload.get("action")).get("query"))
         record = base.message(state.item_id(), "system", f"web search: {query}".rstrip(": "), timestamp,
                               tokens=0, kind=base.EVENT, tool_name="web_search")
         return _emit(state, record), Tally.MAPPED
@@ -284,11 +281,11 @@ def _item(payload: dict[str, Any], timestamp: str | None, state: _Rollout) -> tu
         # A message from another agent: in the context, but not typed by the user.
         parsed = _content(payload.get("content")) or ("", [])
         record = base.message(state.item_id(), "user", parsed[0], timestamp, kind=base.INJECTED,
-                              tool_name=payload.get("author") if isinstance(payload.get("author"), str) else None)
+                              tool_name=base.as_text(payload.get("author")) or None)
         return _emit(state, record), Tally.MAPPED
     if kind == "image_generation_call":
         image = base.image_attachment("image/png", payload.get("result"))
-        prompt = payload.get("revised_prompt") if isinstance(payload.get("revised_prompt"), str) else ""
+        prompt = base.as_text(payload.get("revised_prompt"))
         record = base.message(state.item_id(), "assistant", prompt, timestamp,
                               attachments=[image] if image and image["data"] else None)
         return _emit(state, record), Tally.MAPPED
@@ -331,8 +328,9 @@ def _output(payload: dict[str, Any]) -> tuple[str, bool, list[dict[str, Any]]]:
         text, is_error = _unwrapped(output)
         return text, is_error, []
     if isinstance(output, dict) and "content" in output:
-        text = output.get("content")
-        return (text if isinstance(text, str) else base.arguments_text(output)), output.get("success") is False, []
+        content = output.get("content")
+        text = content if isinstance(content, str) else base.arguments_text(output)
+        return text, output.get("success") is False, []
     parsed = _content(output)
     if parsed is not None:
         return parsed[0], False, parsed[1]
@@ -348,8 +346,7 @@ def _unwrapped(output: str) -> tuple[str, bool]:
         except ValueError:
             wrapper = None
         if isinstance(wrapper, dict) and isinstance(wrapper.get("output"), str):
-            meta = wrapper.get("metadata") if isinstance(wrapper.get("metadata"), dict) else {}
-            code = meta.get("exit_code")
+            code = base.as_dict(wrapper.get("metadata")).get("exit_code")
             return wrapper["output"], isinstance(code, int) and not isinstance(code, bool) and code != 0
     head = output[:HEADER_CHARS].split("\nOutput:", 1)[0]
     found = _EXIT_LINE.search(head)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ PREVIEW_CHARS = 200
 OUTPUT_ROLES = frozenset({"assistant"})
 
 
-def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[dict[str, Any]]:
+def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> list[dict[str, Any]]:
     """Normalise a batch before the write transaction: ids, times and token counts (CPU work).
 
     An event message (a source record kept for the record) is no context: it counts 0 tokens."""
@@ -55,7 +55,7 @@ def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[
     return prepared
 
 
-def message_parts(m: dict[str, Any]) -> dict[str, Any]:
+def message_parts(m: Mapping[str, Any]) -> dict[str, Any]:
     """The columns beside a message's text (reasoning, kind, stop reason, attachments)."""
     attachments = m.get("attachments") or None
     reasoning_tokens = m.get("reasoning_tokens")
@@ -68,7 +68,7 @@ def message_parts(m: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def raw_copies(batch: Sequence[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(msg_id, JSON) of each message that came with its client's `raw` copy.
 
     prepare_messages assigns ids to messages without one; raws pair with them by position."""
@@ -134,7 +134,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     # A retried append finds its raw copies stored already; those are skipped like the messages.
     raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
            f"ON CONFLICT DO NOTHING")
-    common = {"find": find, "set_label": set_label, "counters": str(counters),
+    common: dict[str, Any] = {"find": find, "set_label": set_label, "counters": str(counters),
               "counter_params": tuple(counters.positiontup or ()), "raw": raw,
               "index": search_index.queue_statement(db)}
     if db.is_sqlite:

@@ -19,7 +19,7 @@ from sessionscope.errors import Conflict, InvalidParams
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.conversation import live_context
-from sessionscope.store.database import Database
+from sessionscope.store.database import Database, inserted_id
 from sessionscope.store.schema import compactions, messages, resets, sessions
 from sessionscope.store.scope import Scope
 from sessionscope.tokenizer import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -86,7 +86,7 @@ async def commit(db: Database, snap: Snapshot, *, first_kept_seq: int, summarize
             restored=False, prev_live_from_seq=int(current.live_from_seq),
             prev_compaction_id=current.active_compaction_id, summary_tokens=summary_tokens,
         ))
-        compaction_id = inserted.inserted_primary_key[0]
+        compaction_id = inserted_id(inserted)
         await session_store.bump(
             conn, current.id, {"compactions": 1, "next_seq": 1},
             live_from_seq=boundary, active_compaction_id=compaction_id, live_tokens=tokens_after,

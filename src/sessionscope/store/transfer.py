@@ -20,7 +20,7 @@ from sessionscope.errors import InvalidParams
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.appends import insert_messages
-from sessionscope.store.database import Database
+from sessionscope.store.database import Database, inserted_id
 from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
 from sessionscope.store.scope import Scope
@@ -78,17 +78,17 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
         last_started, last_id = -1, 0
         while True:
             async with db.read() as conn:
-                page = (await conn.execute(
+                ran = (await conn.execute(
                     select(executions).where(
                         executions.c.session_id == row.id,
                         (executions.c.started_at > last_started)
                         | ((executions.c.started_at == last_started) & (executions.c.id > last_id)),
                     ).order_by(executions.c.started_at, executions.c.id).limit(EXPORT_PAGE)
                 )).all()
-            if not page:
+            if not ran:
                 break
-            yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in page)
-            last_started, last_id = int(page[-1].started_at), int(page[-1].id)
+            yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in ran)
+            last_started, last_id = int(ran[-1].started_at), int(ran[-1].id)
 
 
 MESSAGE_SEQ = [c.name for c in messages.columns].index("seq")
@@ -239,7 +239,7 @@ class _SessionWriter:
         ))
         values: dict[str, Any] = {}
         if not restored:
-            values = {"live_from_seq": boundary, "active_compaction_id": inserted.inserted_primary_key[0]}
+            values = {"live_from_seq": boundary, "active_compaction_id": inserted_id(inserted)}
         await session_store.bump(self.conn, row.id, {"compactions": 1, "next_seq": 1}, **values)
         self.out["compactions"] += 1
 

@@ -3,7 +3,7 @@ operators' import of a session's records (import --url). Writes go through sessi
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -39,7 +39,7 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     later in the background, and messages appended meanwhile stay live.
     """
     batch = SessionBatch(key=p.key, agent=p.agent, channel=p.channel, label=p.label, tenant=p.tenant,
-                         items=p.messages, validated=True)
+                         items=cast(list[dict[str, Any]], p.messages), validated=True)
     return (await ingest_batch(ctx.services, ctx.caller.scope, batch, source="rpc")).append_result()
 
 
