@@ -126,8 +126,6 @@ def test_store_imports_neither_rpc_nor_web() -> None:
     assert broken("sessionscope.store", ("sessionscope.rpc", "sessionscope.web")) == []
 
 
-@pytest.mark.xfail(strict=True, reason="store/compactions.py still runs the summarizer (the LLM client) "
-                   "itself; the ingest work moves that call out of the store")
 def test_store_does_not_import_the_llm_client() -> None:
     assert broken("sessionscope.store", ("sessionscope.compaction.llm", "openai")) == []
 
