@@ -29,6 +29,7 @@ Older rollouts without the ``payload`` wrapper (bare response items) are read to
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -57,6 +58,7 @@ ECHO_EVENTS = frozenset({"user_message", "agent_message", "agent_reasoning", "ag
 INJECTED_PREFIXES = ("# AGENTS.md instructions", "<environment_context>", "<user_instructions>",
                      "<turn_aborted>", "<INSTRUCTIONS>", "<user_shell_command>")
 _EXIT_LINE = re.compile(r"^Process exited with code (-?\d+)$", re.MULTILINE)
+INJECTED_PROBE_CHARS = 80  # those openings sit at the start, after some whitespace at most
 # 0.104+ outputs open with a header (chunk id, wall time, exit code) before "Output:".
 HEADER_CHARS = 400
 
@@ -127,7 +129,7 @@ def _iter_file(path: Path, tally: Tally) -> Iterator[Record | Skipped]:
             yield Skipped(name, line_no, f"{kind or 'entry'} without an object payload")
             continue
         timestamp = base.normalize_timestamp(obj.get("timestamp") or payload.get("timestamp"))
-        source_type = f"{kind}:{payload.get('type')}" if kind in ("response_item", "event_msg") else str(kind)
+        source_type = _source_type(str(kind), str(payload.get("type")))  # str: keys must hash
         result: tuple[list[Record], str] | str
         if kind == "session_meta":
             _meta(payload, timestamp, state)
@@ -153,6 +155,12 @@ def _iter_file(path: Path, tally: Tally) -> Iterator[Record | Skipped]:
     yield from _flush(state)
     yield from _header(state)
     yield from state.spool.drain()
+
+
+@functools.lru_cache(maxsize=256)
+def _source_type(kind: str, item_type: str) -> str:
+    """The summary's name of a record type: ``response_item:<type>``, ``event_msg:<type>`` or the type."""
+    return f"{kind}:{item_type}" if kind in ("response_item", "event_msg") else str(kind)
 
 
 def _unwrap(obj: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
@@ -247,7 +255,7 @@ def _item(payload: dict[str, Any], timestamp: str | None, state: _Rollout) -> tu
         if role is None or parsed is None:
             return f"message with unknown role {payload.get('role')!r} or unreadable content"
         text, images = parsed
-        injected = role == "user" and text.lstrip().startswith(INJECTED_PREFIXES)
+        injected = role == "user" and text[:INJECTED_PROBE_CHARS].lstrip().startswith(INJECTED_PREFIXES)
         record = base.message(state.item_id(), role, text, timestamp, attachments=images,
                               kind=base.INJECTED if injected else None)
         if role != "assistant":
@@ -348,8 +356,10 @@ def _unwrapped(output: str) -> tuple[str, bool]:
         if isinstance(wrapper, dict) and isinstance(wrapper.get("output"), str):
             code = base.as_dict(wrapper.get("metadata")).get("exit_code")
             return wrapper["output"], isinstance(code, int) and not isinstance(code, bool) and code != 0
-    head = output[:HEADER_CHARS].split("\nOutput:", 1)[0]
-    found = _EXIT_LINE.search(head)
+    head = output[:HEADER_CHARS]
+    if "Process exited with code " not in head:  # the common case costs one substring test
+        return output, False
+    found = _EXIT_LINE.search(head.split("\nOutput:", 1)[0])
     return output, found is not None and int(found.group(1)) != 0
 
 

@@ -32,7 +32,8 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
     """Normalise a batch before the write transaction: ids, times and token counts (CPU work).
 
     An event message (a source record kept for the record) is no context: it counts 0 tokens."""
-    batch = [dict(m, tokens=0) if m.get("message_kind") == EVENT_KIND else m for m in batch]
+    if any(m.get("message_kind") == EVENT_KIND for m in batch):
+        batch = [dict(m, tokens=0) if m.get("message_kind") == EVENT_KIND else m for m in batch]
     missing = [m for m in batch if m.get("tokens") is None]
     counts = iter(count_message_tokens(missing)) if missing else iter(())
     prepared = []
@@ -50,22 +51,14 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "is_error": bool(m.get("is_error")),
             "ts": parse_rfc3339(ts) if isinstance(ts, str) else (ts or received_at),
             "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
-            **message_parts(m),
+            # The parts beside the text (docs/item-model.md); inline, as this runs per message.
+            "reasoning": m.get("reasoning") or None,
+            "reasoning_tokens": int(rt) if (rt := m.get("reasoning_tokens")) is not None else None,
+            "kind": m.get("message_kind") or None,
+            "stop_reason": m.get("stop_reason") or None,
+            "attachments": json.dumps(att, separators=(",", ":")) if (att := m.get("attachments")) else None,
         })
     return prepared
-
-
-def message_parts(m: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns beside a message's text (reasoning, kind, stop reason, attachments)."""
-    attachments = m.get("attachments") or None
-    reasoning_tokens = m.get("reasoning_tokens")
-    return {
-        "reasoning": m.get("reasoning") or None,
-        "reasoning_tokens": int(reasoning_tokens) if reasoning_tokens is not None else None,
-        "kind": m.get("message_kind") or None,
-        "stop_reason": m.get("stop_reason") or None,
-        "attachments": json.dumps(attachments, separators=(",", ":")) if attachments else None,
-    }
 
 
 def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
