@@ -159,11 +159,15 @@ class _Stored:
                 "last_seq": self.first_seq + len(self.fresh) - 1}
 
 
+def message_row(session_id: int, seq: int, m: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A prepared message as the values of MESSAGE_COLUMNS, in their order (every insert uses this)."""
+    return (session_id, seq, m["msg_id"], m["role"], m["content"], m["tool_calls"], m["tool_call_id"],
+            m["tool_name"], m["is_error"], m["ts"], m["tokens"], m["reasoning"], m["reasoning_tokens"], m["kind"],
+            m["stop_reason"], m["attachments"])
+
+
 def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
-             m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"], m["reasoning"],
-             m["reasoning_tokens"], m["kind"], m["stop_reason"], m["attachments"])
-            for offset, m in enumerate(batch)]
+    return [message_row(session_id, first_seq + offset, m) for offset, m in enumerate(batch)]
 
 
 def _columns(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> tuple[list[Any], ...]:
