@@ -7,10 +7,24 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
+from sessionscope.clock import time_problem
+
 MAX_KEY_BYTES = 512
 MAX_NAME_CHARS = 256
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_KEYS = 1000
+
+
+def _rfc3339(value: str) -> str:
+    """Every client-supplied time (messages[].timestamp, execution.started_at, ...) passes here:
+    clock.time_problem is the one rule, so what validates also stores and reads back."""
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
 
 
 def _no_control(value: str, what: str) -> str:

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select, text, true, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope.clock import MAX_MS, MIN_MS, now_ms
 from sessionscope.store import search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
@@ -162,6 +163,35 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         problem(f"live_tokens is {row.live_tokens} but the live rows hold {live_tokens + summary_tokens}")
 
 
+# Times a session's readers format: outside them the session cannot be listed, read or exported.
+_TIMED = ((messages, "ts", "message time"), (executions, "started_at", "execution started_at"),
+          (compactions, "ts", "compaction time"), (resets, "ts", "reset time"))
+FUTURE_SLACK_MS = 5 * 60_000  # clocks of several server processes may differ a little
+
+
+async def _check_times(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
+    """Rows stored before times were validated (clock.parse_rfc3339): unreadable, or a session
+    whose updated_at is past the server's clock (it would stay first in the default sort and
+    outlive its retention)."""
+    in_tenant = sessions.c.tenant == tenant if tenant is not None else true()
+    outside = ~sessions.c.created_at.between(MIN_MS, MAX_MS) | ~sessions.c.updated_at.between(MIN_MS, MAX_MS)
+    for r in (await conn.execute(select(sessions.c.tenant, sessions.c.key).where(in_tenant, outside)
+                                 .limit(MAX_PROBLEMS))).all():
+        report.add(r.tenant, r.key, "created_at or updated_at is outside the years 1..9999 (unreadable session)")
+    future = now_ms() + FUTURE_SLACK_MS
+    for r in (await conn.execute(select(sessions.c.tenant, sessions.c.key).where(
+            in_tenant, sessions.c.updated_at.between(future, MAX_MS)).limit(MAX_PROBLEMS))).all():
+        report.add(r.tenant, r.key, "updated_at is later than the server's clock")
+    for table, column, what in _TIMED:
+        rows = (await conn.execute(
+            select(sessions.c.tenant, sessions.c.key, func.count().label("n"))
+            .select_from(table.join(sessions, sessions.c.id == table.c.session_id))
+            .where(in_tenant, ~table.c[column].between(MIN_MS, MAX_MS))
+            .group_by(sessions.c.tenant, sessions.c.key).limit(MAX_PROBLEMS))).all()
+        for r in rows:
+            report.add(r.tenant, r.key, f"{r.n} {what}(s) outside the years 1..9999 (unreadable)")
+
+
 async def _check_facets(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
     counted = {(r.tenant, r.agent, r.channel): int(r.n) for r in (await conn.execute(
         select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"))
@@ -239,6 +269,7 @@ async def check(db: Database, tenant: str | None = None) -> Report:
         report.sessions += len(page)
         after = int(page[-1].id)
     async with db.read() as conn:
+        await _check_times(conn, report, tenant)
         await _check_facets(conn, report, tenant)
         await _check_orphans(conn, report)
     return report

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
+from sessionscope.clock import now_ms, parse_client_time, to_rfc3339
 from sessionscope.errors import InvalidParams
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
@@ -187,7 +187,7 @@ class _SessionWriter:
         row = await session_store.ensure(
             self.db, self.conn, tenant, key, header.get("agent") or "unknown",
             header.get("channel") or "unknown", header.get("label"),
-            parse_rfc3339(created) if isinstance(created, str) else now_ms(),
+            parse_client_time(created, "created_at", now_ms()),
         )
         self.tenant, self.key, self.session_id = tenant, key, int(row.id)
         if int(row.next_seq) == 1:
@@ -238,8 +238,7 @@ class _SessionWriter:
             item_id = record.get("id") or f"reset-{record.get('seq')}"
             if not await self._exists(resets, item_id):
                 ts = record.get("timestamp")
-                await session_store.reset_one(self.conn, row, item_id,
-                                              parse_rfc3339(ts) if isinstance(ts, str) else None)
+                await session_store.reset_one(self.conn, row, item_id, parse_client_time(ts, "timestamp", 0) or None)
                 self.stats.resets += 1
         elif kind == "compaction":
             await self._compaction(row, record)
@@ -277,7 +276,7 @@ class _SessionWriter:
         restored = bool(record.get("restored"))
         inserted = await self.conn.execute(compactions.insert().values(
             session_id=row.id, seq=seq, item_id=item_id,
-            ts=parse_rfc3339(ts) if isinstance(ts, str) else now_ms(),
+            ts=parse_client_time(ts, "timestamp", now_ms()),
             summary=summary, messages_compacted=int(record.get("messages_compacted") or 0),
             tokens_before=int(record.get("tokens_before") or 0), tokens_after=int(record.get("tokens_after") or 0),
             first_kept_seq=boundary, summarizer=record.get("summarizer") or "imported",

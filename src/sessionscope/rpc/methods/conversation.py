@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-from sessionscope.clock import parse_rfc3339
 from sessionscope.rpc.models import (
     MAX_MESSAGE_BYTES,
     Budget,
@@ -16,6 +15,7 @@ from sessionscope.rpc.models import (
     Layer,
     Name,
     Params,
+    Timestamp,
     ToolCall,
     Usage,
 )
@@ -23,22 +23,11 @@ from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
 from sessionscope.store import appends, compactions, conversation, executions
 
 
-def _rfc3339(value: str) -> str:
-    try:
-        parse_rfc3339(value)
-    except ValueError:
-        raise ValueError("must be an RFC 3339 time such as 2026-11-26T06:01:44.123Z") from None
-    return value
-
-
 def _content_size(value: str) -> str:
     # A character is at most 4 UTF-8 bytes, so most contents need no encoding to be measured.
     if len(value) * 4 > MAX_MESSAGE_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
         raise ValueError(f"must be at most {MAX_MESSAGE_BYTES} UTF-8 bytes")
     return value
-
-
-Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
 
 
 def _raw_size(value: dict[str, Any]) -> dict[str, Any]:

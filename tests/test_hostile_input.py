@@ -1,0 +1,76 @@
+"""Hostile input through the real server on both databases (issue 14): values that used to poison a
+tenant, stop search or freeze the server are refused with -32602 naming the field, or stored in a
+form every reader can read back; `sessionscope check` reports rows that slipped in before."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.store import open_database
+from sessionscope.store.check import check
+from tests.conftest import RPC
+
+UNREPRESENTABLE = ["9999-12-31T23:59:59.999-23:59", "0001-01-01T00:00:00+23:59"]
+
+
+def in_store(database_url: str, scenario: Any) -> Any:
+    async def main() -> Any:
+        db = await open_database(database_url)
+        try:
+            return await scenario(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("when", UNREPRESENTABLE)
+def test_a_time_outside_utc_is_refused_naming_the_field(rpc: RPC, when: str) -> None:
+    error = rpc.error("session.append", key="t/1", agent="a", channel="web",
+                      messages=[{"role": "user", "content": "hi", "timestamp": when}])
+    assert error["code"] == -32602
+    assert error["data"]["field"] == "messages.0.timestamp"
+    assert "UTC" in error["data"]["problem"]
+    rpc.append("t/1", [{"role": "user", "content": "hi"}])
+    error = rpc.error("session.record", key="t/1", execution={"started_at": when})
+    assert error["code"] == -32602 and error["data"]["field"] == "execution.started_at"
+    # The tenant still lists, reads and exports.
+    assert [s["key"] for s in rpc("session.list")["sessions"]] == ["t/1"]
+    rpc("session.status", key="t/1")
+    rpc("session.context", key="t/1")
+
+
+def test_a_future_time_never_moves_updated_at_past_the_server_clock(rpc: RPC) -> None:
+    before = now_ms()
+    rpc.append("t/future", [{"role": "user", "content": "from the future", "timestamp": "9999-12-31T23:59:59Z"}])
+    row = rpc("session.list")["sessions"][0]
+    assert before - 1000 <= parse_rfc3339(row["updated_at"]) <= now_ms()
+    item = rpc("session.items", key="t/future")["items"][0]
+    assert item["timestamp"] == "9999-12-31T23:59:59.000Z"  # the message keeps its own time
+
+
+def test_check_reports_times_no_reader_can_format(rpc: RPC) -> None:
+    rpc.append("t/poisoned", [{"role": "user", "content": "hi"}])
+    rpc("session.record", key="t/poisoned", execution={"model": "m"})
+
+    async def scenario(db: Any) -> Any:
+        async with db.write() as conn:
+            sid = (await conn.execute(text("SELECT id FROM sessions WHERE tenant = :t AND key = 't/poisoned'"),
+                                      {"t": rpc.tenant})).scalar_one()
+            far = 253402300800000 + 86_400_000  # 10000-01-02 UTC
+            await conn.execute(text("UPDATE sessions SET updated_at = :far WHERE id = :sid"), {"far": far, "sid": sid})
+            await conn.execute(text("UPDATE messages SET ts = :far WHERE session_id = :sid"), {"far": -far, "sid": sid})
+            await conn.execute(text("UPDATE executions SET started_at = :far WHERE session_id = :sid"),
+                               {"far": far, "sid": sid})
+        return await check(db, tenant=rpc.tenant)
+
+    report = in_store(rpc.database_url, scenario)
+    problems = [p["problem"] for p in report.problems]
+    assert any("updated_at" in p for p in problems), problems
+    assert any("message" in p and "time" in p for p in problems), problems
+    assert any("started_at" in p for p in problems), problems
