@@ -235,7 +235,9 @@ async def _check_message_search(db: Database, report: Report) -> None:
         missing = (await conn.exec_driver_sql(
             "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search s "
             "WHERE s.message_id = m.id) AND NOT EXISTS (SELECT 1 FROM search_backlog q WHERE "
-            "q.session_id = m.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq)")).scalar_one()
+            "q.session_id = m.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq) AND NOT EXISTS "
+            "(SELECT 1 FROM search_failed f WHERE f.session_id = m.session_id AND m.seq BETWEEN f.first_seq "
+            "AND f.last_seq)")).scalar_one()
         stale = (await conn.exec_driver_sql(
             "SELECT count(*) FROM message_search s WHERE NOT EXISTS "
             "(SELECT 1 FROM messages m WHERE m.id = s.message_id)")).scalar_one()
@@ -245,10 +247,28 @@ async def _check_message_search(db: Database, report: Report) -> None:
         report.add(None, None, f"{stale} message search row(s) belong to no message")
 
 
+async def _check_search_queue(db: Database, report: Report, tenant: str | None) -> None:
+    """Ranges set aside by the indexer (their messages are not searchable), and a backlog that
+    draining did not empty (held by a writer, or by an indexer that keeps failing)."""
+    where = "" if tenant is None else "WHERE s.tenant = :tenant"
+    params = {} if tenant is None else {"tenant": tenant}
+    async with db.read() as conn:
+        failed = (await conn.execute(
+            text("SELECT s.tenant, s.key, count(*), min(f.error) FROM search_failed f "
+                 f"JOIN sessions s ON s.id = f.session_id {where} GROUP BY s.tenant, s.key "
+                 f"ORDER BY s.tenant, s.key LIMIT {MAX_PROBLEMS}"), params)).all()
+        stuck = (await conn.exec_driver_sql("SELECT count(*) FROM search_backlog")).scalar_one()
+    for r in failed:
+        report.add(r[0], r[1], f"{r[2]} message range(s) set aside by the search indexer, not searchable: {r[3]}")
+    if stuck:
+        report.add(None, None, f"{stuck} message range(s) still queued for search after draining the queue")
+
+
 async def check(db: Database, tenant: str | None = None) -> Report:
     """Check the whole store, or one tenant's sessions; `report.ok` is True when nothing is wrong."""
     report = Report()
     await _check_message_search(db, report)
+    await _check_search_queue(db, report, tenant)
     async with db.read() as conn:
         if db.is_sqlite:
             await _check_sqlite_file(conn, report)

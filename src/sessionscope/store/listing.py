@@ -84,7 +84,7 @@ def _trigram_ilike(term: str) -> Any:
     return haystack.ilike(_like_pattern(term), escape="\\")
 
 
-def _query_clause(db: Database, cols: Any, query: str) -> Any:
+def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
     """Full-text search over message content: sessions with at least one matching message."""
     if db.is_sqlite:
         terms = [t for t in query.split() if t]
@@ -94,16 +94,7 @@ def _query_clause(db: Database, cols: Any, query: str) -> Any:
             "WHERE message_search MATCH :match"
         ).bindparams(match=match)
         return cols.id.in_(ids.columns(literal_column("session_id")))
-    # The indexed messages, plus those whose ranges the indexer has not reached yet
-    # (store.search_index): a search never lags the appends. (SQLite drains the queue first.)
-    matching = text(
-        "SELECT session_id FROM message_search WHERE document @@ plainto_tsquery('simple', :query) "
-        "UNION ALL SELECT m.session_id FROM search_backlog AS queued CROSS JOIN LATERAL "
-        "(SELECT session_id, content FROM messages WHERE session_id = queued.session_id "
-        "AND seq BETWEEN queued.first_seq AND queued.last_seq) AS m "
-        "WHERE to_tsvector('simple', m.content) @@ plainto_tsquery('simple', :query)"
-    ).bindparams(query=query)
-    return cols.id.in_(matching.columns(literal_column("session_id")))
+    return cols.id.in_(search_index.postgresql_matching(query, tenants))
 
 
 @dataclass(frozen=True)
@@ -127,7 +118,9 @@ class _Filters:
         if self.channel is not None:
             conds.append(cols.channel == self.channel)
         if self.query:
-            conds.append(_query_clause(self.db, cols, self.query))
+            tenants = [self.tenant] if self.tenant is not None else (
+                None if self.scope.tenants is None else sorted(self.scope.tenants))
+            conds.append(_query_clause(self.db, cols, self.query, tenants))
         if page and self.cursor is not None:
             value, row_id = self.cursor
             key = tuple_(cols[self.sort], cols.id)
