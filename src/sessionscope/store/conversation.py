@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope import markdown
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.database import Database
@@ -58,15 +59,15 @@ async def status(
     live_from = int(row.live_from_seq)
     positioned: list[tuple[float, int, dict[str, Any]]] = []
     for seq, kind, r in merged:
-        item = wire.message_item(r, live_from, html=True, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
+        item = wire.message_item(r, live_from, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
         positioned.append((float(seq), seq, item))
     for c in page_compactions:
-        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c, html=True)))
+        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c)))
     positioned.sort(key=lambda p: (p[0], p[1]))
     session = wire.session_row(row)
     return {
         "session": session,
-        "items": [p[2] for p in positioned],
+        "items": await markdown.add_html([p[2] for p in positioned]),
         "has_more": has_more,
         "usage": {
             "input_tokens": session["input_tokens"],

@@ -9,7 +9,6 @@ import orjson
 from sqlalchemy import Row
 
 from sessionscope.clock import to_rfc3339
-from sessionscope.markdown import render_markdown
 
 
 def input_tokens(row: Row) -> int:
@@ -53,12 +52,13 @@ def session_row(row: Row) -> dict[str, Any]:
     }
 
 
-def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq: int = 0,
+def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
                  kind_field: str = "kind") -> dict[str, Any]:
     """`compacted`: summarised by a compaction, so out of the live context. Messages before the
     last reset that precedes the live boundary are out of it too, but were cleared, not compacted.
 
-    Export lines name the kind `type`; they pass `kind_field="type"`."""
+    Export lines name the kind `type`; they pass `kind_field="type"`. HTML is added by
+    markdown.add_html, off the event loop."""
     # Positional unpacking (the messages table's column order): exports call this per line.
     _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *_ = row
     item: dict[str, Any] = {
@@ -75,12 +75,10 @@ def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq:
         "tokens": tokens,
         "compacted": reset_seq < seq < live_from_seq,
     }
-    if html:
-        item["content_html"] = render_markdown(content) if role == "assistant" else None
     return item
 
 
-def compaction_item(row: Row, *, html: bool = False) -> dict[str, Any]:
+def compaction_item(row: Row) -> dict[str, Any]:
     item = {
         "kind": "compaction",
         "seq": int(row.seq),
@@ -96,8 +94,6 @@ def compaction_item(row: Row, *, html: bool = False) -> dict[str, Any]:
         "reason": row.reason,
         "restored": bool(row.restored),
     }
-    if html:
-        item["summary_html"] = render_markdown(row.summary)
     return item
 
 
