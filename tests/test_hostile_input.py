@@ -74,3 +74,30 @@ def test_check_reports_times_no_reader_can_format(rpc: RPC) -> None:
     assert any("updated_at" in p for p in problems), problems
     assert any("message" in p and "time" in p for p in problems), problems
     assert any("started_at" in p for p in problems), problems
+
+
+def test_an_id_used_before_a_reset_can_be_used_again(rpc: RPC) -> None:
+    first = [{"id": "m1", "role": "user", "content": "before", "raw": {"v": 1}},
+             {"id": "m2", "role": "assistant", "content": "reply"}]
+    assert rpc.append("r/1", first)["appended"] == 2
+    rpc("session.reset", key="r/1")
+    again = rpc.append("r/1", [{"id": "m1", "role": "user", "content": "after", "raw": {"v": 2}}])
+    assert again == {"appended": 1, "duplicates": 0, "last_seq": 4}
+    # Within the live conversation a retry is still a duplicate.
+    assert rpc.append("r/1", [{"id": "m1", "role": "user", "content": "after"}])["duplicates"] == 1
+    assert [m["content"] for m in rpc("session.history", key="r/1")["messages"]] == ["after"]
+    live = rpc("session.items", key="r/1")["items"]
+    assert [(i["id"], i.get("raw")) for i in live] == [("m1", {"v": 2})]
+    shown = [(i["id"], i.get("content")) for i in rpc("session.status", key="r/1")["items"]]
+    assert shown == [("m1", "before"), ("m2", "reply"), ("reset-3", None), ("m1", "after")]
+
+    async def scenario(db: Any) -> Any:
+        return await check(db, tenant=rpc.tenant)
+
+    assert in_store(rpc.database_url, scenario).ok
+
+
+def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
+    error = rpc.error("session.append", key="r/2", agent="a", channel="web",
+                      messages=[{"id": "\x1fretired\x1f1", "role": "user", "content": "x"}])
+    assert error["code"] == -32602 and error["data"]["field"] == "messages.0.id"

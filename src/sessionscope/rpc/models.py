@@ -51,6 +51,12 @@ def _check_name(value: str) -> str:
     return _no_control(value, "a name")
 
 
+def _check_message_id(value: str) -> str:
+    return _no_control(value, "a message id")
+
+
+# No control characters: a reset retires ids into a form that starts with one (store.sessions).
+MessageId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_check_message_id)]
 SessionKey = Annotated[str, AfterValidator(_check_key), Field(description="Session key (≤512 UTF-8 bytes)")]
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_name)]
 Tenant = Annotated[str, Field(max_length=128), AfterValidator(_check_name)]

@@ -13,6 +13,7 @@ from sessionscope.rpc.models import (
     Budget,
     KeyParams,
     Layer,
+    MessageId,
     Name,
     Params,
     Timestamp,
@@ -43,7 +44,7 @@ def _raw_size(value: dict[str, Any]) -> dict[str, Any]:
 class MessageIn(TypedDict):
     """One message of session.append."""
 
-    id: Annotated[Annotated[str, Field(min_length=1, max_length=256)] | None, Field(default=None)]
+    id: Annotated[MessageId | None, Field(default=None)]
     role: Literal["user", "assistant", "system", "tool"]
     content: Annotated[str, Field(default=""), AfterValidator(_content_size)]
     tool_calls: Annotated[Annotated[list[ToolCall], Field(max_length=128)] | None, Field(default=None)]
@@ -73,7 +74,8 @@ class AppendResult(BaseModel):
 
 @rpc_method("session.append", params=AppendParams, result=AppendResult, roles=INGEST)
 async def append(ctx: Context, p: AppendParams) -> Any:
-    """Append messages; a message whose `id` is already stored is skipped, so retries are safe.
+    """Append messages; a message whose `id` is already stored in the live conversation (since the
+    last reset) is skipped, so retries are safe; an id used before a reset can be used again.
 
     The session is created on first append.
     """
