@@ -101,3 +101,24 @@ def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
     error = rpc.error("session.append", key="r/2", agent="a", channel="web",
                       messages=[{"id": "\x1fretired\x1f1", "role": "user", "content": "x"}])
     assert error["code"] == -32602 and error["data"]["field"] == "messages.0.id"
+
+
+def test_refusals_are_audited_bounded_under_the_callers_own_tenant(auth_server: Any, tenant: str) -> None:
+    from sessionscope.rpc import auditing
+
+    viewer_token = auth_server.token("viewer", tenant, name="viewer-mallory")
+    viewer = auth_server.client(viewer_token)
+    victim = tenant + "-victim"
+    keys = ["k" * 500 + str(i) for i in range(40)] + ["x" * 1000, "bad\x1bkey"]
+    for _ in range(5):
+        batch = [{"jsonrpc": "2.0", "id": i, "method": "session.delete",
+                  "params": {"tenant": victim, "keys": keys}} for i in range(100)]
+        answers = viewer.post(batch).json()
+        assert {a["error"]["code"] for a in answers} == {-32003}
+    mine = auth_server.admin("audit.list", tenant=tenant, limit=500)["entries"]
+    refused = [e for e in mine if e["token_name"] == "viewer-mallory"]
+    assert 0 < len(refused) <= auditing.REFUSALS_PER_WINDOW
+    assert all(len(e["keys"]) <= auditing.MAX_REFUSED_KEYS and all(len(k) <= 512 for k in e["keys"])
+               for e in refused)
+    assert auth_server.admin("audit.list", tenant=victim)["entries"] == []
+    viewer.close()
