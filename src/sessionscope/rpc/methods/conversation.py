@@ -21,7 +21,7 @@ from sessionscope.rpc.models import (
     Usage,
 )
 from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
-from sessionscope.store import appends, compactions, conversation, executions
+from sessionscope.store import appends, compactions, conversation, executions, retry
 
 
 def _content_size(value: str) -> str:
@@ -79,10 +79,10 @@ async def append(ctx: Context, p: AppendParams) -> Any:
 
     The session is created on first append.
     """
-    result: dict[str, Any] = await appends.append(
+    result: dict[str, Any] = await retry.on_deadlock(lambda: appends.append(
         ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=p.messages,
         tenant=p.tenant, label=p.label,
-    )
+    ))
     if result["appended"]:
         settings = ctx.services.compaction_settings(p.agent)
         compacted = await compactions.auto_compact(ctx.db, ctx.caller.scope, p.key, settings, tenant=p.tenant)
@@ -115,8 +115,9 @@ class RecordResult(BaseModel):
 @rpc_method("session.record", params=RecordParams, result=RecordResult, roles=INGEST)
 async def record(ctx: Context, p: RecordParams) -> Any:
     """Record one execution: usage, cost (computed with genai-prices when absent), budget, layers."""
-    return await executions.record(ctx.db, ctx.caller.scope, p.key, p.execution.model_dump(exclude_none=True),
-                                   tenant=p.tenant)
+    execution = p.execution.model_dump(exclude_none=True)
+    return await retry.on_deadlock(lambda: executions.record(ctx.db, ctx.caller.scope, p.key, execution,
+                                                             tenant=p.tenant))
 
 
 class HistoryParams(KeyParams):
