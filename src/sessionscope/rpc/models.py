@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
@@ -27,10 +28,53 @@ def _rfc3339(value: str) -> str:
 Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
 
 
+MAX_INT64 = 2**63 - 1  # BIGINT on both databases
+MAX_INT32 = 2**31 - 1  # PostgreSQL INTEGER (messages.tokens); token counts stay below it
+MAX_CHANNEL_CHARS = 128  # sessions.channel is VARCHAR(128)
+MAX_RAW_DEPTH = 64
+# Bidirectional overrides and isolates: they make a key or label read differently than it sorts.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
 def _no_control(value: str, what: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError(f"{what} must not contain control characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 or ch in _BIDI for ch in value):
+        raise ValueError(f"{what} must not contain control characters (bidi overrides included)")
     return value
+
+
+def _storable(value: str) -> str:
+    """What every text stores on both databases: no NUL (PostgreSQL text cannot hold one) and no
+    lone surrogate (no database or JSON encoder can)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """A client's JSON (`raw`): bounded nesting, and text that stores (see _storable)."""
+    if depth > MAX_RAW_DEPTH:
+        raise ValueError(f"must nest at most {MAX_RAW_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _storable(k)
+            _storable_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _storable_json(v, depth + 1)
+    elif isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must not contain Infinity or NaN")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+Seq = Annotated[int, Field(ge=1, le=MAX_INT64)]
+TokenCount = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
 def _check_key(value: str) -> str:
@@ -48,11 +92,11 @@ def _check_key(value: str) -> str:
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("must be a non-empty string")
-    return _no_control(value, "a name")
+    return _no_control(_storable(value), "a name")
 
 
 def _check_message_id(value: str) -> str:
-    return _no_control(value, "a message id")
+    return _no_control(_storable(value), "a message id")
 
 
 # No control characters: a reset retires ids into a form that starts with one (store.sessions).
@@ -60,6 +104,14 @@ MessageId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_
 SessionKey = Annotated[str, AfterValidator(_check_key), Field(description="Session key (≤512 UTF-8 bytes)")]
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_name)]
 Tenant = Annotated[str, Field(max_length=128), AfterValidator(_check_name)]
+Channel = Annotated[str, Field(max_length=MAX_CHANNEL_CHARS), AfterValidator(_check_name)]
+
+
+def _check_label(value: str) -> str:
+    return _no_control(_storable(value), "a label")
+
+
+Label = Annotated[str, Field(max_length=512), AfterValidator(_check_label)]
 
 
 class Params(BaseModel):
@@ -115,9 +167,9 @@ class SessionRow(BaseModel):
 class ToolCall(TypedDict):
     """One tool call of a message."""
 
-    id: Annotated[str, Field(min_length=1, max_length=256)]
-    name: Annotated[str, Field(min_length=1, max_length=256)]
-    arguments: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
+    id: Annotated[Text, Field(min_length=1, max_length=256)]
+    name: Annotated[Text, Field(min_length=1, max_length=256)]
+    arguments: Annotated[Text, Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
 
 
 class Item(BaseModel):
@@ -132,19 +184,19 @@ class Item(BaseModel):
 
 class Usage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    input_tokens: Annotated[int, Field(ge=0)] = 0
-    output_tokens: Annotated[int, Field(ge=0)] = 0
-    cache_read_tokens: Annotated[int, Field(ge=0)] = 0
-    cache_write_tokens: Annotated[int, Field(ge=0)] = 0
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+    cache_read_tokens: TokenCount = 0
+    cache_write_tokens: TokenCount = 0
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    window: Annotated[int, Field(ge=0)] = 0
-    system: Annotated[int, Field(ge=0)] = 0
-    tools: Annotated[int, Field(ge=0)] = 0
-    context: Annotated[int, Field(ge=0)] = 0
-    messages: Annotated[int, Field(ge=0)] = 0
+    window: TokenCount = 0
+    system: TokenCount = 0
+    tools: TokenCount = 0
+    context: TokenCount = 0
+    messages: TokenCount = 0
 
 
 class Layer(BaseModel):
@@ -152,11 +204,11 @@ class Layer(BaseModel):
     name: Name
     start_ms: Annotated[float, Field(ge=0)] = 0
     duration_ms: Annotated[float, Field(ge=0)] = 0
-    messages_in: Annotated[int, Field(ge=0)] | None = None
-    messages_out: Annotated[int, Field(ge=0)] | None = None
-    tokens_in: Annotated[int, Field(ge=0)] | None = None
-    tokens_out: Annotated[int, Field(ge=0)] | None = None
-    error: Annotated[str, Field(max_length=10_000)] | None = None
+    messages_in: TokenCount | None = None
+    messages_out: TokenCount | None = None
+    tokens_in: TokenCount | None = None
+    tokens_out: TokenCount | None = None
+    error: Annotated[Text, Field(max_length=10_000)] | None = None
 
 
 class Execution(BaseModel):

@@ -42,11 +42,17 @@ def _encode_cursor(value: Any, row_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
 
 
+_MAX_INT64 = 2**63 - 1
+
+
 def _decode_cursor(cursor: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(row_id, int) or isinstance(value, (dict, list)):
+            raise TypeError
+        # A forged cursor may hold integers no BIGINT column can compare with.
+        if abs(row_id) > _MAX_INT64 or (isinstance(value, int) and abs(value) > _MAX_INT64):
             raise TypeError
         return value, row_id
     except (ValueError, TypeError, json.JSONDecodeError):

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from sessionscope.rpc.models import Item, KeyParams
+from sessionscope.rpc.models import Item, KeyParams, Seq
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import compactions
 
@@ -52,7 +52,7 @@ async def list_compactions(ctx: Context, p: KeyParams) -> Any:
 
 
 class RestoreParams(KeyParams):
-    seq: Annotated[int, Field(ge=1)]
+    seq: Seq
 
 
 class RestoreResult(BaseModel):

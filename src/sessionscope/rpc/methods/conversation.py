@@ -11,14 +11,19 @@ from typing_extensions import TypedDict
 from sessionscope.rpc.models import (
     MAX_MESSAGE_BYTES,
     Budget,
+    Channel,
     KeyParams,
+    Label,
     Layer,
     MessageId,
     Name,
     Params,
+    Text,
     Timestamp,
+    TokenCount,
     ToolCall,
     Usage,
+    _storable_json,
 )
 from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
 from sessionscope.store import appends, compactions, conversation, executions, retry
@@ -46,22 +51,23 @@ class MessageIn(TypedDict):
 
     id: Annotated[MessageId | None, Field(default=None)]
     role: Literal["user", "assistant", "system", "tool"]
-    content: Annotated[str, Field(default=""), AfterValidator(_content_size)]
+    content: Annotated[Text, Field(default=""), AfterValidator(_content_size)]
     tool_calls: Annotated[Annotated[list[ToolCall], Field(max_length=128)] | None, Field(default=None)]
-    tool_call_id: Annotated[Annotated[str, Field(min_length=1, max_length=256)] | None, Field(default=None)]
-    tool_name: Annotated[Annotated[str, Field(max_length=256)] | None, Field(default=None)]
+    tool_call_id: Annotated[Annotated[Text, Field(min_length=1, max_length=256)] | None, Field(default=None)]
+    tool_name: Annotated[Annotated[Text, Field(max_length=256)] | None, Field(default=None)]
     is_error: Annotated[bool, Field(default=False)]
     timestamp: Annotated[Timestamp | None, Field(default=None)]
-    tokens: Annotated[Annotated[int, Field(ge=0)] | None, Field(default=None)]
+    tokens: Annotated[TokenCount | None, Field(default=None)]
     # The message in the client's own wire format (e.g. an OpenAI Responses item), stored
     # verbatim and returned by session.items; our fields above are what everything else reads.
-    raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size)] | None, Field(default=None)]
+    raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size), AfterValidator(_storable_json)] | None,
+                   Field(default=None)]
 
 
 class AppendParams(KeyParams):
     agent: Name
-    channel: Name
-    label: Annotated[str, Field(max_length=512)] | None = None
+    channel: Channel
+    label: Label | None = None
     messages: Annotated[list[MessageIn], Field(min_length=1, max_length=1000)]
 
 
@@ -92,11 +98,11 @@ async def append(ctx: Context, p: AppendParams) -> Any:
 
 
 class ExecutionIn(Params):
-    id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    id: Annotated[Text, Field(min_length=1, max_length=256)] | None = None
     started_at: Timestamp | None = None
     duration_ms: Annotated[float, Field(ge=0)] = 0
-    model: Annotated[str, Field(max_length=256)] | None = None
-    provider: Annotated[str, Field(max_length=128)] | None = None
+    model: Annotated[Text, Field(max_length=256)] | None = None
+    provider: Annotated[Text, Field(max_length=128)] | None = None
     usage: Usage = Usage()
     cost_usd: Annotated[float, Field(ge=0)] | None = None
     budget: Budget | None = None
