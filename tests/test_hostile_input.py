@@ -122,3 +122,22 @@ def test_refusals_are_audited_bounded_under_the_callers_own_tenant(auth_server: 
                for e in refused)
     assert auth_server.admin("audit.list", tenant=victim)["entries"] == []
     viewer.close()
+
+
+def test_check_reports_non_finite_numbers_and_out_of_contract_keys(rpc: RPC) -> None:
+    rpc.append("c/ok", [{"role": "user", "content": "hi"}])
+    rpc("session.record", key="c/ok", execution={"model": "m", "cost_usd": 0.5})
+
+    async def scenario(db: Any) -> Any:
+        async with db.write() as conn:
+            params = {"t": rpc.tenant}
+            await conn.execute(text("UPDATE executions SET cost_usd = :inf WHERE session_id = "
+                                    "(SELECT id FROM sessions WHERE tenant = :t AND key = 'c/ok')"),
+                               params | {"inf": float("inf")})
+            await conn.execute(text("UPDATE sessions SET key = :bad WHERE tenant = :t AND key = 'c/ok'"),
+                               params | {"bad": "c/\x1b[31mred"})
+        return await check(db, tenant=rpc.tenant)
+
+    problems = [p["problem"] for p in in_store(rpc.database_url, scenario).problems]
+    assert any("not a finite number" in p for p in problems), problems
+    assert any("out of contract" in p for p in problems), problems

@@ -7,11 +7,12 @@ store once without holding it in memory. Each problem names the session and what
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select, text, true, union_all
+from sqlalchemy import case, func, or_, select, text, true, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -88,6 +89,32 @@ async def _page_facts(conn: AsyncConnection, ids: list[int]) -> dict[str, dict[i
     }
 
 
+def _key_problem(key: str) -> str | None:
+    """The RPC key rule (rpc.models), applied to a stored key: keys stored before it, or by a
+    path that skipped it, cannot be addressed by any method."""
+    from sessionscope.rpc.models import _check_key
+
+    try:
+        _check_key(key)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+async def _check_numbers(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
+    """Executions whose cost or duration is Infinity or NaN (stored before JSON refused them):
+    JSON cannot carry them back, so they read as null forever."""
+    in_tenant = sessions.c.tenant == tenant if tenant is not None else true()
+    bad = or_(executions.c.cost_usd > 1e308, executions.c.cost_usd < -1e308,
+              executions.c.duration_ms > 1e308, executions.c.duration_ms < -1e308)
+    rows = (await conn.execute(
+        select(sessions.c.tenant, sessions.c.key, func.count().label("n"))
+        .select_from(executions.join(sessions, sessions.c.id == executions.c.session_id))
+        .where(in_tenant, bad).group_by(sessions.c.tenant, sessions.c.key).limit(MAX_PROBLEMS))).all()
+    for r in rows:
+        report.add(r.tenant, r.key, f"{r.n} execution(s) with a cost or duration that is not a finite number")
+
+
 async def _live(conn: AsyncConnection, row: Any) -> tuple[int, int]:
     count, tokens = (await conn.execute(
         select(func.count(), func.coalesce(func.sum(messages.c.tokens), 0))
@@ -101,6 +128,11 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         report.add(row.tenant, row.key, text_)
 
     sid = int(row.id)
+    if not math.isfinite(float(row.cost_usd)):
+        problem(f"cost_usd is {float(row.cost_usd)}, not a finite number")
+    key_problem = _key_problem(row.key)
+    if key_problem:
+        problem(f"the key is out of contract (no RPC call can name it): {key_problem}")
     m = facts["messages"].get(sid)
     n_msgs, out_tokens, msg_tokens = (int(m.n), int(m.out), int(m.tokens)) if m else (0, 0, 0)
     expected = {
@@ -290,6 +322,7 @@ async def check(db: Database, tenant: str | None = None) -> Report:
         after = int(page[-1].id)
     async with db.read() as conn:
         await _check_times(conn, report, tenant)
+        await _check_numbers(conn, report, tenant)
         await _check_facets(conn, report, tenant)
         await _check_orphans(conn, report)
     return report
