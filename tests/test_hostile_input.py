@@ -141,3 +141,25 @@ def test_check_reports_non_finite_numbers_and_out_of_contract_keys(rpc: RPC) -> 
     problems = [p["problem"] for p in in_store(rpc.database_url, scenario).problems]
     assert any("not a finite number" in p for p in problems), problems
     assert any("out of contract" in p for p in problems), problems
+
+
+def test_an_export_link_dies_with_its_token_and_ignores_a_forged_host(auth_server: Any, tenant: str) -> None:
+    import httpx
+
+    from sessionscope.client import Client
+
+    created = auth_server.admin("token.create", name="ops-exporter", role="operator", tenant=tenant)
+    auth_server.admin("session.append", tenant=tenant, key="e/1", agent="a", channel="web",
+                      messages=[{"role": "user", "content": "exported"}])
+    ops = auth_server.client(created["token"])
+    forged = ops.post({"jsonrpc": "2.0", "id": 1, "method": "session.export", "params": {"key": "e/1"}},
+                      headers={"host": "attacker.example"}).json()
+    link = forged.get("result", {}).get("url")
+    if link is not None:  # the client downloads from its own server whatever the link says
+        client = Client(auth_server.url, token=created["token"])
+        assert client.own_url(link).startswith(auth_server.url + "/export/")
+    url = ops("session.export", key="e/1")["url"]
+    assert httpx.get(url).status_code == 200
+    auth_server.admin("token.revoke", id=created["id"])
+    assert httpx.get(url).status_code in (403, 404)  # the link is gone
+    ops.close()

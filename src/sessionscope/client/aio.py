@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -65,9 +66,15 @@ class AsyncClient:
 
         return AsyncSession(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 
+    def own_url(self, link: str) -> str:
+        """An export link on this client's own server: only its path is taken from the answer, so
+        a link built from a forged Host header cannot send the download (and its secret) elsewhere."""
+        parts, own = urlsplit(link), urlsplit(self.url)
+        return f"{own.scheme}://{own.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
     async def download(self, url: str, path: str) -> int:
         size = 0
-        async with self.http.stream("GET", url) as response:
+        async with self.http.stream("GET", self.own_url(url)) as response:
             if response.status_code != 200:
                 raise SessionscopeError(f"export download failed: HTTP {response.status_code}")
             with open(path, "wb") as out:  # noqa: ASYNC230 - local chunk writes are short
