@@ -169,7 +169,9 @@ class ToolCall(TypedDict):
 
     id: Annotated[Text, Field(min_length=1, max_length=256)]
     name: Annotated[Text, Field(min_length=1, max_length=256)]
-    arguments: Annotated[Text, Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
+    # A JSON object is accepted as well as its text; the ingest service stores it as its text.
+    arguments: Annotated[Annotated[Text, Field(max_length=MAX_MESSAGE_BYTES)]
+                         | Annotated[dict[str, Any], AfterValidator(_storable_json)], Field(default="{}")]
 
 
 class Item(BaseModel):

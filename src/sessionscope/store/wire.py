@@ -1,4 +1,6 @@
-"""Turning table rows into the wire shapes of the RPC contract (SessionRow, Item, Execution)."""
+"""Turning table rows into the wire shapes of the RPC contract (SessionRow, Item, Execution).
+
+Stored values only: presentation (markdown to HTML) is added by the RPC layer, rpc/presentation.py."""
 
 from __future__ import annotations
 
@@ -57,8 +59,7 @@ def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
     """`compacted`: summarised by a compaction, so out of the live context. Messages before the
     last reset that precedes the live boundary are out of it too, but were cleared, not compacted.
 
-    Export lines name the kind `type`; they pass `kind_field="type"`. HTML is added by
-    markdown.add_html, off the event loop."""
+    Export lines name the kind `type`; they pass `kind_field="type"`."""
     # Positional unpacking (the messages table's column order): exports call this per line.
     _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *rest = row
     item: dict[str, Any] = {
@@ -79,7 +80,7 @@ def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
 
 
 def compaction_item(row: Row) -> dict[str, Any]:
-    item = {
+    return {
         "kind": "compaction",
         "seq": int(row.seq),
         "id": row.item_id,
@@ -94,7 +95,6 @@ def compaction_item(row: Row) -> dict[str, Any]:
         "reason": row.reason,
         "restored": bool(row.restored),
     }
-    return item
 
 
 def reset_item(row: Row) -> dict[str, Any]:

@@ -50,6 +50,10 @@ RPC_LATENCY = Histogram("sessionscope_rpc_request_duration_seconds", "JSON-RPC c
 MESSAGES_APPENDED = Counter("sessionscope_messages_appended", "Messages newly stored, by ingest path.",
                             ["source"], registry=SHARED)
 OTLP_SPANS = Counter("sessionscope_otlp_spans", "OTLP spans received at /v1/traces.", registry=SHARED)
+OTLP_UNNAMED_SPANS = Counter(
+    "sessionscope_otlp_spans_without_conversation",
+    "OTLP spans with no gen_ai.conversation.id or session.id: grouped_by_trace (stored as the session "
+    "trace:<trace id>) or ignored (their trace has no GenAI span).", ["outcome"], registry=SHARED)
 OTLP_REQUESTS = Counter("sessionscope_otlp_requests", "OTLP export requests by HTTP status.", ["status"],
                         registry=SHARED)
 COMPACTIONS = Counter("sessionscope_compactions", "Compactions made, by reason.", ["reason"], registry=SHARED)
@@ -66,13 +70,9 @@ def observe_call(name: str, seconds: float, out: dict[str, Any] | None) -> None:
     result = (out or {}).get("result")
     if not isinstance(result, dict):
         return
-    if name == "session.append":
-        MESSAGES_APPENDED.labels("rpc").inc(result.get("appended", 0))
-        if result.get("auto_compaction"):
-            COMPACTIONS.labels("auto-threshold").inc()
-    elif name == "session.compact" and result.get("compacted"):
-        COMPACTIONS.labels("manual").inc()
-    elif name == "session.reset":
+    # Messages appended and compactions are counted by the ingest and compaction services,
+    # whichever path wrote them.
+    if name == "session.reset":
         RESETS.inc(result.get("reset", 0))
 
 
