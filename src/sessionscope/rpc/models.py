@@ -9,8 +9,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from sessionscope.clock import time_problem
+from sessionscope.keys import check_key as _check_key
+from sessionscope.keys import no_control as _no_control
 
-MAX_KEY_BYTES = 512
 MAX_NAME_CHARS = 256
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_KEYS = 1000
@@ -32,16 +33,6 @@ MAX_INT64 = 2**63 - 1  # BIGINT on both databases
 MAX_INT32 = 2**31 - 1  # PostgreSQL INTEGER (messages.tokens); token counts stay below it
 MAX_CHANNEL_CHARS = 128  # sessions.channel is VARCHAR(128)
 MAX_RAW_DEPTH = 64
-# Bidirectional overrides and isolates: they make a key or label read differently than it sorts.
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
-
-
-def _no_control(value: str, what: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 or ch in _BIDI for ch in value):
-        raise ValueError(f"{what} must not contain control characters (bidi overrides included)")
-    return value
-
-
 def _storable(value: str) -> str:
     """What every text stores on both databases: no NUL (PostgreSQL text cannot hold one) and no
     lone surrogate (no database or JSON encoder can)."""
@@ -75,18 +66,6 @@ def _storable_json(value: Any, depth: int = 0) -> Any:
 Text = Annotated[str, AfterValidator(_storable)]
 Seq = Annotated[int, Field(ge=1, le=MAX_INT64)]
 TokenCount = Annotated[int, Field(ge=0, le=MAX_INT32)]
-
-
-def _check_key(value: str) -> str:
-    if not value:
-        raise ValueError("must be a non-empty string")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise ValueError(f"must be at most {MAX_KEY_BYTES} UTF-8 bytes")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return _no_control(value, "a key")
 
 
 def _check_name(value: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import MAX_MS, MIN_MS, now_ms
+from sessionscope.keys import check_key
 from sessionscope.store import search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
@@ -90,12 +91,10 @@ async def _page_facts(conn: AsyncConnection, ids: list[int]) -> dict[str, dict[i
 
 
 def _key_problem(key: str) -> str | None:
-    """The RPC key rule (rpc.models), applied to a stored key: keys stored before it, or by a
+    """The key rule (sessionscope.keys), applied to a stored key: keys stored before it, or by a
     path that skipped it, cannot be addressed by any method."""
-    from sessionscope.rpc.models import _check_key
-
     try:
-        _check_key(key)
+        check_key(key)
     except ValueError as error:
         return str(error)
     return None

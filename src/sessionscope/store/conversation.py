@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sessionscope import markdown
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.database import Database
@@ -67,7 +66,7 @@ async def status(
     session = wire.session_row(row)
     return {
         "session": session,
-        "items": await markdown.add_html([p[2] for p in positioned]),
+        "items": [p[2] for p in positioned],
         "has_more": has_more,
         "usage": {
             "input_tokens": session["input_tokens"],

@@ -21,7 +21,7 @@ import logging
 import weakref
 from typing import Any
 
-from sqlalchemy import TextClause, literal_column, text
+from sqlalchemy import TextualSelect, literal_column, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -207,7 +207,7 @@ async def set_aside(db: Database) -> int:
         return int((await conn.exec_driver_sql("SELECT count(*) FROM search_failed")).scalar_one())
 
 
-def postgresql_matching(query: str, tenants: list[str] | None) -> TextClause:
+def postgresql_matching(query: str, tenants: list[str] | None) -> TextualSelect:
     """PostgreSQL: the ids of sessions with a message matching `query`: the indexed messages, plus
     those whose ranges the indexer has not reached yet, so a search never lags the appends.
 
