@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
 from sessionscope.clock import time_problem
+from sessionscope.keys import MAX_KEY_BYTES as MAX_KEY_BYTES  # re-exported: the limit callers name
 from sessionscope.keys import check_key as _check_key
 from sessionscope.keys import no_control as _no_control
 
