@@ -120,9 +120,6 @@ messages = Table(
     Column("is_error", Boolean, nullable=False, default=False),
     Column("ts", BigInteger, nullable=False),
     Column("tokens", Integer, nullable=False),
-    # A reset retires its conversation's ids (store.sessions.reset_one): msg_id becomes a form no
-    # client can send and the id as sent moves here, so the next conversation may use it again.
-    Column("retired_id", String(256), nullable=True),
     UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
     UniqueConstraint("session_id", "msg_id", name="uq_messages_session_msg_id"),
 )

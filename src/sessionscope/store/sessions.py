@@ -8,14 +8,10 @@ from typing import Any
 
 from sqlalchemy import (
     Row,
-    String,
     TextClause,
-    and_,
     bindparam,
-    cast,
     delete,
     func,
-    literal,
     select,
     text,
     update,
@@ -31,7 +27,6 @@ from sessionscope.store.schema import (
     compactions,
     executions,
     facets,
-    message_raw,
     messages,
     resets,
     sessions,
@@ -154,31 +149,12 @@ async def facet_counts(db: Database, scope: Scope, group_by: Sequence[str], tena
 
 # ---- reset and delete ----------------------------------------------------------------------------
 
-# A retired message's msg_id: RETIRED_PREFIX + its row id. Message ids from clients cannot hold
-# control characters (rpc.models.MessageId), so no client id can ever equal one.
-RETIRED_PREFIX = "\x1fretired\x1f"
-
-
-async def retire_ids(conn: AsyncConnection, session_id: int, before_seq: int) -> None:
-    """Idempotency holds within the live conversation: the ids of the messages a reset clears are
-    moved aside (retired_id keeps them for every reader), so the next conversation may reuse them."""
-    clearing = and_(messages.c.session_id == session_id, messages.c.seq < before_seq, messages.c.retired_id.is_(None))
-    retired = literal(RETIRED_PREFIX) + cast(messages.c.id, String)
-    await conn.execute(update(message_raw).where(
-        message_raw.c.session_id == session_id,
-        message_raw.c.msg_id.in_(select(messages.c.msg_id).where(clearing)),
-    ).values(msg_id=select(retired).where(messages.c.session_id == message_raw.c.session_id,
-                                          messages.c.msg_id == message_raw.c.msg_id).scalar_subquery()))
-    await conn.execute(update(messages).where(clearing).values(retired_id=messages.c.msg_id, msg_id=retired))
-
-
 async def reset_one(conn: AsyncConnection, row: Row, item_id: str | None = None, ts: int | None = None) -> int:
     """Clear the live conversation; the messages stay stored behind a reset item for audit."""
     seq = int(row.next_seq)
     await conn.execute(
         resets.insert().values(session_id=row.id, seq=seq, item_id=item_id or f"reset-{seq}", ts=ts or now_ms())
     )
-    await retire_ids(conn, int(row.id), seq)
     await bump(
         conn, row.id, {"resets": 1, "next_seq": 1},
         live_from_seq=seq + 1, active_compaction_id=None, live_tokens=0, live_messages=0,

@@ -61,11 +61,11 @@ def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
 
     Export lines name the kind `type`; they pass `kind_field="type"`."""
     # Positional unpacking (the messages table's column order): exports call this per line.
-    _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *rest = row
+    _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *_ = row
     item: dict[str, Any] = {
         kind_field: "message",
         "seq": seq,
-        "id": rest[0] if rest and rest[0] is not None else msg_id,  # retired_id: the id as sent
+        "id": msg_id,
         "role": role,
         "content": content,
         "tool_calls": orjson.loads(tool_calls) if tool_calls else None,

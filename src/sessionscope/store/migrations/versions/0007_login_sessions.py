@@ -7,9 +7,6 @@ Revises: 0005_search_backlog
   (store.search_index); `sessionscope check` reports them.
 - PostgreSQL message_search holds one row per chunk of a message (message_id, chunk), so no
   tsvector passes PostgreSQL's 1 MB limit. Existing rows are chunk 0.
-- messages.retired_id: a reset retires the ids of the conversation it clears (their msg_id
-  becomes a form no client can send, the id as sent moves here), so that idempotency holds
-  within the live conversation and an id used before a reset can be used again.
 - login_sessions: the dashboard cookie names one of these (web.auth, store.login_sessions),
   never the API token itself; logout revokes it, and it expires.
 """
@@ -30,7 +27,6 @@ def upgrade() -> None:
     op.execute("CREATE TABLE login_sessions (id_hash VARCHAR(128) NOT NULL PRIMARY KEY, token_id BIGINT NOT NULL, "
                "created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT)")
     op.execute("CREATE INDEX ix_login_sessions_token ON login_sessions (token_id)")
-    op.execute("ALTER TABLE messages ADD COLUMN retired_id VARCHAR(256)")
     if not sqlite:
         op.execute("ALTER TABLE message_search ADD COLUMN chunk integer NOT NULL DEFAULT 0")
         op.execute("ALTER TABLE message_search DROP CONSTRAINT message_search_pkey")
@@ -43,6 +39,5 @@ def downgrade() -> None:
         op.execute("ALTER TABLE message_search DROP CONSTRAINT message_search_pkey")
         op.execute("ALTER TABLE message_search DROP COLUMN chunk")
         op.execute("ALTER TABLE message_search ADD PRIMARY KEY (message_id)")
-    op.execute("ALTER TABLE messages DROP COLUMN retired_id")
     op.execute("DROP TABLE login_sessions")
     op.execute("DROP TABLE search_failed")
