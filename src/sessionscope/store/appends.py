@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.clock import not_after_now, now_ms, parse_client_time
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
@@ -50,7 +50,7 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "tool_call_id": m.get("tool_call_id"),
             "tool_name": m.get("tool_name"),
             "is_error": bool(m.get("is_error")),
-            "ts": parse_rfc3339(ts) if isinstance(ts, str) else (ts or received_at),
+            "ts": parse_client_time(ts, "timestamp", ts if isinstance(ts, int) and ts else received_at),
             "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
             # The parts beside the text (docs/item-model.md); inline, as this runs per message.
             "reasoning": m.get("reasoning") or None,
@@ -224,7 +224,9 @@ def _counter_values(fresh: list[dict[str, Any]], updated_at: int) -> dict[str, A
     """The parameters of the append's counter UPDATE (bump_statement) for the stored messages."""
     values: dict[str, Any] = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
     last = fresh[-1]
-    return values | {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
+    # A message may carry any valid time; the session's updated_at (sort order, retention) never
+    # moves past the server's clock.
+    return values | {"v_updated_at": max(updated_at, not_after_now(max(m["ts"] for m in fresh))),
                      "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.clock import now_ms, parse_client_time
 from sessionscope.pricing import cost_usd
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
@@ -32,7 +32,7 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
     started = execution.get("started_at")
     return {
         "exec_id": execution.get("id") or uuid.uuid4().hex,
-        "started_at": parse_rfc3339(started) if isinstance(started, str) else (started or now_ms()),
+        "started_at": parse_client_time(started, "started_at", started if isinstance(started, int) and started else now_ms()),
         "duration_ms": float(execution.get("duration_ms") or 0.0),
         "model": execution.get("model"),
         "provider": execution.get("provider"),

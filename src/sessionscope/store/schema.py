@@ -252,3 +252,16 @@ message_raw = Table(
     Column("msg_id", String(256), primary_key=True),
     Column("raw", Text, nullable=False),
 )
+
+# A dashboard login: the cookie holds a random id whose hash is stored here, never the API token
+# (store.login_sessions). Logout revokes the row; it expires on its own.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("id_hash", String(128), primary_key=True),
+    Column("token_id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+Index("ix_login_sessions_token", login_sessions.c.token_id)
