@@ -208,8 +208,8 @@ def test_compaction_marker_dims_messages_and_restores(page: Page, rpc, ns: str) 
     expect(marker).to_have_count(1)
     # The summary's markdown is rendered (sanitized on the server): its sections are headings.
     summary = marker.locator(".marker-summary")
-    expect(summary.locator("h2").first).to_have_text("Requests")
-    first_request = compaction["summary"].split("## Requests\n- ", 1)[1].split("\n", 1)[0]
+    expect(summary.locator("h2").first).to_have_text("Goal and requests")
+    first_request = compaction["summary"].split("## Goal and requests\n- ", 1)[1].split("\n", 1)[0]
     expect(summary.locator("li").first).to_have_text(first_request)
     expect(marker.locator(".marker-counts")).to_contain_text(f"{n} message")
     expect(marker.locator(".marker-counts")).to_contain_text(f"{compaction['tokens_before']:,}")
@@ -254,10 +254,10 @@ def test_detail_actions_compact_reset_export_delete(page: Page, rpc, ns: str, tm
 
     dialog = page.locator("dialog[open]")
     page.get_by_role("button", name="Compact", exact=True).click()
-    expect(dialog.locator("textarea")).to_be_focused()
+    expect(dialog.locator("[data-preview-counts]")).to_contain_text("would be summarized")
     dialog.locator("textarea").fill("Keep the turn numbers.")
-    dialog.get_by_role("button", name="Compact").click()
-    expect(dialog.locator("h2")).to_have_text("Session compacted")
+    dialog.get_by_role("button", name="Compact", exact=True).click()
+    expect(dialog.locator("h2.dialog-title")).to_have_text("Session compacted")
     dialog.get_by_role("button", name="OK").click()
     expect(page.locator("li.compaction-marker")).to_have_count(1)
     expect(page.locator("li.compaction-marker")).to_contain_text("Instructions: Keep the turn numbers.")
@@ -301,8 +301,10 @@ def test_compact_reports_nothing_to_compact(page: Page, rpc, ns: str) -> None:
     rpc.seed(key, agent=f"{ns}-bot", messages=1)
     page.goto(f"/sessions/{enc(key)}")
     page.get_by_role("button", name="Compact", exact=True).click()
-    page.locator("dialog[open]").get_by_role("button", name="Compact").click()
-    expect(page.locator("dialog[open] h2")).to_have_text("Nothing to compact")
+    dialog = page.locator("dialog[open]")
+    expect(dialog.locator("[data-nothing]")).to_have_text("Nothing to compact")
+    expect(dialog).to_contain_text("is a single turn")  # says why
+    expect(dialog.get_by_role("button", name="Compact", exact=True)).to_be_disabled()
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
 
@@ -407,3 +409,40 @@ def test_metrics_count_compactions_and_resets_and_budget_is_estimated_without_ru
     expect(panel.locator(".card-head p")).to_contain_text("estimated")
     expect(panel.locator(".executions .state-empty")).to_contain_text("No executions recorded.")
     expect(panel.locator(".legend li[data-segment=messages] .legend-value")).not_to_have_text("0")
+
+
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+
+
+def test_reasoning_is_collapsed_images_are_thumbnails_and_injected_context_is_marked(
+        page: Page, rpc, ns: str) -> None:
+    key = f"{ns}:parts"
+    rpc.seed(
+        key,
+        agent=f"{ns}-bot",
+        messages=0,
+        extra=[
+            {"role": "user", "content": "<environment_context>cwd=/x</environment_context>",
+             "message_kind": "injected"},
+            {"role": "user", "content": "what is this?",
+             "attachments": [{"mime_type": "image/png", "size": 70, "data": PNG_1PX},
+                             {"mime_type": "image/svg+xml", "size": 900, "data": "PHN2Zz4="}]},
+            {"role": "assistant", "content": "A pixel.", "reasoning": "It is one pixel wide.",
+             "stop_reason": "length"},
+        ],
+    )
+    page.goto(f"/sessions/{enc(key)}")
+    injected = page.locator("li.msg-injected")
+    expect(injected).to_have_count(1)
+    expect(injected.locator(".badge")).to_have_text("injected")
+    thumbs = page.locator("li.msg-user img.msg-thumb")
+    expect(thumbs).to_have_count(1)  # the SVG is not shown inline
+    assert thumbs.get_attribute("src").startswith("data:image/png;base64,")
+    expect(page.locator("li.msg-user .msg-attachments .badge")).to_have_text("image/svg+xml, 900 bytes (not shown)")
+    reasoning = page.locator("li.msg-assistant details.msg-reasoning")
+    expect(reasoning).to_have_count(1)
+    assert reasoning.get_attribute("open") is None  # collapsed
+    expect(reasoning.locator("summary")).to_have_text("Reasoning (21 characters)")
+    reasoning.locator("summary").click()
+    expect(reasoning.locator(".msg-body")).to_have_text("It is one pixel wide.")
+    expect(page.locator("li.msg-assistant .badge-stop")).to_have_text("length")

@@ -50,6 +50,10 @@ RPC_LATENCY = Histogram("sessionscope_rpc_request_duration_seconds", "JSON-RPC c
 MESSAGES_APPENDED = Counter("sessionscope_messages_appended", "Messages newly stored, by ingest path.",
                             ["source"], registry=SHARED)
 OTLP_SPANS = Counter("sessionscope_otlp_spans", "OTLP spans received at /v1/traces.", registry=SHARED)
+OTLP_UNNAMED_SPANS = Counter(
+    "sessionscope_otlp_spans_without_conversation",
+    "OTLP spans with no gen_ai.conversation.id or session.id: grouped_by_trace (stored as the session "
+    "trace:<trace id>) or ignored (their trace has no GenAI span).", ["outcome"], registry=SHARED)
 OTLP_REQUESTS = Counter("sessionscope_otlp_requests", "OTLP export requests by HTTP status.", ["status"],
                         registry=SHARED)
 COMPACTIONS = Counter("sessionscope_compactions", "Compactions made, by reason.", ["reason"], registry=SHARED)
@@ -85,6 +89,7 @@ class StoreCollector(Collector):
         self.messages = 0
         self.messages_read_at = float("-inf")
         self.search_queue = 0
+        self.search_set_aside = 0
 
     async def refresh(self, db: Database) -> None:
         async with db.read() as conn:
@@ -95,6 +100,7 @@ class StoreCollector(Collector):
                 self.messages = int((await conn.execute(total)).scalar() or 0)
                 self.messages_read_at = time.monotonic()
         self.search_queue = await search_index.queued(db)
+        self.search_set_aside = await search_index.set_aside(db)
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("sessionscope_sessions_stored", "Sessions in the store.", value=self.sessions)
@@ -103,6 +109,9 @@ class StoreCollector(Collector):
                                 value=self.messages)
         yield GaugeMetricFamily("sessionscope_search_queue_ranges",
                                 "Appended message ranges not yet indexed for search.", value=self.search_queue)
+        yield GaugeMetricFamily("sessionscope_search_ranges_set_aside",
+                                "Message ranges the search indexer failed on and set aside (see `check`).",
+                                value=self.search_set_aside)
 
 
 def registry_for_app(refresh_s: float = STORE_REFRESH_S) -> tuple[CollectorRegistry, StoreCollector]:
