@@ -163,9 +163,9 @@ async def export(ctx: Context, p: ExportParams) -> Any:
 
 
 class LabelParams(KeyParams):
-    """`label` null or empty clears it."""
+    """`label` null, blank or left out clears it."""
 
-    label: Annotated[str, Field(max_length=512)] | None
+    label: Annotated[str, Field(max_length=512)] | None = None
 
 
 class LabelResult(BaseModel):
