@@ -117,7 +117,9 @@ def test_body_too_large(rpc: RPC) -> None:
     before = fingerprint(rpc)
     huge = b'{"jsonrpc":"2.0","id":1,"method":"session.append","params":{"content":"' + b"x" * (9 * 1024 * 1024) + b'"}}'
     answer = rpc.http.post(f"{rpc.url}/rpc", content=huge, headers={"content-type": "application/json"})
-    assert answer.status_code == 200 and answer.json()["error"]["code"] == -32013
+    # Refused at the HTTP boundary, before dispatch: the class's status, in a JSON-RPC envelope.
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == -32013
+    assert answer.json()["error"]["data"] == {"max_bytes": 8 * 1024 * 1024}
     assert fingerprint(rpc) == before
 
 

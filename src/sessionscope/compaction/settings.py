@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from sessionscope.errors import ConfigError
+
 SummarizerKind = Literal["offline", "llm"]
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -26,8 +28,11 @@ DEFAULT_MAX_SUMMARY_TOKENS = 2_000
 CONFIG_PATH_ENV = "SESSIONSCOPE_CONFIG"
 
 
-class CompactionConfigError(ValueError):
+class CompactionConfigError(ConfigError):
     """A config file or env var that cannot be used; the message names the place and the value."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

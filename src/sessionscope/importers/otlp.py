@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from sessionscope.importers.inflate import inflate_once
 
 Record = dict[str, Any]
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
@@ -50,11 +51,7 @@ def decode_otlp(body: bytes, content_type: str) -> list[Record]:
 
 
 def decode_spans(body: bytes, content_type: str) -> list[Span]:
-    if body[:2] == b"\x1f\x8b":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"body looks gzip-compressed but does not inflate: {exc}") from exc
+    body = inflate_once(body)  # a no-op for a body the receiver already inflated
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media.endswith("json"):
         return _spans_from_json(body)

@@ -1,8 +1,8 @@
 """Authentication for the web app: Bearer tokens for programs, an HttpOnly cookie for the dashboard.
 
-`install(app, config)` adds /login, /auth/login and /auth/logout, sends dashboard pages to /login
-when there is no session cookie, and (when auth is on) sets `app.state.authenticate`, which
-web/app.py calls for every RPC request.
+`install(app, config)` adds /login, /auth/login and /auth/logout and sends dashboard pages to
+/login when there is no session cookie. `authenticate` is called once per request, by the
+Boundary middleware (web/middleware.py), when auth is on.
 
 The cookie holds the token itself: HttpOnly (no script reads it), SameSite=Strict (no other site
 sends it), Secure over https. Every lookup goes to the store, so revoking a token ends its
@@ -12,7 +12,6 @@ dashboard sessions at once. A cookie-authenticated RPC call must also come from 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -22,10 +21,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sessionscope.errors import Forbidden, Unauthorized
+from sessionscope.errors import Forbidden, InvalidParams, ParseError, TooManyRequests, Unauthorized
+from sessionscope.rpc.protocol import loads
 from sessionscope.rpc.registry import Caller
 from sessionscope.store import api_tokens
 from sessionscope.web.login_limit import LoginLimiter
+from sessionscope.web.middleware import read_body
 from sessionscope.web.services import ServerConfig
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -101,34 +102,27 @@ async def login_page(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "login.html", headers={"cache-control": "no-store"})
 
 
-def _json_error(status: int, message: str) -> Response:
-    return JSONResponse({"ok": False, "error": message}, status_code=status)
-
-
 async def login(request: Request) -> Response:
     """POST {"token": "..."}: on a valid token, set the session cookie."""
     if not _same_origin(request, required=False):
-        return _json_error(403, "forbidden: log in from this site")
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BODY:
-        return _json_error(413, "request too large")
+        raise Forbidden("forbidden: log in from this site")
+    body = await read_body(request, MAX_LOGIN_BODY)  # the limit holds while the body streams in
     try:
-        token = json.loads(body).get("token")
-    except (ValueError, AttributeError):
-        token = None
+        sent = loads(body)
+    except ParseError:
+        sent = None
+    token = sent.get("token") if isinstance(sent, dict) else None
     if not isinstance(token, str) or not token.strip():
-        return _json_error(400, 'send {"token": "<your token>"}')
+        raise InvalidParams("token", 'send {"token": "<your token>"}')
     limiter: LoginLimiter = request.app.state.login_limiter
     address = request.client.host if request.client else "unknown"
     wait = limiter.retry_after(address)
     if wait is not None:
-        response = _json_error(429, f"too many failed logins from this address; try again in {wait} s")
-        response.headers["retry-after"] = str(wait)
-        return response
+        raise TooManyRequests(f"too many failed logins from this address; try again in {wait} s", wait)
     info = await api_tokens.verify(request.app.state.services.db, token.strip())
     if info is None:
         limiter.record_failure(address)
-        return _json_error(401, "this token is unknown or revoked")
+        raise Unauthorized("this token is unknown or revoked")
     response = JSONResponse({"ok": True, "role": info.role, "tenant": info.tenant, "token_name": info.name},
                             headers={"cache-control": "no-store"})
     response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
@@ -139,7 +133,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """Clear the session cookie: JSON for fetch, else a redirect to the login page (plain forms)."""
     if not _same_origin(request, required=False):
-        return _json_error(403, "forbidden: log out from this site")
+        raise Forbidden("forbidden: log out from this site")
     if "application/json" in request.headers.get("accept", ""):
         response: Response = JSONResponse({"ok": True})
     else:
@@ -179,5 +173,3 @@ def install(app: Starlette, config: ServerConfig) -> None:
     app.router.routes[:0] = ROUTES
     app.state.login_limiter = LoginLimiter()
     app.add_middleware(LoginRedirect, config=config)
-    if config.auth:
-        app.state.authenticate = authenticate

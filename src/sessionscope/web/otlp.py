@@ -1,6 +1,7 @@
 """POST /v1/traces: an OTLP/HTTP trace receiver that stores GenAI spans as sessions.
 
-The body (protobuf or JSON, optionally gzip) is decoded by `importers.otlp` into the record
+The body (protobuf or JSON, optionally gzip: inflated once, with the body limit as its ceiling,
+whether or not Content-Encoding says so; nested gzip is refused) is decoded by `importers.otlp` into the record
 stream every importer produces and written by `store.transfer.import_records`, so spans
 resent by an exporter's retry add nothing twice. Answers follow the OTLP/HTTP spec: 200 with an
 ExportTraceServiceResponse in the request's encoding, 400 with a google.rpc.Status for a body
@@ -12,28 +13,32 @@ with OTEL_EXPORTER_OTLP_HEADERS), or `default`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import zlib
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sessionscope.errors import Forbidden, SessionscopeError, Unauthorized
+from sessionscope.errors import Forbidden, ImportFormatError, SessionscopeError, Unavailable
+from sessionscope.importers.inflate import inflate_once
 from sessionscope.importers.otlp import decode_spans
 from sessionscope.importers.otlp_genai import spans_to_records
 from sessionscope.rpc.registry import INGEST
 from sessionscope.store.transfer import import_records
-from sessionscope.web import metrics
+from sessionscope.web import metrics, middleware
 
 log = logging.getLogger("sessionscope.otlp")
 
 TENANT_HEADER = "x-sessionscope-tenant"
-# gzip bodies inflate at most this many times past the body limit (a decompression bomb stops there).
-MAX_INFLATE_RATIO = 8
-# google.rpc.Code values used in the Status body of an error answer.
-INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE, UNAUTHENTICATED = 3, 7, 14, 16
+# google.rpc.Code values used in the Status body of an error answer, by the HTTP status the error
+# class carries (the status is the class's: this only names it in gRPC's words).
+INVALID_ARGUMENT, DEADLINE_EXCEEDED, PERMISSION_DENIED, RESOURCE_EXHAUSTED = 3, 4, 7, 8
+INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 13, 14, 16
+GRPC_CODES = {400: INVALID_ARGUMENT, 401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 408: DEADLINE_EXCEEDED,
+              413: RESOURCE_EXHAUSTED, 429: RESOURCE_EXHAUSTED, 503: UNAVAILABLE}
 PROTOBUF = "application/x-protobuf"
 
 
@@ -64,58 +69,49 @@ def answer(status: int, body: bytes, as_json: bool) -> Response:
     return Response(body, status_code=status, media_type="application/json" if as_json else PROTOBUF)
 
 
-def failure(status: int, code: int, message: str, as_json: bool) -> Response:
-    return answer(status, status_body(code, message, as_json), as_json)
+def render_error(request: Request, exc: SessionscopeError) -> Response:
+    """/v1/traces' errors as the OTLP/HTTP spec asks: a google.rpc.Status in the request's encoding."""
+    as_json = _is_json(request.headers.get("content-type", ""))
+    code = GRPC_CODES.get(exc.status, INTERNAL if exc.status >= 500 else INVALID_ARGUMENT)
+    return answer(exc.status, status_body(code, exc.message, as_json), as_json)
 
 
-def inflate(body: bytes, limit: int) -> bytes:
-    """gunzip with a ceiling on the inflated size."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+def _decode(body: bytes, content_type: str, encoding: str, ceiling: int) -> tuple[int, list[dict[str, Any]]]:
+    """Inflate (once) and decode; in a worker thread, as both grow with the body."""
+    body = inflate_once(body, ceiling, encoding)
+    if not body:
+        raise ImportFormatError("empty body: send an OTLP ExportTraceServiceRequest")
     try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"Content-Encoding is gzip but the body does not inflate: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ValueError(f"the inflated body is larger than {limit} bytes")
-    return out
+        spans = decode_spans(body, content_type)
+        return len(spans), spans_to_records(spans)
+    except SessionscopeError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # A body of the wrong shape (a string where a span belongs, deep nesting): a 400 naming the
+        # problem, never a 500.
+        raise ImportFormatError(f"not an OTLP trace export: {str(exc)[:300] or type(exc).__name__}") from None
 
 
 async def receive(request: Request) -> Response:
-    from sessionscope.web.app import authenticate, read_body  # app.py imports this module for its route
-
     content_type = request.headers.get("content-type", "")
     as_json = _is_json(content_type)
     services = request.app.state.services
-    try:
-        caller = await authenticate(request)
-    except SessionscopeError as exc:
-        unauthenticated = isinstance(exc, Unauthorized)
-        return failure(401 if unauthenticated else 403, UNAUTHENTICATED if unauthenticated else PERMISSION_DENIED,
-                       exc.message, as_json)
+    caller = middleware.caller(request)  # before the body
     if caller.role not in INGEST:
-        return failure(403, PERMISSION_DENIED, f"forbidden: role {caller.role!r} may not ingest traces", as_json)
+        raise Forbidden(f"forbidden: role {caller.role!r} may not ingest traces")
     limit = services.config.max_body_bytes
-    body = await read_body(request, limit)
-    if body is None:
-        return failure(413, INVALID_ARGUMENT, f"request too large: the body limit is {limit} bytes", as_json)
-    try:
-        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
-            body = inflate(body, limit * MAX_INFLATE_RATIO)
-        spans = decode_spans(body, content_type)
-        records = spans_to_records(spans)
-        tenant = caller.scope.resolve(request.headers.get(TENANT_HEADER) or None)
-    except Forbidden as exc:
-        return failure(403, PERMISSION_DENIED, exc.message, as_json)
-    except ValueError as exc:
-        return failure(400, INVALID_ARGUMENT, f"not an OTLP trace export: {exc}", as_json)
-    metrics.OTLP_SPANS.inc(len(spans))
+    body = await middleware.read_body(request, limit)
+    tenant = caller.scope.resolve(request.headers.get(TENANT_HEADER) or None)
+    count, records = await asyncio.to_thread(_decode, body, content_type,
+                                             request.headers.get("content-encoding", ""), limit)
+    metrics.OTLP_SPANS.inc(count)
     try:
         stats = await import_records(services.db, caller.scope, records, tenant=tenant)
-    except SessionscopeError as exc:
-        return failure(400, INVALID_ARGUMENT, exc.message, as_json)
+    except SessionscopeError:
+        raise
     except Exception:
         log.exception("storing OTLP spans failed")
-        return failure(503, UNAVAILABLE, "the store is unavailable; retry later", as_json)
+        raise Unavailable("the store is unavailable; retry later") from None
     metrics.MESSAGES_APPENDED.labels("otlp").inc(stats.messages)
     response = ExportTraceServiceResponse()
     return answer(200, b"{}" if as_json else response.SerializeToString(), as_json)
