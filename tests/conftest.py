@@ -21,6 +21,7 @@ import uvicorn
 
 from sessionscope.client import Client
 from sessionscope.web.app import create_app
+from sessionscope.web.connections import PROTOCOL, uvicorn_config
 from sessionscope.web.services import ServerConfig
 
 PG_ADMIN_DSN = os.environ.get("SESSIONSCOPE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -94,11 +95,12 @@ def free_port() -> int:
 class RunningServer:
     """uvicorn in a background thread, serving a real app on a loopback port."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, protocol: Any = PROTOCOL) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        # The server's own uvicorn settings (header timeout, connection caps), as `serve` runs it.
+        self.server = uvicorn.Server(uvicorn_config(create_app(config), host="127.0.0.1", port=self.port,
+                                                    protocol=protocol, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Self:

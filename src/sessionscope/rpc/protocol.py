@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -117,12 +118,20 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: valid JSON text, but no store keeps it
+        raise ValueError(f"the number {text[:40]} is too large")
+    return value
+
+
 def loads(body: bytes) -> Any:
     """Strict JSON: no NaN or Infinity (they cannot be stored and read back), no duplicate keys
     (two parsers could read two different requests from one body), nesting within the C parser's
     limit. ParseError names what is wrong."""
     try:
-        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                          parse_float=_finite)
     except RecursionError:
         raise ParseError("parse error: the body is nested too deeply") from None
     except UnicodeDecodeError:

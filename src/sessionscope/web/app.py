@@ -145,6 +145,7 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=middleware.EXCEPTION_HANDLERS)
     auth.install(app, config)
     middleware.install(app, auth.authenticate if config.auth else None,
-                       {"/rpc": rpc_error, "/v1/traces": otlp.render_error})
+                       {"/rpc": rpc_error, "/v1/traces": otlp.render_error},
+                       int(config.extra.get("max_anonymous_in_flight", middleware.MAX_ANONYMOUS_IN_FLIGHT)))
     app.add_middleware(SecurityHeaders)
     return app

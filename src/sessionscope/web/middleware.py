@@ -182,9 +182,11 @@ def foreign_origin(request: Request) -> bool:
 class Boundary:
     """Pure ASGI middleware (no buffering of bodies or responses); see the module docstring."""
 
-    def __init__(self, app: Any, authenticate: Callable[[Request], Any] | None) -> None:
+    def __init__(self, app: Any, authenticate: Callable[[Request], Any] | None,
+                 max_anonymous: int = MAX_ANONYMOUS_IN_FLIGHT) -> None:
         self.app = app
         self.authenticate = authenticate  # None: --no-auth, every loopback caller is the local admin
+        self.max_anonymous = max_anonymous
         self.anonymous = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -201,7 +203,7 @@ class Boundary:
         if CALLER_KEY in scope or scope["method"] in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
-        if self.anonymous >= MAX_ANONYMOUS_IN_FLIGHT:
+        if self.anonymous >= self.max_anonymous:
             busy = Unavailable("server busy: too many unauthenticated requests in flight; retry later")
             await error_response(request, busy)(scope, receive, send)
             return
@@ -230,7 +232,7 @@ class Boundary:
 
 
 def install(app: Starlette, authenticate: Callable[[Request], Any] | None,
-            renderers: dict[str, Renderer]) -> None:
+            renderers: dict[str, Renderer], max_anonymous: int = MAX_ANONYMOUS_IN_FLIGHT) -> None:
     """Boundary around the app; the exception handlers go to Starlette(exception_handlers=...)."""
     app.state.error_renderers = renderers
-    app.add_middleware(Boundary, authenticate=authenticate)
+    app.add_middleware(Boundary, authenticate=authenticate, max_anonymous=max_anonymous)
