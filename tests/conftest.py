@@ -24,6 +24,10 @@ from sessionscope.web.app import create_app
 from sessionscope.web.connections import PROTOCOL, uvicorn_config
 from sessionscope.web.services import ServerConfig
 
+# Every RPC result is checked against its declared model in the test suite (ServerConfig reads
+# this when it is made, here and in every server subprocess).
+os.environ["SESSIONSCOPE_DEBUG"] = "1"
+
 PG_ADMIN_DSN = os.environ.get("SESSIONSCOPE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_TEST_DB = os.environ.get("SESSIONSCOPE_TEST_PG_DB", "sessionscope_test")  # one name per concurrent run
 DIALECTS = ["sqlite", "postgresql"]

@@ -51,11 +51,15 @@ class UnsupportedMediaType(InvalidRequest):
 
 
 class MethodNotFound(SessionscopeError):
+    """No method of that name."""
+
     code = -32601
     status = 404
 
 
 class InvalidParams(SessionscopeError):
+    """Invalid params; `data: {field, problem}`."""
+
     code = -32602
     status = 400
 
@@ -74,6 +78,8 @@ class ImportFormatError(InvalidParams, ValueError):
 
 
 class InternalError(SessionscopeError):
+    """A server bug, logged server-side; never a traceback on the wire."""
+
     code = -32603
     status = 500
 
@@ -93,6 +99,8 @@ class ConfigError(SessionscopeError, ValueError):
 
 
 class NotFound(SessionscopeError):
+    """Session not found (also one that exists only in another tenant); `data: {key}`."""
+
     code = -32001
     status = 404
 
@@ -108,6 +116,8 @@ class PageNotFound(NotFound):
 
 
 class Forbidden(SessionscopeError):
+    """The caller's role or tenant does not allow this."""
+
     code = -32003
     status = 403
 
@@ -120,16 +130,22 @@ class Unauthorized(SessionscopeError):
 
 
 class Conflict(SessionscopeError):
+    """A concurrent change, or an order the operation needs (restore the newest first)."""
+
     code = -32009
     status = 409
 
 
 class TooLarge(SessionscopeError):
+    """Over a size limit (body, batch, inflated body)."""
+
     code = -32013
     status = 413
 
 
 class TooManyRequests(SessionscopeError):
+    """Too many attempts; `data: {retry_after}` seconds."""
+
     code = -32029
     status = 429
 

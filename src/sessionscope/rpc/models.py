@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 MAX_KEY_BYTES = 512
@@ -37,6 +47,17 @@ def _check_name(value: str) -> str:
     return _no_control(value, "a name")
 
 
+def _arguments_text(value: Any) -> Any:
+    if isinstance(value, dict):
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            raise ValueError("must be a JSON object or a JSON string") from None
+    if not isinstance(value, str):
+        raise ValueError("must be a JSON object or a JSON string")  # noqa: TRY004 - pydantic wants ValueError
+    return value
+
+
 SessionKey = Annotated[str, AfterValidator(_check_key), Field(description="Session key (≤512 UTF-8 bytes)")]
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_name)]
 Tenant = Annotated[str, Field(max_length=128), AfterValidator(_check_name)]
@@ -54,17 +75,23 @@ class KeyParams(Params):
 class KeysParams(Params):
     """Either `key` or `keys` (1–1000)."""
 
+    # The rule is part of the schema (OpenRPC shows it as x-params-one-of) and of validation.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["key"]}, {"required": ["keys"]}]})
     key: SessionKey | None = None
-    keys: Annotated[list[SessionKey], Field(min_length=1, max_length=MAX_KEYS)] | None = None
+    keys: Annotated[list[SessionKey], Field(min_length=1, max_length=MAX_KEYS)] | None = Field(
+        default=None, validate_default=True)
     tenant: Tenant | None = None
 
-    def all_keys(self) -> list[str]:
-        from sessionscope.errors import InvalidParams
-
-        if (self.key is None) == (self.keys is None):
-            raise InvalidParams("key", "give exactly one of key or keys")
-        keys = [self.key] if self.key is not None else list(dict.fromkeys(self.keys or []))
+    @field_validator("keys")
+    @classmethod
+    def _exactly_one(cls, keys: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        given_key = info.data.get("key") is not None or "key" not in info.data  # an invalid key was given
+        if given_key == (keys is not None):
+            raise ValueError("give exactly one of key or keys")
         return keys
+
+    def all_keys(self) -> list[str]:
+        return [self.key] if self.key is not None else list(dict.fromkeys(self.keys or []))
 
 
 class SessionRow(BaseModel):
@@ -97,7 +124,10 @@ class ToolCall(TypedDict):
 
     id: Annotated[str, Field(min_length=1, max_length=256)]
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    arguments: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
+    # A JSON string (OpenAI) or a JSON object (Anthropic, MCP); stored as compact JSON text, so
+    # session.history gives a string in the openai format and an object in the anthropic one.
+    arguments: Annotated[str, BeforeValidator(_arguments_text, json_schema_input_type=str | dict[str, Any]),
+                         Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
 
 
 class Item(BaseModel):

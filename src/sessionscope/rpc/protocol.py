@@ -22,7 +22,7 @@ from sessionscope.errors import (
     TooLarge,
 )
 from sessionscope.rpc import auditing
-from sessionscope.rpc.registry import METHODS, Context
+from sessionscope.rpc.registry import METHODS, Context, Method
 
 log = logging.getLogger("sessionscope.rpc")
 
@@ -51,6 +51,24 @@ def validation_error(exc: ValidationError) -> InvalidParams:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "params"
     return InvalidParams(field, first["msg"].removeprefix("Value error, "))
+
+
+def validate_results(ctx: Context) -> bool:
+    """On in the test suite (always) and under the debug setting: see ServerConfig.validate_results."""
+    config = getattr(ctx.services, "config", None)
+    return bool(getattr(config, "validate_results", False))
+
+
+def check_result(method: Method, result: Any) -> None:
+    """A result that does not match its declared model is a server bug: -32603, logged."""
+    try:
+        method.result.model_validate(result)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "result"
+        log.error("result of %s does not match %s: %s", method.name, method.result.__name__, exc)
+        raise InternalError(f"internal error: the result of {method.name} does not match its model "
+                            f"({where}: {first['msg']})") from None
 
 
 def _valid_id(request_id: Any) -> bool:
@@ -88,6 +106,8 @@ async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
             raise Forbidden(f"forbidden: role {ctx.caller.role!r} may not call {name}")
         params = method.params.model_validate(raw_params)
         result = await method.handler(ctx, params)
+        if validate_results(ctx):
+            check_result(method, result)
         out = response(request_id, result=result)
     except ValidationError as exc:
         out = response(request_id, error=validation_error(exc))
