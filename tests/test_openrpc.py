@@ -52,3 +52,15 @@ def test_discover_lists_every_contract_method(rpc: RPC) -> None:
     text = str(doc)
     for ref in set(re.findall(r"#/components/schemas/([A-Za-z0-9_]+)", text)):
         assert ref in doc["components"]["schemas"], ref
+
+
+def test_docs_rpc_md_method_sections_are_generated_and_fresh() -> None:
+    """Like Datasette's `cog --check`: regenerate with `python -m sessionscope.rpc.reference`."""
+    from sessionscope.rpc import reference
+
+    text = reference.DOC.read_text()
+    assert reference.updated(text) == text, "docs/rpc.md is stale: run python -m sessionscope.rpc.reference"
+    for name in METHODS:
+        assert f"\n### {name}\n" in text.split(reference.BEGIN)[1].split(reference.END)[0], name
+    stale = text.replace("| `limit` | integer (≥1, ≤500) | no | `50` |", "| `limit` | integer | no | `50` |", 1)
+    assert stale != text and reference.updated(stale) != stale  # the check can fail

@@ -68,8 +68,9 @@ def rpc_method(name: str, *, params: type[BaseModel], result: type[BaseModel], r
                ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         doc = (handler.__doc__ or name).strip()
-        summary, _, rest = doc.partition("\n")
-        METHODS[name] = Method(name, params, result, roles, handler, summary.strip(), rest.strip(), audit=audit,
+        summary, _, rest = doc.partition("\n\n")  # the first paragraph, however many lines it takes
+        METHODS[name] = Method(name, params, result, roles, handler, " ".join(summary.split()), rest.strip(),
+                               audit=audit,
                                errors=errors)
         return handler
 
