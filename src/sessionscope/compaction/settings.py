@@ -136,6 +136,26 @@ def load_compaction_settings(
     return _build(values, env)
 
 
+def validate_config_file(path: str | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """Load the server's settings and those of every agent the file names, so that a bad file
+    stops start-up instead of the first compaction. The error is one line: the file, the section,
+    the field and the problem. Returns the agents the file names."""
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_PATH_ENV) or None
+    doc: dict[str, Any] = _read_toml(path) if path else {}
+    agents = doc.get("agents", {})
+    names = [str(name) for name in agents] if isinstance(agents, dict) else []
+    for agent in [None, *names]:
+        try:
+            load_compaction_settings(path, agent, env)
+        except CompactionConfigError as exc:
+            where = path or "the environment"
+            section = f" [agents.{agent!r}.compaction]" if agent is not None else ""
+            message = exc.message if exc.message.startswith(where) else f"{where}{section}: {exc.message}"
+            raise CompactionConfigError(message) from None
+    return names
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:

@@ -74,11 +74,14 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def uvicorn_config(app: Any, *, host: str, port: int, protocol: Any = PROTOCOL, **kwargs: Any) -> uvicorn.Config:
+def serving_options(protocol: Any = PROTOCOL) -> dict[str, Any]:
     """uvicorn's settings for every way the server runs (one process, workers, the tests)."""
-    kwargs.setdefault("log_level", "warning")
-    return uvicorn.Config(app, host=host, port=port, http=protocol, timeout_keep_alive=KEEP_ALIVE_S,
-                          limit_concurrency=LIMIT_CONCURRENCY, **kwargs)
+    return {"http": protocol, "timeout_keep_alive": KEEP_ALIVE_S, "limit_concurrency": LIMIT_CONCURRENCY,
+            "log_level": "warning"}
+
+
+def uvicorn_config(app: Any, *, host: str, port: int, protocol: Any = PROTOCOL, **kwargs: Any) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, **{**serving_options(protocol), **kwargs})
 
 
 def guarded(header_timeout_s: float, max_awaiting_headers: int = MAX_AWAITING_HEADERS) -> type[GuardedProtocol]:

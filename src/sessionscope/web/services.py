@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionscope.compaction import CompactionSettings, load_compaction_settings
+from sessionscope.compaction import CompactionSettings, load_compaction_settings, validate_config_file
 from sessionscope.store import Database, sessions
 
 DEBUG_ENV = "SESSIONSCOPE_DEBUG"
@@ -29,10 +31,22 @@ class ServerConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def config_to_env(config: ServerConfig) -> str:
+    """The whole configuration as one environment value, so every worker process gets the same."""
+    return json.dumps(dataclasses.asdict(config))
+
+
+def config_from_env(value: str) -> ServerConfig:
+    return ServerConfig(**json.loads(value))
+
+
 class Services:
     def __init__(self, db: Database, config: ServerConfig) -> None:
         self.db = db
         self.config = config
+        # At start-up, in every worker: a bad file never waits for the first compaction to show.
+        for agent in [None, *validate_config_file(config.config_path)]:
+            self._settings(agent)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Services per server, agents are few
     def _settings(self, agent: str | None) -> CompactionSettings:
