@@ -32,7 +32,8 @@ def assert_rpc_error(response: httpx.Response, status: int, code: int, request_i
     body = response.json()
     assert set(body) == {"jsonrpc", "id", "error"} and body["jsonrpc"] == "2.0" and body["id"] == request_id
     error = body["error"]
-    assert set(error) <= {"code", "message", "data"} and "data" not in error or error["data"] is not None
+    assert set(error) <= {"code", "message", "data"}
+    assert "data" not in error or error["data"] is not None  # never "data": null
     assert error["code"] == code and isinstance(error["message"], str) and error["message"]
     if status != 200:
         assert class_for_code(code) is not None and response.status_code in _statuses(code)

@@ -47,7 +47,7 @@ def test_a_bad_config_file_stops_serve_with_one_line(tmp_path: Path, text: str, 
 
 
 def test_a_missing_config_file_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="nowhere.toml: no such config file"):
+    with pytest.raises(ConfigError, match=r"nowhere\.toml: no such config file"):
         load_config(db=str(tmp_path / "s.db"), host="127.0.0.1", no_auth=True, config=str(tmp_path / "nowhere.toml"))
 
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
+from sessionscope.ingest import ImportStats, ingest_records
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
-from sessionscope.store import Database, Scope, open_database, search_index
-from sessionscope.store.transfer import ImportStats, export_lines, import_records
+from sessionscope.store import Database, Scope, audit, open_database, search_index
+from sessionscope.store.transfer import export_lines
 from sessionscope.web.services import ServerConfig, Services
 
 TOKEN_ENV = "SESSIONSCOPE_TOKEN"
@@ -53,11 +54,16 @@ class LocalBackend:
                     size += len(chunk)
             return size
 
-        return self.run(write())
+        size = self.run(write())
+        # Audited like session.export over RPC: a local export also takes data out of the store.
+        self.run(audit.record(self.db, action="session.export", tenant=tenant, keys=keys,
+                              token_name=self.caller.token_name, detail={"bytes": size}))
+        return size
 
     def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
                        progress: Callable[[int], None] | None = None) -> ImportStats:
-        stats = self.run(import_records(self.db, self.caller.scope, records, tenant=tenant, progress=progress))
+        stats = self.run(ingest_records(self.services, self.caller.scope, records, source="import", tenant=tenant,
+                                        progress=progress, actor=self.caller.token_name))
         # No server may be running to index what the import queued for message search.
         self.run(search_index.drain(self.db))
         return stats

@@ -3,6 +3,7 @@ registered with `audit=`, whatever its outcome, so no handler can forget to."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -30,10 +31,8 @@ def _target(ctx: Context, raw: dict[str, Any], params: BaseModel | None, result:
     if params is not None and hasattr(params, "audit_target"):
         return params.audit_target(result)
     tenant = raw.get("tenant") if isinstance(raw.get("tenant"), str) else None
-    try:
+    with contextlib.suppress(SessionscopeError):  # a tenant the caller may not name: record the one it named
         tenant = ctx.caller.scope.resolve(tenant)
-    except SessionscopeError:
-        pass  # a tenant the caller may not name: record the one it named
     if params is not None and hasattr(params, "all_keys"):
         try:
             return tenant, params.all_keys()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -45,17 +43,6 @@ def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("must be a non-empty string")
     return _no_control(value, "a name")
-
-
-def _arguments_text(value: Any) -> Any:
-    if isinstance(value, dict):
-        try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        except (ValueError, TypeError, RecursionError):
-            raise ValueError("must be a JSON object or a JSON string") from None
-    if not isinstance(value, str):
-        raise ValueError("must be a JSON object or a JSON string")  # noqa: TRY004 - pydantic wants ValueError
-    return value
 
 
 SessionKey = Annotated[str, AfterValidator(_check_key), Field(description="Session key (≤512 UTF-8 bytes)")]
@@ -124,10 +111,8 @@ class ToolCall(TypedDict):
 
     id: Annotated[str, Field(min_length=1, max_length=256)]
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    # A JSON string (OpenAI) or a JSON object (Anthropic, MCP); stored as compact JSON text, so
-    # session.history gives a string in the openai format and an object in the anthropic one.
-    arguments: Annotated[str, BeforeValidator(_arguments_text, json_schema_input_type=str | dict[str, Any]),
-                         Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
+    # A JSON object is accepted as well as its text; the ingest service stores it as its text.
+    arguments: Annotated[Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] | dict[str, Any], Field(default="{}")]
 
 
 class Item(BaseModel):

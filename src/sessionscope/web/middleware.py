@@ -101,8 +101,13 @@ async def _on_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    kind = {404: PageNotFound, 405: MethodNotAllowed}.get(exc.status_code)
-    error = kind(exc.detail) if kind is PageNotFound else (kind or InvalidRequest).from_wire(exc.detail)
+    error: SessionscopeError
+    if exc.status_code == 404:
+        error = PageNotFound(exc.detail)
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(exc.detail)
+    else:
+        error = InvalidRequest(exc.detail)
     return error_response(request, error)
 
 

@@ -1,8 +1,9 @@
 """POST /v1/traces: an OTLP/HTTP trace receiver that stores GenAI spans as sessions.
 
 The body (protobuf or JSON, optionally gzip: inflated once, with the body limit as its ceiling,
-whether or not Content-Encoding says so; nested gzip is refused) is decoded by `importers.otlp` into the record
-stream every importer produces and written by `store.transfer.import_records`, so spans
+whether or not Content-Encoding says so; nested gzip is refused) is decoded by `importers.otlp`
+into the record stream every importer produces and written by the ingest service
+(`sessionscope.ingest`), so spans
 resent by an exporter's retry add nothing twice. Answers follow the OTLP/HTTP spec: 200 with an
 ExportTraceServiceResponse in the request's encoding, 400 with a google.rpc.Status for a body
 that does not decode, 503 (retryable by exporters) when the store fails.
@@ -26,8 +27,8 @@ from sessionscope.errors import Forbidden, ImportFormatError, SessionscopeError,
 from sessionscope.importers.inflate import inflate_once
 from sessionscope.importers.otlp import decode_spans
 from sessionscope.importers.otlp_genai import spans_to_records
+from sessionscope.ingest import ingest_records
 from sessionscope.rpc.registry import INGEST
-from sessionscope.store.transfer import import_records
 from sessionscope.web import metrics, middleware
 
 log = logging.getLogger("sessionscope.otlp")
@@ -106,12 +107,11 @@ async def receive(request: Request) -> Response:
                                              request.headers.get("content-encoding", ""), limit)
     metrics.OTLP_SPANS.inc(count)
     try:
-        stats = await import_records(services.db, caller.scope, records, tenant=tenant)
+        await ingest_records(services, caller.scope, records, source="otlp", tenant=tenant)
     except SessionscopeError:
-        raise
+        raise  # its own status (web/middleware.error_response), as a google.rpc.Status
     except Exception:
         log.exception("storing OTLP spans failed")
         raise Unavailable("the store is unavailable; retry later") from None
-    metrics.MESSAGES_APPENDED.labels("otlp").inc(stats.messages)
     response = ExportTraceServiceResponse()
     return answer(200, b"{}" if as_json else response.SerializeToString(), as_json)

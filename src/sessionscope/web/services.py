@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionscope.compaction import CompactionSettings, load_compaction_settings, validate_config_file
+from sessionscope.compaction.service import AutoCompactor
 from sessionscope.store import Database, sessions
 
 DEBUG_ENV = "SESSIONSCOPE_DEBUG"
@@ -47,6 +48,9 @@ class Services:
         # At start-up, in every worker: a bad file never waits for the first compaction to show.
         for agent in [None, *validate_config_file(config.config_path)]:
             self._settings(agent)
+        # Auto-compaction's background worker; the server starts it (web/housekeeping.py). While
+        # it is not running (the CLI's in-process store) auto-compaction runs after each write.
+        self.compactor = AutoCompactor(db)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Services per server, agents are few
     def _settings(self, agent: str | None) -> CompactionSettings:
