@@ -152,6 +152,8 @@ def every_method_call(rpc: RPC) -> list[tuple[str, dict[str, Any]]]:
         ("session.record", {"key": "env", "execution": {"model": "gpt-4o", "usage": {"input_tokens": 5}}}),
         ("session.compact", {"key": "env", "keep_recent_tokens": 50}), ("session.compactions", {"key": "env"}),
         ("session.restore", {"key": "env", "seq": "from session.compactions"}),
+        ("session.import", {"key": "imported", "agent": "main", "channel": "web",
+                            "records": [{"type": "message", **m} for m in conversation(1, "imp")]}),
         ("session.export", {"key": "env"}), ("session.pop", {"key": "pop"}),
         ("session.reset", {"key": "pop"}), ("session.delete", {"key": "pop"}),
         ("token.create", {"name": "envelope", "role": "viewer", "tenant": rpc.tenant}),
