@@ -50,7 +50,7 @@ def response(request_id: Any, *, result: Any = None, error: SessionscopeError | 
 def validation_error(exc: ValidationError) -> InvalidParams:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "params"
-    return InvalidParams(field, first["msg"].removeprefix("Value error, "))
+    return InvalidParams(field, first["msg"])
 
 
 def validate_results(ctx: Context) -> bool:

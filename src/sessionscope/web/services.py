@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionscope.compaction import CompactionSettings, load_compaction_settings, validate_config_file
+from sessionscope.compaction import CompactionSettings, load_compaction_settings
 from sessionscope.compaction.service import AutoCompactor
 from sessionscope.store import Database, sessions
 
@@ -45,9 +45,6 @@ class Services:
     def __init__(self, db: Database, config: ServerConfig) -> None:
         self.db = db
         self.config = config
-        # At start-up, in every worker: a bad file never waits for the first compaction to show.
-        for agent in [None, *validate_config_file(config.config_path)]:
-            self._settings(agent)
         # Auto-compaction's background worker; the server starts it (web/housekeeping.py). While
         # it is not running (the CLI's in-process store) auto-compaction runs after each write.
         self.compactor = AutoCompactor(db)
