@@ -319,7 +319,10 @@ def test_concurrent_failed_logins_let_at_most_the_limit_through(auth_server: Aut
         return [a.status_code for a in answers]
 
     codes = asyncio.run(storm())
-    assert codes.count(401) <= LoginLimiter().max_failures and codes.count(429) >= 100 - LoginLimiter().max_failures
+    # The rest are refused: 429 by the limiter, or 503 by the cap on unauthenticated requests in
+    # flight (web/middleware.py), which 100 concurrent logins pass.
+    assert codes.count(401) <= LoginLimiter().max_failures
+    assert codes.count(429) + codes.count(503) == 100 - codes.count(401) and codes.count(429) > 0
 
 
 def test_x_forwarded_for_counts_only_from_a_trusted_proxy(database_url: str, tenant: str) -> None:
