@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sessionscope.cli.output import print_rows
@@ -19,8 +20,10 @@ from sessionscope.errors import SessionscopeError
 
 app = typer.Typer(help="sessionscope: the system of record for AI agent sessions.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: piped output is not cut into 80-column lines mid-sentence; a terminal wraps by itself.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+DEBUG = False  # --debug: let errors through with their tracebacks
 
 DbOption = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a database URL "
                                               "(env SESSIONSCOPE_DATABASE_URL; default: user data dir).")]
@@ -33,18 +36,30 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@app.callback()
+def root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+         = False) -> None:
+    global DEBUG
+    DEBUG = debug
+
+
+def fail(message: str) -> typer.Exit:
+    """Print one error line; the caller raises the returned Exit."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    return typer.Exit(1)
+
+
 def friendly(func: F) -> F:
-    """Turn every expected failure into one readable line and exit code 1, never a traceback."""
+    """Turn every expected failure into one readable line and exit code 1, never a traceback
+    (unless --debug)."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except SessionscopeError as exc:
-            err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
-            raise typer.Exit(1) from None
-        except (OSError, ValueError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(1) from None
+        except (SessionscopeError, OSError, ValueError) as exc:
+            if DEBUG:
+                raise
+            raise fail(exc.message if isinstance(exc, SessionscopeError) else str(exc)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None

@@ -13,6 +13,7 @@ from typing import Any
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
+from sessionscope.errors import SessionscopeError
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, open_database, search_index
@@ -26,9 +27,13 @@ URL_ENV = "SESSIONSCOPE_URL"
 class LocalBackend:
     """Runs RPC methods in-process, as the store's owner (admin)."""
 
-    def __init__(self, db_url: str | None, config_path: str | None = None) -> None:
+    def __init__(self, db_url: str | None, config_path: str | None = None, create: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
-        self.db: Database = self.loop.run_until_complete(open_database(db_url))
+        try:
+            self.db: Database = self.loop.run_until_complete(open_database(db_url, create=create))
+        except BaseException:
+            self.loop.close()
+            raise
         self.services = Services(self.db, ServerConfig(database=db_url, config_path=config_path))
         self.caller = Caller(scope=Scope.everything(), role=ADMIN, token_name="cli")
 
@@ -93,12 +98,16 @@ class RemoteBackend:
         self.client.close()
 
 
-def connect(db: str | None, url: str | None, token: str | None, config: str | None = None
-            ) -> LocalBackend | RemoteBackend:
-    url = url or os.environ.get(URL_ENV)
+def connect(db: str | None, url: str | None, token: str | None, config: str | None = None, *,
+            create: bool = False) -> LocalBackend | RemoteBackend:
+    """The backend for a command. Only commands that make stores (import) pass `create`; the
+    others refuse a missing store rather than leave an empty one behind a typo."""
+    if db and url:
+        raise SessionscopeError("give either --db (a local store) or --url (a running server), not both")
+    url = url or (None if db else os.environ.get(URL_ENV))
     if url:
         return RemoteBackend(url, token)
-    local = LocalBackend(db, config)
+    local = LocalBackend(db, config, create=create)
     # Commands end without closing their backend; the store's connections close at exit.
     atexit.register(local.close)
     return local
