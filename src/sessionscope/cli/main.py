@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sessionscope.cli.output import print_rows
+from sessionscope.cli.output import number, print_rows
 from sessionscope.cli.transport import connect
 from sessionscope.errors import SessionscopeError
 
@@ -56,6 +59,9 @@ def friendly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:  # `sessionscope ls | head`: the reader has what it wanted
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the exit's flush finds no broken pipe
+            raise typer.Exit(0) from None
         except (SessionscopeError, OSError, ValueError) as exc:
             if DEBUG:
                 raise
@@ -106,8 +112,9 @@ def serve(
 @app.command()
 @friendly
 def demo(
-    db: Annotated[str | None, typer.Option("--db", help="Store file (default: a demo file in the user "
-                                           "data dir, rebuilt each run).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Store file (default: the default store, which "
+                                           "`ls` and `serve` read too). Rebuilt each run; a store the "
+                                           "demo did not build is refused.")] = None,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8750,
     sessions: Annotated[int, typer.Option("--sessions", help="How many sessions.")] = 200,
@@ -120,31 +127,72 @@ def demo(
     import asyncio
 
     from sessionscope.demo import build_demo, demo_records
-    from sessionscope.server import run_server
+    from sessionscope.server import bind, is_loopback, run_server
     from sessionscope.store import open_database
     from sessionscope.store.database import default_database_path
 
-    path = Path(db) if db else default_database_path().with_name("demo.db")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if no_auth and not no_serve and not is_loopback(host):
+        raise SessionscopeError(f"--no-auth is only allowed on a loopback address, not {host!r}")
+    sock = None if no_serve else bind(host, port)  # a busy port fails before minutes of building
+    path = Path(db).expanduser().resolve() if db else default_database_path()
+    _clear_demo_store(path)
 
     async def build() -> dict[str, int]:
-        store = await open_database(str(path))
+        store = await open_database(db and str(path))  # None: the default store, its folder made if need be
         try:
             with progress_bar() as bar:
-                # A dry pass over the generator gives the exact number of records to store.
-                records = sum(1 for r in demo_records(sessions, messages, seed) if r["type"] != "session")
-                task = bar.add_task("building demo sessions", total=records)
-                return await build_demo(store, sessions, messages, seed, progress=lambda n: bar.advance(task, n))
+                # A dry pass over the generator counts what the store will hold; the bar counts
+                # the same records (messages and executions) that the summary below reports.
+                kinds = Counter(r["type"] for r in demo_records(sessions, messages, seed))
+                task = bar.add_task("storing demo records", total=kinds["message"] + kinds["execution"])
+                built = await build_demo(store, sessions, messages, seed, progress=lambda n: bar.advance(task, n))
+                return built | {"executions": kinds["execution"]}
         finally:
             await store.close()
 
     built = asyncio.run(build())
-    console.print(f"demo store {path}: {built['sessions']} sessions, {built['messages']} messages, "
-                  f"{built['compactions']} compactions, {built['resets']} resets")
-    if not no_serve:
-        run_server(db=str(path), host=host, port=port, no_auth=no_auth, config=None, workers=1)
+    _mark_demo_store(path)
+    n = number(console)
+    console.print(f"demo store {path}: {n(built['sessions'])} sessions, {n(built['messages'])} messages, "
+                  f"{n(built['executions'])} executions, {n(built['compactions'])} compactions, "
+                  f"{n(built['resets'])} resets", highlight=False)
+    if not db:
+        console.print("it is the default store: `sessionscope ls` lists it", highlight=False)
+    if sock is not None:
+        run_server(db=str(path), host=host, port=port, no_auth=no_auth, config=None, workers=1, sock=sock)
+
+
+# SQLite's application_id of a store the demo built, so a rebuild never deletes anyone's sessions.
+DEMO_APPLICATION_ID = 0x53534430  # "SSD0"
+
+
+def _clear_demo_store(path: Path) -> None:
+    """Remove the previous demo store at `path`; refuse any other file there."""
+    if path.is_dir():
+        raise SessionscopeError(f"--db {path} is a directory; pass a file path such as {path / 'demo.db'}")
+    if path.exists() and path.stat().st_size and _application_id(path) != DEMO_APPLICATION_ID:
+        raise SessionscopeError(f"{path} holds a store the demo did not build, and the demo rebuilds its "
+                                "store each run: pass another --db, such as --db demo.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _application_id(path: Path) -> int | None:
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("PRAGMA application_id").fetchone()[0])
+    except sqlite3.Error:
+        return None  # not a SQLite file at all
+
+
+def _mark_demo_store(path: Path) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+        conn.commit()
 
 
 # ---- reading ---------------------------------------------------------------------------------------

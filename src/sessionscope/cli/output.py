@@ -6,7 +6,7 @@ an argument: it is never cut short. A narrow terminal leaves out whole columns i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -85,3 +85,10 @@ def _click_label(param: Any) -> str | None:
     for inner in getattr(annotation, "__args__", ()) if desc.is_list else ():
         annotation = inner
     return _CLICK_TYPE_NAMES.get(annotation, "TEXT")
+
+
+def number(console: Console) -> Callable[[int | float], str]:
+    """How counts print: 8,985 in a terminal; 8985 when piped, for scripts to read."""
+    if console.is_terminal:
+        return lambda n: f"{n:,}"
+    return str

@@ -59,11 +59,11 @@ def resolve_url(db: str | None = None) -> str:
         return f"sqlite+aiosqlite:///{default_database_path()}"
     if "://" not in value:
         return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"
-    scheme = value.split("://", 1)[0]
+    scheme, rest = value.split("://", 1)
     if scheme in ("sqlite", "sqlite+aiosqlite"):
-        return value.replace("sqlite://", "sqlite+aiosqlite://", 1)
+        return f"sqlite+aiosqlite://{rest}"
     if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
-        return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return f"postgresql+asyncpg://{rest}"
     raise StoreUnavailable(f"{source} {_safe(value)!r}: unsupported database {scheme!r}; use a SQLite file path "
                            "or a postgresql://user@host/dbname URL")
 
