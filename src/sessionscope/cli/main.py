@@ -82,12 +82,15 @@ def _with_tenant(params: dict[str, Any], tenant: str | None) -> dict[str, Any]:
     return params | {"tenant": tenant} if tenant else params
 
 
-def _confirm(question: str, yes: bool) -> None:
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a destructive command; with no terminal to ask on, refuse unless --yes."""
     if yes:
         return
     if not sys.stdin.isatty():
-        raise SessionscopeError("refusing without confirmation: pass --yes")
+        raise SessionscopeError(f"{question.split('?')[0]}: not without confirmation, and there is no terminal "
+                                "to ask on; pass --yes to go ahead")
     if not typer.confirm(question, default=False):
+        err_console.print("nothing changed")
         raise typer.Exit(1)
 
 
@@ -286,7 +289,7 @@ def reset(
     yes: YesOption = False,
 ) -> None:
     """Clear the conversation of sessions (billing is kept)."""
-    _confirm(f"Reset {len(keys)} session(s)? The agent will start fresh.", yes)
+    confirm(f"Reset {len(keys)} session(s)? The agent will start fresh.", yes)
     result = connect(db, url, token).call("session.reset", _with_tenant({"keys": keys}, tenant))
     console.print(f"reset {result['reset']} session(s)")
 
@@ -299,7 +302,7 @@ def delete(
     yes: YesOption = False,
 ) -> None:
     """Delete sessions permanently, with everything of them."""
-    _confirm(f"Delete {len(keys)} session(s) permanently? This cannot be undone.", yes)
+    confirm(f"Delete {len(keys)} session(s) permanently? This cannot be undone.", yes)
     result = connect(db, url, token).call("session.delete", _with_tenant({"keys": keys}, tenant))
     console.print(f"deleted {result['deleted']} session(s)")
 
@@ -315,7 +318,7 @@ def compact(
     config: Annotated[str | None, typer.Option("--config", help="TOML settings file.")] = None,
 ) -> None:
     """Summarise older messages of a session into one compaction."""
-    _confirm(f"Compact {key!r}? Older messages leave the agent's live context.", yes)
+    confirm(f"Compact {key!r}? Older messages leave the agent's live context.", yes)
     params: dict[str, Any] = _with_tenant({"key": key}, tenant)
     if instructions:
         params["instructions"] = instructions
@@ -357,7 +360,7 @@ def restore(
     yes: YesOption = False,
 ) -> None:
     """Undo a compaction: its messages become live again."""
-    _confirm(f"Restore compaction {seq} of {key!r}?", yes)
+    confirm(f"Restore compaction {seq} of {key!r}?", yes)
     result = connect(db, url, token).call("session.restore", _with_tenant({"key": key, "seq": seq}, tenant))
     console.print(f"restored compaction {result['restored']}; live context is {result['live_tokens']} tokens")
 

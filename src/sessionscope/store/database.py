@@ -32,7 +32,8 @@ SQLITE_MMAP_BYTES = 0  # mmap pages count toward RSS; the OS page cache serves r
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
-MAKE_ONE = "make one with `sessionscope demo` or `sessionscope import FILE`, or pass --db"
+MAKE_ONE = ("make one with `sessionscope serve`, `sessionscope import FILE` or `sessionscope demo`, "
+            "or pass the --db of an existing one")
 
 
 class StoreUnavailable(SessionscopeError):
