@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sessionscope.cli.output import number, print_rows
-from sessionscope.cli.transport import connect
+from sessionscope.cli.transport import LocalBackend, connect
 from sessionscope.errors import SessionscopeError
 
 app = typer.Typer(help="sessionscope: the system of record for AI agent sessions.", no_args_is_help=True,
@@ -377,9 +378,18 @@ def export(
     """Export sessions as JSONL."""
     from sessionscope.rpc.methods.sessions import export_filename
 
-    path = output or export_filename(keys)
-    size = connect(db, url, token).export(keys, tenant, path)
-    console.print(f"wrote {path} ({size} bytes)", highlight=False)
+    path = Path(output or export_filename(keys))
+    backend = connect(db, url, token)
+    # Written beside the target and renamed at the end: a failed export (an unknown key, a
+    # dropped connection) leaves no partial file, and never clobbers an earlier good one.
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        size = backend.export(keys, tenant, partial)
+        os.replace(partial, path)
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    console.print(f"wrote {path} ({number(console)(size)} bytes)", highlight=False)
 
 
 @app.command("import")
@@ -403,7 +413,10 @@ def import_(
                 continue
             yield record
 
-    backend = connect(db, url, token)
+    backend = connect(db, url, token, create=True)
+    if isinstance(backend, LocalBackend) and (backend.db.created or backend.db.upgraded_from):
+        made = "created a new store" if backend.db.created else f"upgraded the store from {backend.db.upgraded_from}"
+        err_console.print(f"{made} at {backend.db.location}", highlight=False)
     with progress_bar() as bar:
         task = bar.add_task(f"importing {fmt}", total=None)
         stats = backend.import_records(records(), tenant, progress=lambda n: bar.advance(task, n))
@@ -412,3 +425,6 @@ def import_(
                   f"{stats.duplicates} duplicate(s) already stored; {len(skipped)} line(s) skipped", highlight=False)
     for item in skipped[:50]:
         err_console.print(f"  skipped {item.file}:{item.line}: {item.reason}", highlight=False, markup=False)
+    stored = stats.sessions + stats.messages + stats.compactions + stats.resets + stats.executions
+    if stored + stats.duplicates == 0:  # duplicates alone are a re-import, which succeeds
+        raise fail(f"nothing imported from {path}: no record could be read (see the skipped lines above)")
