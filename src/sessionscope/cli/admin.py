@@ -159,26 +159,19 @@ def _purge(tenant: str | None, db: str | None, url: str | None, token: str | Non
 
 @app.command("check")
 @friendly
-def check(db: DbOption = None, tenant: Annotated[str | None, typer.Option(help="Only this tenant's sessions.")] = None,
-          as_json: JsonOption = False) -> None:
+def check(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's sessions.")] = None,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False,
+) -> None:
     """Check the store's integrity: counters match rows, compactions are whole, no seq gaps."""
-    import asyncio
+    from sessionscope.store.check import Report, format_report
 
-    from sessionscope.store import open_database
-    from sessionscope.store.check import check as run_check
-    from sessionscope.store.check import format_report
-
-    async def run() -> Any:
-        store = await open_database(db)
-        try:
-            return await run_check(store, tenant)
-        finally:
-            await store.close()
-
-    report = asyncio.run(run())
+    found = connect(db, url, token).call("store.check", {"tenant": tenant} if tenant else {})
     if as_json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(found))
     else:
+        report = Report(sessions=found["sessions"], problems=found["problems"],
+                        problems_total=found["problems_total"])
         print(format_report(report))
-    if not report.ok:
+    if not found["ok"]:
         raise typer.Exit(1)
