@@ -29,7 +29,9 @@ def _target(ctx: Context, raw: dict[str, Any], params: BaseModel | None, result:
     """(tenant, keys) of a call: from the params model's `audit_target` when it has one."""
     if params is not None and hasattr(params, "audit_target"):
         return params.audit_target(result)
-    tenant = raw.get("tenant") if isinstance(raw.get("tenant"), str) else None
+    # The resolved tenant when the call named none (see Method.resolve), else the one it named.
+    named = getattr(params, "tenant", None) or raw.get("tenant")
+    tenant = named if isinstance(named, str) else None
     try:
         tenant = ctx.caller.scope.resolve(tenant)
     except SessionscopeError:
