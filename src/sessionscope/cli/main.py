@@ -34,7 +34,10 @@ DbOption = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file
 UrlOption = Annotated[str | None, typer.Option("--url", help="Talk to a running server instead "
                                                "(env SESSIONSCOPE_URL).")]
 TokenOption = Annotated[str | None, typer.Option("--token", help="API token for --url (env SESSIONSCOPE_TOKEN).")]
-TenantOption = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: 'default').")]
+TenantOption = Annotated[str | None, typer.Option("--tenant", help="Tenant (default: the one of yours that "
+                                                 "holds the key).")]
+ListTenantOption = Annotated[str | None, typer.Option("--tenant", help="Only this tenant (default: every "
+                                                     "tenant you can see).")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,12 +69,21 @@ def friendly(func: F) -> F:
         except (SessionscopeError, OSError, ValueError) as exc:
             if DEBUG:
                 raise
-            raise fail(exc.message if isinstance(exc, SessionscopeError) else str(exc)) from None
+            raise fail(_message(exc)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _message(exc: Exception) -> str:
+    if not isinstance(exc, SessionscopeError):
+        return str(exc)
+    tenants = exc.data.get("tenants") if isinstance(exc.data, dict) else None
+    if tenants:  # a key in several of the caller's tenants: the RPC says "pass tenant"
+        return f"{str(exc.data['problem']).split('): ')[0]}): add --tenant NAME"
+    return exc.message
 
 
 def progress_bar() -> Progress:
@@ -202,19 +214,22 @@ def _mark_demo_store(path: Path) -> None:
 # ---- reading ---------------------------------------------------------------------------------------
 
 LIST_COLUMNS = ("key", "label", "tenant", "agent", "channel", "msgs", "tokens", "cost $", "updated")
-# Which columns a narrow terminal keeps, the first first (indexes into LIST_COLUMNS).
-LIST_PRIORITY = (0, 8, 5, 6, 7, 4, 3, 2, 1)
+# Which columns a narrow terminal keeps, the first first (indexes into LIST_COLUMNS); the tenant
+# comes second when the caller sees several tenants (a key alone may not name the session), and
+# is left out when it sees one.
+LIST_PRIORITY = (0, 8, 5, 6, 7, 4, 3, 1)
+LIST_PRIORITY_TENANTS = (0, 2, 8, 5, 6, 7, 4, 3, 1)
 
 
-def _session_cells(row: dict[str, Any]) -> list[str]:
-    return [row["key"], row["label"] or "", row["tenant"], row["agent"], row["channel"], str(row["message_count"]),
-            str(row["total_tokens"]), f"{row['cost_usd']:.4f}", row["updated_at"]]
+def _session_cells(row: dict[str, Any], n: Callable[[int | float], str]) -> list[str]:
+    return [row["key"], row["label"] or "", row["tenant"], row["agent"], row["channel"], n(row["message_count"]),
+            n(row["total_tokens"]), f"{row['cost_usd']:.4f}", row["updated_at"]]
 
 
 @app.command("ls")
 @friendly
 def list_sessions(
-    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: ListTenantOption = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent.")] = None,
     channel: Annotated[str | None, typer.Option(help="Only this channel.")] = None,
     search: Annotated[str | None, typer.Option("--search", "-s", help="Part of a key, agent or channel.")] = None,
@@ -235,11 +250,13 @@ def list_sessions(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    rows = [_session_cells(row) for row in result["sessions"]]
+    n = number(console)
+    rows = [_session_cells(row, n) for row in result["sessions"]]
+    several = tenant is None and console.is_terminal and len(backend.call("tenant.list")["tenants"]) > 1
     more = f"  next: --cursor {result['next_cursor']}" if result["next_cursor"] else ""
-    total = f"{result['total']}+" if result["total_capped"] else str(result["total"])
+    total = f"{n(result['total'])}+" if result["total_capped"] else n(result["total"])
     print_rows(console, err_console, LIST_COLUMNS, rows, footer=f"{len(rows)} of {total} sessions{more}",
-               priority=LIST_PRIORITY)
+               priority=LIST_PRIORITY_TENANTS if several else LIST_PRIORITY)
 
 
 @app.command()
@@ -259,8 +276,9 @@ def show(
     s = result["session"]
     console.print(f"[bold]{s['key']}[/bold]  tenant={s['tenant']} agent={s['agent']} channel={s['channel']}",
                   highlight=False)
-    console.print(f"messages={s['message_count']} tokens={s['total_tokens']} context={s['context_tokens']} "
-                  f"tool_calls={s['tool_calls']} compactions={s['compactions']} resets={s['resets']} "
+    n = number(console)
+    console.print(f"messages={n(s['message_count'])} tokens={n(s['total_tokens'])} context={n(s['context_tokens'])} "
+                  f"tool_calls={n(s['tool_calls'])} compactions={s['compactions']} resets={s['resets']} "
                   f"cost=${s['cost_usd']:.4f} cache_hit={result['usage']['cache_hit_rate']:.0%}", highlight=False)
     for item in result["items"]:
         console.print(_item_line(item), highlight=False, markup=False)

@@ -58,6 +58,7 @@ def error_from(error: dict[str, Any]) -> SessionscopeError:
     if code == -32602 and isinstance(data, dict):
         exc: SessionscopeError = InvalidParams(str(data.get("field")), str(data.get("problem")))
         exc.message = message
+        exc.data = data  # whole: an ambiguous key's data also lists its tenants
         return exc
     if cls is NotFound and isinstance(data, dict):
         return NotFound(str(data.get("key")))
