@@ -29,8 +29,9 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 DEBUG = False  # --debug: let errors through with their tracebacks
 
-DbOption = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a database URL "
-                                              "(env SESSIONSCOPE_DATABASE_URL; default: user data dir).")]
+DbOption = Annotated[str | None, typer.Option("--db", help="Store: a SQLite file path or a postgresql:// URL "
+                                              "(env SESSIONSCOPE_DATABASE_URL; default: the default store in "
+                                              "the user data dir, which `demo` builds).")]
 UrlOption = Annotated[str | None, typer.Option("--url", help="Talk to a running server instead "
                                                "(env SESSIONSCOPE_URL).")]
 TokenOption = Annotated[str | None, typer.Option("--token", help="API token for --url (env SESSIONSCOPE_TOKEN).")]
@@ -434,7 +435,7 @@ def import_(
     backend = connect(db, url, token, create=True)
     if isinstance(backend, LocalBackend) and (backend.db.created or backend.db.upgraded_from):
         made = "created a new store" if backend.db.created else f"upgraded the store from {backend.db.upgraded_from}"
-        err_console.print(f"{made} at {backend.db.location}", highlight=False)
+        console.print(f"{made} at {backend.db.location}", highlight=False)
     with progress_bar() as bar:
         task = bar.add_task(f"importing {fmt}", total=None)
         stats = backend.import_records(records(), tenant, progress=lambda n: bar.advance(task, n))

@@ -58,15 +58,17 @@ _CLICK_TYPE_NAMES = {str: "TEXT", int: "INTEGER", float: "FLOAT", bool: "BOOLEAN
 
 
 def click_labels(command: Any) -> None:
-    """Typer 0.29 labels values `<str>` and `<int>` and flags, --help included, `<bool>`; give
-    every parameter of the command tree the label Click shows (TEXT, INTEGER, PATH, [a|b]) and
-    flags none."""
+    """Typer 0.29 labels values `<str>` and `<int>`, flags (--help included) `<bool>` and names
+    arguments in lower case; give every parameter of the command tree the label Click shows
+    (TEXT, INTEGER, PATH, [a|b]; KEY, KEYS) and flags none."""
     ctx = Context(command)
     for param in [*command.params, command.get_help_option(ctx)]:
         if param is None:
             continue
         label = _click_label(param)
         param.display_type_rich = lambda ctx, label=label: label
+        if param.param_type_name == "argument" and param.metavar is None:
+            param.metavar = param.name.upper()
     for sub in getattr(command, "commands", {}).values():
         click_labels(sub)
 

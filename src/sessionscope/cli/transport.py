@@ -17,6 +17,7 @@ from sessionscope.errors import SessionscopeError
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, open_database, search_index
+from sessionscope.store.scope import resolve_tenant
 from sessionscope.store.transfer import ImportStats, export_lines, import_records
 from sessionscope.web.services import ServerConfig, Services
 
@@ -51,9 +52,11 @@ class LocalBackend:
 
     def export(self, keys: list[str], tenant: str | None, path: str) -> int:
         async def write() -> int:
+            # The RPC resolves an omitted tenant for session.export; this direct path does the same.
+            found = tenant or await resolve_tenant(self.db, self.caller.scope, keys)
             size = 0
             with open(path, "wb") as out:  # noqa: ASYNC230 - the CLI's own loop; nothing else waits on it
-                async for chunk in export_lines(self.db, self.caller.scope, keys, tenant):
+                async for chunk in export_lines(self.db, self.caller.scope, keys, found):
                     out.write(chunk)
                     size += len(chunk)
             return size
