@@ -120,7 +120,7 @@ def serve(
     config: Annotated[str | None, typer.Option("--config", help="TOML settings file.")] = None,
     workers: Annotated[int, typer.Option(help="Server processes (share one PostgreSQL store).")] = 1,
 ) -> None:
-    """Serve the JSON-RPC API and the dashboard."""
+    """Serve the JSON-RPC API and the dashboard from a local store (no --url: this is the server)."""
     from sessionscope.server import run_server
 
     run_server(db=db, host=host, port=port, no_auth=no_auth, config=config, workers=workers)
@@ -140,7 +140,7 @@ def demo(
     no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Only build the data.")] = False,
 ) -> None:
-    """Build a realistic demo store on SQLite and serve it."""
+    """Build a realistic demo store on SQLite and serve it (a local store; no --url)."""
     import asyncio
 
     from sessionscope.demo import build_demo, demo_records
