@@ -35,9 +35,9 @@ BAR_STORE_SECONDS = 2.0
 async def compact_through_store(big: list[dict[str, Any]]) -> tuple[float, int, int]:
     """The whole session.compact path on a SQLite file: read, summarise, write the item."""
     from sessionscope.compaction import CompactionSettings
+    from sessionscope.compaction.service import compact
+    from sessionscope.ingest import ingest_records
     from sessionscope.store import Scope, open_database
-    from sessionscope.store.compactions import compact
-    from sessionscope.store.transfer import import_records
 
     with tempfile.TemporaryDirectory() as tmp:
         db = await open_database(f"{tmp}/compact.db")
@@ -45,7 +45,7 @@ async def compact_through_store(big: list[dict[str, Any]]) -> tuple[float, int, 
             header = {"type": "session", "key": "bench/compact", "tenant": "default", "agent": "main",
                       "channel": "web"}
             body = [{k: v for k, v in m.items() if k not in ("seq", "compacted")} for m in big]
-            await import_records(db, Scope.everything(), [header, *body])
+            await ingest_records(db, Scope.everything(), [header, *body], source="bench")
             start = time.perf_counter()
             result = await compact(db, Scope.everything(), "bench/compact", CompactionSettings())
             elapsed = time.perf_counter() - start
@@ -58,7 +58,7 @@ def with_store_fields(messages: list[dict[str, Any]], start_seq: int = 1) -> lis
     """The fields the store adds (seq, id, timestamp, tokens), so input looks like the real thing."""
     tokens = count_message_tokens(messages)
     out = []
-    for k, (m, t) in enumerate(zip(messages, tokens)):
+    for k, (m, t) in enumerate(zip(messages, tokens, strict=True)):
         seq = start_seq + k
         full = {
             "type": "message",

@@ -101,12 +101,12 @@ async def prepare(url: str, sessions: int, big: int, export_sessions: int) -> No
         await load_sessions(db, sessions)
         print(f"  loaded {sessions:,} sessions in {time.perf_counter() - t:.1f} s", flush=True)
         t = time.perf_counter()
+        from sessionscope.ingest import append_messages
         from sessionscope.store import Scope
-        from sessionscope.store.appends import append
 
         for i in range(export_sessions):
-            await append(db, Scope.everything(), key=f"big/{i}", agent="main", channel="web", tenant="default",
-                         batch=[{"id": "seed", "role": "user", "content": "start", "tokens": 5}])
+            await append_messages(db, Scope.everything(), key=f"big/{i}", agent="main", channel="web", tenant="default",
+                                  batch=[{"id": "seed", "role": "user", "content": "start", "tokens": 5}], source="bench")
             await load_messages(db, "default", f"big/{i}", big)
         print(f"  loaded {export_sessions} x {big:,} messages in {time.perf_counter() - t:.1f} s", flush=True)
         t = time.perf_counter()
@@ -283,7 +283,7 @@ def settle(url: str) -> tuple[int, float]:
         db = await open_database(url, migrate=False)
         try:
             start, behind = time.perf_counter(), await search_index.queued(db)
-            while await search_index.queued(db):
+            while await search_index.queued(db):  # noqa: ASYNC110 - the server indexes in another process
                 await asyncio.sleep(0.01)
             return behind, time.perf_counter() - start
         finally:
@@ -357,12 +357,12 @@ async def _raw_ingest(url: str, count: int, *, search_index: bool) -> float:
     a transaction each; with `search_index`, each batch also writes its search index entries."""
     db = await open_database(url, migrate=False)
     try:
+        from sessionscope.ingest import append_messages
         from sessionscope.store import Scope
-        from sessionscope.store.appends import append
 
         key = f"raw-ingest-{RUN}-{'indexed' if search_index else 'rows'}"
-        await append(db, Scope.everything(), key=key, agent="main", channel="web", tenant="default",
-                     batch=[{"id": "seed", "role": "user", "content": "x", "tokens": 1}])
+        await append_messages(db, Scope.everything(), key=key, agent="main", channel="web", tenant="default",
+                              batch=[{"id": "seed", "role": "user", "content": "x", "tokens": 1}], source="bench")
         async with db.engine.connect() as conn:
             sid = (await conn.execute(text("SELECT id FROM sessions WHERE key=:k"), {"k": key})).scalar_one()
         columns = MESSAGE_COLUMNS

@@ -21,7 +21,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.browser.chromium import cli, cli_env, free_port, launch_chromium
+from tests.browser.chromium import cli, cli_env, free_port, launch_chromium  # noqa: E402 - after sys.path
 
 VIEWPORT = {"width": 1280, "height": 860}
 

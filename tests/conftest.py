@@ -215,7 +215,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 # The security tests' server with auth on (defined there, registered here for every module).
-from tests.security_helpers import auth_server  # noqa: F401
+from tests.security_helpers import auth_server  # noqa: E402, F401
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

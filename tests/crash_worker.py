@@ -16,9 +16,10 @@ import sys
 from typing import Any
 
 from sessionscope.compaction import load_compaction_settings
-from sessionscope.store import Scope, appends, compactions, executions, open_database
+from sessionscope.compaction.service import compact
+from sessionscope.ingest import append_messages, ingest_records
+from sessionscope.store import Scope, executions, open_database
 from sessionscope.store import sessions as session_store
-from sessionscope.store.transfer import import_records
 from sessionscope.tokenizer import encoder
 
 TENANT = "crash"
@@ -46,11 +47,11 @@ async def work(database_url: str, seed: int, ack_path: str) -> None:
             ids = [f"{seed}-{step}-{i}" for i in range(rng.randint(1, 40))]
             batch = [{"id": i, "role": rng.choice(["user", "assistant"]), "content": f"message {i} " * rng.randint(1, 60)}
                      for i in ids]
-            await appends.append(db, scope, key=key, agent="crash", channel="web", batch=batch, tenant=TENANT)
+            await append_messages(db, scope, key=key, agent="crash", channel="web", batch=batch, tenant=TENANT)
             ack(fd, key, ids)
         elif action < 0.7:
             try:
-                await compactions.compact(db, scope, key, settings, tenant=TENANT, keep_recent_tokens=rng.randint(0, 400))
+                await compact(db, scope, key, settings, tenant=TENANT, keep_recent_tokens=rng.randint(0, 400))
             except Exception as exc:
                 if type(exc).__name__ not in ("NotFound", "Conflict"):
                     raise
@@ -69,7 +70,7 @@ async def work(database_url: str, seed: int, ack_path: str) -> None:
                             "seq": len(ids) + 1})
             records.append({"type": "reset"})
             records.append({"type": "execution", "usage": {"input_tokens": 10, "output_tokens": 3}})
-            await import_records(db, scope, records, tenant=TENANT)
+            await ingest_records(db, scope, records, source="import", tenant=TENANT)
             ack(fd, import_key, ids)
         else:
             try:

@@ -175,7 +175,7 @@ def test_unreachable_endpoint_falls_back() -> None:
 def test_long_input_is_cut_to_the_budget_keeping_the_most_recent() -> None:
     long = [{"role": "user", "content": f"request number {i} " + "padding " * 200} for i in range(200)]
     prior = summary_message("EARLIER SUMMARY about ticket OPS-42")
-    transcript = render_transcript([prior] + long, max_input_tokens=5000)
+    transcript = render_transcript([prior, *long], max_input_tokens=5000)
     assert "request number 199 " in transcript
     assert "request number 0 " not in transcript
     assert "EARLIER SUMMARY about ticket OPS-42" in transcript  # the only record of older history

@@ -103,13 +103,7 @@ def test_keeps_requests_decisions_facts_errors_and_open_task() -> None:
 
 
 def test_unresolved_error_and_pending_call_are_reported() -> None:
-    conv = conversation()[:5] + [
-        {
-            "role": "assistant",
-            "content": "Trying again.",
-            "tool_calls": [{"id": "c9", "name": "deploy", "arguments": json.dumps({"env": "staging-eu-2"})}],
-        },
-    ]
+    conv = [*conversation()[:5], {"role": "assistant", "content": "Trying again.", "tool_calls": [{"id": "c9", "name": "deploy", "arguments": json.dumps({"env": "staging-eu-2"})}]}]
     summary = summarize_offline(conv)
     assert "→ unresolved" in section(summary, "Errors")
     assert "Awaiting result: `deploy`" in section(summary, "Open task")
@@ -155,7 +149,7 @@ def test_second_compaction_carries_the_earlier_summary_forward() -> None:
         {"role": "user", "content": "Now rotate the API key stored in vault path secret/billing/stripe."},
         {"role": "assistant", "content": "We decided to rotate it with a 24 hour overlap window."},
     ]
-    second = summarize_offline([summary_message(first)] + newer)
+    second = summarize_offline([summary_message(first), *newer])
     assert second.count("Summary of") == 1  # merged, not nested
     assert "secret/billing/stripe" in section(second, "Open task")  # the newest request
     assert "must not drop the invoices_2024 table" in section(second, "Requests")

@@ -82,7 +82,7 @@ def test_multi_result_calls_stay_whole() -> None:
     )
     cut = choose_cut(conv, keep_recent_tokens=5)
     assert cut == 6
-    live = [summary_message("s", tokens=5)] + conv[cut:]
+    live = [summary_message("s", tokens=5), *conv[cut:]]
     assert validate_conversation(live) == []
 
 
@@ -92,17 +92,15 @@ def test_huge_last_turn_still_compacts_what_lies_before_it() -> None:
 
 
 def test_huge_turn_after_only_a_summary_is_nothing_to_compact() -> None:
-    conv = [summary_message("earlier", tokens=400)] + numbered([user(10), call("x"), result("x", 50_000)], 10)
+    conv = [summary_message("earlier", tokens=400), *numbered([user(10), call("x"), result("x", 50000)], 10)]
     assert choose_cut(conv, keep_recent_tokens=20_000) == 0
 
 
 def test_second_compaction_includes_previous_summary() -> None:
-    conv = [summary_message("earlier", tokens=400)] + numbered(
-        [user(500), text(500), user(500), text(500)], 10
-    )
+    conv = [summary_message("earlier", tokens=400), *numbered([user(500), text(500), user(500), text(500)], 10)]
     cut = choose_cut(conv, keep_recent_tokens=1000)
     assert cut == 3  # summary + first turn go into the new summary
-    assert choose_cut([summary_message("new", tokens=300)] + conv[cut:], keep_recent_tokens=1000) == 0
+    assert choose_cut([summary_message("new", tokens=300), *conv[cut:]], keep_recent_tokens=1000) == 0
 
 
 def test_conversation_without_user_messages_is_one_turn() -> None:
@@ -151,7 +149,7 @@ def test_validator_accepts_valid_and_pending_tail() -> None:
         [user(), call("a", "b"), result("a"), result("b", is_error=True), text(), user(), call("c")]
     )
     assert validate_conversation(conv) == []
-    assert validate_conversation([summary_message("s")] + conv) == []
+    assert validate_conversation([summary_message("s"), *conv]) == []
 
 
 @pytest.mark.parametrize(
@@ -245,7 +243,7 @@ def test_compaction_always_leaves_a_valid_ordered_live_list(case: tuple[list[Msg
                 break
             assert attempt == 0, "a second pass with no new messages must find nothing to compact"
             assert live[cut]["role"] == "user"
-            live = [summary_message(f"summary {compactions}", tokens=300)] + live[cut:]
+            live = [summary_message(f"summary {compactions}", tokens=300), *live[cut:]]
             compactions += 1
             assert validate_conversation(live) == []
     # Order kept: the live messages are exactly a suffix of everything appended, in seq order.

@@ -8,13 +8,23 @@ runs fewer (each example is a real session with real writes) but end to end.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sessionscope.compaction import validate_conversation
+from sessionscope.compaction.policy import choose_cut
+from sessionscope.errors import Conflict
+from sessionscope.ingest import append_messages
+from sessionscope.store import Scope, conversation, open_database
+from sessionscope.store import compactions as compaction_store
+from sessionscope.store import sessions as session_store
 from tests.conftest import RPC
+from tests.conftest import conversation as turns
 
 _ids = itertools.count()
 
@@ -76,3 +86,41 @@ def test_history_stays_valid_through_repeated_compaction(rpc: RPC, batches: list
                 assert history[1]["role"] == "user"  # the kept tail starts a turn
         again = rpc("session.compact", key=key, keep_recent_tokens=keep)
         assert again["compacted"] is False  # converges: no loop, no "already compacted" error
+
+
+def test_commit_cuts_by_seq_so_appends_during_summarising_stay_live(database_url: str, tenant: str) -> None:
+    """The store's two halves of a compaction (compaction/service.py summarises between them):
+    a message appended after the snapshot stays live, and a reset in between refuses the commit."""
+    scope = Scope.everything()
+
+    async def run() -> None:
+        db = await open_database(database_url)
+        try:
+            await append_messages(db, scope, key="cut", agent="a", channel="web", tenant=tenant,
+                                  batch=turns(6, "early-"))
+            snap = await compaction_store.snapshot(db, scope, "cut", tenant=tenant)
+            late = turns(1, "late-")
+            await append_messages(db, scope, key="cut", agent="a", channel="web", tenant=tenant, batch=late)
+            cut = choose_cut(snap.live, 100)
+            assert cut > 0
+            committed = await compaction_store.commit(
+                db, snap, first_kept_seq=int(snap.live[cut]["seq"]), summarized=cut, summary="earlier turns",
+                summarizer="test", instructions=None, reason="manual")
+            history = (await conversation.history(db, scope, "cut", tenant=tenant))["messages"]
+            assert validate_conversation(history) == []
+            assert history[0]["content"] == "earlier turns"
+            assert [m["content"] for m in history[-len(late):]] == [m["content"] for m in late]
+            row = await session_store.get(db, scope, "cut", tenant)
+            assert row["context_tokens"] == committed["tokens_after"]
+
+            again = await compaction_store.snapshot(db, scope, "cut", tenant=tenant)
+            await session_store.reset(db, scope, ["cut"], tenant)
+            with pytest.raises(Conflict):
+                await compaction_store.commit(db, again, first_kept_seq=int(again.live[-1]["seq"]), summarized=1,
+                                              summary="too late", summarizer="test", instructions=None,
+                                              reason="manual")
+            assert (await session_store.get(db, scope, "cut", tenant))["compactions"] == 1
+        finally:
+            await db.close()
+
+    asyncio.run(run())

@@ -75,7 +75,7 @@ def params(draw: st.DrawFn, method: str, big: bool = True) -> Any:
         if name == "key":
             out[name] = draw(st.one_of(st.sampled_from(KEYS), hostile))
         elif name == "keys":
-            out[name] = draw(st.one_of(st.lists(st.sampled_from(KEYS + ["missing"]), min_size=1, max_size=3), hostile))
+            out[name] = draw(st.one_of(st.lists(st.sampled_from([*KEYS, "missing"]), min_size=1, max_size=3), hostile))
         elif name == "tenant":
             out[name] = draw(st.one_of(st.sampled_from(TENANTS), hostile))
         elif name in ("search", "query"):

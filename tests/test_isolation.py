@@ -23,7 +23,7 @@ VIEWER = {"session.list", "session.status", "session.context", "session.metrics"
           "session.compactions", "session.items", "agent.list", "channel.list", "tenant.list", "rpc.discover",
           "auth.whoami"}
 OPERATOR = VIEWER | {"session.reset", "session.compact", "session.delete", "session.export", "session.restore",
-                     "session.pop", "audit.list"}
+                     "session.pop", "audit.list", "session.import"}
 # session.items and session.pop are what the OpenAI Agents SDK session adapter needs (history and retract).
 AGENT = {"session.append", "session.record", "session.history", "session.items", "session.pop", "rpc.discover",
          "auth.whoami"}
@@ -82,6 +82,7 @@ def params_for(method: str, key: str, tenant: str | None) -> dict[str, Any]:
         "session.append": {"key": key, "agent": "prop", "channel": "web", "messages": message},
         "session.record": {"key": key, "execution": {"usage": {"input_tokens": 5, "output_tokens": 2}}},
         "session.restore": {"key": key, "seq": 1},
+        "session.import": {"key": key, "records": [{"type": "message", **message[0]}]},
         "session.compact": {"key": key, "keep_recent_tokens": 0},
         "session.delete": {"keys": [key]},
         "session.reset": {"keys": [key]},

@@ -8,7 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from sessionscope.store import Scope, appends, database, open_database
+from sessionscope.ingest import append_messages
+from sessionscope.store import Scope, database, open_database
 from tests.conftest import PG_ADMIN_DSN
 
 pytestmark = pytest.mark.postgres_only
@@ -33,14 +34,14 @@ def test_a_dropped_connection_is_replaced_after_idling(database_url_factory: Any
         db = await open_database(url)
         try:
             scope = Scope.everything()
-            await appends.append(db, scope, key="k", agent="a", channel="web", tenant="t",
+            await append_messages(db, scope, key="k", agent="a", channel="web", tenant="t",
                                       batch=[{"id": "1", "role": "user", "content": "before"}])
             assert await _drop_connections_of(db_name) >= 1
             monkeypatch.setattr(database, "IDLE_PING_SECONDS", 0.0)
             # Both paths: a transaction through SQLAlchemy and the single-statement append.
-            await appends.append(db, scope, key="k", agent="a", channel="web", tenant="t",
+            await append_messages(db, scope, key="k", agent="a", channel="web", tenant="t",
                                       batch=[{"id": "2", "role": "user", "content": "after"}])
-            return await appends.append(db, scope, key="k", agent="a", channel="web", tenant="t",
+            return await append_messages(db, scope, key="k", agent="a", channel="web", tenant="t",
                                              batch=[{"id": "3", "role": "user", "content": "again"}])
         finally:
             await db.close()

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from sessionscope.store import Scope, appends, items, listing, open_database, search_index
+from sessionscope.ingest import append_messages
+from sessionscope.store import Scope, items, listing, open_database, search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.web.services import ServerConfig
 from tests.conftest import RunningServer
@@ -42,7 +43,7 @@ def run(url: str, scenario: Any) -> Any:
 
 
 async def append(db: Any, key: str, *contents: str, tenant: str = "search") -> None:
-    await appends.append(db, SCOPE, key=key, agent="a", channel="web", tenant=tenant,
+    await append_messages(db, SCOPE, key=key, agent="a", channel="web", tenant=tenant,
                               batch=[{"role": "user", "content": c} for c in contents])
 
 
@@ -137,7 +138,7 @@ def test_a_running_server_indexes_in_the_background(pg_url: str) -> None:
         async def scenario(db: Any) -> int:
             await append(db, "bg/1", "osprey over the lake", tenant="background")
             deadline = time.monotonic() + 20
-            while await search_index.queued(db) and time.monotonic() < deadline:
+            while await search_index.queued(db) and time.monotonic() < deadline:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
             return await indexed_rows(db, "bg/1", tenant="background")
 
@@ -203,7 +204,7 @@ def test_appends_through_a_server_are_indexed_without_a_search(dialect: str, url
         async def scenario(db: Any) -> int:
             await append(db, "srv/1", "osprey over the lake", tenant=f"server-{dialect}")
             deadline = time.monotonic() + 20
-            while await search_index.queued(db) and time.monotonic() < deadline:
+            while await search_index.queued(db) and time.monotonic() < deadline:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
             return await search_index.queued(db)
 

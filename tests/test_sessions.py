@@ -42,7 +42,7 @@ def test_append_creates_session_and_counts(rpc: RPC) -> None:
 def test_append_is_idempotent(rpc: RPC) -> None:
     msgs = conversation(3)
     rpc.append("k", msgs)
-    again = rpc.append("k", msgs[:2] + [{"id": "new", "role": "user", "content": "more"}])
+    again = rpc.append("k", [*msgs[:2], {"id": "new", "role": "user", "content": "more"}])
     assert again["appended"] == 1 and again["duplicates"] == 2
     status = rpc("session.status", key="k")
     assert [i["id"] for i in status["items"]] == [m["id"] for m in msgs] + ["new"]
@@ -252,7 +252,7 @@ def test_context_estimated_without_executions(rpc: RPC) -> None:
 
 
 def test_history_formats(rpc: RPC) -> None:
-    rpc.append("h", conversation(2) + [{"id": "s", "role": "system", "content": "be brief"}])
+    rpc.append("h", [*conversation(2), {"id": "s", "role": "system", "content": "be brief"}])
     openai = rpc("session.history", key="h")["messages"]
     assistant_call = next(m for m in openai if m.get("tool_calls"))
     assert assistant_call["tool_calls"][0]["type"] == "function"
@@ -350,15 +350,15 @@ def _import_locally(rpc: RPC, path) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
     from sessionscope.importers import iter_records
+    from sessionscope.ingest import ingest_records
     from sessionscope.store import Scope, open_database
-    from sessionscope.store.transfer import import_records
 
     url = rpc.database_url  # type: ignore[attr-defined]
 
     async def run() -> None:
         db = await open_database(url, migrate=False)
         try:
-            await import_records(db, Scope.everything(), iter_records(str(path), "jsonl"))
+            await ingest_records(db, Scope.everything(), iter_records(str(path), "jsonl"), source="import")
         finally:
             await db.close()
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
+from sessionscope.ingest import append_messages as append
 from sessionscope.store import Scope, open_database
-from sessionscope.store.appends import append
 from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES
 
 
@@ -23,11 +22,11 @@ def test_background_thread_checkpoints_the_wal(tmp_path: Path) -> None:
                 batch = [{"id": f"{b}-{i}", "role": "user", "content": f"message {b}-{i} " * 20, "tokens": 1}
                          for i in range(100)]
                 await append(db, Scope.everything(), key="k", agent="a", channel="web", batch=batch)
-            wal_pages = os.path.getsize(f"{path}-wal") // 4096
+            wal_pages = path.with_name(path.name + "-wal").stat().st_size // 4096
             # Far below the commits' own threshold: only the background thread copies pages over.
             assert wal_pages < FALLBACK_AUTOCHECKPOINT_PAGES
             deadline = time.monotonic() + 10
-            while path.stat().st_size == before and time.monotonic() < deadline:
+            while path.stat().st_size == before and time.monotonic() < deadline:  # noqa: ASYNC110 - a background thread copies pages
                 await asyncio.sleep(0.05)
             thread = db._checkpointer._thread  # type: ignore[union-attr]
             return before, path.stat().st_size, thread.is_alive()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 
 def now_ms() -> int:
@@ -23,6 +24,12 @@ _SECONDS = [f"{n:02d}." for n in range(60)]
 _MILLIS = [f"{n:03d}Z" for n in range(1000)]
 
 
+@overload
+def to_rfc3339(ms: int) -> str: ...
+@overload
+def to_rfc3339(ms: None) -> None: ...
+@overload
+def to_rfc3339(ms: int | None) -> str | None: ...
 def to_rfc3339(ms: int | None) -> str | None:
     if ms is None:
         return None

@@ -123,16 +123,17 @@ def demo_records(sessions: int, messages: int, seed: int = 7, start_ms: int = 1_
 
 
 async def build_demo(db: Any, sessions: int, messages: int, seed: int = 7, progress: Any = None) -> dict[str, int]:
-    """Import the demo sessions, then compact and reset some of them through the real store paths."""
+    """Import the demo sessions through the ingest service, then compact and reset some of them
+    through the same services as session.compact and session.reset."""
     from sessionscope.compaction import CompactionSettings
+    from sessionscope.compaction.service import compact
+    from sessionscope.ingest import ingest_records
     from sessionscope.store import Scope, search_index
-    from sessionscope.store.compactions import compact
     from sessionscope.store.listing import list_sessions
     from sessionscope.store.sessions import reset
-    from sessionscope.store.transfer import import_records
 
     scope = Scope.everything()
-    stats = await import_records(db, scope, demo_records(sessions, messages, seed), progress=progress)
+    stats = await ingest_records(db, scope, demo_records(sessions, messages, seed), source="demo", progress=progress)
     page = await list_sessions(db, scope, sort="message_count", order="desc", limit=min(sessions, 40))
     compacted = resets = 0
     for i, row in enumerate(page["sessions"]):

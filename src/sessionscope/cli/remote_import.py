@@ -1,7 +1,11 @@
-"""Import into a running server: records go over session.append and session.record.
+"""Import into a running server: each session's records go over session.import, in calls of at
+most BATCH records, so a remote import stores what a local one does (messages, compactions,
+resets, executions) through the same ingest service, and reports what the server says it added.
 
-Compactions and resets of imported sessions are stored only by a local import, which writes
-them in the same transaction as the messages; over RPC they are counted as skipped.
+A session larger than BATCH records takes several calls, each its own transaction on the server
+(a local import writes a session in one). The compactions' `first_kept_seq` of an export names a
+seq of the exporting store; `session_blocks` turns it into the kept message's id, which holds in
+the server's store whatever its seqs.
 """
 
 from __future__ import annotations
@@ -10,55 +14,37 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sessionscope.client import Client
-from sessionscope.store.transfer import ImportStats
+from sessionscope.ingest import ImportStats, IngestResult, session_blocks
 
-BATCH = 500
+BATCH = 1000
+HEADER_FIELDS = ("key", "tenant", "agent", "channel", "label", "created_at")
 
 
 def import_remote(client: Client, records: Iterable[dict[str, Any]], tenant: str | None,
                   progress: Callable[[int], None] | None) -> ImportStats:
     stats = ImportStats()
-    header: dict[str, Any] | None = None
-    batch: list[dict[str, Any]] = []
+    for header, block in session_blocks(records):
+        session = {k: header[k] for k in HEADER_FIELDS if header.get(k) is not None}
+        if tenant:
+            session["tenant"] = tenant
+        total = IngestResult(key=session.get("key", ""), tenant=session.get("tenant", ""))
+        batch: list[dict[str, Any]] = []
 
-    def target() -> dict[str, Any]:
-        assert header is not None
-        params = {"key": header["key"], "agent": header.get("agent") or "unknown",
-                  "channel": header.get("channel") or "unknown"}
-        if tenant or header.get("tenant"):
-            params["tenant"] = tenant or header["tenant"]
-        if header.get("label"):
-            params["label"] = header["label"]
-        return params
-
-    def flush() -> None:
-        nonlocal batch
-        if batch:
-            fields = ("id", "role", "content", "tool_calls", "tool_call_id", "tool_name", "is_error",
-                      "timestamp", "tokens", "raw")
-            messages = [{k: m[k] for k in fields if m.get(k) is not None} for m in batch]
-            result = client.call("session.append", target() | {"messages": messages})
-            stats.messages += result["appended"]
-            stats.duplicates += result["duplicates"]
+        def send(batch: list[dict[str, Any]], total: IngestResult = total,
+                 session: dict[str, Any] = session) -> None:
+            counts = client.call("session.import", session | {"records": batch})
+            total.created = total.created or counts["created"]
+            for name in ("appended", "duplicates", "compactions", "resets", "executions"):
+                setattr(total, name, getattr(total, name) + counts[name])
             if progress:
                 progress(len(batch))
-            batch = []
 
-    for record in records:
-        kind = record.get("type")
-        if kind == "session":
-            flush()
-            header = record
-            stats.sessions += 1
-        elif kind == "message":
+        for record in block:
             batch.append(record)
             if len(batch) >= BATCH:
-                flush()
-        elif kind == "execution":
-            flush()
-            params = {k: v for k, v in target().items() if k in ("key", "tenant")}
-            execution = {k: v for k, v in record.items() if k != "type" and v is not None}
-            client.call("session.record", params | {"execution": execution})
-            stats.executions += 1
-    flush()
+                send(batch)
+                batch = []
+        if batch:
+            send(batch)
+        stats.add(total)
     return stats

@@ -14,11 +14,12 @@ from typing import Any
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
 from sessionscope.errors import SessionscopeError
+from sessionscope.ingest import ImportStats, ingest_records
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
-from sessionscope.store import Database, Scope, open_database, search_index
+from sessionscope.store import Database, Scope, audit, open_database, search_index
 from sessionscope.store.scope import resolve_tenant
-from sessionscope.store.transfer import ImportStats, export_lines, import_records
+from sessionscope.store.transfer import export_lines
 from sessionscope.web.services import ServerConfig, Services
 
 TOKEN_ENV = "SESSIONSCOPE_TOKEN"
@@ -51,9 +52,10 @@ class LocalBackend:
         return answer["result"]
 
     def export(self, keys: list[str], tenant: str | None, path: str) -> int:
+        # The RPC resolves an omitted tenant for session.export; this direct path does the same.
+        found = tenant or self.run(resolve_tenant(self.db, self.caller.scope, keys))
+
         async def write() -> int:
-            # The RPC resolves an omitted tenant for session.export; this direct path does the same.
-            found = tenant or await resolve_tenant(self.db, self.caller.scope, keys)
             size = 0
             with open(path, "wb") as out:  # noqa: ASYNC230 - the CLI's own loop; nothing else waits on it
                 async for chunk in export_lines(self.db, self.caller.scope, keys, found):
@@ -61,11 +63,16 @@ class LocalBackend:
                     size += len(chunk)
             return size
 
-        return self.run(write())
+        size = self.run(write())
+        # Audited like session.export over RPC: a local export also takes data out of the store.
+        self.run(audit.record(self.db, action="session.export", tenant=found, keys=keys,
+                              token_name=self.caller.token_name, detail={"bytes": size}))
+        return size
 
     def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
                        progress: Callable[[int], None] | None = None) -> ImportStats:
-        stats = self.run(import_records(self.db, self.caller.scope, records, tenant=tenant, progress=progress))
+        stats = self.run(ingest_records(self.services, self.caller.scope, records, source="import", tenant=tenant,
+                                        progress=progress, actor=self.caller.token_name))
         # No server may be running to index what the import queued for message search.
         self.run(search_index.drain(self.db))
         return stats

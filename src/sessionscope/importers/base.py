@@ -226,7 +226,8 @@ def message(
         "tool_name": tool_name,
         "is_error": bool(is_error),
         "timestamp": timestamp,
-        "tokens": estimate_tokens(content) if tokens is None else int(tokens),
+        # None: the ingest service counts o200k_base tokens (an estimate here would be stored as is).
+        "tokens": None if tokens is None else int(tokens),
         "compacted": False,
     }
 

@@ -146,7 +146,7 @@ def _iter_chain(path: Path, agent_id: str | None, sub_agents: list[str] | None) 
 
 
 def _new_chain(path: Path, obj: dict[str, Any], agent_id: str | None) -> _Chain:
-    sid = obj.get("sessionId") if isinstance(obj.get("sessionId"), str) else path.stem
+    sid = found if isinstance(found := obj.get("sessionId"), str) else path.stem
     if agent_id is None:
         return _Chain(key=f"{SOURCE}:{sid}", sid=sid, channel="cli", label=None)
     return _Chain(

@@ -175,7 +175,7 @@ def _agent_from_key(key: str | None) -> str | None:
 
 
 def _channel(meta: dict[str, Any]) -> str:
-    origin = meta.get("origin") if isinstance(meta.get("origin"), dict) else {}
+    origin = found if isinstance(found := meta.get("origin"), dict) else {}
     for value in (
         meta.get("channel"),
         meta.get("lastChannel"),
@@ -188,7 +188,7 @@ def _channel(meta: dict[str, Any]) -> str:
 
 
 def _label(meta: dict[str, Any]) -> str | None:
-    origin = meta.get("origin") if isinstance(meta.get("origin"), dict) else {}
+    origin = found if isinstance(found := meta.get("origin"), dict) else {}
     for value in (meta.get("label"), meta.get("displayName"), origin.get("label"), meta.get("subject")):
         if isinstance(value, str) and value:
             return value

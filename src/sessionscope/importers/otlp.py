@@ -133,7 +133,7 @@ def _spans_from_json(body: bytes) -> list[Span]:
 def _json_span(raw: Any, resource: dict[str, Any]) -> Span:
     if not isinstance(raw, dict):
         raise ValueError("spans entries must be objects")  # noqa: TRY004 - a bad body is a ValueError
-    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+    status = found if isinstance(found := raw.get("status"), dict) else {}
     code = status.get("code")
     failed = code in (STATUS_ERROR, "STATUS_CODE_ERROR", str(STATUS_ERROR))
     return Span(

@@ -212,7 +212,7 @@ def _genai_messages(value: Any) -> list[dict[str, Any]]:
     for raw in data if isinstance(data, list) else []:
         if not isinstance(raw, dict):
             continue
-        parts = raw.get("parts") if isinstance(raw.get("parts"), list) else []
+        parts = found if isinstance(found := raw.get("parts"), list) else []
         calls, texts, results = [], [], []
         for part in parts:
             if not isinstance(part, dict):

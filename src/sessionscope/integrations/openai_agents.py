@@ -18,6 +18,7 @@ compaction the summary comes first, then the kept items; after a reset nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -162,7 +163,5 @@ class SessionscopeSession:
 
     async def clear_session(self) -> None:
         """A reset: the conversation leaves the live context; it stays stored for audit."""
-        try:
+        with contextlib.suppress(NotFound):
             await self._call("session.reset", {}, retry=False)
-        except NotFound:
-            pass

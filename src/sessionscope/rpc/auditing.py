@@ -3,6 +3,7 @@ registered with `audit=`, whatever its outcome, so no handler can forget to."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -32,10 +33,8 @@ def _target(ctx: Context, raw: dict[str, Any], params: BaseModel | None, result:
     # The resolved tenant when the call named none (see Method.resolve), else the one it named.
     named = getattr(params, "tenant", None) or raw.get("tenant")
     tenant = named if isinstance(named, str) else None
-    try:
+    with contextlib.suppress(SessionscopeError):  # a tenant the caller may not name: record the one it named
         tenant = ctx.caller.scope.resolve(tenant)
-    except SessionscopeError:
-        pass  # a tenant the caller may not name: record the one it named
     if params is not None and hasattr(params, "all_keys"):
         try:
             return tenant, params.all_keys()

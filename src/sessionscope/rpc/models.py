@@ -97,7 +97,8 @@ class ToolCall(TypedDict):
 
     id: Annotated[str, Field(min_length=1, max_length=256)]
     name: Annotated[str, Field(min_length=1, max_length=256)]
-    arguments: Annotated[str, Field(max_length=MAX_MESSAGE_BYTES, default="{}")]
+    # A JSON object is accepted as well as its text; the ingest service stores it as its text.
+    arguments: Annotated[Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] | dict[str, Any], Field(default="{}")]
 
 
 class Item(BaseModel):

@@ -16,7 +16,7 @@ from sqlalchemy import Row, func, select, update
 
 from sessionscope.clock import now_ms, to_rfc3339
 from sessionscope.errors import InvalidParams
-from sessionscope.store.database import Database
+from sessionscope.store.database import Database, inserted_id
 from sessionscope.store.schema import api_tokens
 from sessionscope.store.scope import Scope
 
@@ -80,7 +80,7 @@ async def create(db: Database, *, name: str, role: str, tenant: str | None = Non
             name=name, token_hash=hash_token(token), role=role, tenant=tenant, created_at=now_ms(),
         ))
         row = (await conn.execute(
-            select(api_tokens).where(api_tokens.c.id == inserted.inserted_primary_key[0])
+            select(api_tokens).where(api_tokens.c.id == inserted_id(inserted))
         )).one()
     return _public(row) | {"token": token}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +21,13 @@ from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
-from sessionscope.store.scope import Scope
 from sessionscope.tokenizer import count_message_tokens
 
 PREVIEW_CHARS = 200
 OUTPUT_ROLES = frozenset({"assistant"})
 
 
-def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[dict[str, Any]]:
+def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> list[dict[str, Any]]:
     """Normalise a batch before the write transaction: ids, times and token counts (CPU work)."""
     missing = [m for m in batch if m.get("tokens") is None]
     counts = iter(count_message_tokens(missing)) if missing else iter(())
@@ -51,7 +50,7 @@ def prepare_messages(batch: Sequence[dict[str, Any]], received_at: int) -> list[
     return prepared
 
 
-def raw_copies(batch: Sequence[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """(msg_id, JSON) of each message that came with its client's `raw` copy.
 
     prepare_messages assigns ids to messages without one; raws pair with them by position."""
@@ -116,7 +115,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     # A retried append finds its raw copies stored already; those are skipped like the messages.
     raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
            f"ON CONFLICT DO NOTHING")
-    common = {"find": find, "set_label": set_label, "counters": str(counters),
+    common: dict[str, Any] = {"find": find, "set_label": set_label, "counters": str(counters),
               "counter_params": tuple(counters.positiontup or ()), "raw": raw,
               "index": search_index.queue_statement(db)}
     if db.is_sqlite:
@@ -328,32 +327,18 @@ async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepare
     return stored.result(len(prepared))
 
 
-async def append(
-    db: Database,
-    scope: Scope,
-    *,
-    key: str,
-    agent: str,
-    channel: str,
-    batch: Sequence[dict[str, Any]],
-    tenant: str | None = None,
-    label: str | None = None,
-) -> dict[str, int]:
-    """Append a batch in one transaction, with each message's `raw` client copy when it has one."""
-    tenant = scope.resolve(tenant)
-    received_at = now_ms()
-    prepared = prepare_messages(batch, received_at)
-    raws = raw_copies(batch, prepared)
+async def append_prepared(db: Database, tenant: str, key: str, agent: str, channel: str, label: str | None,
+                          prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> dict[str, Any]:
+    """Store prepared messages (prepare_messages) in one transaction; ids already stored are
+    skipped. The ingest service (sessionscope.ingest) is the one caller: it validates, counts
+    tokens and wakes the search indexer around this. `created` says the session is new."""
     to_existing = _append_to_existing_sqlite if db.is_sqlite else _append_to_existing_postgresql
     stored = await to_existing(db, tenant, key, label, prepared, raws)
     if stored is not None:
-        result = stored.result(len(prepared))
-    else:
-        # The first append creates the session (and its tenant, agent and facet rows) in the same
-        # transaction as its messages.
-        async with db.write() as conn:
-            row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, received_at)
-            result = await insert_messages(db, conn, row, prepared, raws)
-    if result["appended"] and db.is_sqlite:  # PostgreSQL's indexers poll: other processes append too
-        search_index.wakeup(db).set()
-    return result
+        return stored.result(len(prepared)) | {"created": False}
+    # The first append creates the session (and its tenant, agent and facet rows) in the same
+    # transaction as its messages.
+    async with db.write() as conn:
+        row = await session_store.ensure(db, conn, tenant, key, agent, channel, label, now_ms())
+        result: dict[str, Any] = await insert_messages(db, conn, row, prepared, raws)
+    return result | {"created": int(row.next_seq) == 1}

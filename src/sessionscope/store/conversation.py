@@ -58,10 +58,10 @@ async def status(
     live_from = int(row.live_from_seq)
     positioned: list[tuple[float, int, dict[str, Any]]] = []
     for seq, kind, r in merged:
-        item = wire.message_item(r, live_from, html=True, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
+        item = wire.message_item(r, live_from, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
         positioned.append((float(seq), seq, item))
     for c in page_compactions:
-        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c, html=True)))
+        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c)))
     positioned.sort(key=lambda p: (p[0], p[1]))
     session = wire.session_row(row)
     return {

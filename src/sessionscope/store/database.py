@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import platformdirs
-from sqlalchemy import Table, event, exc
+from sqlalchemy import CursorResult, Table, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Insert
@@ -187,8 +187,7 @@ class Database:
         which is most of the cost of a small write; elsewhere it runs under SQLAlchemy's greenlet
         bridge with the same DB-API connection interface.
         """
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
+        driver = await _driver_of(conn)
         if self.is_sqlite and hasattr(driver, "_execute") and hasattr(driver, "_conn"):
             return await driver._execute(fn, driver._conn, *args)
         return await conn.run_sync(lambda sync_conn: fn(sync_conn.connection.dbapi_connection, *args))
@@ -205,7 +204,7 @@ class Database:
         async with self._sqlite_writer:
             if self._writer_conn is None:
                 self._writer_conn = await self.engine.connect()
-                self._writer_driver = (await self._writer_conn.get_raw_connection()).driver_connection
+                self._writer_driver = await _driver_of(self._writer_conn)
             driver = self._writer_driver
             return await driver._execute(_sqlite_transaction, driver._conn, fn, *args)
 
@@ -213,8 +212,7 @@ class Database:
         """PostgreSQL: one statement as its own transaction, straight on asyncpg (one round trip,
         no BEGIN and COMMIT of their own). Returns the first column of the first row, or None."""
         async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-            return await driver.fetchval(sql, *args)
+            return await (await _driver_of(conn)).fetchval(sql, *args)
 
     def placeholders(self, count: int) -> str:
         """Driver-level parameter markers, for the few hot statements that skip SQL compilation."""
@@ -233,6 +231,22 @@ class Database:
         await self.engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.stop()
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an INSERT stored."""
+    key = result.inserted_primary_key
+    if key is None:  # only an INSERT of several rows at once has none
+        raise RuntimeError("the statement stored no single row")
+    return int(key[0])
+
+
+async def _driver_of(conn: AsyncConnection) -> Any:
+    """The driver's own connection (aiosqlite or asyncpg) under `conn`."""
+    driver = (await conn.get_raw_connection()).driver_connection
+    if driver is None:  # typed optional by SQLAlchemy; only a detached connection has none
+        raise RuntimeError("the database connection has no driver connection")
+    return driver
 
 
 def _sqlite_transaction(dbapi: Any, fn: Callable[..., T], *args: Any) -> T:

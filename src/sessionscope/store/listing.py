@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, column, func, literal_column, or_, select, table, text, tuple_
+from sqlalchemy import Select, and_, case, column, func, literal_column, or_, select, table, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
@@ -209,8 +209,8 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
     if len(found) > limit:
         # Count within a bounded walk too: past it, the total is a lower bound ("N+").
         sample = select(sessions).where(*f.where(cols, page=False)).limit(COUNT_SCAN).subquery()
-        matched = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
-        walked, total = (await conn.execute(select(func.count(), matched).select_from(sample))).one()
+        hits = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
+        walked, total = (await conn.execute(select(func.count(), hits).select_from(sample))).one()
         total = int(total or 0)
         return found, min(total, SEARCH_TOTAL_CAP), walked >= COUNT_SCAN or total > SEARCH_TOTAL_CAP
     if not f.db.is_sqlite:
@@ -232,7 +232,7 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
     # 2a. A rare term: load its few matches by id (the trigram index evaluated once, passed as
     # one JSON parameter), then filter and sort just those. The LIMIT keeps SQLite from
     # flattening the subquery back into a walk of a tenant or sort index.
-    listed = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
     few = select(sessions).where(cols.id.in_(listed)).limit(RARE_MATCHES + 1).subquery()
     stmt = select(few).where(*f.where(few.c)).order_by(*f.ordered(few.c)).limit(limit + 1)
     found = (await conn.execute(stmt)).all()

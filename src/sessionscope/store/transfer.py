@@ -1,10 +1,14 @@
-"""JSONL export and import: streamed in pages, so memory stays flat for any session size."""
+"""JSONL export, and the store side of import: a session's records written in one transaction.
+
+Exports are streamed in pages, so memory stays flat for any session size. Imports come through
+the ingest service (sessionscope.ingest), which validates and prepares the records and hands
+them here in chunks."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -15,8 +19,8 @@ from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
 from sessionscope.errors import InvalidParams
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
-from sessionscope.store.appends import insert_messages, prepare_messages, raw_copies
-from sessionscope.store.database import Database
+from sessionscope.store.appends import insert_messages
+from sessionscope.store.database import Database, inserted_id
 from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
 from sessionscope.store.scope import Scope
@@ -74,17 +78,17 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
         last_started, last_id = -1, 0
         while True:
             async with db.read() as conn:
-                page = (await conn.execute(
+                ran = (await conn.execute(
                     select(executions).where(
                         executions.c.session_id == row.id,
                         (executions.c.started_at > last_started)
                         | ((executions.c.started_at == last_started) & (executions.c.id > last_id)),
                     ).order_by(executions.c.started_at, executions.c.id).limit(EXPORT_PAGE)
                 )).all()
-            if not page:
+            if not ran:
                 break
-            yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in page)
-            last_started, last_id = int(page[-1].started_at), int(page[-1].id)
+            yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in ran)
+            last_started, last_id = int(ran[-1].started_at), int(ran[-1].id)
 
 
 MESSAGE_SEQ = [c.name for c in messages.columns].index("seq")
@@ -113,138 +117,88 @@ def _item_line(item: dict[str, Any]) -> bytes:
     return _line({"type": item.pop("kind"), **item})
 
 
-# ---- import --------------------------------------------------------------------------------------
+# ---- import: one session's block of records, in one transaction ---------------------------------
 
-IMPORT_BATCH = 1_000
+
+@dataclass(frozen=True)
+class Header:
+    key: str
+    agent: str
+    channel: str
+    label: str | None = None
+    created_at: int | None = None  # epoch ms; only when the block creates the session
 
 
 @dataclass
-class ImportStats:
-    sessions: int = 0
-    messages: int = 0
-    duplicates: int = 0
-    compactions: int = 0
-    resets: int = 0
-    executions: int = 0
+class Run:
+    """Consecutive records of one kind, as the ingest service prepared them: "messages"
+    (prepare_messages dicts, with `raws` their client copies), "compaction" or "reset" (one
+    validated record), "executions" (validated records)."""
+
+    kind: str
+    rows: list[dict[str, Any]]
+    raws: list[tuple[str, str]] = field(default_factory=list)
 
 
-async def import_records(
-    db: Database,
-    scope: Scope,
-    records: Iterable[dict[str, Any]],
-    *,
-    tenant: str | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ImportStats:
-    """Store a record stream (docs/item-model.md). Each session block is one transaction,
-    streamed in batches, so an interrupted import leaves every session whole or absent."""
-    stats = ImportStats()
-    stream = iter(records)
-    record = next(stream, None)
-    while record is not None:
-        if record.get("type") != "session":
-            raise InvalidParams("type", "each block must start with a session header")
-        header = record
-        async with db.write() as conn:
-            writer = _SessionWriter(db, conn, stats)
-            await writer.start(header, scope.resolve(tenant or header.get("tenant")))
-            batch: list[dict[str, Any]] = []
-            record = next(stream, None)
-            while record is not None and record.get("type") != "session":
-                batch.append(record)
-                if len(batch) >= IMPORT_BATCH:
-                    await writer.write(batch)
-                    if progress:
-                        progress(len(batch))
-                    batch = []
-                record = next(stream, None)
-            await writer.write(batch)
-            await writer.flush_executions()
-            if progress and batch:
-                progress(len(batch))
-            await recount_live(conn, writer.session_id)
-    return stats
+async def write_block(db: Database, tenant: str, header: Header, chunks: AsyncIterator[list[Run]]
+                      ) -> dict[str, Any]:
+    """Write a session's records in one transaction, creating the session on first use.
+
+    Duplicates (message, compaction, reset and execution ids already stored) are skipped and
+    not counted, so a block written twice reports nothing new the second time. Returns the
+    IngestResult fields: created, appended, duplicates, compactions, resets, executions,
+    last_seq, live_tokens."""
+    async with db.write() as conn:
+        row = await session_store.ensure(db, conn, tenant, header.key, header.agent, header.channel,
+                                         header.label, header.created_at or now_ms())
+        writer = _SessionWriter(db, conn, tenant, header.key, int(row.id))
+        writer.out["created"] = int(row.next_seq) == 1
+        async for runs in chunks:
+            for run in runs:
+                await writer.write(run)
+        live = await recount_live(conn, writer.session_id)
+        final = await writer._row()
+    return writer.out | {"last_seq": int(final.next_seq) - 1, "live_tokens": live}
 
 
 class _SessionWriter:
     """Writes one session block inside the caller's transaction."""
 
-    def __init__(self, db: Database, conn: AsyncConnection, stats: ImportStats) -> None:
+    def __init__(self, db: Database, conn: AsyncConnection, tenant: str, key: str, session_id: int) -> None:
         self.db = db
         self.conn = conn
-        self.stats = stats
-        self.tenant = ""
-        self.key = ""
-        self.session_id = 0
-        self.seq_offset: int | None = None
-        self.executions: list[dict[str, Any]] = []
-
-    async def start(self, header: dict[str, Any], tenant: str) -> None:
-        key = header.get("key")
-        if not isinstance(key, str) or not key:
-            raise InvalidParams("key", "a session header needs a non-empty key")
-        created = header.get("created_at")
-        row = await session_store.ensure(
-            self.db, self.conn, tenant, key, header.get("agent") or "unknown",
-            header.get("channel") or "unknown", header.get("label"),
-            parse_rfc3339(created) if isinstance(created, str) else now_ms(),
-        )
-        self.tenant, self.key, self.session_id = tenant, key, int(row.id)
-        if int(row.next_seq) == 1:
-            self.stats.sessions += 1
+        self.tenant = tenant
+        self.key = key
+        self.session_id = session_id
+        self.out: dict[str, Any] = {"created": False, "appended": 0, "duplicates": 0, "compactions": 0,
+                                    "resets": 0, "executions": 0}
 
     async def _row(self) -> Row:
         return await session_store.find(self.conn, self.tenant, self.key)
 
-    async def write(self, batch: list[dict[str, Any]]) -> None:
-        run: list[dict[str, Any]] = []
-        for record in batch:
-            kind = record.get("type")
-            if kind == "message":
-                run.append(record)
-                continue
-            if kind == "execution":
-                # Executions are not seq-ordered: buffered, they no longer cut message runs short.
-                self.executions.append(record)
-                continue
-            await self._messages(run)
-            run = []
-            await self._other(record)
-        await self._messages(run)
-        if len(self.executions) >= IMPORT_BATCH:
-            await self.flush_executions()
-
-    async def flush_executions(self) -> None:
-        if self.executions:
-            prepared = [prepare_execution(record) for record in self.executions]
-            self.stats.executions += await insert_executions(self.conn, await self._row(), prepared)
-            self.executions = []
-
-    async def _messages(self, batch: list[dict[str, Any]]) -> None:
-        if not batch:
-            return
-        row = await self._row()
-        if self.seq_offset is None and batch[0].get("seq") is not None:
-            self.seq_offset = int(row.next_seq) - int(batch[0]["seq"])
-        prepared = prepare_messages(batch, now_ms())
-        result = await insert_messages(self.db, self.conn, row, prepared, raw_copies(batch, prepared))
-        self.stats.messages += result["appended"]
-        self.stats.duplicates += result["duplicates"]
-
-    async def _other(self, record: dict[str, Any]) -> None:
-        row = await self._row()
-        kind = record.get("type")
-        if kind == "reset":
-            item_id = record.get("id") or f"reset-{record.get('seq')}"
-            if not await self._exists(resets, item_id):
-                ts = record.get("timestamp")
-                await session_store.reset_one(self.conn, row, item_id,
-                                              parse_rfc3339(ts) if isinstance(ts, str) else None)
-                self.stats.resets += 1
-        elif kind == "compaction":
-            await self._compaction(row, record)
+    async def write(self, run: Run) -> None:
+        if run.kind == "messages":
+            result = await insert_messages(self.db, self.conn, await self._row(), run.rows, run.raws)
+            self.out["appended"] += result["appended"]
+            self.out["duplicates"] += result["duplicates"]
+        elif run.kind == "executions":
+            prepared = [prepare_execution(record) for record in run.rows]
+            self.out["executions"] += await insert_executions(self.conn, await self._row(), prepared)
+        elif run.kind == "reset":
+            await self._reset(run.rows[0])
+        elif run.kind == "compaction":
+            await self._compaction(await self._row(), run.rows[0])
         else:
-            raise InvalidParams("type", f"unknown record type {kind!r}")
+            raise InvalidParams("type", f"unknown record type {run.kind!r}")
+
+    async def _reset(self, record: dict[str, Any]) -> None:
+        item_id = record.get("id") or f"reset-{record.get('seq')}"
+        if await self._exists(resets, item_id):
+            return
+        ts = record.get("timestamp")
+        await session_store.reset_one(self.conn, await self._row(), item_id,
+                                      parse_rfc3339(ts) if isinstance(ts, str) else None)
+        self.out["resets"] += 1
 
     async def _exists(self, table: Any, item_id: str) -> bool:
         found = await self.conn.execute(
@@ -253,11 +207,8 @@ class _SessionWriter:
         return found.first() is not None
 
     async def _boundary(self, record: dict[str, Any], seq: int) -> int:
-        """The first kept seq: from our own export's seq, or a foreign format's kept message id."""
-        first_kept = record.get("first_kept_seq")
-        if first_kept is not None:
-            offset = self.seq_offset if self.seq_offset is not None else seq - int(record.get("seq") or seq)
-            return int(first_kept) + offset
+        """The first kept seq: that of the message named by `first_kept_id` (the ingest service
+        translates an export's first_kept_seq to it); with none, nothing was kept."""
         kept_id = record.get("first_kept_id")
         if kept_id:
             found = (await self.conn.execute(select(messages.c.seq).where(
@@ -288,13 +239,14 @@ class _SessionWriter:
         ))
         values: dict[str, Any] = {}
         if not restored:
-            values = {"live_from_seq": boundary, "active_compaction_id": inserted.inserted_primary_key[0]}
+            values = {"live_from_seq": boundary, "active_compaction_id": inserted_id(inserted)}
         await session_store.bump(self.conn, row.id, {"compactions": 1, "next_seq": 1}, **values)
-        self.stats.compactions += 1
+        self.out["compactions"] += 1
 
 
-async def recount_live(conn: AsyncConnection, session_id: int) -> None:
-    """Recompute the live-context counters from rows once an import has moved the boundary."""
+async def recount_live(conn: AsyncConnection, session_id: int) -> int:
+    """Recompute the live-context counters from rows once an import has moved the boundary;
+    returns the live tokens."""
     row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).one()
     count, tokens = (await conn.execute(
         select(func.count(), func.coalesce(func.sum(messages.c.tokens), 0))
@@ -305,5 +257,7 @@ async def recount_live(conn: AsyncConnection, session_id: int) -> None:
         summary_tokens = (await conn.execute(
             select(compactions.c.summary_tokens).where(compactions.c.id == row.active_compaction_id)
         )).scalar() or 0
+    live = int(tokens) + int(summary_tokens)
     await conn.execute(sessions.update().where(sessions.c.id == session_id).values(
-        live_messages=int(count), live_tokens=int(tokens) + int(summary_tokens)))
+        live_messages=int(count), live_tokens=live))
+    return live

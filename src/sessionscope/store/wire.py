@@ -1,4 +1,6 @@
-"""Turning table rows into the wire shapes of the RPC contract (SessionRow, Item, Execution)."""
+"""Turning table rows into the wire shapes of the RPC contract (SessionRow, Item, Execution).
+
+Stored values only: presentation (markdown to HTML) is added by the RPC layer, rpc/presentation.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import orjson
 from sqlalchemy import Row
 
 from sessionscope.clock import to_rfc3339
-from sessionscope.markdown import render_markdown
 
 
 def input_tokens(row: Row) -> int:
@@ -53,7 +54,7 @@ def session_row(row: Row) -> dict[str, Any]:
     }
 
 
-def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq: int = 0,
+def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
                  kind_field: str = "kind") -> dict[str, Any]:
     """`compacted`: summarised by a compaction, so out of the live context. Messages before the
     last reset that precedes the live boundary are out of it too, but were cleared, not compacted.
@@ -75,13 +76,11 @@ def message_item(row: Row, live_from_seq: int, *, html: bool = False, reset_seq:
         "tokens": tokens,
         "compacted": reset_seq < seq < live_from_seq,
     }
-    if html:
-        item["content_html"] = render_markdown(content) if role == "assistant" else None
     return item
 
 
-def compaction_item(row: Row, *, html: bool = False) -> dict[str, Any]:
-    item = {
+def compaction_item(row: Row) -> dict[str, Any]:
+    return {
         "kind": "compaction",
         "seq": int(row.seq),
         "id": row.item_id,
@@ -96,9 +95,6 @@ def compaction_item(row: Row, *, html: bool = False) -> dict[str, Any]:
         "reason": row.reason,
         "restored": bool(row.restored),
     }
-    if html:
-        item["summary_html"] = render_markdown(row.summary)
-    return item
 
 
 def reset_item(row: Row) -> dict[str, Any]:

@@ -189,7 +189,8 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         app.state.services = Services(db, config)
         # Load the tokenizer now, off the event loop, rather than inside the first append.
         await asyncio.to_thread(encoder)
-        tasks = [task for task in (housekeeping.start(db, config), housekeeping.start_indexer(db)) if task]
+        tasks = [task for task in (housekeeping.start(db, config), housekeeping.start_indexer(db),
+                                   housekeeping.start_compactor(app.state.services)) if task]
         try:
             yield
         finally:

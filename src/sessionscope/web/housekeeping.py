@@ -1,5 +1,5 @@
-"""Background work of a running server: the hourly retention purge, audited per tenant, and the
-message search indexer."""
+"""Background work of a running server: the hourly retention purge, audited per tenant, the
+message search indexer and the auto-compaction worker (compaction/service.py)."""
 
 from __future__ import annotations
 
@@ -77,3 +77,9 @@ async def index_forever(db: Database) -> None:
 
 def start_indexer(db: Database) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(index_forever(db))
+
+
+def start_compactor(services: Any) -> asyncio.Task[None]:
+    """Auto-compactions that appends scheduled run here, never inside the append's request."""
+    task: asyncio.Task[None] = services.compactor.start()
+    return task

@@ -66,13 +66,9 @@ def observe_call(name: str, seconds: float, out: dict[str, Any] | None) -> None:
     result = (out or {}).get("result")
     if not isinstance(result, dict):
         return
-    if name == "session.append":
-        MESSAGES_APPENDED.labels("rpc").inc(result.get("appended", 0))
-        if result.get("auto_compaction"):
-            COMPACTIONS.labels("auto-threshold").inc()
-    elif name == "session.compact" and result.get("compacted"):
-        COMPACTIONS.labels("manual").inc()
-    elif name == "session.reset":
+    # Messages appended and compactions are counted by the ingest and compaction services,
+    # whichever path wrote them.
+    if name == "session.reset":
         RESETS.inc(result.get("reset", 0))
 
 

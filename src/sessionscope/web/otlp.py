@@ -1,7 +1,7 @@
 """POST /v1/traces: an OTLP/HTTP trace receiver that stores GenAI spans as sessions.
 
 The body (protobuf or JSON, optionally gzip) is decoded by `importers.otlp` into the record
-stream every importer produces and written by `store.transfer.import_records`, so spans
+stream every importer produces and written by the ingest service (`sessionscope.ingest`), so spans
 resent by an exporter's retry add nothing twice. Answers follow the OTLP/HTTP spec: 200 with an
 ExportTraceServiceResponse in the request's encoding, 400 with a google.rpc.Status for a body
 that does not decode, 503 (retryable by exporters) when the store fails.
@@ -23,8 +23,8 @@ from starlette.responses import Response
 from sessionscope.errors import Forbidden, SessionscopeError, Unauthorized
 from sessionscope.importers.otlp import decode_spans
 from sessionscope.importers.otlp_genai import spans_to_records
+from sessionscope.ingest import ingest_records
 from sessionscope.rpc.registry import INGEST
-from sessionscope.store.transfer import import_records
 from sessionscope.web import metrics
 
 log = logging.getLogger("sessionscope.otlp")
@@ -110,12 +110,11 @@ async def receive(request: Request) -> Response:
         return failure(400, INVALID_ARGUMENT, f"not an OTLP trace export: {exc}", as_json)
     metrics.OTLP_SPANS.inc(len(spans))
     try:
-        stats = await import_records(services.db, caller.scope, records, tenant=tenant)
+        await ingest_records(services, caller.scope, records, source="otlp", tenant=tenant)
     except SessionscopeError as exc:
         return failure(400, INVALID_ARGUMENT, exc.message, as_json)
     except Exception:
         log.exception("storing OTLP spans failed")
         return failure(503, UNAVAILABLE, "the store is unavailable; retry later", as_json)
-    metrics.MESSAGES_APPENDED.labels("otlp").inc(stats.messages)
     response = ExportTraceServiceResponse()
     return answer(200, b"{}" if as_json else response.SerializeToString(), as_json)

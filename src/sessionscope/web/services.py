@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sessionscope.compaction import CompactionSettings, load_compaction_settings
+from sessionscope.compaction.service import AutoCompactor
 from sessionscope.store import Database, sessions
 
 
@@ -23,6 +24,9 @@ class Services:
     def __init__(self, db: Database, config: ServerConfig) -> None:
         self.db = db
         self.config = config
+        # Auto-compaction's background worker; the server starts it (web/housekeeping.py). While
+        # it is not running (the CLI's in-process store) auto-compaction runs after each write.
+        self.compactor = AutoCompactor(db)
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Services per server, agents are few
     def _settings(self, agent: str | None) -> CompactionSettings:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from sessionscope.compaction import service
 from sessionscope.rpc.models import Item, KeyParams
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import compactions
@@ -35,7 +36,7 @@ async def compact(ctx: Context, p: CompactParams) -> Any:
     says so (`compacted: false`) rather than failing.
     """
     agent = await ctx.services.session_agent(ctx, p.key, p.tenant)
-    return await compactions.compact(
+    return await service.compact(
         ctx.db, ctx.caller.scope, p.key, ctx.services.compaction_settings(agent), tenant=p.tenant,
         instructions=p.instructions, keep_recent_tokens=p.keep_recent_tokens,
     )

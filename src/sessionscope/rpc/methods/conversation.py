@@ -1,77 +1,25 @@
-"""What agents call: append turns, record executions, read back the live context."""
+"""What agents call: append turns, record executions, read back the live context; and the
+operators' import of a session's records (import --url). Writes go through sessionscope.ingest."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
-from typing_extensions import TypedDict
+from pydantic import BaseModel, Field
 
-from sessionscope.clock import parse_rfc3339
-from sessionscope.rpc.models import (
-    MAX_MESSAGE_BYTES,
-    Budget,
-    KeyParams,
-    Layer,
-    Name,
-    Params,
-    ToolCall,
-    Usage,
-)
-from sessionscope.rpc.registry import INGEST, READ, Context, rpc_method
-from sessionscope.store import appends, compactions, conversation, executions
+from sessionscope.ingest import SessionBatch, ingest_batch
+from sessionscope.ingest.models import ExecutionIn, Label, MessageIn, Timestamp
+from sessionscope.rpc.models import KeyParams, Name
+from sessionscope.rpc.registry import INGEST, READ, WRITE, Context, rpc_method
+from sessionscope.store import conversation, executions
 
-
-def _rfc3339(value: str) -> str:
-    try:
-        parse_rfc3339(value)
-    except ValueError:
-        raise ValueError("must be an RFC 3339 time such as 2026-11-26T06:01:44.123Z") from None
-    return value
-
-
-def _content_size(value: str) -> str:
-    # A character is at most 4 UTF-8 bytes, so most contents need no encoding to be measured.
-    if len(value) * 4 > MAX_MESSAGE_BYTES and len(value.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
-        raise ValueError(f"must be at most {MAX_MESSAGE_BYTES} UTF-8 bytes")
-    return value
-
-
-Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
-
-
-def _raw_size(value: dict[str, Any]) -> dict[str, Any]:
-    # The raw copy repeats the content plus its framing, hence twice the content limit.
-    if len(json.dumps(value, separators=(",", ":"))) > 2 * MAX_MESSAGE_BYTES:
-        raise ValueError(f"must be at most {2 * MAX_MESSAGE_BYTES} bytes as JSON")
-    return value
-
-
-# A TypedDict rather than a model: a batch validates straight into the dicts the store takes,
-# with no model objects to build and dump again (that was 60% of a batch's validation time).
-@with_config(ConfigDict(extra="forbid", strict=True))
-class MessageIn(TypedDict):
-    """One message of session.append."""
-
-    id: Annotated[Annotated[str, Field(min_length=1, max_length=256)] | None, Field(default=None)]
-    role: Literal["user", "assistant", "system", "tool"]
-    content: Annotated[str, Field(default=""), AfterValidator(_content_size)]
-    tool_calls: Annotated[Annotated[list[ToolCall], Field(max_length=128)] | None, Field(default=None)]
-    tool_call_id: Annotated[Annotated[str, Field(min_length=1, max_length=256)] | None, Field(default=None)]
-    tool_name: Annotated[Annotated[str, Field(max_length=256)] | None, Field(default=None)]
-    is_error: Annotated[bool, Field(default=False)]
-    timestamp: Annotated[Timestamp | None, Field(default=None)]
-    tokens: Annotated[Annotated[int, Field(ge=0)] | None, Field(default=None)]
-    # The message in the client's own wire format (e.g. an OpenAI Responses item), stored
-    # verbatim and returned by session.items; our fields above are what everything else reads.
-    raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size)] | None, Field(default=None)]
+IMPORT_RECORDS = 1000
 
 
 class AppendParams(KeyParams):
     agent: Name
     channel: Name
-    label: Annotated[str, Field(max_length=512)] | None = None
+    label: Label | None = None
     messages: Annotated[list[MessageIn], Field(min_length=1, max_length=1000)]
 
 
@@ -86,30 +34,48 @@ class AppendResult(BaseModel):
 async def append(ctx: Context, p: AppendParams) -> Any:
     """Append messages; a message whose `id` is already stored is skipped, so retries are safe.
 
-    The session is created on first append.
+    The session is created on first append. When the live context passes the agent's
+    auto-compaction threshold, `auto_compaction` says a compaction was scheduled; it commits
+    later in the background, and messages appended meanwhile stay live.
     """
-    result: dict[str, Any] = await appends.append(
-        ctx.db, ctx.caller.scope, key=p.key, agent=p.agent, channel=p.channel, batch=p.messages,
-        tenant=p.tenant, label=p.label,
-    )
-    if result["appended"]:
-        settings = ctx.services.compaction_settings(p.agent)
-        compacted = await compactions.auto_compact(ctx.db, ctx.caller.scope, p.key, settings, tenant=p.tenant)
-        if compacted is not None and compacted["compacted"]:
-            result["auto_compaction"] = compacted
-    return result
+    batch = SessionBatch(key=p.key, agent=p.agent, channel=p.channel, label=p.label, tenant=p.tenant,
+                         items=cast(list[dict[str, Any]], p.messages), validated=True)
+    return (await ingest_batch(ctx.services, ctx.caller.scope, batch, source="rpc")).append_result()
 
 
-class ExecutionIn(Params):
-    id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    started_at: Timestamp | None = None
-    duration_ms: Annotated[float, Field(ge=0)] = 0
-    model: Annotated[str, Field(max_length=256)] | None = None
-    provider: Annotated[str, Field(max_length=128)] | None = None
-    usage: Usage = Usage()
-    cost_usd: Annotated[float, Field(ge=0)] | None = None
-    budget: Budget | None = None
-    layers: Annotated[list[Layer], Field(max_length=256, default_factory=list)]
+class ImportParams(KeyParams):
+    agent: Name = "unknown"
+    channel: Name = "unknown"
+    label: Label | None = None
+    # Counts only when this call creates the session.
+    created_at: Timestamp | None = None
+    # Checked one by one by the ingest service against ingest/models.py (message, compaction,
+    # reset, execution), which names the record and field of the first problem.
+    records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=IMPORT_RECORDS)]
+
+
+class ImportResult(BaseModel):
+    created: bool
+    appended: int
+    duplicates: int
+    compactions: int
+    resets: int
+    executions: int
+    last_seq: int
+
+
+@rpc_method("session.import", params=ImportParams, result=ImportResult, roles=WRITE, audit="session.import")
+async def import_(ctx: Context, p: ImportParams) -> Any:
+    """Import records of one session (an export's lines after its header: messages, compactions,
+    resets, executions) in one transaction; what is stored already is skipped and not counted.
+
+    `sessionscope import --url` sends a session in calls of up to 1000 records.
+    """
+    items = [r for r in p.records if r.get("type") != "execution"]
+    runs = [r for r in p.records if r.get("type") == "execution"]
+    batch = SessionBatch(key=p.key, agent=p.agent, channel=p.channel, label=p.label, tenant=p.tenant,
+                         created_at=p.created_at, items=items, executions=runs)
+    return (await ingest_batch(ctx.services, ctx.caller.scope, batch, source="import-remote")).counts()
 
 
 class RecordParams(KeyParams):

@@ -17,6 +17,7 @@ from sessionscope.rpc.models import (
     SessionRow,
     Tenant,
 )
+from sessionscope.rpc.presentation import with_html
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import exports, listing, sessions
 from sessionscope.store.conversation import status as session_status
@@ -85,8 +86,10 @@ async def status(ctx: Context, p: StatusParams) -> Any:
 
     Pass `before_seq` (the lowest seq you hold) to page toward older items.
     """
-    return await session_status(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, limit=p.limit,
+    page = await session_status(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, limit=p.limit,
                                 before_seq=p.before_seq)
+    page["items"] = await with_html(page["items"])
+    return page
 
 
 class DeleteResult(BaseModel):
