@@ -13,6 +13,7 @@ from rich.markup import escape
 
 # Typer 0.29 runs its own copy of Click; its exceptions are the ones raised here.
 from typer._click import exceptions as click_errors
+from typer._click.core import Command
 
 from sessionscope.cli import admin  # noqa: F401 - registers token, audit, tenant, purge and check
 from sessionscope.cli import main as commands
@@ -22,7 +23,7 @@ from sessionscope.cli.output import click_labels
 PROG = "sessionscope"
 
 
-def command() -> typer.core.TyperGroup:
+def command() -> Command:
     """The Click command tree, with the labels Click shows (TEXT, INTEGER; none for flags)."""
     root = typer.main.get_command(app)
     click_labels(root)
