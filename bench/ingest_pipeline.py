@@ -119,6 +119,15 @@ def main() -> None:
                   f"{args.llm_delay:g} s, compaction committed before the last append: "
                   f"{'yes' if compacted_meanwhile else 'no'}): "
                   f"p50 {pct(during, 50) * 1000:.1f} ms, p99 {pct(during, 99) * 1000:.1f} ms (bar: p99 <= 50 ms)")
+            # The same appends with no compaction anywhere: the machine's own spread, for scale.
+            idle: list[float] = []
+            for i in range(len(during)):
+                t = time.perf_counter()
+                call(http, server.url, "session.append", key=f"bench-idle-{run}", agent="main", channel="web",
+                     messages=turn(run, i, words=5))
+                idle.append(time.perf_counter() - t)
+            print(f"the same appends with no compaction running: p50 {pct(idle, 50) * 1000:.1f} ms, "
+                  f"p99 {pct(idle, 99) * 1000:.1f} ms")
             body = [{"id": f"x{i}", "role": "user" if i % 2 else "assistant", "content": "status check " * 8}
                     for i in range(100)]
             t = time.perf_counter()

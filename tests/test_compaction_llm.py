@@ -137,6 +137,10 @@ def test_success_uses_the_llm_and_sends_model_sections_and_instructions(server: 
     assert "keep the pool size" in system["content"]
     assert "invoices_2024" in user["content"] and "pool_size: 20" in user["content"]
     assert "read_file" in user["content"]
+    # The offline extractor's facts go along as a checklist, so an llm summary loses none of them.
+    checklist = user["content"].split("<checklist>", 1)[1]
+    assert "`read_file` returned" in checklist and "pool_size: 20" in checklist
+    assert "every item on it must appear" in system["content"]
     assert server.headers_seen[0]["authorization"] == "Bearer sk-test-123"
 
 

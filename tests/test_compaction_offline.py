@@ -87,16 +87,16 @@ def section(summary: str, title: str) -> str:
 
 def test_keeps_requests_decisions_facts_errors_and_open_task() -> None:
     summary = summarize_offline(conversation())
-    requests = section(summary, "Requests")
-    assert '"Please migrate the billing service to PostgreSQL 16."' in requests
+    requests = section(summary, "Goal and requests")
+    assert 'Goal: "Please migrate the billing service to PostgreSQL 16.' in requests
     assert "must not drop the invoices_2024 table" in requests
     assert "pg_dump with --jobs=4 instead of logical replication" in section(summary, "Decisions")
-    facts = section(summary, "Facts & identifiers")
-    assert "pool_size: 20" in facts
+    facts = section(summary, "Facts and identifiers")
+    assert "`read_file` returned" in facts and "pool_size: 20" in facts  # attributed to its tool
     assert "services/billing/config.yaml" in summary
-    errors = section(summary, "Errors")
+    errors = section(summary, "Errors and fixes")
     assert "ImportError: cannot import name 'InvoiceRow'" in errors
-    assert "resolved: Fixed the import by renaming InvoiceRow to InvoiceRecord" in errors
+    assert "fix: Fixed the import by renaming InvoiceRow to InvoiceRecord" in errors
     open_task = section(summary, "Open task")
     assert "https://wiki.example.com/billing/runbook" in open_task
     assert "2026-12-01" in open_task and "2026-11-30" in open_task
@@ -105,7 +105,7 @@ def test_keeps_requests_decisions_facts_errors_and_open_task() -> None:
 def test_unresolved_error_and_pending_call_are_reported() -> None:
     conv = [*conversation()[:5], {"role": "assistant", "content": "Trying again.", "tool_calls": [{"id": "c9", "name": "deploy", "arguments": json.dumps({"env": "staging-eu-2"})}]}]
     summary = summarize_offline(conv)
-    assert "→ unresolved" in section(summary, "Errors")
+    assert "→ unresolved" in section(summary, "Errors and fixes")
     assert "Awaiting result: `deploy`" in section(summary, "Open task")
     assert "staging-eu-2" in section(summary, "Open task")
 
@@ -138,7 +138,7 @@ def test_instructions_make_matching_sentences_win_the_budget() -> None:
     conv.insert(200, {"role": "assistant", "content": lag})
     plain = summarize_offline(conv, None, max_summary_tokens=400)
     focused = summarize_offline(conv, "focus on Kafka consumer lag", max_summary_tokens=400)
-    assert lag not in plain
+    assert lag not in section(plain, "Focus")
     assert lag in section(focused, "Focus")
     assert 'operator instructions: "focus on Kafka consumer lag"' in focused
 
@@ -152,7 +152,7 @@ def test_second_compaction_carries_the_earlier_summary_forward() -> None:
     second = summarize_offline([summary_message(first), *newer])
     assert second.count("Summary of") == 1  # merged, not nested
     assert "secret/billing/stripe" in section(second, "Open task")  # the newest request
-    assert "must not drop the invoices_2024 table" in section(second, "Requests")
+    assert "must not drop the invoices_2024 table" in section(second, "Goal and requests")
     assert "pg_dump with --jobs=4" in section(second, "Decisions")
     assert "24 hour overlap" in section(second, "Decisions")
     assert "Summary of 2 earlier messages" in second  # the summary itself is not counted
@@ -215,3 +215,77 @@ def test_budget_scales_with_max_summary_tokens() -> None:
     large = count_tokens(summarize_offline(conv, None, max_summary_tokens=3000))
     assert small <= 300 * 1.3
     assert large > 2 * small
+
+
+def call(call_id: str, name: str, args: dict[str, Any], result: str, error: bool = False) -> list[Msg]:
+    return [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": call_id, "name": name, "arguments": json.dumps(args)}]},
+        {"role": "tool", "tool_call_id": call_id, "tool_name": name, "content": result, "is_error": error},
+    ]
+
+
+CHATTER = [
+    "The weather in the office is nice today, by the way.",
+    "Thanks, that makes sense so far.",
+    "Could you clarify what you meant by the earlier point?",
+]
+
+
+def support_conversation(chatter: int = 0) -> list[Msg]:
+    ticket = json.dumps({"ticket": {"id": "SUP-48213", "status": "blocked", "order_ref": "ORD-99120",
+                                    "customer": {"tier": "gold"}}})
+    conv: list[Msg] = [{"role": "user", "content": "My order never arrived and nobody answers my emails."}]
+    conv += call("c1", "lookup_ticket", {"email": "dana@example.com"}, ticket)
+    for k in range(chatter):
+        conv += [{"role": "user", "content": CHATTER[k % 3]}, {"role": "assistant", "content": "Let me take a look."}]
+        conv += call(f"l{k}", "fetch_logs", {"service": "orders"},
+                     "\n".join(f"2026-11-2{k % 9}T01:1{j % 9}:00Z INFO handled request in {j + 3}ms" for j in range(40)))
+    conv += call("c2", "get_order", {"order_id": "ORD-99120"}, "total: $184.20\ncarrier: DHL\ntracking: 1ZX99120A")
+    conv += [{"role": "assistant", "content": "I've agreed to a full refund; the ticket stays open for now."}]
+    return conv
+
+
+def test_tool_result_facts_are_kept_and_attributed_to_their_tool() -> None:
+    summary = summarize_offline(support_conversation())
+    facts = section(summary, "Facts and identifiers")
+    # Only the tool results say these; the summary keeps them and says which tool said them.
+    assert "`lookup_ticket` returned id=SUP-48213; status=blocked; order_ref=ORD-99120" in facts
+    assert "`get_order` returned" in facts and "total: $184.20" in facts and "1ZX99120A" in facts
+
+
+def test_chatter_never_enters_the_summary() -> None:
+    summary = summarize_offline(support_conversation(chatter=9))
+    for line in [*CHATTER, "Let me take a look."]:
+        assert line not in summary
+    assert "INFO handled request" not in summary  # routine log lines are not facts
+    assert "SUP-48213" in summary and "ORD-99120" in summary
+
+
+def test_size_follows_the_information_not_the_span_length() -> None:
+    short = count_tokens(summarize_offline(support_conversation()))
+    padded = count_tokens(summarize_offline(support_conversation(chatter=30)))
+    assert padded <= short * 1.25  # thirty rounds of chatter and logs add almost nothing
+    more = support_conversation() + call("c9", "get_invoice", {"id": "INV-7781"},
+                                         json.dumps({"invoice": "INV-7781", "amount": "$912.00", "due": "2026-12-15"}))
+    assert count_tokens(summarize_offline(more)) > short
+
+
+def test_lines_of_one_template_are_merged_into_one() -> None:
+    conv: list[Msg] = [{"role": "user", "content": "[cron] Run the nightly export and report failures."}]
+    for day in range(1, 31):
+        conv += call(f"r{day}", "run_job", {"job": "export", "date": f"2026-11-{day:02d}"},
+                     json.dumps({"run": f"run-{day:04x}a", "status": "ok", "rows": 1000 + day}))
+    summary = summarize_offline(conv)
+    runs = [ln for ln in summary.splitlines() if "`run_job` returned" in ln]
+    assert len(runs) == 1 and "(and 29 similar)" in runs[0]
+
+
+def test_an_error_is_paired_with_its_fix_and_the_retry_result() -> None:
+    conv: list[Msg] = [{"role": "user", "content": "Run the nightly export for 2026-11-03."}]
+    conv += call("e1", "run_job", {"job": "export"}, json.dumps({"run": "run-77a1", "status": "failed",
+                                                                  "error": "disk quota exceeded"}), error=True)
+    conv += [{"role": "assistant", "content": "Fixed by raising the quota to 500 GB on the export volume."}]
+    conv += call("e2", "run_job", {"job": "export"}, json.dumps({"run": "run-77b2", "status": "ok"}))
+    errors = section(summarize_offline(conv), "Errors and fixes")
+    assert "error=disk quota exceeded" in errors and "fix: Fixed by raising the quota to 500 GB" in errors
+    assert "run-77b2" in errors  # what the fixed call returned

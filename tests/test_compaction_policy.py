@@ -251,3 +251,43 @@ def test_compaction_always_leaves_a_valid_ordered_live_list(case: tuple[list[Msg
     originals = [m for m in messages[:appended] if m.get("kind") != "summary"]
     assert kept == originals[len(originals) - len(kept) :]
     assert validate_conversation(live) == []
+
+
+def _turns(n: int) -> list[dict]:
+    out: list[dict] = []
+    for t in range(n):
+        out += [{"role": "user", "content": f"turn {t}", "tokens": 100},
+                {"role": "assistant", "content": "", "tokens": 10,
+                 "tool_calls": [{"id": f"c{t}", "name": "shell", "arguments": "{}"}]},
+                {"role": "tool", "tool_call_id": f"c{t}", "content": "ok", "tokens": 50}]
+    return out
+
+
+def test_cut_for_turns_keeps_the_last_whole_turns() -> None:
+    from sessionscope.compaction.policy import cut_for_turns
+
+    messages = _turns(5)
+    assert cut_for_turns(messages, 2) == 9
+    assert cut_for_turns(messages, 5) == 0  # keeping every turn compacts nothing
+    assert cut_for_turns(messages, 9) == 0
+
+
+def test_nothing_to_compact_explains_a_single_turn_without_contradiction() -> None:
+    from sessionscope.compaction.policy import choose_cut, nothing_to_compact
+
+    one = _turns(1)  # 160 tokens live, keep 30: still one turn, nothing can be cut
+    assert choose_cut(one, 30) == 0
+    message, suggestion = nothing_to_compact(one, 30)
+    assert suggestion is None and "single turn" in message and "within" not in message
+
+
+def test_nothing_to_compact_suggests_a_keep_that_compacts_the_oldest_turn() -> None:
+    from sessionscope.compaction.policy import choose_cut, cut_for_turns, nothing_to_compact
+
+    messages = _turns(4)
+    assert choose_cut(messages, 10_000) == 0
+    message, suggestion = nothing_to_compact(messages, 10_000)
+    assert "keep_recent_tokens=10000 keeps all 640 live tokens (4 turns" in message
+    assert suggestion == {"keep_recent_tokens": 480, "keep_recent_turns": 3}
+    assert choose_cut(messages, suggestion["keep_recent_tokens"]) == 3
+    assert cut_for_turns(messages, suggestion["keep_recent_turns"]) == 3

@@ -116,3 +116,14 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) ->
 def test_named_but_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CompactionConfigError, match="not found"):
         load_compaction_settings(str(tmp_path / "nope.toml"), None, env={})
+
+
+def test_summary_budget_is_configurable_per_agent(tmp_path) -> None:
+    from sessionscope.compaction.settings import DEFAULT_MAX_SUMMARY_TOKENS, load_compaction_settings
+
+    path = tmp_path / "s.toml"
+    path.write_text('[compaction]\nmax_summary_tokens = 3000\n\n'
+                    '[agents."terse".compaction]\nmax_summary_tokens = 600\n', encoding="utf-8")
+    assert load_compaction_settings(None, None, env={}).summarizer.max_summary_tokens == DEFAULT_MAX_SUMMARY_TOKENS
+    assert load_compaction_settings(str(path), "other", env={}).summarizer.max_summary_tokens == 3000
+    assert load_compaction_settings(str(path), "terse", env={}).summarizer.max_summary_tokens == 600

@@ -6,14 +6,17 @@ dashboard does), the next run sends the summary plus kept items, or nothing of t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from agents import Agent, Runner, function_tool, set_tracing_disabled
-from agents.memory import Session
+from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disabled
+from agents.memory import Session, SessionSettings
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from openai import AsyncOpenAI
 
@@ -89,8 +92,6 @@ def get_weather(city: str) -> str:
 def fake_openai() -> Iterator[FakeOpenAI]:
     set_tracing_disabled(True)
     server = FakeOpenAI()
-    import threading
-
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -226,3 +227,133 @@ def test_item_mapping_round_trips() -> None:
         converted = message_to_items(stored)
         assert len(converted) == 1 and converted[0].get("call_id") == item.get("call_id")
     assert item_to_message({"role": "developer", "content": "x"})["role"] == "system"
+
+
+# ---- the Session contract, side by side with the SDK's own SQLiteSession ----------------------------
+
+# Two tool round trips, so that many limits cut between a call and its output.
+CONVERSATION: list[Any] = [
+    {"role": "user", "content": "Weather in Oslo and in Rome?"},
+    {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+    {"type": "function_call_output", "call_id": "c1", "output": "rain"},
+    {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": '{"city": "Rome"}'},
+    {"type": "function_call_output", "call_id": "c2", "output": "sun"},
+    {"id": "__fake_id__", "type": "message", "role": "assistant", "status": "completed",
+     "content": [{"type": "output_text", "text": "Rain in Oslo, sun in Rome.", "annotations": []}]},
+]
+WAIT_S = 120  # a hang fails the test instead of stalling the suite
+
+
+class SideBySide:
+    """Runs each Session operation on both sessions and checks they answer the same."""
+
+    def __init__(self, ours: Any, theirs: Any) -> None:
+        self.ours = ours
+        self.theirs = theirs
+        self.checked = 0
+
+    async def __call__(self, operation: str, *args: Any) -> Any:
+        ours = await asyncio.wait_for(getattr(self.ours, operation)(*args), WAIT_S)
+        theirs = await getattr(self.theirs, operation)(*args)
+        assert ours == theirs, (operation, args)
+        self.checked += 1
+        return ours
+
+
+async def test_every_operation_answers_as_sqlite_session_does(rpc: RPC) -> None:
+    client = AsyncClient(rpc.url)
+    theirs = SQLiteSession("chat:contract")
+    both = SideBySide(SessionscopeSession("chat:contract", client, tenant=rpc.tenant), theirs)
+    try:
+        await both("get_items")
+        await both("get_items", 3)
+        await both("pop_item")
+        await both("add_items", CONVERSATION)
+        for limit in (None, 0, 1, 2, 3, 4, 5, 6, 7, 100, -1):
+            await both("get_items", limit)
+        assert await both("get_items", 1) == [CONVERSATION[-1]]
+        assert await both("pop_item") == CONVERSATION[-1]
+        assert await both("get_items", 1) == [CONVERSATION[-2]]  # an output whose call is left out
+        await both("add_items", CONVERSATION[:2])
+        for limit in (None, 1, 2, 3, 6):
+            await both("get_items", limit)
+        await both("pop_item")
+        await both("pop_item")
+        await both("get_items")
+        await both("clear_session")
+        await both("get_items")
+        await both("get_items", 0)
+        await both("pop_item")
+        await both("add_items", [CONVERSATION[2]])  # an output alone: stored and given back as is
+        await both("get_items", 1)
+        await both("add_items", [])
+        await both("get_items")
+        assert both.checked == 35
+    finally:
+        theirs.close()
+        await client.aclose()
+
+
+async def test_session_settings_limit_as_sqlite_session(rpc: RPC) -> None:
+    client = AsyncClient(rpc.url)
+    theirs = SQLiteSession("chat:settings", session_settings=SessionSettings(limit=3))
+    ours = SessionscopeSession("chat:settings", client, tenant=rpc.tenant, session_settings=SessionSettings(limit=3))
+    both = SideBySide(ours, theirs)
+    try:
+        await both("add_items", CONVERSATION)
+        assert await both("get_items") == CONVERSATION[-3:]
+        await both("get_items", 5)
+        await both("get_items", 0)
+    finally:
+        theirs.close()
+        await client.aclose()
+
+
+def test_one_client_from_several_event_loops_and_threads(rpc: RPC) -> None:
+    """Each asyncio.run is a new loop, and each thread has its own: one AsyncClient serves them all."""
+    client = AsyncClient(rpc.url)
+    session = SessionscopeSession("chat:loops", client, tenant=rpc.tenant)
+
+    def turn(n: int) -> list[Any]:
+        asyncio.run(asyncio.wait_for(session.add_items([{"role": "user", "content": f"turn {n}"}]), WAIT_S))
+        return asyncio.run(asyncio.wait_for(session.get_items(), WAIT_S))
+
+    assert turn(0) == [{"role": "user", "content": "turn 0"}]
+    assert len(turn(1)) == 2
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        seen = [f.result(timeout=WAIT_S) for f in [pool.submit(turn, n) for n in range(2, 8)]]
+    assert all(len(items) >= 3 for items in seen)
+    final = asyncio.run(asyncio.wait_for(session.get_items(), WAIT_S))
+    assert sorted(i["content"] for i in final) == [f"turn {n}" for n in range(8)]
+    asyncio.run(client.aclose())
+
+
+def test_runner_run_sync_from_threads(rpc: RPC, fake_openai: FakeOpenAI) -> None:
+    """Runner.run_sync keeps one default loop per thread; the session works on each of them."""
+    client = AsyncClient(rpc.url)
+    clients: list[AsyncOpenAI] = []
+
+    def conversation(name: str) -> list[Any]:
+        agent, openai_client = weather_agent(fake_openai)
+        clients.append(openai_client)
+        session = SessionscopeSession(name, client, agent="weather", tenant=rpc.tenant)
+        first = Runner.run_sync(agent, "What is the weather in Oslo?", session=session)
+        assert first.final_output == "Forecast: sunny and 21C in Oslo."
+        Runner.run_sync(agent, "Thanks!", session=session)
+        return asyncio.run(asyncio.wait_for(session.get_items(), WAIT_S))
+
+    results: dict[str, list[Any]] = {}
+
+    def in_thread(name: str) -> None:
+        results[name] = conversation(name)
+
+    threads = [threading.Thread(target=in_thread, args=(f"chat:run-sync-{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=WAIT_S)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(results) == [f"chat:run-sync-{n}" for n in range(3)]
+    for items in results.values():
+        kinds = [i.get("type", "message") for i in items]
+        assert kinds == ["message", "function_call", "function_call_output", "message", "message", "message"]

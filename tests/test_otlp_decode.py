@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
+from typing import Any
 
+import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -14,7 +17,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from sessionscope.importers.otlp import decode_otlp
+from sessionscope.importers.otlp import decode_otlp, decode_spans
+from sessionscope.importers.otlp_genai import Conversation, spans_to_conversations
+from sessionscope.web import metrics
+from sessionscope.web.otlp import TENANT_HEADER
+from tests.conftest import RPC
 
 T0 = 1_772_000_000_000_000_000  # 2026-02-25T06:13:20Z in ns
 MS = 1_000_000
@@ -313,13 +320,137 @@ def test_openinference_json_body() -> None:
     assert execution["layers"] == []
 
 
-def test_spans_without_a_conversation_are_dropped() -> None:
-    body = {
-        "resourceSpans": [
-            {"scopeSpans": [{"spans": [OPENINFERENCE_JSON["resourceSpans"][0]["scopeSpans"][0]["spans"][2]]}]}
-        ]
-    }
-    assert decode_otlp(json.dumps(body).encode(), "application/json") == []
+def test_spans_without_a_conversation_are_grouped_by_trace() -> None:
+    llm, tool, http = OPENINFERENCE_JSON["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    anonymous = dict(llm, attributes=[a for a in llm["attributes"] if a["key"] != "session.id"])
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [anonymous, tool, http]}]}]}
+    mapped = spans_to_conversations(decode_spans(json.dumps(body).encode(), "application/json"))
+    (conversation,) = mapped.conversations
+    assert (conversation.key, conversation.by_trace, conversation.spans) == (
+        "trace:5b8efff798038103d269b633813fc60c", True, 2)
+    assert [m["role"] for m in conversation.messages] == ["user", "assistant", "tool"]
+    assert mapped.ignored_spans == 1  # the plain HTTP span's trace has no GenAI span
+
+
+def _oi_span(span_id: str, kind: str, start_ms: int, end_ms: int, parent: str = "", **attributes: Any) -> dict:
+    attrs = [{"key": "openinference.span.kind", "value": {"stringValue": kind}},
+             {"key": "session.id", "value": {"stringValue": "oi-values"}}]
+    attrs += [{"key": k.replace("__", "."), "value": {"stringValue": v} if isinstance(v, str) else {"intValue": v}}
+              for k, v in attributes.items()]
+    span = {"traceId": "1" * 32, "spanId": span_id, "name": kind.lower(), "attributes": attrs,
+            "startTimeUnixNano": str(T0 + start_ms * MS), "endTimeUnixNano": str(T0 + end_ms * MS)}
+    if parent:
+        span["parentSpanId"] = parent
+    return span
+
+
+def _conversations(*spans: dict) -> list[Conversation]:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}
+    return spans_to_conversations(decode_spans(json.dumps(body).encode(), "application/json")).conversations
+
+
+AGENT_SPAN = _oi_span("a" * 16, "AGENT", 0, 900, input__value="Is the deploy done?",
+                      output__value="Yes, billing-api is live.")
+CHAIN_SPAN = _oi_span("b" * 16, "CHAIN", 10, 800, parent="a" * 16, input__value='{"input": "Is the deploy done?"}',
+                      output__value='{"output": "Yes, billing-api is live."}')
+LLM_SPAN = _oi_span("c" * 16, "LLM", 20, 700, parent="b" * 16, llm__model_name="gpt-4o-mini-2024-07-18",
+                    llm__system="openai",
+                    llm__input_messages__0__message__role="user", llm__input_messages__0__message__content="Is the deploy done?", llm__output_messages__0__message__role="assistant", llm__output_messages__0__message__content="Yes, billing-api is live.")
+
+
+def test_agent_and_chain_spans_with_only_input_and_output_values_become_one_turn() -> None:
+    (conversation,) = _conversations(AGENT_SPAN, CHAIN_SPAN)
+    # The nested chain repeats its agent's turn in another shape: the outermost span gives it once.
+    assert [(m["role"], m["content"]) for m in conversation.messages] == [
+        ("user", "Is the deploy done?"), ("assistant", "Yes, billing-api is live.")]
+    assert [m["timestamp"] for m in conversation.messages] == ["2026-02-25T06:13:20.000Z", "2026-02-25T06:13:20.900Z"]
+
+
+def test_messages_attributes_come_first_and_no_turn_is_stored_twice() -> None:
+    (together,) = _conversations(AGENT_SPAN, CHAIN_SPAN, LLM_SPAN)
+    assert [(m["role"], m["content"]) for m in together.messages] == [
+        ("user", "Is the deploy done?"), ("assistant", "Yes, billing-api is live.")]
+    assert together.messages[0]["timestamp"] == "2026-02-25T06:13:20.020Z"  # the model call's own times
+    # An exporter batch can end between the model call and its agent span: the agent span, alone
+    # in the next request, gives the same turn with the same ids, which the store skips.
+    (llm_only,) = _conversations(LLM_SPAN)
+    (agent_only,) = _conversations(AGENT_SPAN)
+    assert [m["id"] for m in agent_only.messages] == [m["id"] for m in llm_only.messages]
+
+
+def test_response_model_system_as_provider_and_tool_names() -> None:
+    tool_turn = {"llm__input_messages__0__message__role": "user",
+                 "llm__input_messages__0__message__content": "list files",
+                 "llm__input_messages__1__message__role": "assistant",
+                 "llm__input_messages__1__message__tool_calls__0__tool_call__id": "call_7",
+                 "llm__input_messages__1__message__tool_calls__0__tool_call__function__name": "ls",
+                 "llm__input_messages__2__message__role": "tool",
+                 "llm__input_messages__2__message__tool_call_id": "call_7",
+                 "llm__input_messages__2__message__content": "a.txt",
+                 "llm__output_messages__0__message__role": "assistant",
+                 "llm__output_messages__0__message__content": "One file: a.txt"}
+    llm = _oi_span("d" * 16, "LLM", 0, 100, llm__model_name="gpt-4o-mini-2024-07-18", llm__system="openai",
+                   **tool_turn)
+    (conversation,) = _conversations(llm)
+    tool = next(m for m in conversation.messages if m["role"] == "tool")
+    assert (tool["tool_call_id"], tool["tool_name"]) == ("call_7", "ls")
+    (execution,) = conversation.executions
+    assert (execution["model"], execution["provider"]) == ("gpt-4o-mini-2024-07-18", "openai")
+
+    genai = dict(_oi_span("e" * 16, "LLM", 0, 100), attributes=[
+        {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+        {"key": "gen_ai.conversation.id", "value": {"stringValue": "genai-models"}},
+        {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+        {"key": "gen_ai.response.model", "value": {"stringValue": "gpt-4o-2024-08-06"}},
+        {"key": "gen_ai.system", "value": {"stringValue": "openai"}},
+        {"key": "gen_ai.input.messages", "value": {"stringValue": _msgs(USER)}}])
+    (conversation,) = _conversations(genai)
+    assert (conversation.executions[0]["model"], conversation.executions[0]["provider"]) == (
+        "gpt-4o-2024-08-06", "openai")
+
+
+def _post_json(rpc: RPC, *spans: dict) -> httpx.Response:
+    body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}).encode()
+    return httpx.post(f"{rpc.url}/v1/traces", content=body,
+                      headers={"content-type": "application/json", TENANT_HEADER: rpc.tenant})
+
+
+def _turn(n: int, conversation: str | None = "late") -> dict:
+    """Trace n of a conversation: one model call, n seconds after T0."""
+    attrs = [{"key": "openinference.span.kind", "value": {"stringValue": "LLM"}},
+             {"key": "llm.input_messages.0.message.role", "value": {"stringValue": "user"}},
+             {"key": "llm.input_messages.0.message.content", "value": {"stringValue": f"question {n}"}},
+             {"key": "llm.output_messages.0.message.role", "value": {"stringValue": "assistant"}},
+             {"key": "llm.output_messages.0.message.content", "value": {"stringValue": f"answer {n}"}}]
+    if conversation is not None:
+        attrs.append({"key": "session.id", "value": {"stringValue": conversation}})
+    return {"traceId": f"{n + 7:032x}", "spanId": f"{n + 7:016x}", "name": "llm", "attributes": attrs,
+            "startTimeUnixNano": str(T0 + n * 1000 * MS), "endTimeUnixNano": str(T0 + n * 1000 * MS + 500 * MS)}
+
+
+def test_batches_arriving_out_of_order_are_stored_in_span_order(rpc: RPC) -> None:
+    for n in (2, 3):
+        assert _post_json(rpc, _turn(n)).status_code == 200
+    assert _post_json(rpc, _turn(0), _turn(1)).status_code == 200  # the earliest traces come last
+    assert _post_json(rpc, _turn(1)).status_code == 200  # and a retry adds nothing
+    status = rpc("session.status", key="late")
+    assert [i["content"] for i in status["items"]] == [
+        "question 0", "answer 0", "question 1", "answer 1", "question 2", "answer 2", "question 3", "answer 3"]
+    assert status["session"]["created_at"] == "2026-02-25T06:13:20.000Z"
+    assert status["session"]["message_count"] == 8
+    found = rpc("session.list", query="question")["sessions"]  # moved messages are still searchable
+    assert [s["key"] for s in found] == ["late"]
+
+
+def test_a_trace_without_conversation_id_is_stored_logged_and_counted(rpc: RPC,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "sessionscope.otlp")
+    before = metrics.OTLP_UNNAMED_SPANS.labels("grouped_by_trace")._value.get()
+    assert _post_json(rpc, _turn(5, conversation=None)).status_code == 200
+    key = f"trace:{5 + 7:032x}"
+    assert [i["content"] for i in rpc("session.status", key=key)["items"]] == ["question 5", "answer 5"]
+    assert metrics.OTLP_UNNAMED_SPANS.labels("grouped_by_trace")._value.get() == before + 1
+    assert any("stored by trace" in r.getMessage() and key in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(

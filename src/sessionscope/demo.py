@@ -58,7 +58,24 @@ def _fill(rng: random.Random, template: str) -> str:
     )
 
 
-def session_records(rng: random.Random, index: int, messages: int, start_ms: int) -> Iterator[dict[str, Any]]:
+# Every LONG_EVERY-th session is a long working session: more turns, and tool calls that read
+# whole files, so its live context passes the default keep_recent_tokens (20,000) and Compact
+# with the defaults has something to do.
+LONG_EVERY = 10
+LONG_FACTOR = 3
+LONG_OUTPUT_LINES = 90
+
+
+def _long_output(rng: random.Random, path: str) -> str:
+    lines = [f"# {path}"]
+    for n in range(LONG_OUTPUT_LINES):
+        name = rng.choice(("retry", "flush", "render", "parse", "load")) + f"_{rng.choice(('batch', 'row', 'event'))}"
+        lines.append(f"{n + 1:4d}  def {name}_{n}(value, limit={rng.randint(1, 500)}):  # {rng.choice(TOOLS)} path")
+    return "\n".join(lines)
+
+
+def session_records(rng: random.Random, index: int, messages: int, start_ms: int,
+                    long: bool = False) -> Iterator[dict[str, Any]]:
     """One session as a record stream (docs/item-model.md)."""
     tenant = TENANTS[index % len(TENANTS)] if index % 5 else "default"
     agent = AGENTS[rng.randrange(len(AGENTS))]
@@ -75,7 +92,7 @@ def session_records(rng: random.Random, index: int, messages: int, start_ms: int
         yield {"type": "message", "id": f"m{seq}", "role": "user", "content": _fill(rng, rng.choice(REQUESTS)),
                "timestamp": to_rfc3339(t)}
         produced += 1
-        if produced + 2 <= messages and rng.random() < 0.4:
+        if produced + 2 <= messages and rng.random() < (0.8 if long else 0.4):
             call_id = f"call_{index}_{seq}"
             tool = rng.choice(TOOLS)
             seq += 1
@@ -85,6 +102,8 @@ def session_records(rng: random.Random, index: int, messages: int, start_ms: int
             seq += 1
             failed = rng.random() < 0.15
             output = "Error: permission denied (EACCES)" if failed else _fill(rng, "found 3 matches in {path}")
+            if long and not failed:
+                output = _long_output(rng, _fill(rng, "{path}"))
             yield {"type": "message", "id": f"m{seq}", "role": "tool", "content": output, "tool_call_id": call_id,
                    "tool_name": tool, "is_error": failed, "timestamp": to_rfc3339(t + 1500)}
             produced += 2
@@ -118,8 +137,9 @@ def demo_records(sessions: int, messages: int, seed: int = 7, start_ms: int = 1_
                  ) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     for index in range(sessions):
-        count = messages if index % 3 else max(1, messages // 4)
-        yield from session_records(rng, index, count, start_ms + index * 3_600_000)
+        long = index % LONG_EVERY == LONG_EVERY // 2
+        count = messages * LONG_FACTOR if long else messages if index % 3 else max(1, messages // 4)
+        yield from session_records(rng, index, count, start_ms + index * 3_600_000, long=long)
 
 
 async def build_demo(db: Any, sessions: int, messages: int, seed: int = 7, progress: Any = None) -> dict[str, int]:

@@ -208,8 +208,8 @@ def test_compaction_marker_dims_messages_and_restores(page: Page, rpc, ns: str) 
     expect(marker).to_have_count(1)
     # The summary's markdown is rendered (sanitized on the server): its sections are headings.
     summary = marker.locator(".marker-summary")
-    expect(summary.locator("h2").first).to_have_text("Requests")
-    first_request = compaction["summary"].split("## Requests\n- ", 1)[1].split("\n", 1)[0]
+    expect(summary.locator("h2").first).to_have_text("Goal and requests")
+    first_request = compaction["summary"].split("## Goal and requests\n- ", 1)[1].split("\n", 1)[0]
     expect(summary.locator("li").first).to_have_text(first_request)
     expect(marker.locator(".marker-counts")).to_contain_text(f"{n} message")
     expect(marker.locator(".marker-counts")).to_contain_text(f"{compaction['tokens_before']:,}")
@@ -254,10 +254,10 @@ def test_detail_actions_compact_reset_export_delete(page: Page, rpc, ns: str, tm
 
     dialog = page.locator("dialog[open]")
     page.get_by_role("button", name="Compact", exact=True).click()
-    expect(dialog.locator("textarea")).to_be_focused()
+    expect(dialog.locator("[data-preview-counts]")).to_contain_text("would be summarized")
     dialog.locator("textarea").fill("Keep the turn numbers.")
-    dialog.get_by_role("button", name="Compact").click()
-    expect(dialog.locator("h2")).to_have_text("Session compacted")
+    dialog.get_by_role("button", name="Compact", exact=True).click()
+    expect(dialog.locator("h2.dialog-title")).to_have_text("Session compacted")
     dialog.get_by_role("button", name="OK").click()
     expect(page.locator("li.compaction-marker")).to_have_count(1)
     expect(page.locator("li.compaction-marker")).to_contain_text("Instructions: Keep the turn numbers.")
@@ -301,8 +301,10 @@ def test_compact_reports_nothing_to_compact(page: Page, rpc, ns: str) -> None:
     rpc.seed(key, agent=f"{ns}-bot", messages=1)
     page.goto(f"/sessions/{enc(key)}")
     page.get_by_role("button", name="Compact", exact=True).click()
-    page.locator("dialog[open]").get_by_role("button", name="Compact").click()
-    expect(page.locator("dialog[open] h2")).to_have_text("Nothing to compact")
+    dialog = page.locator("dialog[open]")
+    expect(dialog.locator("[data-nothing]")).to_have_text("Nothing to compact")
+    expect(dialog).to_contain_text("is a single turn")  # says why
+    expect(dialog.get_by_role("button", name="Compact", exact=True)).to_be_disabled()
     page.keyboard.press("Escape")
     expect(page.locator("dialog[open]")).to_have_count(0)
 

@@ -346,7 +346,11 @@ def compact(
         params["keep_recent_tokens"] = keep_recent_tokens
     result = connect(db, url, token, config).call("session.compact", params)
     if not result["compacted"]:
+        # The server says why (one turn, or the keep covers every turn) with its own numbers.
         console.print(result["message"], highlight=False)
+        if suggested := result.get("suggested_keep"):
+            console.print(f"to compact the oldest turn: --keep-recent-tokens {suggested['keep_recent_tokens']}",
+                          highlight=False)
         return
     c = result["compaction"]
     console.print(f"compacted {c['messages_compacted']} messages: {result['tokens_before']} → "

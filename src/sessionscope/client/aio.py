@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import TYPE_CHECKING, Any, Self
+import threading
+import weakref
+from typing import Any, Self
 
 import httpx
 
@@ -23,21 +25,42 @@ from sessionscope.client.protocol import (
     decode,
     payload,
 )
+from sessionscope.client.sdk import AsyncSession
 from sessionscope.errors import SessionscopeError
-
-if TYPE_CHECKING:
-    from sessionscope.client.sdk import AsyncSession
 
 
 class AsyncClient:
-    """Asynchronous client on httpx.AsyncClient; one per event loop."""
+    """Asynchronous client on httpx.AsyncClient, usable from any event loop and any thread.
+
+    An httpx pool belongs to the event loop that opened its connections: reused from another loop
+    (each `asyncio.run`, `Runner.run_sync`, a thread with its own loop) it fails with "Event loop is
+    closed" or hangs. So each running loop gets a pool of its own, made on first use and dropped
+    with the loop. A caller that passes `http` owns that client and its loop.
+    """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                  http: httpx.AsyncClient | None = None, retries: int = DEFAULT_RETRIES) -> None:
         self.url = url.rstrip("/")
-        self.http = http or httpx.AsyncClient(timeout=timeout, headers=auth_headers(token))
         self.retries = retries
+        self._given = http
+        self._timeout = timeout
+        self._headers = auth_headers(token)
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary())
+        self._pools_lock = threading.Lock()
         self._ids = itertools.count(1)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client of the running event loop."""
+        if self._given is not None:
+            return self._given
+        loop = asyncio.get_running_loop()
+        with self._pools_lock:
+            pool = self._pools.get(loop)
+            if pool is None or pool.is_closed:
+                pool = self._pools[loop] = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
+            return pool
 
     async def call(self, method: str, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any:
         """Call one method. `retry=True` is for idempotent calls only (reads, appends with ids)."""
@@ -61,8 +84,6 @@ class AsyncClient:
     def session(self, key: str, *, agent: str = "main", channel: str = "sdk", tenant: str | None = None,
                 label: str | None = None) -> AsyncSession:
         """A handle on one session; it is created on the first append."""
-        from sessionscope.client.sdk import AsyncSession
-
         return AsyncSession(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 
     async def download(self, url: str, path: str) -> int:
@@ -77,7 +98,17 @@ class AsyncClient:
         return size
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        """Close the running loop's pool (or the given client). Pools of loops that are gone
+        hold no live connections to wait for; they are dropped."""
+        if self._given is not None:
+            await self._given.aclose()
+            return
+        loop = asyncio.get_running_loop()
+        with self._pools_lock:
+            pool = self._pools.pop(loop, None)
+            self._pools.clear()
+        if pool is not None:
+            await pool.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -1,10 +1,13 @@
-"""What the sync and async clients share: the JSON-RPC envelope, retries and the error map."""
-
+"""What the sync and async clients share: the JSON-RPC envelope, retries, the error map, and the
+steps that session calls are written in."""
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Generator
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -24,6 +27,8 @@ DEFAULT_RETRIES = 3
 BACKOFF_BASE_S = 0.2
 BACKOFF_MAX_S = 2.0
 RETRY_STATUS = frozenset({500, 502, 503, 504})
+
+T = TypeVar("T")
 
 _ERRORS: dict[int, type[SessionscopeError]] = {
     -32001: NotFound, -32003: Forbidden, -32009: Conflict, -32013: TooLarge, -32004: Unauthorized,
@@ -93,3 +98,76 @@ def decode(url: str, response: httpx.Response) -> Any:
 
 def auth_headers(token: str | None) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"} if token else {}
+
+
+# ---- the steps of a session call -------------------------------------------------------------------
+# A session call is written once, as a generator that yields what it needs sent (Request, Download)
+# and receives each answer; a sync or an async driver sends the steps over its own transport.
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    params: dict[str, Any]
+    retry: bool  # only for idempotent calls: reads, and writes that carry client-made ids
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    url: str
+    path: str
+
+
+Step = Request | Download
+Steps = Generator[Step, Any, T]
+
+
+class SyncTransport(Protocol):
+    def call(self, method: str, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any: ...
+    def download(self, url: str, path: str) -> int: ...
+
+
+class AsyncTransport(Protocol):
+    async def call(self, method: str, params: dict[str, Any] | None = None, *, retry: bool = False) -> Any: ...
+    async def download(self, url: str, path: str) -> int: ...
+
+
+def run_steps(transport: SyncTransport, steps: Steps[T]) -> T:
+    """Send a call's steps one after another; an error is raised inside the steps, where the
+    call may handle it, and otherwise ends the call."""
+    with closing(steps):
+        answer: Any = None
+        error: SessionscopeError | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(answer)
+            except StopIteration as done:
+                return done.value
+            error = None
+            try:
+                if isinstance(step, Request):
+                    answer = transport.call(step.method, step.params, retry=step.retry)
+                else:
+                    answer = transport.download(step.url, step.path)
+            except SessionscopeError as exc:  # the call's steps may handle it; if not, it ends the call
+                error = exc
+
+
+async def arun_steps(transport: AsyncTransport, steps: Steps[T]) -> T:
+    """`run_steps`, awaited."""
+    with closing(steps):
+        answer: Any = None
+        error: SessionscopeError | None = None
+        while True:
+            try:
+                step = steps.throw(error) if error is not None else steps.send(answer)
+            except StopIteration as done:
+                return done.value
+            error = None
+            try:
+                if isinstance(step, Request):
+                    answer = await transport.call(step.method, step.params, retry=step.retry)
+                else:
+                    answer = await transport.download(step.url, step.path)
+            except SessionscopeError as exc:  # the call's steps may handle it; if not, it ends the call
+                error = exc

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import httpx
 
@@ -27,10 +27,8 @@ from sessionscope.client.protocol import (
     decode,
     payload,
 )
+from sessionscope.client.sdk import Session
 from sessionscope.errors import SessionscopeError
-
-if TYPE_CHECKING:
-    from sessionscope.client.sdk import Session
 
 
 class Client:
@@ -65,8 +63,6 @@ class Client:
     def session(self, key: str, *, agent: str = "main", channel: str = "sdk", tenant: str | None = None,
                 label: str | None = None) -> Session:
         """A handle on one session; it is created on the first append."""
-        from sessionscope.client.sdk import Session
-
         return Session(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 
     def download(self, url: str, path: str) -> int:

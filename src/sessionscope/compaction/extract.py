@@ -6,6 +6,7 @@ tuned (and tested) on their own. Everything here is pure and order-preserving.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -20,7 +21,8 @@ _SPACE = re.compile(r"\s+")
 CONSTRAINT = re.compile(
     r"\b(?:must|never|always|only|don'?t|do not|avoid|without|should(?:n'?t)?|need(?:s)? to|required?|"
     r"make sure|ensure|no more than|at most|at least|deadline|by (?:monday|tuesday|wednesday|thursday|"
-    r"friday|tomorrow|eod|end of day)|please|keep|constraint|budget|limit)\b",
+    r"friday|tomorrow|eod|end of day)|keep (?:it|the|to|under|below|within)|focus on|prefer|constraint|budget|"
+    r"limit|cite|from now on|instead|has to|have to|before|due|freeze)\b",
     re.IGNORECASE,
 )
 DECISION = re.compile(
@@ -38,7 +40,7 @@ NEXT_STEP = re.compile(
 # Each alternative opens with a literal or a narrow class, so a miss costs one character test
 # per position: this runs over every tool result of a 10,000-message session.
 ERROR_TEXT = re.compile(
-    r"Traceback \(most recent call last\)|(?:Error|Exception)\b|^FAILED\b|fatal:|error:|ERROR\b|panic:|"
+    r"Traceback \(most recent call last\)|(?:Error|Exception):|^FAILED\b|fatal:|error:|ERROR\b|panic:|"
     r"exit (?:code|status) [1-9]|command not found|No such file or directory|Permission denied|"
     r"(?<!\d)[1-9]\d* (?:failed|errors?)\b|timed out|"
     r"[45]\d\d (?:Not Found|Internal Server Error|Bad Request|Unauthorized|Forbidden|Bad Gateway|"
@@ -47,7 +49,8 @@ ERROR_TEXT = re.compile(
 )
 # Narration ("Reading x.py", "Let me check") names things but concludes nothing.
 NARRATION = re.compile(
-    r"(?:let me|let's|i'?ll|i am|i'm|now|reading|checking|looking|running|opening|searching|listing)\b",
+    r"(?:let me|let['’]s|i['’]?ll|i am|i['’]m|i['’]ve|now|next,? i|there['’]s|here['’]s|reading|checking|looking|"
+    r"running|opening|searching|listing|i (?:found|checked|looked|will|need|want|see))\b",
     re.IGNORECASE,
 )
 RESOLVED = re.compile(
@@ -99,6 +102,7 @@ ENTITY = re.compile(
     |(?P<ticket>\b[A-Z][A-Z0-9]{1,9}-\d+\b|(?<![\w&])\#\d{2,}\b)
     |(?P<hash>\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b)
     |(?P<code>`[^`\n]{2,80}`)
+    |(?P<name>\b[A-Z]{2,}[A-Z0-9]*(?:-[A-Za-z0-9]+)+\b|\b[A-Z][A-Z0-9]{2,}\b)
     |(?P<ident>\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b
         |\b[a-z]+(?:[A-Z][a-z0-9]+)+\b
         |\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]+)+\b)
@@ -114,6 +118,11 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+_SUBSUME_POOL = 200
+# An identifier must have been seen at least this much to be listed: one path in a tool output
+# is enough, one timestamp of a log stream or one code symbol of a file read is not.
+MIN_SALIENCE = 1.0  # identifiers compared pairwise for containment (quadratic, so bounded)
+_KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
 
 _STOPWORDS = frozenset(
     [
@@ -198,6 +207,10 @@ def normalize(text: str) -> str:
     return flatten(text).lower().strip(_TRAILING + " ")
 
 
+def code_blocks(text: str) -> str:
+    return "\n".join(_FENCE.findall(text)) if "```" in text else ""
+
+
 def strip_code(text: str) -> str:
     # Code blocks are what the agent wrote or read, not what it concluded; the files still exist.
     return _FENCE.sub(" ", text) if "```" in text else text
@@ -220,6 +233,9 @@ def head_tail(text: str, head: int = 1500, tail: int = 700) -> str:
 
 
 def has_error(text: str) -> bool:
+    """An error verdict in the output's first or last lines; a file that mentions errors is not one."""
+    if len(text) > 900:
+        text = text[:300] + "\n" + text[-600:]
     return any(h in text for h in _ERROR_HINTS) and ERROR_TEXT.search(text) is not None
 
 
@@ -276,20 +292,31 @@ class Entities:
     def __init__(self) -> None:
         self._seen: dict[str, list[float]] = {}  # text -> [score, first position]
 
-    def add(self, text: str, pos: float, weight: int) -> int:
-        found = 0
+    def add(self, text: str, pos: float, weight: int) -> tuple[int, int]:
+        """Record the identifiers in text; returns how many, and how many make a request
+        (a bare timestamp, a code span or an acronym does not)."""
+        found = named = 0
         for m in ENTITY.finditer(text):
             kind = m.lastgroup or ""
             value = m.group().rstrip(_TRAILING).strip("`")
+            if kind == "code":
+                # `docs/SPEC.md` in backticks is a path first; only the rest is code.
+                inner = ENTITY.match(value)
+                if inner is not None and inner.end() == len(value):
+                    kind = inner.lastgroup or kind
             if len(value) < 3 or (kind not in _STRONG and weight < 2):
                 continue
             found += 1
+            named += kind not in ("date", "code", "name")
+            # Code symbols and timestamps are many and cheap to find again; paths, ids, urls,
+            # versions and hashes are what an agent needs verbatim.
+            gain = weight * _KIND_WEIGHT.get(kind, 1.0)
             entry = self._seen.get(value)
             if entry is None:
-                self._seen[value] = [float(weight), pos]
+                self._seen[value] = [gain, pos]
             else:
-                entry[0] += weight
-        return found
+                entry[0] += gain
+        return found, named
 
     def add_listed(self, text: str, pos: float) -> None:
         for value in text.split(", "):
@@ -298,14 +325,250 @@ class Entities:
                 self._seen[value] = [5.0, pos]
 
     def uncovered(self, kept_lower: str, char_budget: int) -> list[str]:
-        """The most salient identifiers that no kept sentence mentions, in conversation order."""
-        missing = [(v, e) for v, e in self._seen.items() if v.lower() not in kept_lower]
+        """The most salient identifiers that no kept line mentions, in conversation order.
+
+        A longer form (`/repo/apps/web/page.tsx`) also stands for the shorter ones it contains
+        (`apps/web/page.tsx`, `page.tsx`): it takes their salience, and they are not listed twice.
+        """
+        missing = [(v, e) for v, e in self._seen.items() if e[0] >= MIN_SALIENCE and v.lower() not in kept_lower]
         missing.sort(key=lambda ve: (-ve[1][0], ve[1][1], ve[0]))
+        top = missing[:_SUBSUME_POOL]
+        score = {v: e[0] for v, e in top}
+        for v, _ in top:
+            for w, _ in top:
+                if len(w) < len(v) and w in v:
+                    score[v] += score[w] * 0.5
+        top.sort(key=lambda ve: (-score[ve[0]], ve[1][1], ve[0]))
         picked: list[tuple[float, str]] = []
+        picked_text = ""
         spent = 0
-        for value, entry in missing:
-            if spent + len(value) + 2 > char_budget:
+        for value, entry in top + missing[_SUBSUME_POOL:]:
+            if spent + len(value) + 2 > char_budget or value.lower() in picked_text:
                 continue
             spent += len(value) + 2
+            picked_text += "\n" + value.lower()
             picked.append((entry[1], value))
         return [v for _, v in sorted(picked)]
+
+
+# ---------------------------------------------------------------- tool calls and results
+
+# Tools that change something: their call is a state change worth keeping even when the
+# result says only "ok". Reads, listings and searches can be repeated; their results can not.
+MUTATING = re.compile(
+    r"edit|write|patch|replace|create|update|delete|remove|deploy|rollback|roll_back|refund|apply|commit|"
+    r"push|merge|restart|scale|send|post|insert|move|rename|close|assign|cancel|approve|set_",
+    re.IGNORECASE,
+)
+EXPLORING = re.compile(r"^(?:read|cat|open|ls|list|glob|grep|rg|find|search_code|view|head|tail)", re.IGNORECASE)
+# Keys whose short value says what state something is in.
+STATE_KEYS = frozenset(
+    {"status", "state", "result", "outcome", "error", "reason", "phase", "health", "verdict", "conclusion"}
+)
+_ARG_KEYS_SKIPPED = frozenset({"content", "old", "new", "old_string", "new_string", "text", "body", "patch", "diff"})
+_MAX_LEAVES = 14
+_MAX_LIST_ITEMS = 6
+_MAX_LEAF_CHARS = 120
+_SHAPE = re.compile(r"[^\s;,=:\"'()\[\]{}]*\d[^\s;,=:\"'()\[\]{}]*")
+_LISTING_LINE = re.compile(
+    r"^[\w.@/~-]+/[\w.@/-]*$|^[\w.-]+\.[A-Za-z]{1,5}$|^[\w.@/~-]+:\d+[:-]|^[-dlcbps][-rwxsStT@+.]{9,11}\s"
+)
+_FACT_HINT = re.compile(r"[\d/=:@$%]|[A-Z]{2}")  # a line with none of these names nothing
+_TAG = re.compile(r"</?[A-Za-z][\w-]*>")
+_ROUTINE_LOG = re.compile(r"^\[?\S*\d:\d\d\S*\]?\s+\[?(?:INFO|DEBUG|TRACE|info|debug|trace)\b")
+_KV_LINE = re.compile(r"^([A-Za-z][\w .-]{0,30}?)\s*(?::|=)\s*(\S.{0,140})$")
+STATE_WORDS = re.compile(
+    r"\b(?:blocked|escalated|resolved|closed|merged|deployed|rolled back|reverted|failed|failing|passing|"
+    r"succeeded|cancelled|canceled|approved|rejected|pending|on hold|in progress|done|completed|degraded|down)\b",
+    re.IGNORECASE,
+)
+
+
+def shape_key(text: str) -> str:
+    """Text with every token that holds a digit blanked: lines of one template share a shape."""
+    return _SHAPE.sub("#", normalize(text))
+
+
+_READ_COMMAND = re.compile(r"^\s*(?:cd \S+ && )?(?:cat|sed -n|head|tail|nl|ls|rg|grep|find|less|bat|wc|tree|git (?:show|diff|log))\b")
+
+
+def is_exploring(tool: str, arguments: str) -> bool:
+    """A read, a listing or a search (by tool name or by the shell command it ran)."""
+    if EXPLORING.match(tool):
+        return True
+    first = arguments_values(arguments).split("\n", 1)[0]
+    return _READ_COMMAND.match(first) is not None
+
+
+def strip_tags(text: str) -> str:
+    # Harnesses wrap context in <environment_context>-style tags; the tags say nothing.
+    return _TAG.sub(" ", text) if "<" in text else text
+
+
+def arguments_values(arguments: str) -> str:
+    """A call's JSON arguments as their string values, one per line (escapes decoded)."""
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return arguments
+    out: list[str] = []
+    stack = [args]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+        elif node is not None:
+            out.append(str(node))
+    return "\n".join(out)
+
+
+def boilerplate_keys(results: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """(tool, key) pairs of `key: value` lines that open most results of one tool.
+
+    "Chunk ID: 3fa9b2", "Wall time: 6.03 seconds" head every result of some harnesses' shell
+    tool; a key found in three or more results of one tool, with changing values, is framing.
+    """
+    seen: dict[tuple[str, str], set[str]] = {}
+    for tool, content in results:
+        for line in content[:600].splitlines()[:6]:
+            m = _KV_LINE.match(line.strip())
+            if m is not None:
+                seen.setdefault((tool, m.group(1).strip().lower()), set()).add(m.group(2))
+    return {k for k, vals in seen.items() if len(vals) >= 3 and k[1] not in STATE_KEYS}
+
+
+def call_summary(name: str, arguments: str, limit: int = 100) -> str:
+    """`tool` k=v ... from a call's JSON arguments, short scalars only (edit bodies are skipped)."""
+    try:
+        args = json.loads(arguments) if arguments else {}
+    except ValueError:
+        return f"`{name}` {flatten(arguments)[:limit]}"
+    if not isinstance(args, dict):
+        return f"`{name}` {flatten(str(args))[:limit]}"
+    parts = []
+    for key, value in args.items():
+        if key in _ARG_KEYS_SKIPPED or isinstance(value, dict):
+            continue
+        if isinstance(value, list):
+            value = " ".join(str(v) for v in value if not isinstance(v, dict | list))
+        text = flatten(str(value))
+        if text and len(text) <= limit:
+            parts.append(f"{key}={text}")
+    out = " ".join(parts)
+    return f"`{name}` {out[:limit * 2]}".rstrip()
+
+
+def result_facts(content: str, skip_keys: frozenset[str] = frozenset(), limit: int = 7) -> list[str]:
+    """What a tool result says, as short `key=value` leaves (JSON) or its informative lines."""
+    stripped = content.lstrip()
+    if stripped[:1] in ("{", "[") and len(stripped) < 500_000:
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict | list):
+            leaves: list[str] = []
+            _json_leaves(doc, "", leaves)
+            return leaves
+    return _text_facts(content, skip_keys, limit)
+
+
+def _json_leaves(node: Any, key: str, out: list[str]) -> None:
+    if len(out) >= _MAX_LEAVES:
+        return
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _json_leaves(v, str(k), out)
+        return
+    if isinstance(node, list):
+        if node and all(not isinstance(v, dict | list) for v in node):
+            text = ",".join(flatten(str(v)) for v in node[:8])
+            if len(text) <= _MAX_LEAF_CHARS:
+                out.append(f"{key}={text}")
+            return
+        for item in node[:_MAX_LIST_ITEMS]:
+            _json_leaves(item, key, out)
+        return
+    if node is None or node == "" or isinstance(node, bool):
+        return
+    text = flatten(str(node))
+    if len(text) <= _MAX_LEAF_CHARS:
+        out.append(f"{key}={text}" if key else text)
+    else:
+        # A long string value (a description, a page): only its sentences that name something.
+        out.extend(s for s in sentences(text, 2000) if ENTITY.search(s))
+
+
+def _text_facts(content: str, skip_keys: frozenset[str], limit: int) -> list[str]:
+    picked: list[tuple[float, int, str]] = []
+    shapes: set[str] = set()
+    for n, raw in enumerate(content.splitlines()):
+        line = raw.strip()
+        if len(line) < 4 or not _FACT_HINT.search(line) or _CODE_LINE.match(line) or _LISTING_LINE.match(line):
+            continue
+        if skip_keys and (kv := _KV_LINE.match(line)) and kv.group(1).strip().lower() in skip_keys:
+            continue
+        pieces = [line] if len(line) <= 200 else [s for s in sentences(line, 4000) if len(s) <= 240]
+        for piece in pieces:
+            score = _line_score(piece)
+            if score <= 0:
+                continue
+            shape = shape_key(piece)
+            if shape in shapes:
+                continue
+            shapes.add(shape)
+            picked.append((score, n, piece))
+    best = sorted(picked, key=lambda p: (-p[0], p[1]))[:limit]
+    return [p[2] for p in sorted(best, key=lambda p: p[1])]
+
+
+def without_routine_logs(content: str) -> str:
+    """The output minus its INFO/DEBUG log lines, whose timestamps nobody needs again."""
+    if "INFO" not in content and "DEBUG" not in content and "info" not in content:
+        return content
+    return "\n".join(ln for ln in content.splitlines()
+                     if not _ROUTINE_LOG.match(ln.strip()) or STATE_WORDS.search(ln))
+
+
+def _line_score(line: str) -> float:
+    if _ROUTINE_LOG.match(line) and not STATE_WORDS.search(line):
+        return 0.0  # an INFO line of a log stream: its timestamp and timing are not facts
+    kv = _KV_LINE.match(line)
+    if kv is not None and "(" in kv.group(2):
+        return 0.0  # `log = logging.getLogger(...)`: code, not a setting
+    score = 0.0
+    for m in ENTITY.finditer(line):
+        kind = m.lastgroup
+        score += 0.1 if kind == "name" else 0.3 if kind in ("path", "file", "date", "code") else 1.0
+    if kv is not None:
+        score += 1.0
+    if STATE_WORDS.search(line):
+        score += 0.5
+    # A line that only names files is a listing or a grep hit: the files are still there.
+    return score if score >= 0.9 else 0.0
+
+
+def values(text: str) -> set[str]:
+    """The identifier-like values a line names (for coverage checks between lines)."""
+    return {m.group().rstrip(_TRAILING) for m in ENTITY.finditer(text) if m.lastgroup in _STRONG - {"code"}}
+
+
+def count_entities(sentence: str) -> int:
+    return sum(1 for m in ENTITY.finditer(sentence) if m.lastgroup in _STRONG or m.lastgroup == "number")
+
+
+def request_entities(sentence: str) -> int:
+    """Identifiers that make a user sentence a request worth keeping; a bare timestamp does not."""
+    return sum(1 for m in ENTITY.finditer(sentence) if m.lastgroup not in ("date", "code", "name"))
+
+
+def leaf_weight(leaf: str) -> float:
+    kv = _KV_LINE.match(leaf)
+    key, value = (kv.group(1).strip(), kv.group(2)) if kv else ("", leaf)
+    # A named setting or field says more than a bare line that happens to hold a number.
+    weight = 1.5 if key in STATE_KEYS else 1.0 if key else 0.0
+    for m in ENTITY.finditer(value or key):
+        weight += 0.3 if m.lastgroup in ("path", "file", "date", "code") else 1.0
+    return weight

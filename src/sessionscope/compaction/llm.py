@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sessionscope.compaction import extract
+from sessionscope.compaction.offline import SECTIONS, extracted_facts
 from sessionscope.compaction.settings import SummarizerSettings
 
-SECTIONS = ("Requests", "Decisions", "Facts & identifiers", "Errors", "Open task / next steps")
+# The checklist of extracted facts may take this share of the summary budget in the prompt.
+CHECKLIST_SHARE = 0.75
 # Tool outputs are clipped before the budget is applied, so one huge file read cannot crowd
 # out the conversation around it.
 MAX_TOOL_OUTPUT_CHARS = 4000
@@ -27,12 +29,19 @@ Write a summary that lets the agent continue its work without the original messa
 Use exactly these markdown sections, in this order:
 {sections}
 Rules:
-- Under "## Requests", quote the user's requests and constraints verbatim, in double quotes.
-- Keep every identifier, file path, URL, number, version and date exactly as written.
-- Under "## Errors", give each error and how it was resolved (or "unresolved").
-- Under "## Open task / next steps", say what the agent is doing now and what comes next.
+- Under "## Goal and requests", state the user's goal, then quote requests and constraints verbatim.
+- Under "## Decisions", list what was decided and why, in a few words each.
+- Under "## Facts and identifiers", keep every identifier, file path, URL, number with its unit,
+  version, hash and date exactly as written, and say where each came from (e.g. "lookup_ticket
+  returned status=blocked"). Tool results are where most facts are: do not drop them.
+- Under "## Errors and fixes", give each error and how it was fixed (or "unresolved").
+- Under "## Open tasks", say what the agent is doing now and what comes next.
+- Leave out small talk and narration: a line with no fact, request, decision or error does not
+  belong in the summary.
 - If the transcript starts with an earlier summary, merge its content into the sections.
-- Write only facts found in the transcript. Stay under {max_tokens} tokens."""
+- Write only facts found in the transcript. Stay under {max_tokens} tokens.
+- A checklist of facts extracted from the transcript follows it: every item on it must appear
+  in your summary, with its identifiers exactly as written."""
 
 
 class LLMSummarizerError(RuntimeError):
@@ -47,7 +56,10 @@ def build_messages(
     if instructions:
         system += f"\nOperator instructions (these take priority for what to keep):\n{instructions}"
     transcript = render_transcript(messages, settings.max_input_tokens)
-    user = f"Summarize this transcript.\n\n<transcript>\n{transcript}\n</transcript>"
+    checklist = "\n".join(f"- {line}" for line in
+                          extracted_facts(messages, int(settings.max_summary_tokens * CHECKLIST_SHARE)))
+    user = (f"Summarize this transcript.\n\n<transcript>\n{transcript}\n</transcript>\n\n"
+            f"<checklist>\n{checklist}\n</checklist>")
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -145,3 +145,45 @@ def validate_conversation(messages: Sequence[Message]) -> list[str]:
             else:
                 open_calls[call_id] = i
     return problems
+
+
+def cut_for_turns(messages: Sequence[Message], keep_recent_turns: int) -> int:
+    """Like choose_cut, but the kept tail is the last `keep_recent_turns` whole turns."""
+    if keep_recent_turns < 1:
+        raise ValueError("keep_recent_turns must be >= 1")
+    boundaries = turn_boundaries(messages)
+    if len(boundaries) < keep_recent_turns:
+        return 0
+    chosen = boundaries[-keep_recent_turns]
+    if chosen == 0 or all(is_summary(m) for m in messages[:chosen]):
+        return 0
+    return chosen
+
+
+def nothing_to_compact(
+    messages: Sequence[Message], keep_recent_tokens: int, keep_recent_turns: int | None = None
+) -> tuple[str, dict[str, int] | None]:
+    """Why choose_cut (or cut_for_turns) found nothing, and a smaller keep that would compact.
+
+    The suggestion keeps as much as possible: the tail from the earliest turn boundary that has
+    something other than a summary before it. None when the live context is a single turn.
+    """
+    total = sum(message_tokens(m) for m in messages)
+    usable = [b for b in turn_boundaries(messages) if b > 0 and not all(is_summary(m) for m in messages[:b])]
+    turns = len([b for b in turn_boundaries(messages) if not is_summary(messages[b])])
+    asked = (f"keep_recent_turns={keep_recent_turns}" if keep_recent_turns is not None
+             else f"keep_recent_tokens={keep_recent_tokens}")
+    if not usable:
+        single = (f"nothing to compact: the live context ({total} tokens) is a single turn, and compaction "
+                  "only cuts at the start of a turn")
+        return single, None
+    first = usable[0]
+    suggestion = {
+        "keep_recent_tokens": sum(message_tokens(m) for m in messages[first:]),
+        "keep_recent_turns": len([b for b in usable if b >= first]),
+    }
+    message = (f"nothing to compact: {asked} keeps all {total} live tokens ({turns} turns, and a cut only "
+               "falls at the start of a turn); "
+               f"keep_recent_tokens={suggestion['keep_recent_tokens']} or keep_recent_turns="
+               f"{suggestion['keep_recent_turns']} would compact the oldest turn")
+    return message, suggestion

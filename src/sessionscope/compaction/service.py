@@ -25,12 +25,18 @@ from sessionscope.compaction import (
     summarize_async,
     summary_message,
 )
-from sessionscope.compaction.policy import choose_cut, needs_auto_compaction
+from sessionscope.compaction.policy import (
+    choose_cut,
+    cut_for_turns,
+    needs_auto_compaction,
+    nothing_to_compact,
+)
 from sessionscope.errors import Conflict, NotFound
 from sessionscope.store import compactions as compaction_store
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.scope import Scope
+from sessionscope.tokenizer import MESSAGE_OVERHEAD_TOKENS, count_tokens
 from sessionscope.web import metrics
 
 log = logging.getLogger("sessionscope.compaction")
@@ -39,28 +45,34 @@ AUTO_REASON = "auto-threshold"
 
 async def compact(db: Database, scope: Scope, key: str, settings: CompactionSettings, *,
                   tenant: str | None = None, instructions: str | None = None,
-                  keep_recent_tokens: int | None = None, reason: str = "manual") -> dict[str, Any]:
-    """Summarise everything older than the recent `keep_recent_tokens` into one compaction item.
+                  keep_recent_tokens: int | None = None, keep_recent_turns: int | None = None,
+                  dry_run: bool = False, reason: str = "manual") -> dict[str, Any]:
+    """Summarise everything older than the recent `keep_recent_tokens` (or the last
+    `keep_recent_turns` turns) into one compaction item.
 
-    Returns the session.compact result: `compacted: false` with a message when there is nothing
-    to compact. Raises Conflict when the session was reset, compacted or restored meanwhile."""
+    Returns the session.compact result: `compacted: false` with a message (and a smaller keep
+    that would compact) when there is nothing to compact. `dry_run` summarises and returns the
+    cut and the summary without writing. Raises Conflict when the session was reset, compacted
+    or restored meanwhile."""
     keep = settings.auto.keep_recent_tokens if keep_recent_tokens is None else keep_recent_tokens
     snap = await compaction_store.snapshot(db, scope, key, tenant=tenant)
     live = list(snap.live)
     if snap.summary is not None:
         text, seq, tokens = snap.summary
         live.insert(0, summary_message(text, seq, tokens))
-    cut = choose_cut(live, keep)
+    cut = cut_for_turns(live, keep_recent_turns) if keep_recent_turns is not None else choose_cut(live, keep)
     has_summary = snap.summary is not None
     if cut <= (1 if has_summary else 0):
+        message, suggestion = nothing_to_compact(live, keep, keep_recent_turns)
         return {
-            "compaction": None, "compacted": False,
-            "message": "nothing to compact: the live context is already within keep_recent_tokens "
-                       f"({snap.live_tokens} tokens live, keeping {keep})",
-            "tokens_before": snap.live_tokens, "tokens_after": snap.live_tokens,
+            "compaction": None, "compacted": False, "dry_run": dry_run, "message": message,
+            "suggested_keep": suggestion, "tokens_before": snap.live_tokens, "tokens_after": snap.live_tokens,
         }
     result = await summarize_async(live[:cut], instructions, settings.summarizer)
     kept = live[cut:]
+    if dry_run:
+        return _preview(snap, live, kept, cut - (1 if has_summary else 0), result.summary) | {
+            "summarizer": result.summarizer, "fallback_reason": result.fallback_reason}
     committed = await compaction_store.commit(
         db, snap, first_kept_seq=int(kept[0]["seq"]) if kept else int(live[-1]["seq"]) + 1,
         summarized=cut - (1 if has_summary else 0), summary=result.summary, summarizer=result.summarizer,
@@ -69,6 +81,18 @@ async def compact(db: Database, scope: Scope, key: str, settings: CompactionSett
     metrics.COMPACTIONS.labels(reason).inc()
     return committed | {"compacted": True, "summarizer": result.summarizer,
                         "fallback_reason": result.fallback_reason}
+
+
+def _preview(snap: compaction_store.Snapshot, live: list[dict[str, Any]], kept: list[dict[str, Any]],
+             summarized: int, summary: str) -> dict[str, Any]:
+    """What commit() would write, computed from the snapshot alone (a dry run writes nothing)."""
+    summary_tokens = count_tokens(summary) + MESSAGE_OVERHEAD_TOKENS
+    return {
+        "compaction": None, "compacted": False, "dry_run": True,
+        "first_kept_seq": int(kept[0]["seq"]) if kept else int(live[-1]["seq"]) + 1,
+        "messages_compacted": summarized, "summary": summary, "summary_tokens": summary_tokens,
+        "tokens_before": snap.live_tokens, "tokens_after": summary_tokens + sum(int(m["tokens"]) for m in kept),
+    }
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,9 @@ class AutoCompactor:
     def start(self) -> asyncio.Task[None]:
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self._task
+
+    def pending(self, tenant: str, key: str) -> bool:
+        return (tenant, key) in self._pending
 
     def submit(self, tenant: str, key: str, settings: CompactionSettings) -> None:
         if (tenant, key) in self._pending:
@@ -157,12 +184,15 @@ async def schedule_auto(services: Any, scope: Scope, result: Any, agent: str) ->
     policy = settings.auto
     if policy.context_window is None:
         return None
+    threshold = int(policy.threshold * policy.context_window)
+    worker: AutoCompactor | None = getattr(services, "compactor", None)
+    if worker is not None and worker.running and worker.pending(result.tenant, result.key):
+        # Queued or running already: the worker rechecks the threshold itself.
+        return {"scheduled": True, "live_tokens": result.live_tokens, "threshold_tokens": threshold}
     tokens = result.live_tokens if result.live_tokens is not None else \
         await live_tokens(services.db, result.tenant, result.key)
     if not needs_auto_compaction(tokens, policy):
         return None
-    threshold = int(policy.threshold * policy.context_window)
-    worker: AutoCompactor | None = getattr(services, "compactor", None)
     if worker is not None and worker.running:
         worker.submit(result.tenant, result.key, settings)
         return {"scheduled": True, "live_tokens": tokens, "threshold_tokens": threshold}

@@ -20,14 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from agents.memory.session_settings import SessionSettings, resolve_session_limit
 
-from sessionscope.client import Client
+from sessionscope.client import calls
 from sessionscope.client.aio import AsyncClient
-from sessionscope.client.sdk import new_id
+from sessionscope.client.calls import Target, new_id
+from sessionscope.client.protocol import Steps, arun_steps, run_steps
+from sessionscope.client.sync import Client
 from sessionscope.errors import NotFound
+
+T = TypeVar("T")
 
 Item = dict[str, Any]
 
@@ -98,7 +102,10 @@ def message_to_items(message: dict[str, Any]) -> list[Item]:
 class SessionscopeSession:
     """An `agents` Session backed by one sessionscope session (`session_id` is its key).
 
-    `client` is an `AsyncClient`, or a sync `Client` whose calls then run in a worker thread.
+    It answers every operation as the SDK's `SQLiteSession` does: `get_items(limit)` gives the
+    newest `limit` items exactly (0 gives none, a negative limit or None all of them), `pop_item`
+    the newest item, `clear_session` empties what `get_items` gives. `client` is an `AsyncClient`
+    (usable from any event loop or thread), or a sync `Client` whose calls then run in a worker thread.
     """
 
     def __init__(self, key: str, client: AsyncClient | Client, *, agent: str = "main",
@@ -107,24 +114,24 @@ class SessionscopeSession:
         self.session_id = key
         self.session_settings = session_settings
         self.client = client
-        self.agent = agent
-        self.channel = channel
-        self.tenant = tenant
+        self.target = Target(key, agent=agent, channel=channel, tenant=tenant)
 
-    async def _call(self, method: str, params: dict[str, Any], retry: bool) -> Any:
-        params = {"key": self.session_id, **params}
-        if self.tenant is not None:
-            params["tenant"] = self.tenant
+    async def _run(self, steps: Steps[T]) -> T:
         if isinstance(self.client, AsyncClient):
-            return await self.client.call(method, params, retry=retry)
-        return await asyncio.to_thread(self.client.call, method, params, retry=retry)
+            return await arun_steps(self.client, steps)
+        return await asyncio.to_thread(run_steps, self.client, steps)
 
     async def get_items(self, limit: int | None = None) -> list[Item]:
-        """The live context, oldest first; `limit` keeps the newest N items."""
+        """The live context, oldest first; `limit` keeps exactly the newest N items."""
         limit = resolve_session_limit(limit, self.session_settings)
-        params = {"limit": limit} if limit is not None else {}
+        if limit is not None and limit < 0:
+            limit = None  # SQLiteSession passes it to SQLite's LIMIT, where negative means none
+        if limit == 0:
+            return []
         try:
-            live = await self._call("session.items", params, retry=True)
+            # A message gives at least one item, so the newest `limit` messages hold the newest
+            # `limit` items (the summary counts as one entry on both sides).
+            live = await self._run(calls.items(self.target, limit))
         except NotFound:
             return []
         items: list[Item] = []
@@ -144,14 +151,12 @@ class SessionscopeSession:
         for m in messages:
             if m["role"] == "tool" and m["tool_call_id"] in names:
                 m["tool_name"] = names[m["tool_call_id"]]
-        # Ids are fixed before the first attempt, so a retried append stores nothing twice.
-        params = {"agent": self.agent, "channel": self.channel, "messages": messages}
-        for start in range(0, len(messages), 1000):
-            await self._call("session.append", params | {"messages": messages[start:start + 1000]}, retry=True)
+        await self._run(calls.append(self.target, *messages))
 
     async def pop_item(self) -> Item | None:
+        """Remove and return the newest item; None when there is none."""
         try:
-            popped = (await self._call("session.pop", {}, retry=False))["item"]
+            popped = await self._run(calls.pop(self.target))
         except NotFound:
             return None
         if popped is None:
@@ -164,4 +169,4 @@ class SessionscopeSession:
     async def clear_session(self) -> None:
         """A reset: the conversation leaves the live context; it stays stored for audit."""
         with contextlib.suppress(NotFound):
-            await self._call("session.reset", {}, retry=False)
+            await self._run(calls.reset(self.target))

@@ -7,6 +7,7 @@ PostgreSQL. Each batch queues its range for the search index (store.search_index
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import uuid
@@ -109,7 +110,8 @@ _APPEND_VALUES = ("preview", "updated_at")
 def _batch_sql(db: Database) -> _BatchSQL:
     sid, first, last = db.placeholders(3).split(", ")
     # SQLite only (PostgreSQL appends with _postgresql_append): BEGIN IMMEDIATE holds the lock.
-    find = f"SELECT id, next_seq, updated_at, label FROM sessions WHERE tenant = {sid} AND key = {first}"
+    find = (f"SELECT id, next_seq, updated_at, label, live_tokens FROM sessions "
+            f"WHERE tenant = {sid} AND key = {first}")
     set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
     counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
     # A retried append finds its raw copies stored already; those are skipped like the messages.
@@ -141,10 +143,13 @@ def _batch_sql(db: Database) -> _BatchSQL:
 class _Stored:
     first_seq: int
     fresh: list[dict[str, Any]]
+    # The session's live tokens after the batch, when the write learnt them for free (SQLite's
+    # hot path): the auto-compaction policy then needs no read of its own.
+    live_tokens: int | None = None
 
-    def result(self, sent: int) -> dict[str, int]:
+    def result(self, sent: int) -> dict[str, Any]:
         return {"appended": len(self.fresh), "duplicates": sent - len(self.fresh),
-                "last_seq": self.first_seq + len(self.fresh) - 1}
+                "last_seq": self.first_seq + len(self.fresh) - 1, "live_tokens": self.live_tokens}
 
 
 def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -234,12 +239,13 @@ def _append_on_sqlite_driver(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, 
         found = cursor.fetchone()
         if found is None:
             return None
-        session_id, next_seq, updated_at, stored_label = found
+        session_id, next_seq, updated_at, stored_label, live_tokens = found
         if label is not None and label != stored_label:
             cursor.execute(sql.set_label, (label, session_id))
     finally:
         cursor.close()
-    return _store_batch(dbapi, sql, int(session_id), int(next_seq), int(updated_at), prepared, raws)
+    stored = _store_batch(dbapi, sql, int(session_id), int(next_seq), int(updated_at), prepared, raws)
+    return dataclasses.replace(stored, live_tokens=int(live_tokens) + sum(m["tokens"] for m in stored.fresh))
 
 
 async def _append_to_existing_sqlite(db: Database, tenant: str, key: str, label: str | None,

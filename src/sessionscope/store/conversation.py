@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope.store import live_pages, wire
 from sessionscope.store import sessions as session_store
-from sessionscope.store import wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, messages, resets
 from sessionscope.store.scope import Scope
@@ -167,15 +167,26 @@ def to_anthropic(summary: str | None, live: list[Row]) -> tuple[str, list[dict[s
 
 
 async def history(
-    db: Database, scope: Scope, key: str, *, tenant: str | None = None, format: str = "openai"
+    db: Database, scope: Scope, key: str, *, tenant: str | None = None, format: str = "openai",
+    cursor: str | None = None,
 ) -> dict[str, Any]:
+    """The live context, in pages of at most READ_PAGE_BYTES (`has_more`, `next_cursor`); the
+    summary comes on the first page, and a page never separates a tool call from its results."""
     tenant = scope.resolve(tenant)
     async with db.read() as conn:
         row = await session_store.find(conn, tenant, key)
-        active, live = await live_context(conn, row)
+        active = None
+        if row.active_compaction_id is not None and cursor is None:
+            active = (await conn.execute(
+                select(compactions).where(compactions.c.id == row.active_compaction_id)
+            )).first()
+        live, next_cursor = await live_pages.read_page(
+            conn, row, read=f"session.history:{format}", cursor=cursor, from_seq=int(row.live_from_seq),
+            keep_turns=True)
     summary = active.summary if active is not None else None
     live = _without_orphans(live)
+    paging = {"has_more": next_cursor is not None, "next_cursor": next_cursor}
     if format == "anthropic":
         system, msgs = to_anthropic(summary, live)
-        return {"messages": msgs, "system": system, "format": format}
-    return {"messages": to_openai(summary, live), "format": format}
+        return {"messages": msgs, "system": system, "format": format, **paging}
+    return {"messages": to_openai(summary, live), "format": format, **paging}

@@ -4,7 +4,9 @@ Framework adapters (the OpenAI Agents SDK session) store each item both as one o
 messages (so the dashboard, search, compaction and counters see it) and verbatim in
 `message_raw`, so the adapter reads back exactly what it added. The live boundary is the
 same as `session.history`: after a compaction the summary plus the kept items, after a
-reset nothing.
+reset nothing. Unlike `session.history`, which is ready to send to a model and so never gives a
+tool result without its call, `limit` here keeps exactly the newest N entries, as the
+adapters' own stores (the Agents SDK's SQLiteSession) do.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms
 from sessionscope.errors import Conflict
-from sessionscope.store import search_index, wire
+from sessionscope.store import live_pages, search_index, wire
 from sessionscope.store import sessions as session_store
 from sessionscope.store.appends import OUTPUT_ROLES, PREVIEW_CHARS
-from sessionscope.store.conversation import SUMMARY_PREFIX, _without_orphans
+from sessionscope.store.conversation import SUMMARY_PREFIX
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, message_raw, messages
 from sessionscope.store.scope import Scope
@@ -48,33 +50,40 @@ def _item(row: Row, live_from: int, raw: Any) -> dict[str, Any]:
 
 
 async def live_items(
-    db: Database, scope: Scope, key: str, *, tenant: str | None = None, limit: int | None = None
+    db: Database, scope: Scope, key: str, *, tenant: str | None = None, limit: int | None = None,
+    cursor: str | None = None,
 ) -> dict[str, Any]:
-    """The live messages with their raw copies (None where a message has none), oldest first.
+    """The live messages with their raw copies (None where a message has none), oldest first, in
+    pages of at most READ_PAGE_BYTES (`has_more`, `next_cursor`).
 
-    `limit` keeps the newest N entries, counting the compaction summary as the oldest entry.
+    `limit` keeps exactly the newest N entries, counting the compaction summary as the oldest
+    entry; the summary comes on the first page only.
     """
     tenant = scope.resolve(tenant)
     async with db.read() as conn:
         row = await session_store.find(conn, tenant, key)
-        stmt = select(messages).where(messages.c.session_id == row.id, messages.c.seq >= row.live_from_seq)
+        from_seq = int(row.live_from_seq)
+        room_for_summary = True
         if limit is not None:
-            # Newest first for the LIMIT, then back to seq order.
-            live = list(reversed((await conn.execute(stmt.order_by(messages.c.seq.desc()).limit(limit))).all()))
-        else:
-            live = list((await conn.execute(stmt.order_by(messages.c.seq))).all())
+            newest = (await conn.execute(
+                select(messages.c.seq).where(messages.c.session_id == row.id, messages.c.seq >= row.live_from_seq)
+                .order_by(messages.c.seq.desc()).limit(limit)
+            )).scalars().all()
+            room_for_summary = len(newest) < limit
+            if newest:
+                from_seq = int(newest[-1])
+        page, next_cursor = await live_pages.read_page(conn, row, read="session.items", cursor=cursor,
+                                                       from_seq=from_seq, with_raw=True)
         summary = None
-        if row.active_compaction_id is not None and (limit is None or len(live) < limit):
+        if row.active_compaction_id is not None and room_for_summary and cursor is None:
             summary = (await conn.execute(
                 select(compactions.c.summary).where(compactions.c.id == row.active_compaction_id)
             )).scalar()
-        raws = await _raws(conn, int(row.id), [m.msg_id for m in live])
     live_from = int(row.live_from_seq)
-    # A tool result whose call fell outside the window would be rejected by every LLM API.
-    kept = _without_orphans(live)
     # The summary is worded as session.history presents it, so every reader shows the same text.
     text = SUMMARY_PREFIX + summary if summary else None
-    return {"summary": text, "items": [_item(m, live_from, raws.get(m.msg_id)) for m in kept]}
+    items = [_item(m, live_from, json.loads(m.raw) if m.raw is not None else None) for m in page]
+    return {"summary": text, "items": items, "has_more": next_cursor is not None, "next_cursor": next_cursor}
 
 
 async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None) -> dict[str, Any] | None:

@@ -50,6 +50,10 @@ RPC_LATENCY = Histogram("sessionscope_rpc_request_duration_seconds", "JSON-RPC c
 MESSAGES_APPENDED = Counter("sessionscope_messages_appended", "Messages newly stored, by ingest path.",
                             ["source"], registry=SHARED)
 OTLP_SPANS = Counter("sessionscope_otlp_spans", "OTLP spans received at /v1/traces.", registry=SHARED)
+OTLP_UNNAMED_SPANS = Counter(
+    "sessionscope_otlp_spans_without_conversation",
+    "OTLP spans with no gen_ai.conversation.id or session.id: grouped_by_trace (stored as the session "
+    "trace:<trace id>) or ignored (their trace has no GenAI span).", ["outcome"], registry=SHARED)
 OTLP_REQUESTS = Counter("sessionscope_otlp_requests", "OTLP export requests by HTTP status.", ["status"],
                         registry=SHARED)
 COMPACTIONS = Counter("sessionscope_compactions", "Compactions made, by reason.", ["reason"], registry=SHARED)

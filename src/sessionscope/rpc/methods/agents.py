@@ -18,11 +18,14 @@ MAX_ITEMS = 100_000
 
 class ItemsParams(KeyParams):
     limit: Annotated[int, Field(ge=1, le=MAX_ITEMS)] | None = None
+    cursor: Annotated[str, Field(max_length=2048)] | None = None
 
 
 class ItemsResult(BaseModel):
     summary: str | None
     items: list[dict[str, Any]]
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 @rpc_method("session.items", params=ItemsParams, result=ItemsResult, roles=READ | INGEST)
@@ -30,9 +33,11 @@ async def live_items(ctx: Context, p: ItemsParams) -> Any:
     """The live context as stored messages, each with the `raw` copy its client sent (or null).
 
     After a compaction `summary` holds the compaction summary and `items` the kept messages;
-    after a reset both are empty. `limit` keeps the newest N entries (the summary counts as one).
+    after a reset both are empty. `limit` keeps exactly the newest N entries (the summary counts as
+    one). Past a byte budget the items come in pages: follow `next_cursor` while `has_more`.
     """
-    return await items.live_items(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, limit=p.limit)
+    return await items.live_items(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, limit=p.limit,
+                                  cursor=p.cursor)
 
 
 class PopResult(BaseModel):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from sessionscope.compaction import service
+from sessionscope.errors import InvalidParams
+from sessionscope.markdown import render_markdown
 from sessionscope.rpc.models import Item, KeyParams
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import compactions
@@ -15,6 +18,13 @@ from sessionscope.store import compactions
 class CompactParams(KeyParams):
     instructions: Annotated[str, Field(max_length=4000)] | None = None
     keep_recent_tokens: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    keep_recent_turns: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    dry_run: bool = False
+
+
+class SuggestedKeep(BaseModel):
+    keep_recent_tokens: int
+    keep_recent_turns: int
 
 
 class CompactResult(BaseModel):
@@ -25,21 +35,40 @@ class CompactResult(BaseModel):
     summarizer: str | None = None
     fallback_reason: str | None = None
     message: str | None = None
+    dry_run: bool = False
+    # Dry run: where the cut falls and what would be written.
+    first_kept_seq: int | None = None
+    messages_compacted: int | None = None
+    summary: str | None = None
+    summary_tokens: int | None = None
+    summary_html: str | None = None
+    # Nothing to compact: a smaller keep that would (None when the live context is one turn).
+    suggested_keep: SuggestedKeep | None = None
 
 
 @rpc_method("session.compact", params=CompactParams, result=CompactResult, roles=WRITE,
             audit="session.compact")
 async def compact(ctx: Context, p: CompactParams) -> Any:
-    """Summarise everything older than the recent `keep_recent_tokens` into one compaction item.
+    """Summarise everything older than the recent `keep_recent_tokens` (or the last
+    `keep_recent_turns` turns) into one compaction item.
 
     The originals stay stored, marked `compacted`. When there is nothing to compact the result
-    says so (`compacted: false`) rather than failing.
+    says why (`compacted: false`, `message`, `suggested_keep`) rather than failing. With
+    `dry_run` nothing is written: the result gives the cut (`first_kept_seq`), the tokens before
+    and after, and the summary that would be stored.
     """
+    if p.keep_recent_tokens is not None and p.keep_recent_turns is not None:
+        raise InvalidParams("keep_recent_turns", "give keep_recent_tokens or keep_recent_turns, not both")
     agent = await ctx.services.session_agent(ctx, p.key, p.tenant)
-    return await service.compact(
+    result = await service.compact(
         ctx.db, ctx.caller.scope, p.key, ctx.services.compaction_settings(agent), tenant=p.tenant,
         instructions=p.instructions, keep_recent_tokens=p.keep_recent_tokens,
+        keep_recent_turns=p.keep_recent_turns, dry_run=p.dry_run,
     )
+    summary = result.get("summary") or (result.get("compaction") or {}).get("summary")
+    if summary:
+        result["summary_html"] = await asyncio.to_thread(render_markdown, summary)
+    return result
 
 
 class CompactionsResult(BaseModel):

@@ -96,15 +96,22 @@ async def record(ctx: Context, p: RecordParams) -> Any:
 
 class HistoryParams(KeyParams):
     format: Literal["openai", "anthropic"] = "openai"
+    cursor: Annotated[str, Field(max_length=2048)] | None = None
 
 
 class HistoryResult(BaseModel):
     messages: list[dict[str, Any]]
     format: str
     system: str | None = None
+    has_more: bool = False
+    next_cursor: str | None = None
 
 
 @rpc_method("session.history", params=HistoryParams, result=HistoryResult, roles=READ | INGEST)
 async def history(ctx: Context, p: HistoryParams) -> Any:
-    """The live context: the compaction summary (if any) then the kept messages; empty after reset."""
-    return await conversation.history(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, format=p.format)
+    """The live context: the compaction summary (if any) then the kept messages; empty after reset.
+
+    Past a byte budget the context comes in pages: follow `next_cursor` while `has_more`.
+    """
+    return await conversation.history(ctx.db, ctx.caller.scope, p.key, tenant=p.tenant, format=p.format,
+                                      cursor=p.cursor)

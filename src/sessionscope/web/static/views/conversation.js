@@ -76,6 +76,11 @@ function toolCard(call, result, opened) {
   return card;
 }
 
+/** Where an item sits in the conversation: a compaction just before the first message it kept. */
+export function position(item) {
+  return item.kind === "compaction" ? item.first_kept_seq - 0.5 : item.seq;
+}
+
 export function mountConversation(panel, { key, tenant, status, onChanged }) {
   const scope = tenant ? { key, tenant } : { key };
   const lifetime = new AbortController();
@@ -233,8 +238,11 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
   }
 
   function addItems(items, { older }) {
-    const sorted = [...items].sort((a, b) => a.seq - b.seq);
-    if (sorted.length) oldestSeq = oldestSeq === null ? sorted[0].seq : Math.min(oldestSeq, sorted[0].seq);
+    // A compaction is drawn where it cut, before the first message it kept (as the server
+    // orders it); its own seq is later than every message it summarized.
+    const sorted = [...items].sort((a, b) => position(a) - position(b));
+    const seqs = sorted.filter((it) => it.kind !== "compaction").map((it) => it.seq);
+    if (seqs.length) oldestSeq = oldestSeq === null ? seqs[0] : Math.min(oldestSeq, seqs[0]);
     const nodes = renderBatch(sorted);
     if (older) {
       const fromBottom = scroller.scrollHeight - scroller.scrollTop;

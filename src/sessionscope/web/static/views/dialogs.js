@@ -44,14 +44,14 @@ export function confirmDialog({ title, body = [], confirmLabel = "Confirm", dang
   });
 }
 
-/** A message box with one button, for results that deserve more than a toast. */
-export function messageDialog({ title, body = [] }) {
+/** A message box with one button, for results that deserve more than a toast (body: text or nodes). */
+export function messageDialog({ title, body = [], wide = false }) {
   const opener = document.activeElement;
   const ok = h("button", { type: "submit", class: "btn btn-primary", value: "ok" }, "OK");
-  const dialog = h("dialog", { class: "dialog", "data-dialog": "message" },
+  const dialog = h("dialog", { class: ["dialog", wide ? "dialog-wide" : null], "data-dialog": "message" },
     h("form", { method: "dialog" },
       h("h2", { class: "dialog-title" }, title),
-      ...body.map((text) => h("p", { class: "dialog-text" }, text)),
+      ...body.map((part) => (part instanceof Node ? part : h("p", { class: "dialog-text" }, part))),
       h("div", { class: "dialog-actions" }, ok)));
   document.body.append(dialog);
   return new Promise((resolve) => {

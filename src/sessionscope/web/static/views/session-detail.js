@@ -2,6 +2,7 @@
 import { ERROR_INVALID_PARAMS, ERROR_NOT_FOUND, isAbort, rpc } from "../api.js";
 import { detailHref, listHref, navigate } from "../app.js";
 import { fmtCost, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
+import { compactDialog, summaryNode } from "./compact-dialog.js";
 import { confirmDialog, messageDialog } from "./dialogs.js";
 import { mountConversation, ITEMS_PAGE } from "./conversation.js";
 import { mountContextState } from "./context-state.js";
@@ -177,14 +178,8 @@ export function mountSessionDetail(root, { key, tenant, params }) {
   }
 
   async function doCompact() {
-    const ok = await confirmDialog({
-      title: "Compact this session?",
-      body: ["Older messages are summarized into one compaction item. They stay stored (dimmed, and restorable) "
-        + "but leave the agent's live context."],
-      textarea: { label: "Instructions for the summary (optional)", placeholder: "e.g. Keep every file path and decision." },
-      confirmLabel: "Compact" });
-    if (!ok) return;
-    const params = ok.instructions ? { ...scope, instructions: ok.instructions } : scope;
+    const params = await compactDialog(scope);
+    if (!params) return;
     let result;
     try {
       result = await rpc("session.compact", params, { timeoutMs: 120000 });
@@ -199,12 +194,12 @@ export function mountSessionDetail(root, { key, tenant, params }) {
       return;
     }
     await reloadStatus();
-    await messageDialog({ title: "Session compacted", body: [
+    await messageDialog({ title: "Session compacted", wide: true, body: [
       `${plural(compaction.messages_compacted, "message")} summarized: `
         + `${fmtNumber(result.tokens_before)} → ${fmtNumber(result.tokens_after)} tokens`
         + `${result.summarizer ? ` (summarizer: ${result.summarizer})` : ""}.`,
       result.fallback_reason ? `Note: ${result.fallback_reason}` : "",
-      compaction.summary ? `Summary: ${compaction.summary}` : ""].filter(Boolean) });
+      compaction.summary ? summaryNode(result) : ""].filter(Boolean) });
   }
 
   async function doExport() {

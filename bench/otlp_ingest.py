@@ -1,0 +1,226 @@
+"""OTLP ingest benchmark: OpenInference spans sent by the official OTLP/HTTP exporter to a real
+`sessionscope serve`, next to `session.append` on the same server in the same run.
+
+    python bench/otlp_ingest.py                         # SQLite, the issue's sizes
+    python bench/otlp_ingest.py --database postgresql   # PostgreSQL at 127.0.0.1:5432
+    python bench/otlp_ingest.py --profile bench/out/otlp.prof   # cProfile of the server
+
+Each of 4 exporter processes records its share of the spans first (the application's own
+cost, not timed), then hands them to a BatchSpanProcessor (batches of 512) whose
+OTLPSpanExporter posts protobuf to /v1/traces. A session's 5 traces are dealt round-robin to
+the processes, so they arrive in no particular order, as they do from a fleet of workers. The
+clock stops when every exporter has flushed and `session.list` shows every session; then each
+session is read back to check that its turns are in span order and that `created_at` is its
+earliest span's start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.core import OUT, PG_ADMIN, Server, ingest
+
+
+class ProfiledServer(Server):
+    """bench.core's server, optionally run under cProfile (written when it stops)."""
+
+    def __init__(self, url: str, profile: str | None) -> None:
+        self.profile = profile
+        if profile is None:
+            super().__init__(url)
+            return
+        real_popen = subprocess.Popen
+
+        def popen(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+            return real_popen([argv[0], "-m", "cProfile", "-o", profile, *argv[1:]], **kwargs)
+
+        subprocess.Popen = popen  # type: ignore[assignment,misc]
+        try:
+            super().__init__(url)
+        finally:
+            subprocess.Popen = real_popen  # type: ignore[misc]
+
+    def stop(self) -> None:
+        if self.profile is None:
+            super().stop()
+            return
+        # uvicorn re-raises the signal it stopped on: SIGTERM would kill the process before
+        # cProfile writes; SIGINT ends it with KeyboardInterrupt, past cProfile's `finally`.
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+
+T0 = 1_780_000_000_000_000_000  # ns; a fixed past time, so created_at is checkable
+TRACE_GAP_NS = 2_000_000_000
+EXPORTERS = 4
+BATCH = 512
+PG_DB = "sessionscope_bench_otlp"
+
+
+def _spans_for(worker: int, sessions: int, traces: int, run: str) -> list[Any]:
+    """This worker's traces (session s, trace t, dealt round-robin), recorded by the real SDK."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench-agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bench")
+    for n in range(worker, sessions * traces, EXPORTERS):
+        s, t = divmod(n, traces)
+        session = f"otlp-{run}/{s}"
+        start = T0 + s * 1_000_000 + t * TRACE_GAP_NS
+        question, answer = f"question {t} of session {s} about deploy {t % 7}", f"answer {t} for session {s}"
+        root = tracer.start_span("agent", start_time=start, attributes={
+            "openinference.span.kind": "AGENT", "session.id": session,
+            "input.value": question, "output.value": answer,
+        })
+        llm = tracer.start_span("ChatCompletion", context=trace.set_span_in_context(root),
+                                start_time=start + 1_000_000, attributes={
+            "openinference.span.kind": "LLM", "session.id": session,
+            "llm.model_name": "gpt-4o-mini", "llm.provider": "openai", "llm.system": "openai",
+            "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.content": "You are a deploy assistant.",
+            "llm.input_messages.1.message.role": "user",
+            "llm.input_messages.1.message.content": question,
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.content": answer,
+            "llm.token_count.prompt": 40, "llm.token_count.completion": 12,
+        })
+        llm.end(end_time=start + 500_000_000)
+        root.end(end_time=start + 600_000_000)
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _exporter(worker: int, sessions: int, traces: int, run: str, url: str, ready: Any, go: Any,
+              done: Any) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    spans = _spans_for(worker, sessions, traces, run)
+    exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=600)
+    processor = BatchSpanProcessor(exporter, max_queue_size=max(len(spans), BATCH), max_export_batch_size=BATCH,
+                                   schedule_delay_millis=50)
+    ready.put(len(spans))
+    go.wait()
+    for span in spans:
+        processor.on_end(span)  # what the SDK does as each span ends
+    processor.force_flush(timeout_millis=600_000)
+    processor.shutdown()
+    done.put(worker)
+
+
+def run_otlp(server: Server, sessions: int, traces: int, run: str) -> tuple[int, float]:
+    ctx = mp.get_context("spawn")
+    ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_exporter, args=(w, sessions, traces, run, server.base, ready, go, done))
+             for w in range(EXPORTERS)]
+    for p in procs:
+        p.start()
+    spans = sum(ready.get(timeout=600) for _ in procs)
+    start = time.perf_counter()
+    go.set()
+    for _ in procs:
+        done.get(timeout=1200)
+    while server.call("session.list", search=f"otlp-{run}/", limit=1)[0]["total"] < sessions:
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    return spans, elapsed
+
+
+def server_cpu_s(server: Server) -> float:
+    """CPU seconds the server process has used: a figure that other load on the machine does not
+    move much, unlike the rates."""
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_sessions(server: Server, sessions: int, traces: int, run: str) -> tuple[int, int, int]:
+    """(sessions whose turns are out of span order, whose created_at is not the first span's start,
+    messages stored)."""
+    out_of_order = wrong_created = stored = 0
+    for s in range(sessions):
+        status, _ = server.call("session.status", key=f"otlp-{run}/{s}", limit=1000)
+        items = [i for i in status["items"] if i.get("kind", "message") == "message"]
+        stored += len(items)
+        times = [i["timestamp"] for i in items]
+        if times != sorted(times):
+            out_of_order += 1
+        first = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((T0 + s * 1_000_000) / 1e9))
+        if not status["session"]["created_at"].startswith(first):
+            wrong_created += 1
+    return out_of_order, wrong_created, stored
+
+
+def fresh_store(database: str) -> str:
+    """An empty store of this benchmark's own (the core benchmark's stays as it is)."""
+    OUT.mkdir(exist_ok=True)
+    if database == "sqlite":
+        path = OUT / "otlp.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite+aiosqlite:///{path}"
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{PG_DB}"')
+        await conn.close()
+
+    asyncio.run(create())
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DB}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--sessions", type=int, default=2_000)
+    parser.add_argument("--traces", type=int, default=5, help="traces per session, 2 spans each")
+    parser.add_argument("--append", type=int, default=100_000, help="messages appended in batches of 100")
+    parser.add_argument("--profile", help="write a cProfile of the server process to this file")
+    args = parser.parse_args()
+    url = fresh_store(args.database)
+    run = str(int(time.time()))
+    server = ProfiledServer(url, args.profile)
+    try:
+        server.http.get(f"{server.base}/healthz")
+        ingest(server, 5, 1)  # warm-up
+        cpu = server_cpu_s(server)
+        append_rate = ingest(server, args.append // 100, 1)
+        append_cpu = (server_cpu_s(server) - cpu) / args.append
+        cpu = server_cpu_s(server)
+        spans, elapsed = run_otlp(server, args.sessions, args.traces, run)
+        span_cpu = (server_cpu_s(server) - cpu) / spans
+        out_of_order, wrong_created, stored = check_sessions(server, args.sessions, args.traces, run)
+    finally:
+        server.stop()
+    rate = spans / elapsed
+    print(f"\nsessionscope OTLP ingest benchmark ({args.database})")
+    print(f"session.append x100, 1 client ({args.append:,} msgs)          {append_rate:>10,.0f} msg/s")
+    print(f"OTLP/HTTP protobuf, {EXPORTERS} exporter processes, batches of {BATCH}: "
+          f"{spans:,} spans in {elapsed:.2f} s = {rate:,.0f} spans/s "
+          f"({rate / append_rate:.2f}x session.append)")
+    print("  bar: >= 10,000 spans/s on SQLite and >= 0.5x session.append")
+    print(f"  server CPU: {append_cpu * 1e6:.0f} us per appended message, {span_cpu * 1e6:.0f} us per span")
+    print(f"  {args.sessions:,} sessions, {stored:,} messages stored; {out_of_order} with turns out of "
+          f"span order, {wrong_created} with created_at after their first span")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""Many sessions' messages and executions in one write transaction (the OTLP receiver's path).
+
+One OTLP export request carries spans of hundreds of sessions. A transaction per session cost
+a dozen driver round trips each, which was most of the receiver's time; here a request is one
+transaction (on SQLite one trip to the driver thread), each step a statement over all sessions
+where the dialect allows it.
+
+Time order. Exporters send from several workers, so a session's turns can arrive after later
+ones. A batch older than a session's newest stored messages moves those messages (at most
+REORDER_TAIL of them, none before the last compaction or reset, whose boundaries are seqs) to
+fresh seqs after the batch's, so seq order stays time order. `created_at` moves back to a
+batch's earliest time.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from sessionscope.store import search_index
+from sessionscope.store import sessions as session_store
+from sessionscope.store.appends import MESSAGE_COLUMNS, append_deltas, insert_sql
+from sessionscope.store.database import Database
+
+REORDER_TAIL = 1_000
+IN_CHUNK = 400  # values per IN list: far below either database's parameter limit
+PREVIEW_CHARS = 200
+# prepare_execution's fields, in the INSERT's column order.
+EXECUTION_COLUMNS = ("exec_id", "started_at", "duration_ms", "model", "provider", "input_tokens", "output_tokens",
+                     "cache_read_tokens", "cache_write_tokens", "cost_usd", "budget", "layers")
+_EXEC_DELTAS = ("executions", "exec_input_tokens", "exec_output_tokens", "cache_read_tokens",
+                "cache_write_tokens", "cost_usd")
+_DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
+           "next_seq", "tool_calls", *_EXEC_DELTAS)
+
+
+@dataclass
+class Batch:
+    """One session's part of a request: prepared messages (appends.prepare_messages) in time
+    order and prepared executions (executions.prepare_execution). `created_at` in ms."""
+
+    key: str
+    agent: str
+    channel: str
+    created_at: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    executions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Stored:
+    key: str
+    created: bool = False
+    appended: int = 0
+    duplicates: int = 0
+    executions: int = 0
+    moved: int = 0
+    last_seq: int = 0
+    live_tokens: int = 0
+
+
+@dataclass
+class _Session:
+    id: int
+    next_seq: int
+    live_from_seq: int
+    created_at: int
+    live_tokens: int
+    markers: int  # compactions + resets: a boundary that messages must not cross
+
+
+@dataclass(frozen=True)
+class _SQL:
+    lock: str
+    # The counter UPDATE (session_store.bump_statement) of a batch with new messages, which sets
+    # the preview and updated_at, and of one with only new executions, which does not.
+    counters: tuple[str, tuple[str, ...]]
+    run_counters: tuple[str, tuple[str, ...]]
+
+
+def _q(sql: str, db: Database) -> str:
+    """Write statements with `?` and run them in the driver's own style."""
+    if db.is_sqlite:
+        return sql
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
+
+
+@functools.lru_cache(maxsize=4)
+def _sql(db: Database) -> _SQL:
+    def compiled(values: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+        statement = session_store.bump_statement(_DELTAS, values).compile(dialect=db.engine.dialect)
+        return str(statement), tuple(statement.positiontup or ())
+
+    return _SQL(lock="" if db.is_sqlite else " ORDER BY id FOR UPDATE",
+                counters=compiled(("preview", "updated_at")), run_counters=compiled(()))
+
+
+async def append_sessions(db: Database, tenant: str, batches: list[Batch], now: int) -> list[Stored]:
+    """Store each batch in one transaction for all; ids already stored are skipped (and counted
+    as duplicates), so a resent request adds nothing. `batches` have distinct keys."""
+    if db.is_sqlite:
+        return await db.write_on_driver(_write, db, tenant, batches, now)
+    async with db.write() as conn:
+        return await db.run_on_driver(conn, _write, db, tenant, batches, now)
+
+
+def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int) -> list[Stored]:
+    cursor = dbapi.cursor()
+    try:
+        found = _find(cursor, db, tenant, [b.key for b in batches])
+        # Sorted: concurrent requests that create the same sessions on PostgreSQL wait in one order.
+        created = _create(cursor, db, tenant, sorted((b for b in batches if b.key not in found),
+                                                     key=lambda b: b.key), now)
+        found |= created
+        old = [b for b in batches if b.key not in created]
+        stored_ids = _stored_ids(cursor, db, [(found[b.key].id, [m["msg_id"] for m in b.messages]) for b in old],
+                                 "messages", "msg_id")
+        stored_runs = _stored_ids(cursor, db, [(found[b.key].id, [e["exec_id"] for e in b.executions])
+                                               for b in old if b.executions], "executions", "exec_id")
+        boundaries = _boundaries(cursor, db, [found[b.key] for b in old if found[b.key].markers])
+        out: list[Stored] = []
+        rows: list[tuple[Any, ...]] = []
+        moves: list[tuple[int, int]] = []
+        ranges: list[tuple[int, int, int]] = []
+        runs: list[tuple[Any, ...]] = []
+        earlier: list[tuple[int, int]] = []
+        counters: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        for batch in batches:
+            session = found[batch.key]
+            result = Stored(batch.key, created=batch.key in created)
+            fresh = _fresh(batch.messages, stored_ids.get(session.id, set()), "msg_id")
+            result.duplicates = len(batch.messages) - len(fresh)
+            moved = _tail(cursor, db, session, boundaries.get(session.id, 0), fresh) if fresh and not \
+                result.created else []
+            order: list[tuple[int, int, int, Any]] = sorted([(r[1], 0, i, r) for i, r in enumerate(moved)] +
+                           [(m["ts"], 1, i, m) for i, m in enumerate(fresh)], key=lambda e: e[:3])
+            seq = session.next_seq
+            for _, source, _, item in order:
+                if source == 0:
+                    moves.append((seq, item[0]))
+                else:
+                    rows.append((session.id, seq, item["msg_id"], item["role"], item["content"], item["tool_calls"],
+                                 item["tool_call_id"], item["tool_name"], item["is_error"], item["ts"],
+                                 item["tokens"]))
+                seq += 1
+            if fresh:
+                ranges.extend(_ranges(db, session, order))
+            if moved and db.is_sqlite:
+                _index_queued(cursor, session.id)  # FTS rows follow message ids, queued ranges seqs
+            new_runs = _fresh(batch.executions, stored_runs.get(session.id, set()), "exec_id")
+            runs.extend((session.id, *(e[c] for c in EXECUTION_COLUMNS)) for e in new_runs)
+            deltas = _deltas(fresh, new_runs, len(moved))
+            if fresh or new_runs:
+                values = {f"d_{k}": v for k, v in deltas.items()} | {"session_id": session.id}
+                if fresh:
+                    # A client's clock never moves updated_at past the server's.
+                    values["v_updated_at"] = min(now, max(m["ts"] for m in fresh))
+                    values["v_preview"] = _preview(order[-1][3], cursor, db)
+                counters[bool(fresh)].append(values)
+            if batch.created_at < session.created_at:
+                earlier.append((batch.created_at, session.id))
+            result.appended, result.executions, result.moved = len(fresh), len(new_runs), len(moved)
+            result.last_seq = seq - 1
+            result.live_tokens = session.live_tokens + deltas["live_tokens"]
+            out.append(result)
+        if moves:
+            cursor.executemany(_q("UPDATE messages SET seq = ? WHERE id = ?", db), moves)
+        if rows:
+            cursor.executemany(insert_sql(db), rows)
+        if ranges:
+            cursor.executemany(search_index.queue_statement(db), ranges)
+        if runs:
+            columns = ("session_id", *EXECUTION_COLUMNS)
+            cursor.executemany(_q(f"INSERT INTO executions ({', '.join(columns)}) VALUES "
+                                  f"({', '.join('?' * len(columns))})", db), runs)
+        sql = _sql(db)
+        for (statement, params), changes in ((sql.counters, counters[True]), (sql.run_counters, counters[False])):
+            if changes:
+                cursor.executemany(statement, [tuple(v[name] for name in params) for v in changes])
+        if earlier:
+            cursor.executemany(_q("UPDATE sessions SET created_at = ? WHERE id = ?", db), earlier)
+        return out
+    finally:
+        cursor.close()
+
+
+def _find(cursor: Any, db: Database, tenant: str, keys: list[str]) -> dict[str, _Session]:
+    found: dict[str, _Session] = {}
+    for start in range(0, len(keys), IN_CHUNK):
+        chunk = keys[start:start + IN_CHUNK]
+        cursor.execute(_q(f"SELECT key, id, next_seq, live_from_seq, created_at, live_tokens, compactions + resets "
+                          f"FROM sessions WHERE tenant = ? AND key IN ({', '.join('?' * len(chunk))})"
+                          f"{_sql(db).lock}", db), (tenant, *chunk))
+        for key, *values in cursor.fetchall():
+            found[key] = _Session(*(int(v) for v in values))
+    return found
+
+
+def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: int) -> dict[str, _Session]:
+    """New sessions with their tenant, agent and facet rows. A session another server process
+    created meanwhile (PostgreSQL) is found and locked instead."""
+    created: dict[str, _Session] = {}
+    facets: dict[tuple[str, str], int] = {}
+    insert = _q("INSERT INTO sessions (tenant, key, agent, channel, created_at, updated_at, next_seq, "
+                "live_from_seq, live_tokens, message_count, live_messages, msg_input_tokens, "
+                "msg_output_tokens, exec_input_tokens, exec_output_tokens, total_tokens, cache_read_tokens, "
+                "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) "
+                "ON CONFLICT DO NOTHING RETURNING id", db)
+    for batch in batches:
+        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at, batch.created_at))
+        row = cursor.fetchone()
+        if row is not None:
+            created[batch.key] = _Session(int(row[0]), 1, 1, batch.created_at, 0, 0)
+            facets[(batch.agent, batch.channel)] = facets.get((batch.agent, batch.channel), 0) + 1
+    if not created:
+        return _find(cursor, db, tenant, [b.key for b in batches])
+    cursor.execute(_q("INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", db),
+                   (tenant, now))
+    cursor.executemany(_q("INSERT INTO agents (tenant, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                          db), sorted({(tenant, agent, now) for agent, _ in facets}))
+    cursor.executemany(_q("INSERT INTO facets (tenant, agent, channel, sessions) VALUES (?, ?, ?, ?) "
+                          "ON CONFLICT (tenant, agent, channel) DO UPDATE SET sessions = facets.sessions + "
+                          "excluded.sessions", db), [(tenant, a, c, n) for (a, c), n in sorted(facets.items())])
+    missed = [b.key for b in batches if b.key not in created]
+    return created | (_find(cursor, db, tenant, missed) if missed else {})
+
+
+def _stored_ids(cursor: Any, db: Database, wanted: list[tuple[int, list[str]]], table: str, column: str
+                ) -> dict[int, set[str]]:
+    """Of each session's ids, those stored already."""
+    out: dict[int, set[str]] = {}
+    if db.is_sqlite:
+        for session_id, ids in wanted:
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start:start + IN_CHUNK]
+                cursor.execute(f"SELECT {column} FROM {table} WHERE session_id = ? AND {column} IN "
+                               f"({', '.join('?' * len(chunk))})", (session_id, *chunk))
+                out.setdefault(session_id, set()).update(r[0] for r in cursor.fetchall())
+        return out
+    pairs = [(s, i) for s, ids in wanted for i in ids]
+    if pairs:
+        cursor.execute(f"SELECT t.session_id, t.{column} FROM {table} t JOIN unnest($1::bigint[], $2::varchar[]) "
+                       f"AS w(session_id, id) ON t.session_id = w.session_id AND t.{column} = w.id",
+                       ([p[0] for p in pairs], [p[1] for p in pairs]))
+        for session_id, item_id in cursor.fetchall():
+            out.setdefault(int(session_id), set()).add(item_id)
+    return out
+
+
+def _boundaries(cursor: Any, db: Database, sessions: list[_Session]) -> dict[int, int]:
+    """The seq of each session's last compaction or reset."""
+    out: dict[int, int] = {}
+    for table in ("compactions", "resets"):
+        for start in range(0, len(sessions), IN_CHUNK):
+            ids = [s.id for s in sessions[start:start + IN_CHUNK]]
+            cursor.execute(_q(f"SELECT session_id, max(seq) FROM {table} WHERE session_id IN "
+                              f"({', '.join('?' * len(ids))}) GROUP BY session_id", db), ids)
+            for session_id, seq in cursor.fetchall():
+                out[int(session_id)] = max(out.get(int(session_id), 0), int(seq))
+    return out
+
+
+def _tail(cursor: Any, db: Database, session: _Session, boundary: int, fresh: list[dict[str, Any]]
+          ) -> list[tuple[int, int]]:
+    """(id, ts) of the stored messages that are newer than the batch and free to move."""
+    low = max(session.live_from_seq, boundary + 1, session.next_seq - REORDER_TAIL)
+    cursor.execute(_q("SELECT id, ts FROM messages WHERE session_id = ? AND seq >= ? AND ts > ? ORDER BY seq", db),
+                   (session.id, low, min(m["ts"] for m in fresh)))
+    return [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+
+
+def _fresh(items: list[dict[str, Any]], stored: set[str], key: str) -> list[dict[str, Any]]:
+    seen = set(stored)
+    out = []
+    for item in items:
+        if item[key] not in seen:
+            seen.add(item[key])
+            out.append(item)
+    return out
+
+
+def _ranges(db: Database, session: _Session, order: list[tuple[Any, ...]]) -> list[tuple[int, int, int]]:
+    """Search-index queue entries for the new messages. SQLite queues each run of new ones (the
+    moved ones are indexed already, and FTS5 must not index a row twice); PostgreSQL the whole
+    span, as its index skips messages it holds."""
+    first = session.next_seq
+    if db.is_sqlite:
+        out, start = [], None
+        for offset, entry in enumerate(order):
+            if entry[1] == 1 and start is None:
+                start = first + offset
+            elif entry[1] == 0 and start is not None:
+                out.append((session.id, start, first + offset - 1))
+                start = None
+        if start is not None:
+            out.append((session.id, start, first + len(order) - 1))
+        return out
+    return [(session.id, first, first + len(order) - 1)]
+
+
+def _index_queued(cursor: Any, session_id: int) -> None:
+    cursor.execute("SELECT id, session_id, first_seq, last_seq FROM search_backlog WHERE session_id = ?",
+                   (session_id,))
+    for range_id, sid, first_seq, last_seq in cursor.fetchall():
+        cursor.execute("INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
+                       "WHERE session_id = ? AND seq BETWEEN ? AND ?", (sid, first_seq, last_seq))
+        cursor.execute("DELETE FROM search_backlog WHERE id = ?", (range_id,))
+
+
+def _deltas(fresh: list[dict[str, Any]], runs: list[dict[str, Any]], moved: int) -> dict[str, Any]:
+    deltas: dict[str, Any] = dict.fromkeys(_DELTAS, 0)
+    if fresh:
+        deltas |= append_deltas(fresh)
+    deltas["next_seq"] = len(fresh) + moved
+    deltas["executions"] = len(runs)
+    for name, column in (("exec_input_tokens", "input_tokens"), ("exec_output_tokens", "output_tokens"),
+                         ("cache_read_tokens", "cache_read_tokens"), ("cache_write_tokens", "cache_write_tokens")):
+        deltas[name] = sum(r[column] for r in runs)
+    deltas["cost_usd"] = sum(r["cost_usd"] or 0.0 for r in runs)
+    return deltas
+
+
+def _preview(last: Any, cursor: Any, db: Database) -> str:
+    """The last message's preview: a new one's text, or a moved one's read back."""
+    if isinstance(last, dict):
+        return (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]
+    cursor.execute(_q("SELECT content, tool_name FROM messages WHERE id = ?", db), (last[0],))
+    content, tool_name = cursor.fetchone()
+    return (content or (tool_name or ""))[:PREVIEW_CHARS]
+
+
+assert MESSAGE_COLUMNS[:2] == ("session_id", "seq")  # the row tuples above follow this order
