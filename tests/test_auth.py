@@ -224,8 +224,9 @@ def test_first_serve_prints_a_login_link_that_logs_in(tmp_path: Any) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "sessionscope", "serve", "--db", str(db), "--port",
                              str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
-        assert "token create" in lines[1] and "token=" not in lines[1]
+        lines = [proc.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
+        assert lines[0].startswith(f"store {db} (0 sessions)")  # where the store is, what it holds
+        assert "token create" in lines[2] and "token=" not in lines[2]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -104,7 +104,7 @@ async def call(ctx: Context, request: Any) -> dict[str, Any] | None:
     try:
         if ctx.caller.role not in method.roles:
             raise Forbidden(f"forbidden: role {ctx.caller.role!r} may not call {name}")
-        params = method.params.model_validate(raw_params)
+        params = await method.resolve(ctx, method.params.model_validate(raw_params))
         result = await method.handler(ctx, params)
         if validate_results(ctx):
             check_result(method, result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,7 +13,14 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -113,6 +121,40 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="color-scheme" content="light dark">
+  <title>Page not found · sessionscope</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="/static/app.css">
+</head>
+<body>
+  <header class="app-header">
+    <a class="brand" href="/sessions">sessionscope</a>
+    <nav class="app-nav" aria-label="Main"><a href="/sessions">Sessions</a></nav>
+  </header>
+  <main id="main" class="app-main">
+    <div class="state state-empty" data-state="not-found">
+      <h1 class="state-title">Page not found</h1>
+      <p class="state-detail">There is no page at <code>{path}</code>.</p>
+      <a href="/sessions">Go to the session list</a>
+    </div>
+  </main>
+</body>
+</html>
+"""
+
+
+async def not_found_page(request: Request) -> Response:
+    """Any path no route serves (/agents, say): a 404 page in the dashboard's style, not plain text.
+    The last route, so every real route and the API keep their own answers."""
+    page = NOT_FOUND_PAGE.replace("{path}", html.escape(request.url.path))
+    return HTMLResponse(page, status_code=404)
+
+
 def create_app(config: ServerConfig, database: Database | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -142,6 +184,7 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         Route("/sessions", dashboard),
         Route("/sessions/{key:path}", dashboard),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/{path:path}", not_found_page, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=middleware.EXCEPTION_HANDLERS)
     auth.install(app, config)
