@@ -155,7 +155,7 @@ class Sessionscope(Peer):
         return [s["key"] for s in self.rpc("session.list", query=term, limit=50)["sessions"]]
 
     def detail(self, key: str) -> int:
-        return len(self.rpc("session.status", key=key)["messages"])
+        return len(self.rpc("session.status", key=key)["items"])
 
 
 class Phoenix(Peer):
