@@ -10,7 +10,8 @@ Read: each server's peak RSS (VmHWM) and its store's size on disk. Answers are c
     python bench/vs_phoenix.py --sessions 100 --phoenix-bin /tmp/phoenix-venv/bin/phoenix
 
 Not part of the test suite. Phoenix's span search scans span attributes; each of its calls is
-capped at --timeout seconds so that the run ends (a capped row prints ">= N s").
+capped at --timeout seconds so that the run ends (a capped row prints ">= N s"). Each read
+is the median of 5 calls.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 NEEDLE = "zebraquartz"
 MISS = "nowhere-term-qxv"
 TURNS = 2
+REPEAT = 5
 
 
 def free_port() -> int:
@@ -111,10 +114,15 @@ def wait_until(check: Callable[[], bool], timeout: float) -> float:
     raise RuntimeError("timed out waiting")
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    start = time.perf_counter()
-    value = fn()
-    return value, time.perf_counter() - start
+def timed(fn: Callable[[], Any], repeat: int = REPEAT) -> tuple[Any, float]:
+    """The answer and the median of `repeat` calls: the first call of each kind also pays for
+    warming up (imports, caches), on either server."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        value = fn()
+        times.append(time.perf_counter() - start)
+    return value, statistics.median(times)
 
 
 class Peer:
