@@ -18,7 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import Insert
 
 from sessionscope.errors import SessionscopeError
-from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from sessionscope.store.checkpoint import (
+    FALLBACK_AUTOCHECKPOINT_PAGES,
+    JOURNAL_SIZE_LIMIT_BYTES,
+    WalCheckpointer,
+)
 
 DATABASE_URL_ENV = "SESSIONSCOPE_DATABASE_URL"
 log = logging.getLogger("sessionscope.store")
@@ -117,6 +121,7 @@ def _configure_sqlite(engine: AsyncEngine, autocheckpoint_pages: int | None) -> 
         cursor.execute("PRAGMA temp_store=MEMORY")
         if autocheckpoint_pages is not None:
             cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages}")
+            cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -224,11 +224,17 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         select(sub).where(_substring_test(sub.c, term)).order_by(*f.ordered(sub.c)).limit(limit + 1)
     )).all()
     if len(found) > limit:
-        # Count within a bounded walk too: past it, the total is a lower bound ("N+").
-        sample = select(sessions).where(*f.where(cols, page=False)).limit(COUNT_SCAN).subquery()
+        # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
+        # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
+        # planner scanned first (PostgreSQL: the heap's oldest), so a term common in the newest
+        # sessions counted "0+" beside a full page. In sort order the first SCAN_BUDGET (<=
+        # COUNT_SCAN) rows, which held the first page, are inside the walk.
+        sample = (select(sessions).where(*f.where(cols, page=False)).order_by(*f.ordered(cols))
+                  .limit(COUNT_SCAN).subquery())
         hits = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
         walked, total = (await conn.execute(select(func.count(), hits).select_from(sample))).one()
-        total = int(total or 0)
+        # A later page may lie past the walk; the limit + 1 matches just fetched exist whatever.
+        total = max(int(total or 0), len(found))
         return found, min(total, SEARCH_TOTAL_CAP), walked >= COUNT_SCAN or total > SEARCH_TOTAL_CAP
     if not f.db.is_sqlite:
         # 3. PostgreSQL: pg_trgm and the planner decide.
