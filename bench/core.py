@@ -368,7 +368,7 @@ async def _raw_ingest(url: str, count: int, *, search_index: bool) -> float:
         columns = MESSAGE_COLUMNS
         start = time.perf_counter()
         for b in range(count // 100):
-            rows = [tuple(r[c] for c in columns) for r in message_rows(sid, 100, 2 + b * 100)]
+            rows = [tuple(r.get(c) for c in columns) for r in message_rows(sid, 100, 2 + b * 100)]
             async with db.write() as conn:
                 await conn.exec_driver_sql(insert_sql(db), rows)
                 if search_index:

@@ -1,12 +1,13 @@
 """Import throughput of the transcript importers (messages per second, per format).
 
-    python bench/import_throughput.py [--messages 200000] [--dir DIR] [--parse-only]
+    python bench/import_throughput.py [--messages 200000] [--dir DIR] [--parse-only] [--realdata DIR]
 
 Writes one large transcript per format into a temporary directory (or DIR), then
 times ``iter_records`` over each (parse), and the whole ``sessionscope import PATH
 --format F --db FILE`` command into a fresh SQLite store (parse + store, as a user runs
 it, process start and migrations included), checking that every parsed message was
-stored and reporting the command's peak RSS. The generators are importable so the store-write
+stored and reporting the command's peak RSS; then the same for the real transcripts in
+../shared/realdata (when present). The generators are importable so the store-write
 benchmark can reuse them: ``write_openclaw(dir, n)``, ``write_claude_code(dir, n)``,
 ``write_codex(dir, n)``; each writes about ``n`` messages and returns the path to import.
 """
@@ -263,11 +264,54 @@ def measure_import(fmt: str, path: Path, db: Path) -> tuple[int, float, int]:
     return int(stored.group(1)), seconds, int(rss.group(1)) // 1024
 
 
+REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+
+
+async def _timed_import(url: str, fmt: str, path: Path, count: int) -> float:
+    from sessionscope.importers import import_path
+    from sessionscope.store import Scope, open_database
+
+    db = await open_database(url)
+    try:
+        began = time.perf_counter()
+        result = await import_path(db, Scope.everything(), path, fmt)
+        assert result.stats.messages == count, f"{fmt}: parsed {count}, stored {result.stats.messages}"
+        return time.perf_counter() - began
+    finally:
+        await db.close()
+
+
+def measure_realdata(root: Path, scratch: Path) -> None:
+    """The real transcripts of ../shared/realdata: parse rate, the import's own rate in process
+    (tokenizer loaded first, so process start is not counted: the corpus is small enough that
+    start-up would dominate), and the whole command as a user runs it."""
+    import asyncio
+
+    from sessionscope.tokenizer import count_tokens
+
+    count_tokens("warm up")  # loads the encoder once
+    print(f"\nreal corpus ({root})")
+    print(f"{'format':<12} {'messages':>9} {'file MB':>8} {'parse msg/s':>12} {'import s':>9} {'import msg/s':>13}"
+          f" {'command s':>10} {'command msg/s':>14}")
+    for fmt in WRITERS:
+        path = root / fmt
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+        count, _, parse_s = measure(fmt, path)
+        db_path = scratch / f"real-{fmt}.db"
+
+        import_s = asyncio.run(_timed_import(f"sqlite+aiosqlite:///{db_path}", fmt, path, count))
+        stored, command_s, _ = measure_import(fmt, path, scratch / f"real-{fmt}-cli.db")
+        print(f"{fmt:<12} {count:>9} {size:>8.1f} {count / parse_s:>12,.0f} {import_s:>9.2f} {count / import_s:>13,.0f}"
+              f" {command_s:>10.2f} {stored / command_s:>14,.0f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--dir", help="write the generated files here instead of a temp dir")
     parser.add_argument("--parse-only", action="store_true", help="skip the import into a store")
+    parser.add_argument("--realdata", default=str(REALDATA),
+                        help="the real corpus to measure as well (skipped when the folder is missing)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(args.dir or scratch)
@@ -284,6 +328,8 @@ def main() -> None:
                 assert stored == count, f"{fmt}: parsed {count} messages but stored {stored}"
                 line += f" {import_s:>9.2f} {stored / import_s:>13,.0f} {peak_mb:>8}"
             print(line, flush=True)
+        if not args.parse_only and Path(args.realdata).is_dir():
+            measure_realdata(Path(args.realdata), Path(scratch))
 
 
 if __name__ == "__main__":

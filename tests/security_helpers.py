@@ -83,7 +83,9 @@ def auth_server(database_url: str) -> Iterator[AuthServer]:
     from tests.conftest import RunningServer  # here: conftest imports this module
 
     admin = create_token_in_store(database_url, name="test-admin", role="admin")
-    with RunningServer(ServerConfig(database=database_url, auth=True)) as running:
+    # Loopback is this server's trusted proxy: tests give each client its own X-Forwarded-For.
+    config = ServerConfig(database=database_url, auth=True, extra={"trusted_proxies": ["127.0.0.1"]})
+    with RunningServer(config) as running:
         server = AuthServer(running, database_url, admin)
         yield server
         server.admin.close()

@@ -258,3 +258,76 @@ def test_login_limiter_forgets_failures_after_its_window() -> None:
     assert limiter.retry_after("a") == 1
     now[0] += 0.5
     assert limiter.retry_after("a") is None
+
+
+# ---- login sessions (issue 14) ---------------------------------------------------------------------
+
+def test_the_cookie_is_a_revocable_login_session_not_the_token(auth_server: AuthServer, tenant: str) -> None:
+    token = auth_server.token("viewer", tenant, name="viewer-carol")
+    good = {"origin": auth_server.url, "x-sessionscope-csrf": "1"}
+    whoami = {"jsonrpc": "2.0", "id": 1, "method": "auth.whoami"}
+    with httpx.Client(base_url=auth_server.url, timeout=30) as client:
+        asked = client.post("/auth/identify", json={"token": token}, headers={"origin": auth_server.url})
+        assert asked.json()["token_name"] == "viewer-carol" and "set-cookie" not in asked.headers
+        assert client.post("/rpc", json=whoami, headers=good).status_code == 401
+    browser = _login(auth_server.url, token)
+    cookie = browser.cookies["sessionscope_session"]
+    assert token not in cookie and cookie.startswith("sl_")
+    assert browser.post("/rpc", json=whoami, headers=good).json()["result"]["token_name"] == "viewer-carol"
+    with httpx.Client(base_url=auth_server.url, timeout=30, cookies={"sessionscope_session": cookie}) as copy:
+        assert copy.post("/rpc", json=whoami, headers=good).status_code == 200
+        browser.post("/auth/logout", headers={"origin": auth_server.url, "accept": "application/json"})
+        assert copy.post("/rpc", json=whoami, headers=good).status_code == 401  # the copy died at logout
+    with httpx.Client(base_url=auth_server.url, timeout=30, cookies={"sessionscope_session": token}) as raw:
+        assert raw.post("/rpc", json=whoami, headers=good).status_code == 401  # a token is no cookie
+    browser.close()
+
+
+def test_a_login_session_ends_when_its_token_is_revoked_or_it_expires(auth_server: AuthServer, tenant: str) -> None:
+    import asyncio
+
+    from sessionscope.store import api_tokens, login_sessions, open_database
+
+    created = auth_server.admin("token.create", name="viewer-dave", role="viewer", tenant=tenant)
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        db = await open_database(auth_server.database_url)
+        try:
+            info = await api_tokens.verify(db, created["token"])
+            assert info is not None
+            live = await login_sessions.create(db, info)
+            expired = await login_sessions.create(db, info, lifetime_ms=-1)
+            before = await login_sessions.resolve(db, live) is not None
+            gone = await login_sessions.resolve(db, expired) is None
+            await api_tokens.revoke(db, info.id)
+            return before, gone, await login_sessions.resolve(db, live) is None
+        finally:
+            await db.close()
+
+    assert asyncio.run(scenario()) == (True, True, True)
+
+
+def test_concurrent_failed_logins_let_at_most_the_limit_through(auth_server: AuthServer, tenant: str) -> None:
+    import asyncio
+
+    address = {"x-forwarded-for": f"192.0.2.{sum(tenant.encode()) % 250 + 1}"}
+
+    async def storm() -> list[int]:
+        async with httpx.AsyncClient(base_url=auth_server.url, timeout=60) as client:
+            answers = await asyncio.gather(*[client.post("/auth/login", json={"token": "ss_" + "x" * 43},
+                                                         headers=address) for _ in range(100)])
+        return [a.status_code for a in answers]
+
+    codes = asyncio.run(storm())
+    assert codes.count(401) <= LoginLimiter().max_failures and codes.count(429) >= 100 - LoginLimiter().max_failures
+
+
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(database_url: str, tenant: str) -> None:
+    from sessionscope.web.services import ServerConfig
+    from tests.conftest import RunningServer
+
+    with RunningServer(ServerConfig(database=database_url, auth=True)) as running, \
+            httpx.Client(base_url=running.url) as client:
+        codes = [client.post("/auth/login", json={"token": "ss_guess"},
+                             headers={"x-forwarded-for": f"198.51.100.{i}"}).status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]  # one address: the peer's

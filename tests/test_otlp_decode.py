@@ -164,6 +164,7 @@ def test_sdk_agent_run_maps_to_session_messages_and_execution() -> None:
         "output_tokens": 18,
         "cache_read_tokens": 20,
         "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
     }
     assert [(layer["name"], layer["start_ms"], layer["duration_ms"]) for layer in execution["layers"]] == [
         ("history-window", 1, 2),

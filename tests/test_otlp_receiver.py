@@ -96,7 +96,7 @@ def test_sdk_exporter_spans_become_a_session(rpc: RPC, compression: Compression)
     (execution,) = context["executions"]
     assert execution["model"] == "gpt-4o" and execution["provider"] == "openai"
     assert execution["usage"] == {"input_tokens": 300, "output_tokens": 18, "cache_read_tokens": 20,
-                                  "cache_write_tokens": 0}
+                                  "cache_write_tokens": 0, "cache_write_1h_tokens": 0, "reasoning_tokens": 0}
     assert [layer["name"] for layer in execution["layers"]] == [
         "history-window", "chat gpt-4o", "execute_tool get_weather", "chat gpt-4o"]
     starts = [layer["start_ms"] for layer in execution["layers"]]

@@ -177,7 +177,7 @@ def test_execution_recorder_measures_layers(rpc: RPC) -> None:
     run = rpc("session.context", key="sdk:exec")["executions"][0]
     assert run["id"] == ex.id and run["model"] == "gpt-4o"
     assert run["usage"] == {"input_tokens": 1200, "output_tokens": 80, "cache_read_tokens": 1000,
-                            "cache_write_tokens": 0}
+                            "cache_write_tokens": 0, "cache_write_1h_tokens": 0, "reasoning_tokens": 0}
     assert run["budget"] == {"system": 300, "tools": 200, "context": 500, "messages": 3000, "window": 128_000}
     window, retrieval = run["layers"]
     assert (window["name"], window["messages_in"], window["messages_out"], window["tokens_out"]) == (

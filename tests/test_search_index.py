@@ -234,3 +234,79 @@ def test_check_finds_a_search_index_out_of_step(dialect: str, url: str) -> None:
     broken_ok, text_, mended_ok = run(url, scenario)
     assert not broken_ok and "message search" in text_
     assert mended_ok
+
+
+def distinct_words(chars: int, seed: int = 7) -> str:
+    """Text of distinct words: PostgreSQL's densest tsvector, past its 1 MB limit at ~750 KB."""
+    import random
+    import string
+
+    rnd = random.Random(seed)
+    words, size = [], 0
+    while size < chars:
+        words.append("".join(rnd.choice(string.ascii_lowercase) for _ in range(8)))
+        size += 9
+    return " ".join(words)
+
+
+@pytest.mark.postgres_only
+def test_a_message_past_the_tsvector_limit_is_indexed_and_blocks_nothing(pg_url: str) -> None:
+    async def scenario(db: Any) -> None:
+        huge = distinct_words(995_000) + " zanzibarlast"
+        await append(db, "big/1", "zanzibarfirst " + huge, tenant="big")
+        await append(db, "small/1", "an ordinary albatross", tenant="other")
+        # Served from the queue, for the tenant with the huge message and for any other.
+        assert await found(db, "zanzibarlast", tenant="big") == ["big/1"]
+        assert await found(db, "albatross", tenant="other") == ["small/1"]
+        assert await search_index.drain(db) == 2
+        assert await search_index.queued(db) == 0 and await search_index.set_aside(db) == 0
+        assert await indexed_rows(db, "big/1", tenant="big") > 1  # in chunks
+        assert await found(db, "zanzibarfirst", tenant="big") == ["big/1"]
+        assert await found(db, "zanzibarlast", tenant="big") == ["big/1"]
+        assert await found(db, "albatross", tenant="other") == ["small/1"]
+
+    run(pg_url, scenario)
+
+
+@pytest.mark.postgres_only
+def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str) -> None:
+    from sessionscope.store.check import check, format_report
+
+    async def scenario(db: Any) -> tuple[bool, str]:
+        await append(db, "fail/1", "a cormorant that cannot be indexed", tenant="failing")
+        await append(db, "fail/2", "a cormorant that can", tenant="failing")
+        async with db.write() as conn:
+            bad = (await conn.execute(text("SELECT id FROM sessions WHERE tenant = 'failing' AND key = 'fail/1'"))
+                   ).scalar_one()
+            # Any failure of one range will do: here the index refuses this session's rows.
+            await conn.execute(text(f"ALTER TABLE message_search ADD CONSTRAINT refuse_one CHECK (session_id <> {bad})"))
+        try:
+            assert await search_index.drain(db) == 2  # the queue moves on past the failing range
+        finally:
+            async with db.write() as conn:
+                await conn.execute(text("ALTER TABLE message_search DROP CONSTRAINT refuse_one"))
+        assert await search_index.queued(db) == 0
+        assert await search_index.set_aside(db) == 1
+        assert await found(db, "cormorant", tenant="failing") == ["fail/2"]
+        report = await check(db, tenant="failing")
+        async with db.write() as conn:
+            await conn.execute(text("DELETE FROM search_failed"))
+        return report.ok, format_report(report)
+
+    ok, report = run(pg_url, scenario)
+    assert not ok and "set aside" in report
+
+
+@pytest.mark.postgres_only
+def test_the_backlog_scan_reads_only_the_callers_tenants(pg_url: str) -> None:
+    async def scenario(db: Any) -> list[int]:
+        await append(db, "scan/1", "a shared word: grebe", tenant="scan-a")
+        await append(db, "scan/2", "grebe as well", tenant="scan-b")
+        async with db.read() as conn:
+            matching = search_index.postgresql_matching("grebe", ["scan-b"])
+            ids = [int(r[0]) for r in (await conn.execute(matching)).all()]
+            mine = (await conn.execute(text("SELECT id FROM sessions WHERE tenant = 'scan-b'"))).scalar_one()
+        assert ids == [mine]
+        return ids
+
+    run(pg_url, scenario)

@@ -35,9 +35,11 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
         os.environ[DATABASE_URL_ENV] = url
         os.environ["SESSIONSCOPE_NO_AUTH"] = "1" if no_auth else ""
         uvicorn.run("sessionscope.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning")
+                    log_level="warning", proxy_headers=False)
         return
-    uvicorn.run(create_app(config_obj), host=host, port=port, log_level="warning")
+    # proxy_headers=False: the app sees the real peer, and believes X-Forwarded-For only from
+    # the proxies it is configured to trust (web.login_limit).
+    uvicorn.run(create_app(config_obj), host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 def login_hint(url: str, host: str, port: int) -> str:

@@ -409,3 +409,40 @@ def test_metrics_count_compactions_and_resets_and_budget_is_estimated_without_ru
     expect(panel.locator(".card-head p")).to_contain_text("estimated")
     expect(panel.locator(".executions .state-empty")).to_contain_text("No executions recorded.")
     expect(panel.locator(".legend li[data-segment=messages] .legend-value")).not_to_have_text("0")
+
+
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+
+
+def test_reasoning_is_collapsed_images_are_thumbnails_and_injected_context_is_marked(
+        page: Page, rpc, ns: str) -> None:
+    key = f"{ns}:parts"
+    rpc.seed(
+        key,
+        agent=f"{ns}-bot",
+        messages=0,
+        extra=[
+            {"role": "user", "content": "<environment_context>cwd=/x</environment_context>",
+             "message_kind": "injected"},
+            {"role": "user", "content": "what is this?",
+             "attachments": [{"mime_type": "image/png", "size": 70, "data": PNG_1PX},
+                             {"mime_type": "image/svg+xml", "size": 900, "data": "PHN2Zz4="}]},
+            {"role": "assistant", "content": "A pixel.", "reasoning": "It is one pixel wide.",
+             "stop_reason": "length"},
+        ],
+    )
+    page.goto(f"/sessions/{enc(key)}")
+    injected = page.locator("li.msg-injected")
+    expect(injected).to_have_count(1)
+    expect(injected.locator(".badge")).to_have_text("injected")
+    thumbs = page.locator("li.msg-user img.msg-thumb")
+    expect(thumbs).to_have_count(1)  # the SVG is not shown inline
+    assert thumbs.get_attribute("src").startswith("data:image/png;base64,")
+    expect(page.locator("li.msg-user .msg-attachments .badge")).to_have_text("image/svg+xml, 900 bytes (not shown)")
+    reasoning = page.locator("li.msg-assistant details.msg-reasoning")
+    expect(reasoning).to_have_count(1)
+    assert reasoning.get_attribute("open") is None  # collapsed
+    expect(reasoning.locator("summary")).to_have_text("Reasoning (21 characters)")
+    reasoning.locator("summary").click()
+    expect(reasoning.locator(".msg-body")).to_have_text("It is one pixel wide.")
+    expect(page.locator("li.msg-assistant .badge-stop")).to_have_text("length")

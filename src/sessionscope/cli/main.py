@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -329,24 +329,29 @@ def import_(
     db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
 ) -> None:
     """Import sessions; re-importing the same files adds nothing."""
-    from sessionscope.importers import Skipped, detect_format, iter_records
+    from sessionscope.importers import (
+        ImportResult,
+        Tally,
+        detect_format,
+        format_tally,
+        iter_records,
+        without_skipped,
+    )
 
     fmt = format or detect_format(path)
-    skipped: list[Skipped] = []
-
-    def records() -> Iterator[dict[str, Any]]:
-        for record in iter_records(path, fmt):
-            if isinstance(record, Skipped):
-                skipped.append(record) if len(skipped) < 10_000 else None
-                continue
-            yield record
-
+    result = ImportResult(stats=None, tally=Tally())
+    records = without_skipped(iter_records(path, fmt, result.tally), result)
     backend = connect(db, url, token)
     with progress_bar() as bar:
         task = bar.add_task(f"importing {fmt}", total=None)
-        stats = backend.import_records(records(), tenant, progress=lambda n: bar.advance(task, n))
+        stats = backend.import_records(records, tenant, progress=lambda n: bar.advance(task, n))
     console.print(f"imported {stats.sessions} new session(s), {stats.messages} message(s), "
                   f"{stats.compactions} compaction(s), {stats.resets} reset(s), {stats.executions} execution(s); "
-                  f"{stats.duplicates} duplicate(s) already stored; {len(skipped)} line(s) skipped", highlight=False)
+                  f"{stats.duplicates} duplicate(s) already stored; {result.skipped_total} line(s) skipped",
+                  highlight=False)
+    console.print("source records (mapped, kept raw, or skipped):", highlight=False)
+    for line in format_tally(result.tally):
+        console.print(line, highlight=False, markup=False)
+    skipped = result.skipped
     for item in skipped[:50]:
         err_console.print(f"  skipped {item.file}:{item.line}: {item.reason}", highlight=False, markup=False)

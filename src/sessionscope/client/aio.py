@@ -12,6 +12,7 @@ import itertools
 import threading
 import weakref
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -86,9 +87,15 @@ class AsyncClient:
         """A handle on one session; it is created on the first append."""
         return AsyncSession(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 
+    def own_url(self, link: str) -> str:
+        """An export link on this client's own server: only its path is taken from the answer, so
+        a link built from a forged Host header cannot send the download (and its secret) elsewhere."""
+        parts, own = urlsplit(link), urlsplit(self.url)
+        return f"{own.scheme}://{own.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
     async def download(self, url: str, path: str) -> int:
         size = 0
-        async with self.http.stream("GET", url) as response:
+        async with self.http.stream("GET", self.own_url(url)) as response:
             if response.status_code != 200:
                 raise SessionscopeError(f"export download failed: HTTP {response.status_code}")
             with open(path, "wb") as out:  # noqa: ASYNC230 - local chunk writes are short

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -65,9 +66,15 @@ class Client:
         """A handle on one session; it is created on the first append."""
         return Session(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 
+    def own_url(self, link: str) -> str:
+        """An export link on this client's own server: only its path is taken from the answer, so
+        a link built from a forged Host header cannot send the download (and its secret) elsewhere."""
+        parts, own = urlsplit(link), urlsplit(self.url)
+        return f"{own.scheme}://{own.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
     def download(self, url: str, path: str) -> int:
         size = 0
-        with self.http.stream("GET", url) as response, open(path, "wb") as out:
+        with self.http.stream("GET", self.own_url(url)) as response, open(path, "wb") as out:
             if response.status_code != 200:
                 raise SessionscopeError(f"export download failed: HTTP {response.status_code}")
             for chunk in response.iter_bytes():

@@ -8,6 +8,8 @@ in the stream instead of an exception, so one bad line never aborts an import.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -19,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
+
+from sessionscope.store.schema import EVENT_KIND, INJECTED_KIND
 
 try:  # orjson is several times faster on large transcripts; stdlib json is the fallback
     import orjson
@@ -215,7 +219,13 @@ def message(
     tool_name: str | None = None,
     is_error: bool = False,
     tokens: int | None = None,
+    reasoning: str | None = None,
+    reasoning_tokens: int | None = None,
+    kind: str | None = None,
+    stop_reason: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
 ) -> Record:
+    """A message record; ``kind`` is None for conversation, INJECTED or EVENT (docs/item-model.md)."""
     return {
         "type": "message",
         "id": msg_id,
@@ -229,7 +239,83 @@ def message(
         # None: the ingest service counts o200k_base tokens (an estimate here would be stored as is).
         "tokens": None if tokens is None else int(tokens),
         "compacted": False,
+        "reasoning": reasoning or None,
+        "reasoning_tokens": reasoning_tokens,
+        "message_kind": kind,
+        "stop_reason": stop_reason,
+        "attachments": attachments or None,
     }
+
+
+INJECTED, EVENT = INJECTED_KIND, EVENT_KIND
+
+
+def raw_event(msg_id: str, source_type: str, obj: dict[str, Any], timestamp: str | None) -> Record:
+    """A source record no mapper knows, kept whole as an event message (tokens 0: not context)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    return message(msg_id, "system", text, timestamp, tokens=0, kind=EVENT, tool_name=source_type)
+
+
+# ---------------------------------------------------------------- attachments
+
+# Images are kept with their bytes up to this size each; a bigger one keeps its type and size.
+MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024
+_DATA_URL = re.compile(r"^data:(image/[A-Za-z0-9.+-]+);base64,(.*)$", re.DOTALL)
+
+
+def image_attachment(mime_type: Any, data: Any) -> dict[str, Any] | None:
+    """An attachment from an image's mime type and base64 data; None unless it is an image/* type.
+
+    The data is checked to be base64 and kept only within MAX_ATTACHMENT_BYTES."""
+    if not isinstance(mime_type, str) or not mime_type.lower().startswith("image/"):
+        return None
+    payload = data if isinstance(data, str) else ""
+    size = (len(payload) * 3) // 4 - payload[-2:].count("=")
+    # The head is enough to tell base64 from a placeholder; decoding megabytes would cost time.
+    head = payload[:4096] if len(payload) <= 4096 else payload[:4096 - 4096 % 4]
+    try:
+        base64.b64decode(head, validate=True)
+    except (binascii.Error, ValueError):
+        payload, size = "", 0
+    keep = bool(payload) and size <= MAX_ATTACHMENT_BYTES
+    return {"mime_type": mime_type.lower(), "size": max(size, 0), "data": payload if keep else None}
+
+
+def data_url_attachment(url: Any) -> dict[str, Any] | None:
+    """An attachment from a ``data:image/...;base64,`` URL (how OpenAI inputs carry images)."""
+    found = _DATA_URL.match(url) if isinstance(url, str) else None
+    return image_attachment(found.group(1), found.group(2)) if found else None
+
+
+# ---------------------------------------------------------------- accounting
+
+
+class Tally:
+    """What became of each source record type: mapped, kept raw, or skipped (item 2 of issue 15).
+
+    Importers call ``count(source_type, outcome)`` once per record; ``rows()`` is the summary
+    that `sessionscope import` prints and import_path returns."""
+
+    MAPPED, RAW, SKIPPED = "mapped", "kept raw", "skipped"
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def count(self, source_type: str, outcome: str, n: int = 1) -> None:
+        per = self.counts.get(source_type)
+        if per is None:
+            per = self.counts[source_type] = {}
+        per[outcome] = per.get(outcome, 0) + n
+
+    def rows(self) -> list[tuple[str, str, int]]:
+        return [(kind, outcome, n) for kind in sorted(self.counts)
+                for outcome, n in sorted(self.counts[kind].items())]
+
+    def total(self, outcome: str) -> int:
+        return sum(per.get(outcome, 0) for per in self.counts.values())
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {kind: dict(self.counts[kind]) for kind in sorted(self.counts)}
 
 
 def compaction(
@@ -268,13 +354,16 @@ def reset(reset_id: str, timestamp: str | None) -> Record:
 
 
 def usage(
-    input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0, cache_write: Any = 0
+    input_tokens: Any = 0, output_tokens: Any = 0, cache_read: Any = 0, cache_write: Any = 0,
+    cache_write_1h: Any = 0,
 ) -> dict[str, int]:
+    """``cache_write_1h`` is the share of ``cache_write`` written with a 1-hour lifetime."""
     return {
         "input_tokens": as_int(input_tokens),
         "output_tokens": as_int(output_tokens),
         "cache_read_tokens": as_int(cache_read),
         "cache_write_tokens": as_int(cache_write),
+        "cache_write_1h_tokens": as_int(cache_write_1h),
     }
 
 
@@ -318,6 +407,19 @@ def as_int(value: Any) -> int:
         except ValueError:
             return 0
     return 0
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A foreign field that should hold an object: itself, or {} when it holds something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_text(value: Any, default: str = "") -> str:
+    return value if isinstance(value, str) else default
 
 
 def as_float(value: Any) -> float | None:

@@ -6,13 +6,20 @@ A reset archives the live transcript as ``<sessionId>.jsonl.reset.<stamp>`` and 
 session starts afresh, so one session id can own several archives plus the live file.
 
 Mapping:
-- one sessionscope session per session id; key, channel and label from sessions.json,
+- one sessionscope session per live session id; key, channel and label from sessions.json,
   agent from the ``agents/<agentId>`` directory;
-- archives first (oldest stamp first), each followed by a ``reset`` item, then the live file;
+- a reset gives the key a new session id, so sessions.json no longer names the archive's id:
+  an archive whose id it does not name belongs to the transcript that started next after its
+  reset (by time), following such hops to a live session. Archives come first (oldest
+  first), each followed by a ``reset`` item, then the live file, so the key counts its resets;
+- ``<id>.jsonl.deleted.<stamp>`` transcripts (OpenClaw deleted them) are skipped and counted;
+- ``thinking`` parts are the turn's ``reasoning``; ``image`` parts are attachments;
+  ``stopReason`` error, aborted and length are kept as the turn's ``stop_reason``;
 - ``message`` entries: user -> user, assistant -> assistant (toolCall parts become
   ``tool_calls``), toolResult -> tool; an assistant ``usage`` becomes an execution line;
 - ``compaction`` -> compaction item; ``model_change`` sets the model of later executions;
-- ``custom``, labels, thinking-level and session-info entries carry no conversation.
+- ``custom``, labels, thinking-level and session-info entries carry no conversation; an entry
+  type this importer does not know is kept whole as an event.
 
 pi sessions are trees (``id``/``parentId``); entries are imported in file order, which
 is the order they were written, and abandoned branches are kept.
@@ -29,10 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from . import base
-from .base import ExecutionSpool, RecentMap, Record, Skipped
+from .base import ExecutionSpool, RecentMap, Record, Skipped, Tally
 
 SOURCE = "openclaw"
 RESET_MARK = ".jsonl.reset."
+DELETED_MARK = ".jsonl.deleted."
+# A new transcript's first line may come a little before the archive's stamp is taken.
+RESET_SLACK_MS = 60_000
+STOP_REASONS = frozenset({"error", "aborted", "length"})
 # Entry types that exist in pi v3 files but carry nothing for the conversation record.
 IGNORED_TYPES = frozenset(
     {"custom", "thinking_level_change", "label", "session_info", "branch_summary", "session_state"}
@@ -56,21 +67,23 @@ class _Session:
     provider: str | None = None
     count: int = 0  # messages emitted so far
     context_start: int = 0  # ordinal where the live context begins (after a reset/compaction)
+    tally: Tally = field(default_factory=Tally)
     last_timestamp: str | None = None
     # entry id -> (ordinal, message id), for compaction cut points
     entries: RecentMap = field(default_factory=RecentMap)
     spool: ExecutionSpool = field(default_factory=ExecutionSpool)
 
 
-def iter_openclaw(path: str | os.PathLike[str]) -> Iterator[Record | Skipped]:
+def iter_openclaw(path: str | os.PathLike[str], tally: Tally | None = None) -> Iterator[Record | Skipped]:
     """Records of every OpenClaw session under ``path`` (a state dir, an agent's
     sessions dir, or one transcript file)."""
+    tally = tally if tally is not None else Tally()
     root = Path(path)
     if root.is_file():
-        yield from _iter_sessions_dir(root.parent, only=_session_id_of(root.name))
+        yield from _iter_sessions_dir(root.parent, tally, only=_session_id_of(root.name))
         return
     for sessions_dir in find_sessions_dirs(root):
-        yield from _iter_sessions_dir(sessions_dir)
+        yield from _iter_sessions_dir(sessions_dir, tally)
 
 
 def find_sessions_dirs(root: Path) -> list[Path]:
@@ -78,7 +91,7 @@ def find_sessions_dirs(root: Path) -> list[Path]:
     if (root / "sessions.json").is_file() or any(root.glob("*.jsonl")):
         return [root]
     found: list[Path] = []
-    for pattern in ("sessions", "*/sessions", "agents/*/sessions"):
+    for pattern in ("sessions", "*/sessions", "agents/*/sessions", ".openclaw/agents/*/sessions"):
         found.extend(p for p in sorted(root.glob(pattern)) if p.is_dir())
     return found
 
@@ -110,17 +123,59 @@ def _stamp_time(stamp: str) -> str | None:
     return base.normalize_timestamp(fixed)
 
 
-def _iter_sessions_dir(directory: Path, only: str | None = None) -> Iterator[Record | Skipped]:
+def _first_time(path: Path) -> int | None:
+    """Epoch ms of a transcript's first timestamped line (its session header as a rule)."""
+    for entry in base.iter_json_lines(path):
+        if not isinstance(entry, Skipped):
+            found = base.epoch_ms(base.normalize_timestamp(entry[1].get("timestamp")))
+            if found is not None:
+                return found
+    return None
+
+
+def _attach_orphans(groups: dict[str, list[Path]], indexed: set[str]) -> None:
+    """Move archives whose id sessions.json no longer names into the session that followed them.
+
+    A reset archives ``<id>.jsonl`` and starts a new id for the key; the new transcript opens
+    just after the reset's stamp. Each orphan id goes to the transcript opening first at or
+    after its last reset (minus RESET_SLACK_MS), and chains of resets follow hop by hop."""
+    starts = {sid: _first_time(min(files, key=lambda f: f.name)) for sid, files in groups.items()}
+    orphans = [sid for sid, files in groups.items()
+               if sid not in indexed and all(RESET_MARK in f.name for f in files)]
+    successor: dict[str, str] = {}
+    for sid in orphans:
+        stamps = [base.epoch_ms(_stamp_time(_reset_stamp(f.name))) for f in groups[sid]]
+        reset_at = max((s for s in stamps if s is not None), default=None)
+        if reset_at is None:
+            continue
+        later = [(start, other) for other, start in starts.items()
+                 if other != sid and start is not None and start >= reset_at - RESET_SLACK_MS]
+        if later:
+            successor[sid] = min(later)[1]
+    for sid in sorted(successor, key=lambda s: starts.get(s) or 0, reverse=True):
+        target, hops = successor[sid], 0
+        while target in successor and hops < len(successor):
+            target, hops = successor[target], hops + 1
+        if target in groups and target != sid:
+            groups[target] = groups.pop(sid, []) + groups[target]
+
+
+def _iter_sessions_dir(directory: Path, tally: Tally, only: str | None = None) -> Iterator[Record | Skipped]:
     meta_by_id, problems = _load_index(directory)
     yield from problems
     agent = directory.parent.name if directory.name == "sessions" else SOURCE
     groups: dict[str, list[Path]] = {}
     for entry in sorted(directory.iterdir()):
+        if entry.is_file() and DELETED_MARK in entry.name:
+            if only is None:
+                tally.count("(deleted transcript file)", Tally.SKIPPED)
+            continue
         if entry.is_file() and is_transcript_name(entry.name):
-            sid = _session_id_of(entry.name)
-            if only is None or sid == only:
-                groups.setdefault(sid, []).append(entry)
+            groups.setdefault(_session_id_of(entry.name), []).append(entry)
+    _attach_orphans(groups, set(meta_by_id))
     for sid, files in sorted(groups.items()):
+        if only is not None and sid != only and all(_session_id_of(f.name) != only for f in files):
+            continue
         archives = sorted(
             (f for f in files if RESET_MARK in f.name), key=lambda f: _stamp_order(_reset_stamp(f.name))
         )
@@ -132,6 +187,7 @@ def _iter_sessions_dir(directory: Path, only: str | None = None) -> Iterator[Rec
             agent=agent if agent != SOURCE else _agent_from_key(key) or SOURCE,
             channel=_channel(meta),
             label=_label(meta),
+            tally=tally,
         )
         for archive in archives:
             yield from _iter_file(archive, state)
@@ -203,33 +259,44 @@ def _header(state: _Session) -> Iterator[Record]:
 
 def _iter_file(path: Path, state: _Session) -> Iterator[Record | Skipped]:
     name = str(path)
+    tally = state.tally
     for entry in base.iter_json_lines(path):
         if isinstance(entry, Skipped):
+            tally.count("(unreadable line)", Tally.SKIPPED)
             yield entry
             continue
         line_no, obj = entry
         kind = obj.get("type")
         timestamp = base.normalize_timestamp(obj.get("timestamp"))
-        if kind == "session":
-            state.created_at = state.created_at or timestamp
+        source_type = str(kind)
+        # Session time comes from the content: the first timestamped line when the header has none.
+        state.created_at = state.created_at or timestamp
+        if kind in ("session", "model_change") or kind in IGNORED_TYPES:
+            if kind == "model_change":
+                state.model = obj.get("modelId") or state.model
+                state.provider = obj.get("provider") or state.provider
+            tally.count(source_type, Tally.SKIPPED if kind in IGNORED_TYPES else Tally.MAPPED)
             continue
-        if kind == "model_change":
-            state.model = obj.get("modelId") or state.model
-            state.provider = obj.get("provider") or state.provider
-            continue
-        if kind in IGNORED_TYPES:
-            continue
+        outcome = Tally.MAPPED
         if kind == "message":
             records = _message(obj, timestamp, state)
+            role = obj["message"].get("role") if isinstance(obj.get("message"), dict) else None
+            source_type = f"message:{role}"
+            if role in IGNORED_ROLES or (role == "bashExecution" and records == []):
+                outcome = Tally.SKIPPED
         elif kind == "custom_message":
             records = _custom_message(obj, timestamp, state)
         elif kind == "compaction":
             records = _compaction(obj, timestamp, state)
         else:
-            records = f"unknown entry type {kind!r}"
+            ident = base.stable_id(SOURCE, state.sid, "raw", _entry_key(obj))
+            records = [_emit(state, obj, base.raw_event(ident, source_type, obj, timestamp))]
+            outcome = Tally.RAW
         if isinstance(records, str):
+            tally.count(source_type, Tally.SKIPPED)
             yield Skipped(name, line_no, records)
             continue
+        tally.count(source_type, outcome)
         if records:
             yield from _header(state)
             state.last_timestamp = timestamp or state.last_timestamp
@@ -252,22 +319,40 @@ def _emit(state: _Session, obj: dict[str, Any], record: Record) -> Record:
     return record
 
 
-def _text_and_calls(content: Any) -> tuple[str, list[dict[str, str]]] | None:
-    """Text and tool calls of pi content (a string or a list of parts); None when malformed."""
+@dataclass
+class _Parts:
+    text: str
+    calls: list[dict[str, str]]
+    thinking: str | None = None
+    images: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _text_and_calls(content: Any) -> _Parts | None:
+    """Text, tool calls, thinking and images of pi content (a string or a list of parts);
+    None when malformed."""
     if isinstance(content, str):
-        return content, []
+        return _Parts(content, [])
     if not isinstance(content, list):
         return None
     texts: list[str] = []
     calls: list[dict[str, str]] = []
+    thinking: list[str] = []
+    images: list[dict[str, Any]] = []
     for part in content:
         if not isinstance(part, dict):
             continue
         kind = part.get("type")
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
+        elif kind == "thinking" and isinstance(part.get("thinking"), str):
+            if part["thinking"]:
+                thinking.append(part["thinking"])
         elif kind == "image":
-            texts.append(f"[image {part.get('mimeType') or ''}]".replace(" ]", "]"))
+            image = base.image_attachment(part.get("mimeType"), part.get("data"))
+            if image is not None:
+                images.append(image)
+            else:
+                texts.append(f"[image {part.get('mimeType') or ''}]".replace(" ]", "]"))
         elif kind == "toolCall":
             calls.append(
                 {
@@ -276,8 +361,7 @@ def _text_and_calls(content: Any) -> tuple[str, list[dict[str, str]]] | None:
                     "arguments": base.arguments_text(part.get("arguments")),
                 }
             )
-        # "thinking" parts are the model's private reasoning, not conversation content.
-    return "\n".join(texts), calls
+    return _Parts("\n".join(texts), calls, "\n\n".join(thinking) or None, images)
 
 
 def _message(obj: dict[str, Any], timestamp: str | None, state: _Session) -> list[Record] | str:
@@ -298,9 +382,11 @@ def _message(obj: dict[str, Any], timestamp: str | None, state: _Session) -> lis
     parsed = _text_and_calls(msg.get("content"))
     if parsed is None:
         return f"message content of role {role!r} is neither text nor a list of parts"
-    text, calls = parsed
+    text, calls = parsed.text, parsed.calls
     if role in ("user", "custom"):
-        return [_emit(state, obj, base.message(msg_id, "user", text, timestamp))]
+        kind = base.INJECTED if role == "custom" else None
+        return [_emit(state, obj, base.message(msg_id, "user", text, timestamp, kind=kind,
+                                               attachments=parsed.images))]
     if role == "toolResult":
         record = base.message(
             msg_id,
@@ -310,12 +396,13 @@ def _message(obj: dict[str, Any], timestamp: str | None, state: _Session) -> lis
             tool_call_id=str(msg.get("toolCallId") or "") or None,
             tool_name=msg.get("toolName"),
             is_error=bool(msg.get("isError")),
+            attachments=parsed.images,
         )
         return [_emit(state, obj, record)]
     if role != "assistant":
         return f"unknown message role {role!r}"
-    failed = msg.get("stopReason") in ("error", "aborted")
-    if failed and not text and msg.get("errorMessage"):
+    stop = msg.get("stopReason") if msg.get("stopReason") in STOP_REASONS else None
+    if stop in ("error", "aborted") and not text and msg.get("errorMessage"):
         text = str(msg["errorMessage"])
     raw_usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else None
     record = base.message(
@@ -324,8 +411,11 @@ def _message(obj: dict[str, Any], timestamp: str | None, state: _Session) -> lis
         text,
         timestamp,
         tool_calls=calls,
-        is_error=msg.get("stopReason") == "error",
+        is_error=stop == "error",
         tokens=base.as_int(raw_usage.get("output")) if raw_usage else None,
+        reasoning=parsed.thinking,
+        stop_reason=stop,
+        attachments=parsed.images,
     )
     if raw_usage is not None:
         cost = raw_usage.get("cost")
@@ -353,7 +443,8 @@ def _custom_message(obj: dict[str, Any], timestamp: str | None, state: _Session)
     if parsed is None:
         return "custom_message content is neither text nor a list of parts"
     msg_id = base.stable_id(SOURCE, state.sid, _entry_key(obj))
-    return [_emit(state, obj, base.message(msg_id, "user", parsed[0], timestamp))]
+    return [_emit(state, obj, base.message(msg_id, "user", parsed.text, timestamp, kind=base.INJECTED,
+                                           attachments=parsed.images))]
 
 
 def _compaction(obj: dict[str, Any], timestamp: str | None, state: _Session) -> list[Record] | str:

@@ -16,30 +16,30 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
-from sessionscope.clock import parse_rfc3339
 from sessionscope.errors import InvalidParams
 from sessionscope.rpc.models import (
+    MAX_INT64,
     MAX_MESSAGE_BYTES,
     Budget,
+    Channel,
+    Label,
     Layer,
+    MessageId,
     Name,
     Params,
+    Seq,
     SessionKey,
     Tenant,
+    Text,
+    Timestamp,
+    TokenCount,
     ToolCall,
     Usage,
+    _storable_json,
 )
 
 MAX_LABEL_CHARS = 512
 MAX_ID_CHARS = 256
-
-
-def _rfc3339(value: str) -> str:
-    try:
-        parse_rfc3339(value)
-    except ValueError:
-        raise ValueError("must be an RFC 3339 time such as 2026-11-26T06:01:44.123Z") from None
-    return value
 
 
 def _content_size(value: str) -> str:
@@ -56,10 +56,25 @@ def _raw_size(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
-ItemId = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS)]
-Label = Annotated[str, Field(max_length=MAX_LABEL_CHARS)]
-Content = Annotated[str, AfterValidator(_content_size)]
+# Times, texts, ids and labels follow the rules of rpc/models.py (one place for each): times
+# representable in UTC, no NUL or lone surrogate, ids and labels without control characters.
+ItemId = MessageId
+Content = Annotated[Text, AfterValidator(_content_size)]
+ShortText = Annotated[Text, Field(max_length=MAX_ID_CHARS)]
+
+
+MAX_ATTACHMENTS = 32
+MAX_ATTACHMENT_DATA_CHARS = 3 * 1024 * 1024  # base64 of importers' MAX_ATTACHMENT_BYTES (2 MiB), rounded up
+
+
+@with_config(ConfigDict(extra="forbid", strict=True))
+class Attachment(TypedDict):
+    """An image kept with a message: its type, its size in bytes, and its bytes as base64
+    (null when it was over the size limit or the source kept no bytes)."""
+
+    mime_type: Annotated[str, Field(max_length=128, pattern=r"^image/[A-Za-z0-9.+-]+$")]
+    size: Annotated[int, Field(ge=0)]
+    data: Annotated[Annotated[str, Field(max_length=MAX_ATTACHMENT_DATA_CHARS)] | None, Field(default=None)]
 
 
 # TypedDicts rather than models: a batch validates straight into the dicts the store takes,
@@ -73,13 +88,22 @@ class MessageIn(TypedDict):
     content: Annotated[Content, Field(default="")]
     tool_calls: Annotated[Annotated[list[ToolCall], Field(max_length=128)] | None, Field(default=None)]
     tool_call_id: Annotated[ItemId | None, Field(default=None)]
-    tool_name: Annotated[Annotated[str, Field(max_length=MAX_ID_CHARS)] | None, Field(default=None)]
+    tool_name: Annotated[ShortText | None, Field(default=None)]
     is_error: Annotated[bool, Field(default=False)]
     timestamp: Annotated[Timestamp | None, Field(default=None)]
-    tokens: Annotated[Annotated[int, Field(ge=0)] | None, Field(default=None)]
+    tokens: Annotated[TokenCount | None, Field(default=None)]
     # The message in the client's own wire format (e.g. an OpenAI Responses item), stored
     # verbatim and returned by session.items; our fields above are what everything else reads.
-    raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size)] | None, Field(default=None)]
+    raw: Annotated[Annotated[dict[str, Any], AfterValidator(_raw_size), AfterValidator(_storable_json)] | None,
+                   Field(default=None)]
+    # Parts of a turn beside its text (docs/item-model.md): the model's reasoning, context the
+    # client injected or a source record kept as an event, why a turn stopped, images.
+    reasoning: Annotated[Content | None, Field(default=None)]
+    reasoning_tokens: Annotated[TokenCount | None, Field(default=None)]
+    message_kind: Annotated[Literal["injected", "event"] | None, Field(default=None)]
+    stop_reason: Annotated[Annotated[str, Field(max_length=32)] | None, Field(default=None)]
+    attachments: Annotated[Annotated[list[Attachment], Field(max_length=MAX_ATTACHMENTS)] | None,
+                           Field(default=None)]
 
 
 @with_config(ConfigDict(extra="forbid", strict=True))
@@ -88,24 +112,24 @@ class CompactionIn(TypedDict, total=False):
     (translated by the importer); a foreign format names the first kept message by `first_kept_id`."""
 
     id: ItemId
-    seq: Annotated[int, Field(ge=1)]
+    seq: Seq
     timestamp: Timestamp
     summary: Content
-    messages_compacted: Annotated[int, Field(ge=0)]
-    tokens_before: Annotated[int, Field(ge=0)]
-    tokens_after: Annotated[int, Field(ge=0)]
-    first_kept_seq: Annotated[int, Field(ge=1)]
+    messages_compacted: TokenCount
+    tokens_before: Annotated[int, Field(ge=0, le=MAX_INT64)]
+    tokens_after: Annotated[int, Field(ge=0, le=MAX_INT64)]
+    first_kept_seq: Seq
     first_kept_id: ItemId
-    summarizer: Annotated[str, Field(max_length=MAX_ID_CHARS)]
-    instructions: Annotated[str, Field(max_length=4000)] | None
-    reason: Annotated[str, Field(max_length=MAX_ID_CHARS)]
+    summarizer: ShortText
+    instructions: Annotated[Text, Field(max_length=4000)] | None
+    reason: ShortText
     restored: bool
 
 
 @with_config(ConfigDict(extra="forbid", strict=True))
 class ResetIn(TypedDict, total=False):
     id: ItemId
-    seq: Annotated[int, Field(ge=1)]
+    seq: Seq
     timestamp: Timestamp
 
 
@@ -113,8 +137,8 @@ class ExecutionIn(Params):
     id: ItemId | None = None
     started_at: Timestamp | None = None
     duration_ms: Annotated[float, Field(ge=0)] = 0
-    model: Annotated[str, Field(max_length=256)] | None = None
-    provider: Annotated[str, Field(max_length=128)] | None = None
+    model: Annotated[Text, Field(max_length=256)] | None = None
+    provider: Annotated[Text, Field(max_length=128)] | None = None
     usage: Usage = Usage()
     cost_usd: Annotated[float, Field(ge=0)] | None = None
     budget: Budget | None = None
@@ -127,7 +151,7 @@ class SessionHeader(Params):
     key: SessionKey
     tenant: Tenant | None = None
     agent: Name = "unknown"
-    channel: Name = "unknown"
+    channel: Channel = "unknown"
     label: Label | None = None
     created_at: Timestamp | None = None
 

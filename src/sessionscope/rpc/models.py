@@ -2,44 +2,96 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
 from typing_extensions import TypedDict
 
-MAX_KEY_BYTES = 512
+from sessionscope.clock import time_problem
+from sessionscope.keys import MAX_KEY_BYTES as MAX_KEY_BYTES  # re-exported: the limit callers name
+from sessionscope.keys import check_key as _check_key
+from sessionscope.keys import no_control as _no_control
+
 MAX_NAME_CHARS = 256
 MAX_MESSAGE_BYTES = 1_000_000
 MAX_KEYS = 1000
 
 
-def _no_control(value: str, what: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError(f"{what} must not contain control characters")
+def _rfc3339(value: str) -> str:
+    """Every client-supplied time (messages[].timestamp, execution.started_at, ...) passes here:
+    clock.time_problem is the one rule, so what validates also stores and reads back."""
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
-def _check_key(value: str) -> str:
-    if not value:
-        raise ValueError("must be a non-empty string")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise ValueError(f"must be at most {MAX_KEY_BYTES} UTF-8 bytes")
+Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_rfc3339)]
+
+
+MAX_INT64 = 2**63 - 1  # BIGINT on both databases
+MAX_INT32 = 2**31 - 1  # PostgreSQL INTEGER (messages.tokens); token counts stay below it
+MAX_CHANNEL_CHARS = 128  # sessions.channel is VARCHAR(128)
+MAX_RAW_DEPTH = 64
+def _storable(value: str) -> str:
+    """What every text stores on both databases: no NUL (PostgreSQL text cannot hold one) and no
+    lone surrogate (no database or JSON encoder can)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode (no lone surrogates)") from None
-    return _no_control(value, "a key")
+    return value
+
+
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """A client's JSON (`raw`): bounded nesting, and text that stores (see _storable)."""
+    if depth > MAX_RAW_DEPTH:
+        raise ValueError(f"must nest at most {MAX_RAW_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _storable(k)
+            _storable_json(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _storable_json(v, depth + 1)
+    elif isinstance(value, str):
+        _storable(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must not contain Infinity or NaN")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+Seq = Annotated[int, Field(ge=1, le=MAX_INT64)]
+TokenCount = Annotated[int, Field(ge=0, le=MAX_INT32)]
 
 
 def _check_name(value: str) -> str:
     if not value.strip():
         raise ValueError("must be a non-empty string")
-    return _no_control(value, "a name")
+    return _no_control(_storable(value), "a name")
 
 
+def _check_message_id(value: str) -> str:
+    return _no_control(_storable(value), "a message id")
+
+
+# No control characters: a reset retires ids into a form that starts with one (store.sessions).
+MessageId = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_check_message_id)]
 SessionKey = Annotated[str, AfterValidator(_check_key), Field(description="Session key (≤512 UTF-8 bytes)")]
 Name = Annotated[str, Field(max_length=MAX_NAME_CHARS), AfterValidator(_check_name)]
 Tenant = Annotated[str, Field(max_length=128), AfterValidator(_check_name)]
+Channel = Annotated[str, Field(max_length=MAX_CHANNEL_CHARS), AfterValidator(_check_name)]
+
+
+def _check_label(value: str) -> str:
+    return _no_control(_storable(value), "a label")
+
+
+Label = Annotated[str, Field(max_length=512), AfterValidator(_check_label)]
 
 
 class Params(BaseModel):
@@ -95,10 +147,11 @@ class SessionRow(BaseModel):
 class ToolCall(TypedDict):
     """One tool call of a message."""
 
-    id: Annotated[str, Field(min_length=1, max_length=256)]
-    name: Annotated[str, Field(min_length=1, max_length=256)]
+    id: Annotated[Text, Field(min_length=1, max_length=256)]
+    name: Annotated[Text, Field(min_length=1, max_length=256)]
     # A JSON object is accepted as well as its text; the ingest service stores it as its text.
-    arguments: Annotated[Annotated[str, Field(max_length=MAX_MESSAGE_BYTES)] | dict[str, Any], Field(default="{}")]
+    arguments: Annotated[Annotated[Text, Field(max_length=MAX_MESSAGE_BYTES)]
+                         | Annotated[dict[str, Any], AfterValidator(_storable_json)], Field(default="{}")]
 
 
 class Item(BaseModel):
@@ -113,19 +166,23 @@ class Item(BaseModel):
 
 class Usage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    input_tokens: Annotated[int, Field(ge=0)] = 0
-    output_tokens: Annotated[int, Field(ge=0)] = 0
-    cache_read_tokens: Annotated[int, Field(ge=0)] = 0
-    cache_write_tokens: Annotated[int, Field(ge=0)] = 0
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+    cache_read_tokens: TokenCount = 0
+    cache_write_tokens: TokenCount = 0
+    # The part of cache_write_tokens written for one hour (priced higher than 5-minute writes).
+    cache_write_1h_tokens: TokenCount = 0
+    # The part of output_tokens that was reasoning, where the provider reports it.
+    reasoning_tokens: TokenCount = 0
 
 
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    window: Annotated[int, Field(ge=0)] = 0
-    system: Annotated[int, Field(ge=0)] = 0
-    tools: Annotated[int, Field(ge=0)] = 0
-    context: Annotated[int, Field(ge=0)] = 0
-    messages: Annotated[int, Field(ge=0)] = 0
+    window: TokenCount = 0
+    system: TokenCount = 0
+    tools: TokenCount = 0
+    context: TokenCount = 0
+    messages: TokenCount = 0
 
 
 class Layer(BaseModel):
@@ -133,11 +190,11 @@ class Layer(BaseModel):
     name: Name
     start_ms: Annotated[float, Field(ge=0)] = 0
     duration_ms: Annotated[float, Field(ge=0)] = 0
-    messages_in: Annotated[int, Field(ge=0)] | None = None
-    messages_out: Annotated[int, Field(ge=0)] | None = None
-    tokens_in: Annotated[int, Field(ge=0)] | None = None
-    tokens_out: Annotated[int, Field(ge=0)] | None = None
-    error: Annotated[str, Field(max_length=10_000)] | None = None
+    messages_in: TokenCount | None = None
+    messages_out: TokenCount | None = None
+    tokens_in: TokenCount | None = None
+    tokens_out: TokenCount | None = None
+    error: Annotated[Text, Field(max_length=10_000)] | None = None
 
 
 class Execution(BaseModel):

@@ -18,10 +18,11 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.clock import not_after_now, now_ms, parse_client_time
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
+from sessionscope.store.schema import EVENT_KIND
 from sessionscope.tokenizer import count_message_tokens
 
 PREVIEW_CHARS = 200
@@ -29,7 +30,11 @@ OUTPUT_ROLES = frozenset({"assistant"})
 
 
 def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> list[dict[str, Any]]:
-    """Normalise a batch before the write transaction: ids, times and token counts (CPU work)."""
+    """Normalise a batch before the write transaction: ids, times and token counts (CPU work).
+
+    An event message (a source record kept for the record) is no context: it counts 0 tokens."""
+    if any(m.get("message_kind") == EVENT_KIND for m in batch):
+        batch = [dict(m, tokens=0) if m.get("message_kind") == EVENT_KIND else m for m in batch]
     missing = [m for m in batch if m.get("tokens") is None]
     counts = iter(count_message_tokens(missing)) if missing else iter(())
     prepared = []
@@ -45,8 +50,14 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "tool_call_id": m.get("tool_call_id"),
             "tool_name": m.get("tool_name"),
             "is_error": bool(m.get("is_error")),
-            "ts": parse_rfc3339(ts) if isinstance(ts, str) else (ts or received_at),
+            "ts": parse_client_time(ts, "timestamp", ts if isinstance(ts, int) and ts else received_at),
             "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
+            # The parts beside the text (docs/item-model.md); inline, as this runs per message.
+            "reasoning": m.get("reasoning") or None,
+            "reasoning_tokens": int(rt) if (rt := m.get("reasoning_tokens")) is not None else None,
+            "kind": m.get("message_kind") or None,
+            "stop_reason": m.get("stop_reason") or None,
+            "attachments": json.dumps(att, separators=(",", ":")) if (att := m.get("attachments")) else None,
         })
     return prepared
 
@@ -60,7 +71,7 @@ def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]
 
 
 MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
-                   "is_error", "ts", "tokens")
+                   "is_error", "ts", "tokens", "reasoning", "reasoning_tokens", "kind", "stop_reason", "attachments")
 
 
 def insert_sql(db: Database) -> str:
@@ -69,7 +80,8 @@ def insert_sql(db: Database) -> str:
 
 _PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "msg_id": "varchar", "role": "varchar",
                    "content": "text", "tool_calls": "text", "tool_call_id": "varchar", "tool_name": "varchar",
-                   "is_error": "boolean", "ts": "bigint", "tokens": "integer"}
+                   "is_error": "boolean", "ts": "bigint", "tokens": "integer", "reasoning": "text",
+                   "reasoning_tokens": "integer", "kind": "varchar", "stop_reason": "varchar", "attachments": "text"}
 
 
 def _insert_unnest_sql() -> str:
@@ -152,10 +164,15 @@ class _Stored:
                 "last_seq": self.first_seq + len(self.fresh) - 1, "live_tokens": self.live_tokens}
 
 
+def message_row(session_id: int, seq: int, m: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A prepared message as the values of MESSAGE_COLUMNS, in their order (every insert uses this)."""
+    return (session_id, seq, m["msg_id"], m["role"], m["content"], m["tool_calls"], m["tool_call_id"],
+            m["tool_name"], m["is_error"], m["ts"], m["tokens"], m["reasoning"], m["reasoning_tokens"], m["kind"],
+            m["stop_reason"], m["attachments"])
+
+
 def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [(session_id, first_seq + offset, m["msg_id"], m["role"], m["content"], m["tool_calls"],
-             m["tool_call_id"], m["tool_name"], m["is_error"], m["ts"], m["tokens"])
-            for offset, m in enumerate(batch)]
+    return [message_row(session_id, first_seq + offset, m) for offset, m in enumerate(batch)]
 
 
 def _columns(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> tuple[list[Any], ...]:
@@ -207,7 +224,9 @@ def _counter_values(fresh: list[dict[str, Any]], updated_at: int) -> dict[str, A
     """The parameters of the append's counter UPDATE (bump_statement) for the stored messages."""
     values: dict[str, Any] = {f"d_{name}": amount for name, amount in append_deltas(fresh).items()}
     last = fresh[-1]
-    return values | {"v_updated_at": max(updated_at, max(m["ts"] for m in fresh)),
+    # A message may carry any valid time; the session's updated_at (sort order, retention) never
+    # moves past the server's clock.
+    return values | {"v_updated_at": max(updated_at, not_after_now(max(m["ts"] for m in fresh))),
                      "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]}
 
 

@@ -80,7 +80,7 @@ async def list_entries(
     if action is not None:
         where.append(audit_log.c.action == action)
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 19:
+        if not cursor.isdigit() or len(cursor) > 19 or int(cursor) > 2**63 - 1:
             raise InvalidParams("cursor", "is not a cursor returned by audit.list")
         where.append(audit_log.c.id < int(cursor))
     stmt = select(audit_log).where(and_(*where)).order_by(audit_log.c.id.desc()).limit(limit + 1)

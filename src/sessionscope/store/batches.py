@@ -20,7 +20,7 @@ from typing import Any
 
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
-from sessionscope.store.appends import MESSAGE_COLUMNS, append_deltas, insert_sql
+from sessionscope.store.appends import MESSAGE_COLUMNS, append_deltas, insert_sql, message_row
 from sessionscope.store.database import Database
 
 REORDER_TAIL = 1_000
@@ -28,7 +28,8 @@ IN_CHUNK = 400  # values per IN list: far below either database's parameter limi
 PREVIEW_CHARS = 200
 # prepare_execution's fields, in the INSERT's column order.
 EXECUTION_COLUMNS = ("exec_id", "started_at", "duration_ms", "model", "provider", "input_tokens", "output_tokens",
-                     "cache_read_tokens", "cache_write_tokens", "cost_usd", "budget", "layers")
+                     "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens",
+                     "cost_usd", "budget", "layers")
 _EXEC_DELTAS = ("executions", "exec_input_tokens", "exec_output_tokens", "cache_read_tokens",
                 "cache_write_tokens", "cost_usd")
 _DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
@@ -141,9 +142,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
                 if source == 0:
                     moves.append((seq, item[0]))
                 else:
-                    rows.append((session.id, seq, item["msg_id"], item["role"], item["content"], item["tool_calls"],
-                                 item["tool_call_id"], item["tool_name"], item["is_error"], item["ts"],
-                                 item["tokens"]))
+                    rows.append(message_row(session.id, seq, item))
                 seq += 1
             if fresh:
                 ranges.extend(_ranges(db, session, order))

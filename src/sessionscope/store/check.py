@@ -7,14 +7,17 @@ store once without holding it in memory. Each problem names the session and what
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, func, select, text, true, union_all
+from sqlalchemy import case, func, or_, select, text, true, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope.clock import MAX_MS, MIN_MS, now_ms
+from sessionscope.keys import check_key
 from sessionscope.store import search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import compactions, executions, facets, messages, resets, sessions
@@ -87,6 +90,30 @@ async def _page_facts(conn: AsyncConnection, ids: list[int]) -> dict[str, dict[i
     }
 
 
+def _key_problem(key: str) -> str | None:
+    """The key rule (sessionscope.keys), applied to a stored key: keys stored before it, or by a
+    path that skipped it, cannot be addressed by any method."""
+    try:
+        check_key(key)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+async def _check_numbers(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
+    """Executions whose cost or duration is Infinity or NaN (stored before JSON refused them):
+    JSON cannot carry them back, so they read as null forever."""
+    in_tenant = sessions.c.tenant == tenant if tenant is not None else true()
+    bad = or_(executions.c.cost_usd > 1e308, executions.c.cost_usd < -1e308,
+              executions.c.duration_ms > 1e308, executions.c.duration_ms < -1e308)
+    rows = (await conn.execute(
+        select(sessions.c.tenant, sessions.c.key, func.count().label("n"))
+        .select_from(executions.join(sessions, sessions.c.id == executions.c.session_id))
+        .where(in_tenant, bad).group_by(sessions.c.tenant, sessions.c.key).limit(MAX_PROBLEMS))).all()
+    for r in rows:
+        report.add(r.tenant, r.key, f"{r.n} execution(s) with a cost or duration that is not a finite number")
+
+
 async def _live(conn: AsyncConnection, row: Any) -> tuple[int, int]:
     count, tokens = (await conn.execute(
         select(func.count(), func.coalesce(func.sum(messages.c.tokens), 0))
@@ -100,6 +127,11 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         report.add(row.tenant, row.key, text_)
 
     sid = int(row.id)
+    if not math.isfinite(float(row.cost_usd)):
+        problem(f"cost_usd is {float(row.cost_usd)}, not a finite number")
+    key_problem = _key_problem(row.key)
+    if key_problem:
+        problem(f"the key is out of contract (no RPC call can name it): {key_problem}")
     m = facts["messages"].get(sid)
     n_msgs, out_tokens, msg_tokens = (int(m.n), int(m.out), int(m.tokens)) if m else (0, 0, 0)
     expected = {
@@ -162,6 +194,35 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         problem(f"live_tokens is {row.live_tokens} but the live rows hold {live_tokens + summary_tokens}")
 
 
+# Times a session's readers format: outside them the session cannot be listed, read or exported.
+_TIMED = ((messages, "ts", "message time"), (executions, "started_at", "execution started_at"),
+          (compactions, "ts", "compaction time"), (resets, "ts", "reset time"))
+FUTURE_SLACK_MS = 5 * 60_000  # clocks of several server processes may differ a little
+
+
+async def _check_times(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
+    """Rows stored before times were validated (clock.parse_rfc3339): unreadable, or a session
+    whose updated_at is past the server's clock (it would stay first in the default sort and
+    outlive its retention)."""
+    in_tenant = sessions.c.tenant == tenant if tenant is not None else true()
+    outside = ~sessions.c.created_at.between(MIN_MS, MAX_MS) | ~sessions.c.updated_at.between(MIN_MS, MAX_MS)
+    for r in (await conn.execute(select(sessions.c.tenant, sessions.c.key).where(in_tenant, outside)
+                                 .limit(MAX_PROBLEMS))).all():
+        report.add(r.tenant, r.key, "created_at or updated_at is outside the years 1..9999 (unreadable session)")
+    future = now_ms() + FUTURE_SLACK_MS
+    for r in (await conn.execute(select(sessions.c.tenant, sessions.c.key).where(
+            in_tenant, sessions.c.updated_at.between(future, MAX_MS)).limit(MAX_PROBLEMS))).all():
+        report.add(r.tenant, r.key, "updated_at is later than the server's clock")
+    for table, column, what in _TIMED:
+        rows = (await conn.execute(
+            select(sessions.c.tenant, sessions.c.key, func.count().label("n"))
+            .select_from(table.join(sessions, sessions.c.id == table.c.session_id))
+            .where(in_tenant, ~table.c[column].between(MIN_MS, MAX_MS))
+            .group_by(sessions.c.tenant, sessions.c.key).limit(MAX_PROBLEMS))).all()
+        for r in rows:
+            report.add(r.tenant, r.key, f"{r.n} {what}(s) outside the years 1..9999 (unreadable)")
+
+
 async def _check_facets(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
     counted = {(r.tenant, r.agent, r.channel): int(r.n) for r in (await conn.execute(
         select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"))
@@ -205,7 +266,9 @@ async def _check_message_search(db: Database, report: Report) -> None:
         missing = (await conn.exec_driver_sql(
             "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search s "
             "WHERE s.message_id = m.id) AND NOT EXISTS (SELECT 1 FROM search_backlog q WHERE "
-            "q.session_id = m.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq)")).scalar_one()
+            "q.session_id = m.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq) AND NOT EXISTS "
+            "(SELECT 1 FROM search_failed f WHERE f.session_id = m.session_id AND m.seq BETWEEN f.first_seq "
+            "AND f.last_seq)")).scalar_one()
         stale = (await conn.exec_driver_sql(
             "SELECT count(*) FROM message_search s WHERE NOT EXISTS "
             "(SELECT 1 FROM messages m WHERE m.id = s.message_id)")).scalar_one()
@@ -215,10 +278,28 @@ async def _check_message_search(db: Database, report: Report) -> None:
         report.add(None, None, f"{stale} message search row(s) belong to no message")
 
 
+async def _check_search_queue(db: Database, report: Report, tenant: str | None) -> None:
+    """Ranges set aside by the indexer (their messages are not searchable), and a backlog that
+    draining did not empty (held by a writer, or by an indexer that keeps failing)."""
+    where = "" if tenant is None else "WHERE s.tenant = :tenant"
+    params = {} if tenant is None else {"tenant": tenant}
+    async with db.read() as conn:
+        failed = (await conn.execute(
+            text("SELECT s.tenant, s.key, count(*), min(f.error) FROM search_failed f "
+                 f"JOIN sessions s ON s.id = f.session_id {where} GROUP BY s.tenant, s.key "
+                 f"ORDER BY s.tenant, s.key LIMIT {MAX_PROBLEMS}"), params)).all()
+        stuck = (await conn.exec_driver_sql("SELECT count(*) FROM search_backlog")).scalar_one()
+    for r in failed:
+        report.add(r[0], r[1], f"{r[2]} message range(s) set aside by the search indexer, not searchable: {r[3]}")
+    if stuck:
+        report.add(None, None, f"{stuck} message range(s) still queued for search after draining the queue")
+
+
 async def check(db: Database, tenant: str | None = None) -> Report:
     """Check the whole store, or one tenant's sessions; `report.ok` is True when nothing is wrong."""
     report = Report()
     await _check_message_search(db, report)
+    await _check_search_queue(db, report, tenant)
     async with db.read() as conn:
         if db.is_sqlite:
             await _check_sqlite_file(conn, report)
@@ -239,6 +320,8 @@ async def check(db: Database, tenant: str | None = None) -> Report:
         report.sessions += len(page)
         after = int(page[-1].id)
     async with db.read() as conn:
+        await _check_times(conn, report, tenant)
+        await _check_numbers(conn, report, tenant)
         await _check_facets(conn, report, tenant)
         await _check_orphans(conn, report)
     return report

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sessionscope.store import live_pages, wire
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
-from sessionscope.store.schema import compactions, messages, resets
+from sessionscope.store.schema import EVENT_KIND, compactions, messages, resets
 from sessionscope.store.scope import Scope
 
 
@@ -102,13 +102,20 @@ async def live_context(conn: AsyncConnection, row: Row) -> tuple[Row | None, lis
 
 
 SUMMARY_PREFIX = "Summary of the earlier conversation (compacted):\n\n"
+# Event messages are source records kept for the record (web searches, aborted-turn markers,
+# unknown record types), not context: history leaves them out.
+# A compaction whose kept messages carry the context themselves (Codex's replacement_history
+# holds the summary): history shows those messages and not the summary a second time.
+CONTEXT_IN_KEPT_MESSAGES = "replacement_history"
 
 
 def _without_orphans(live: list[Row]) -> list[Row]:
-    """Drop tool results whose call is not in the live context (never expected; defensive)."""
+    """Drop events, and tool results whose call is not in the live context (never expected)."""
     seen_calls: set[str] = set()
     kept = []
     for m in live:
+        if m.kind == EVENT_KIND:
+            continue
         if m.role == "assistant" and m.tool_calls:
             seen_calls.update(call.get("id") for call in json.loads(m.tool_calls))
         if m.role == "tool" and m.tool_call_id not in seen_calls:
@@ -158,7 +165,17 @@ def to_anthropic(summary: str | None, live: list[Row]) -> tuple[str, list[dict[s
             else:
                 out.append({"role": "user", "content": [block]})
             continue
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+        blocks: list[dict[str, Any]] = []
+        if m.role == "assistant" and m.reasoning:
+            # Anthropic's place for reasoning: a thinking block ahead of the text (no signature
+            # is kept, so a replay to the API must drop it or resend with thinking disabled).
+            blocks.append({"type": "thinking", "thinking": m.reasoning})
+        if m.content:
+            blocks.append({"type": "text", "text": m.content})
+        for image in json.loads(m.attachments) if m.attachments else ():
+            if image.get("data"):
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": image["mime_type"],
+                                                           "data": image["data"]}})
         for c in json.loads(m.tool_calls) if m.tool_calls else ():
             blocks.append({"type": "tool_use", "id": c["id"], "name": c["name"],
                            "input": _parse_arguments(c["arguments"])})
@@ -183,7 +200,7 @@ async def history(
         live, next_cursor = await live_pages.read_page(
             conn, row, read=f"session.history:{format}", cursor=cursor, from_seq=int(row.live_from_seq),
             keep_turns=True)
-    summary = active.summary if active is not None else None
+    summary = active.summary if active is not None and active.reason != CONTEXT_IN_KEPT_MESSAGES else None
     live = _without_orphans(live)
     paging = {"has_more": next_cursor is not None, "next_cursor": next_cursor}
     if format == "anthropic":

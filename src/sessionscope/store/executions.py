@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sessionscope.clock import now_ms, parse_rfc3339
+from sessionscope.clock import now_ms, parse_client_time
 from sessionscope.pricing import cost_usd
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
@@ -25,13 +25,14 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
     out = int(usage.get("output_tokens") or 0)
     cread = int(usage.get("cache_read_tokens") or 0)
     cwrite = int(usage.get("cache_write_tokens") or 0)
+    cwrite_1h = min(cwrite, int(usage.get("cache_write_1h_tokens") or 0))
     cost = execution.get("cost_usd")
     if cost is None:
-        cost = cost_usd(execution.get("model"), execution.get("provider"), inp, out, cread, cwrite)
+        cost = cost_usd(execution.get("model"), execution.get("provider"), inp, out, cread, cwrite, cwrite_1h)
     started = execution.get("started_at")
     return {
         "exec_id": execution.get("id") or uuid.uuid4().hex,
-        "started_at": parse_rfc3339(started) if isinstance(started, str) else (started or now_ms()),
+        "started_at": parse_client_time(started, "started_at", started if isinstance(started, int) and started else now_ms()),
         "duration_ms": float(execution.get("duration_ms") or 0.0),
         "model": execution.get("model"),
         "provider": execution.get("provider"),
@@ -39,6 +40,8 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": out,
         "cache_read_tokens": cread,
         "cache_write_tokens": cwrite,
+        "cache_write_1h_tokens": cwrite_1h,
+        "reasoning_tokens": int(usage.get("reasoning_tokens") or 0),
         "cost_usd": cost,
         "budget": json.dumps(execution["budget"]) if execution.get("budget") else None,
         "layers": json.dumps(execution.get("layers") or []),

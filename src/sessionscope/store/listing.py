@@ -42,11 +42,17 @@ def _encode_cursor(value: Any, row_id: int) -> str:
     return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
 
 
+_MAX_INT64 = 2**63 - 1
+
+
 def _decode_cursor(cursor: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(row_id, int) or isinstance(value, (dict, list)):
+            raise TypeError
+        # A forged cursor may hold integers no BIGINT column can compare with.
+        if abs(row_id) > _MAX_INT64 or (isinstance(value, int) and abs(value) > _MAX_INT64):
             raise TypeError
         return value, row_id
     except (ValueError, TypeError, json.JSONDecodeError):
@@ -84,7 +90,7 @@ def _trigram_ilike(term: str) -> Any:
     return haystack.ilike(_like_pattern(term), escape="\\")
 
 
-def _query_clause(db: Database, cols: Any, query: str) -> Any:
+def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
     """Full-text search over message content: sessions with at least one matching message."""
     if db.is_sqlite:
         terms = [t for t in query.split() if t]
@@ -94,16 +100,7 @@ def _query_clause(db: Database, cols: Any, query: str) -> Any:
             "WHERE message_search MATCH :match"
         ).bindparams(match=match)
         return cols.id.in_(ids.columns(literal_column("session_id")))
-    # The indexed messages, plus those whose ranges the indexer has not reached yet
-    # (store.search_index): a search never lags the appends. (SQLite drains the queue first.)
-    matching = text(
-        "SELECT session_id FROM message_search WHERE document @@ plainto_tsquery('simple', :query) "
-        "UNION ALL SELECT m.session_id FROM search_backlog AS queued CROSS JOIN LATERAL "
-        "(SELECT session_id, content FROM messages WHERE session_id = queued.session_id "
-        "AND seq BETWEEN queued.first_seq AND queued.last_seq) AS m "
-        "WHERE to_tsvector('simple', m.content) @@ plainto_tsquery('simple', :query)"
-    ).bindparams(query=query)
-    return cols.id.in_(matching.columns(literal_column("session_id")))
+    return cols.id.in_(search_index.postgresql_matching(query, tenants))
 
 
 @dataclass(frozen=True)
@@ -127,7 +124,9 @@ class _Filters:
         if self.channel is not None:
             conds.append(cols.channel == self.channel)
         if self.query:
-            conds.append(_query_clause(self.db, cols, self.query))
+            tenants = [self.tenant] if self.tenant is not None else (
+                None if self.scope.tenants is None else sorted(self.scope.tenants))
+            conds.append(_query_clause(self.db, cols, self.query, tenants))
         if page and self.cursor is not None:
             value, row_id = self.cursor
             key = tuple_(cols[self.sort], cols.id)

@@ -103,6 +103,10 @@ for _filters in LIST_FILTERS:
             continue
         Index(list_index_name(_filters, _col), *(sessions.c[f] for f in _filters), sessions.c[_col], sessions.c.id)
 
+# messages.kind: null for conversation; these two otherwise (docs/item-model.md).
+INJECTED_KIND = "injected"  # context the client put in the conversation, not typed by the user
+EVENT_KIND = "event"  # a source record kept as it was: never in history, no tokens
+
 messages = Table(
     "messages",
     metadata,
@@ -120,6 +124,17 @@ messages = Table(
     Column("is_error", Boolean, nullable=False, default=False),
     Column("ts", BigInteger, nullable=False),
     Column("tokens", Integer, nullable=False),
+    # Parts of a turn beside its text (migration 0006), kept last so the positional row shape
+    # above stays as it is. reasoning: the model's thinking or reasoning summary, never part of
+    # `content`; kind: null for conversation, "injected" for context the client added (not typed
+    # by the user), "event" for a source record kept as it was (never in history);
+    # stop_reason: why an assistant turn ended when it did not end normally ("aborted",
+    # "length", "error"); attachments: JSON list of {mime_type, size, data (base64) | null}.
+    Column("reasoning", Text, nullable=True),
+    Column("reasoning_tokens", Integer, nullable=True),
+    Column("kind", String(16), nullable=True),
+    Column("stop_reason", String(32), nullable=True),
+    Column("attachments", Text, nullable=True),
     UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
     UniqueConstraint("session_id", "msg_id", name="uq_messages_session_msg_id"),
 )
@@ -176,6 +191,10 @@ executions = Table(
     Column("output_tokens", BigInteger, nullable=False),
     Column("cache_read_tokens", BigInteger, nullable=False),
     Column("cache_write_tokens", BigInteger, nullable=False),
+    # The part of cache_write_tokens written with a 1-hour lifetime (priced higher than 5-minute).
+    Column("cache_write_1h_tokens", BigInteger, nullable=False, server_default="0"),
+    # The part of output_tokens that was reasoning, where the source reports it (Codex).
+    Column("reasoning_tokens", BigInteger, nullable=False, server_default="0"),
     Column("cost_usd", Float, nullable=True),
     Column("budget", Text, nullable=True),
     Column("layers", Text, nullable=False),
@@ -233,3 +252,16 @@ message_raw = Table(
     Column("msg_id", String(256), primary_key=True),
     Column("raw", Text, nullable=False),
 )
+
+# A dashboard login: the cookie holds a random id whose hash is stored here, never the API token
+# (store.login_sessions). Logout revokes the row; it expires on its own.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("id_hash", String(128), primary_key=True),
+    Column("token_id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+Index("ix_login_sessions_token", login_sessions.c.token_id)

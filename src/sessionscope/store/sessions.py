@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sessionscope.clock import now_ms
+from sessionscope.clock import not_after_now, now_ms
 from sessionscope.errors import NotFound
 from sessionscope.store import search_index, wire
 from sessionscope.store.database import Database
@@ -76,7 +76,7 @@ async def ensure(
     inserted = await conn.execute(
         db.insert_ignore(sessions).values(
             tenant=tenant, key=key, agent=agent, channel=channel, label=label,
-            created_at=created_at, updated_at=created_at, next_seq=1, live_from_seq=1,
+            created_at=created_at, updated_at=not_after_now(created_at), next_seq=1, live_from_seq=1,
         )
     )
     if inserted.rowcount:
@@ -126,6 +126,8 @@ async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], *
     unknown = (set(deltas) | set(values)) - set(sessions.c.keys())
     if unknown:
         raise ValueError(f"not session columns: {sorted(unknown)}")
+    if "updated_at" in values:
+        values["updated_at"] = not_after_now(values["updated_at"])
     stmt = bump_statement(tuple(sorted(deltas)), tuple(sorted(values)))
     params = {f"d_{k}": v for k, v in deltas.items()} | {f"v_{k}": v for k, v in values.items()}
     await conn.execute(stmt, params | {"session_id": session_id})
@@ -156,7 +158,7 @@ async def reset_one(conn: AsyncConnection, row: Row, item_id: str | None = None,
     await bump(
         conn, row.id, {"resets": 1, "next_seq": 1},
         live_from_seq=seq + 1, active_compaction_id=None, live_tokens=0, live_messages=0,
-        updated_at=now_ms(),
+        updated_at=ts or now_ms(),  # an imported reset keeps its own time, not the import's
     )
     return seq
 

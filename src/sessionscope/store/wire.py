@@ -61,7 +61,8 @@ def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
 
     Export lines name the kind `type`; they pass `kind_field="type"`."""
     # Positional unpacking (the messages table's column order): exports call this per line.
-    _, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens, *_ = row
+    (_, _, seq, msg_id, role, content, tool_calls, tool_call_id, tool_name, is_error, ts, tokens,
+     reasoning, reasoning_tokens, kind, stop_reason, attachments, *_) = row
     item: dict[str, Any] = {
         kind_field: "message",
         "seq": seq,
@@ -75,6 +76,11 @@ def message_item(row: Row, live_from_seq: int, *, reset_seq: int = 0,
         "timestamp": to_rfc3339(ts),
         "tokens": tokens,
         "compacted": reset_seq < seq < live_from_seq,
+        "reasoning": reasoning,
+        "reasoning_tokens": reasoning_tokens,
+        "message_kind": kind,
+        "stop_reason": stop_reason,
+        "attachments": orjson.loads(attachments) if attachments else None,
     }
     return item
 
@@ -113,6 +119,8 @@ def execution(row: Row) -> dict[str, Any]:
             "output_tokens": int(row.output_tokens),
             "cache_read_tokens": int(row.cache_read_tokens),
             "cache_write_tokens": int(row.cache_write_tokens),
+            "cache_write_1h_tokens": int(row.cache_write_1h_tokens or 0),
+            "reasoning_tokens": int(row.reasoning_tokens or 0),
         },
         "cost_usd": None if row.cost_usd is None else round(float(row.cost_usd), 8),
         "budget": json.loads(row.budget) if row.budget else None,

@@ -4,9 +4,11 @@
 when there is no session cookie, and (when auth is on) sets `app.state.authenticate`, which
 web/app.py calls for every RPC request.
 
-The cookie holds the token itself: HttpOnly (no script reads it), SameSite=Strict (no other site
-sends it), Secure over https. Every lookup goes to the store, so revoking a token ends its
-dashboard sessions at once. A cookie-authenticated RPC call must also come from this origin
+The cookie names a server-side login session (store.login_sessions), never the token itself:
+logout revokes it, it expires, and revoking the token ends it. HttpOnly (no script reads it),
+SameSite=Strict (no other site sends it), Secure over https. A login link (/login?token=...)
+only shows "Log in as NAME" (POST /auth/identify); the login itself waits for that click, so a
+cross-site link cannot silently log a victim in as someone else. A cookie-authenticated RPC call must also come from this origin
 (`Origin` equal to the Host) and carry `X-Sessionscope-CSRF: 1`, which no cross-site form can set.
 """
 
@@ -24,8 +26,8 @@ from starlette.routing import Route
 
 from sessionscope.errors import Forbidden, Unauthorized
 from sessionscope.rpc.registry import Caller
-from sessionscope.store import api_tokens
-from sessionscope.web.login_limit import LoginLimiter
+from sessionscope.store import api_tokens, login_sessions
+from sessionscope.web.login_limit import LoginLimiter, client_address, trusted_proxies
 from sessionscope.web.services import ServerConfig
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -69,10 +71,16 @@ async def authenticate(request: Request) -> Caller:
         if info is None:
             raise Unauthorized("unauthorized: this token is unknown or revoked")
         return caller_for(info)
+    return await cookie_caller(request)
+
+
+async def cookie_caller(request: Request) -> Caller:
+    """The caller behind the session cookie of a dashboard request (Origin and CSRF header
+    checked), or Unauthorized / Forbidden."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthorized("unauthorized: send 'Authorization: Bearer <token>' or log in at /login")
-    info = await api_tokens.verify(db, cookie)
+    info = await login_sessions.resolve(request.app.state.services.db, cookie)
     if info is None:
         raise Unauthorized("unauthorized: your session has ended; log in again")
     if not _same_origin(request, required=True):
@@ -105,41 +113,69 @@ def _json_error(status: int, message: str) -> Response:
     return JSONResponse({"ok": False, "error": message}, status_code=status)
 
 
-async def login(request: Request) -> Response:
-    """POST {"token": "..."}: on a valid token, set the session cookie."""
+async def _presented_token(request: Request) -> tuple[api_tokens.TokenInfo | None, Response | None]:
+    """The token a login body presents, verified, or the error response to send instead."""
     if not _same_origin(request, required=False):
-        return _json_error(403, "forbidden: log in from this site")
+        return None, _json_error(403, "forbidden: log in from this site")
     body = await request.body()
     if len(body) > MAX_LOGIN_BODY:
-        return _json_error(413, "request too large")
+        return None, _json_error(413, "request too large")
     try:
-        token = json.loads(body).get("token")
-    except (ValueError, AttributeError):
-        token = None
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    token = parsed.get("token") if isinstance(parsed, dict) else None
     if not isinstance(token, str) or not token.strip():
-        return _json_error(400, 'send {"token": "<your token>"}')
+        return None, _json_error(400, 'send {"token": "<your token>"}')
     limiter: LoginLimiter = request.app.state.login_limiter
-    address = request.client.host if request.client else "unknown"
-    wait = limiter.retry_after(address)
+    address = client_address(request, request.app.state.trusted_proxies)
+    # Counting the attempt before the lookup closes the check-then-record race: of concurrent
+    # failures, at most the limit get to verify.
+    wait = limiter.attempt(address)
     if wait is not None:
         response = _json_error(429, f"too many failed logins from this address; try again in {wait} s")
         response.headers["retry-after"] = str(wait)
-        return response
+        return None, response
     info = await api_tokens.verify(request.app.state.services.db, token.strip())
     if info is None:
-        limiter.record_failure(address)
-        return _json_error(401, "this token is unknown or revoked")
-    response = JSONResponse({"ok": True, "role": info.role, "tenant": info.tenant, "token_name": info.name},
-                            headers={"cache-control": "no-store"})
-    response.set_cookie(SESSION_COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https")
+        return None, _json_error(401, "this token is unknown or revoked")
+    limiter.succeeded(address)
+    return info, None
+
+
+def _identity(info: api_tokens.TokenInfo) -> dict[str, Any]:
+    return {"ok": True, "role": info.role, "tenant": info.tenant, "token_name": info.name}
+
+
+async def identify(request: Request) -> Response:
+    """POST {"token": "..."}: whose token this is, so a login link can ask "Log in as NAME?"
+    before logging in. Sets nothing."""
+    info, error = await _presented_token(request)
+    if error is not None:
+        return error
+    assert info is not None
+    return JSONResponse(_identity(info), headers={"cache-control": "no-store"})
+
+
+async def login(request: Request) -> Response:
+    """POST {"token": "..."}: on a valid token, start a login session and set its cookie."""
+    info, error = await _presented_token(request)
+    if error is not None:
+        return error
+    assert info is not None
+    session_id = await login_sessions.create(request.app.state.services.db, info)
+    response = JSONResponse(_identity(info), headers={"cache-control": "no-store"})
+    response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/",
+                        max_age=login_sessions.LIFETIME_MS // 1000, secure=request.url.scheme == "https")
     return response
 
 
 async def logout(request: Request) -> Response:
-    """Clear the session cookie: JSON for fetch, else a redirect to the login page (plain forms)."""
+    """End the login session and clear its cookie: JSON for fetch, else a redirect to the login
+    page (plain forms)."""
     if not _same_origin(request, required=False):
         return _json_error(403, "forbidden: log out from this site")
+    await login_sessions.revoke(request.app.state.services.db, request.cookies.get(SESSION_COOKIE))
     if "application/json" in request.headers.get("accept", ""):
         response: Response = JSONResponse({"ok": True})
     else:
@@ -170,6 +206,7 @@ class LoginRedirect:
 
 ROUTES = [
     Route(LOGIN_PATH, login_page, methods=["GET"]),
+    Route("/auth/identify", identify, methods=["POST"]),
     Route("/auth/login", login, methods=["POST"]),
     Route("/auth/logout", logout, methods=["POST"]),
 ]
@@ -178,6 +215,7 @@ ROUTES = [
 def install(app: Starlette, config: ServerConfig) -> None:
     app.router.routes[:0] = ROUTES
     app.state.login_limiter = LoginLimiter()
+    app.state.trusted_proxies = trusted_proxies(config)
     app.add_middleware(LoginRedirect, config=config)
     if config.auth:
         app.state.authenticate = authenticate

@@ -89,6 +89,7 @@ class StoreCollector(Collector):
         self.messages = 0
         self.messages_read_at = float("-inf")
         self.search_queue = 0
+        self.search_set_aside = 0
 
     async def refresh(self, db: Database) -> None:
         async with db.read() as conn:
@@ -99,6 +100,7 @@ class StoreCollector(Collector):
                 self.messages = int((await conn.execute(total)).scalar() or 0)
                 self.messages_read_at = time.monotonic()
         self.search_queue = await search_index.queued(db)
+        self.search_set_aside = await search_index.set_aside(db)
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("sessionscope_sessions_stored", "Sessions in the store.", value=self.sessions)
@@ -107,6 +109,9 @@ class StoreCollector(Collector):
                                 value=self.messages)
         yield GaugeMetricFamily("sessionscope_search_queue_ranges",
                                 "Appended message ranges not yet indexed for search.", value=self.search_queue)
+        yield GaugeMetricFamily("sessionscope_search_ranges_set_aside",
+                                "Message ranges the search indexer failed on and set aside (see `check`).",
+                                value=self.search_set_aside)
 
 
 def registry_for_app(refresh_s: float = STORE_REFRESH_S) -> tuple[CollectorRegistry, StoreCollector]:

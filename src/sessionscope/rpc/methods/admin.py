@@ -87,7 +87,7 @@ async def token_list(ctx: Context, p: TokenListParams) -> Any:
 
 
 class TokenRevokeParams(Params):
-    id: Annotated[int, Field(ge=1)]
+    id: Annotated[int, Field(ge=1, le=2**63 - 1)]
 
     def audit_target(self, result: Any) -> tuple[str | None, list[str]]:
         tenant = result.get("tenant") if isinstance(result, dict) else None

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from sessionscope.compaction import service
 from sessionscope.errors import InvalidParams
-from sessionscope.markdown import render_markdown
-from sessionscope.rpc.models import Item, KeyParams
+from sessionscope.markdown import render_many
+from sessionscope.rpc.models import Item, KeyParams, Seq
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
 from sessionscope.store import compactions
 
@@ -67,7 +66,7 @@ async def compact(ctx: Context, p: CompactParams) -> Any:
     )
     summary = result.get("summary") or (result.get("compaction") or {}).get("summary")
     if summary:
-        result["summary_html"] = await asyncio.to_thread(render_markdown, summary)
+        result["summary_html"] = (await render_many([summary]))[0]  # bounded, off the loop
     return result
 
 
@@ -82,7 +81,7 @@ async def list_compactions(ctx: Context, p: KeyParams) -> Any:
 
 
 class RestoreParams(KeyParams):
-    seq: Annotated[int, Field(ge=1)]
+    seq: Seq
 
 
 class RestoreResult(BaseModel):

@@ -9,16 +9,16 @@ from pydantic import BaseModel, Field
 
 from sessionscope.ingest import SessionBatch, ingest_batch
 from sessionscope.ingest.models import ExecutionIn, Label, MessageIn, Timestamp
-from sessionscope.rpc.models import KeyParams, Name
+from sessionscope.rpc.models import Channel, KeyParams, Name
 from sessionscope.rpc.registry import INGEST, READ, WRITE, Context, rpc_method
-from sessionscope.store import conversation, executions
+from sessionscope.store import conversation, executions, retry
 
 IMPORT_RECORDS = 1000
 
 
 class AppendParams(KeyParams):
     agent: Name
-    channel: Name
+    channel: Channel
     label: Label | None = None
     messages: Annotated[list[MessageIn], Field(min_length=1, max_length=1000)]
 
@@ -40,12 +40,14 @@ async def append(ctx: Context, p: AppendParams) -> Any:
     """
     batch = SessionBatch(key=p.key, agent=p.agent, channel=p.channel, label=p.label, tenant=p.tenant,
                          items=cast(list[dict[str, Any]], p.messages), validated=True)
-    return (await ingest_batch(ctx.services, ctx.caller.scope, batch, source="rpc")).append_result()
+    # A deadlock victim (PostgreSQL) is retried inside the server: the transaction rolled back whole.
+    return (await retry.on_deadlock(lambda: ingest_batch(ctx.services, ctx.caller.scope, batch, source="rpc"))
+            ).append_result()
 
 
 class ImportParams(KeyParams):
     agent: Name = "unknown"
-    channel: Name = "unknown"
+    channel: Channel = "unknown"
     label: Label | None = None
     # Counts only when this call creates the session.
     created_at: Timestamp | None = None
@@ -90,8 +92,9 @@ class RecordResult(BaseModel):
 @rpc_method("session.record", params=RecordParams, result=RecordResult, roles=INGEST)
 async def record(ctx: Context, p: RecordParams) -> Any:
     """Record one execution: usage, cost (computed with genai-prices when absent), budget, layers."""
-    return await executions.record(ctx.db, ctx.caller.scope, p.key, p.execution.model_dump(exclude_none=True),
-                                   tenant=p.tenant)
+    execution = p.execution.model_dump(exclude_none=True)
+    return await retry.on_deadlock(lambda: executions.record(ctx.db, ctx.caller.scope, p.key, execution,
+                                                             tenant=p.tenant))
 
 
 class HistoryParams(KeyParams):

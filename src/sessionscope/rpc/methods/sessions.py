@@ -7,15 +7,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from sessionscope.rpc.models import (
+    Channel,
     Execution,
     Item,
     KeyParams,
     KeysParams,
     Name,
     Params,
+    Seq,
     SessionKey,
     SessionRow,
     Tenant,
+    Text,
 )
 from sessionscope.rpc.presentation import with_html
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
@@ -31,9 +34,9 @@ SortColumn = Literal["updated_at", "created_at", "key", "agent", "channel", "mes
 class ListParams(Params):
     tenant: Tenant | None = None
     agent: Name | None = None
-    channel: Name | None = None
+    channel: Channel | None = None
     search: Annotated[str, Field(max_length=512)] | None = None
-    query: Annotated[str, Field(max_length=512)] | None = None
+    query: Annotated[Text, Field(max_length=512)] | None = None
     sort: SortColumn = "updated_at"
     order: Literal["asc", "desc"] = "desc"
     limit: Annotated[int, Field(ge=1, le=500)] = 50
@@ -62,7 +65,7 @@ async def list_sessions(ctx: Context, p: ListParams) -> Any:
 
 class StatusParams(KeyParams):
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    before_seq: Annotated[int, Field(ge=1)] | None = None
+    before_seq: Seq | None = None
 
 
 class StatusUsage(BaseModel):

@@ -30,9 +30,19 @@ function pretty(value) {
   }
 }
 
+/** Attachments shown inline: only these image types become data: URLs (no SVG, no HTML). */
+const INLINE_IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+const KIND_BADGES = {
+  injected: ["injected", "Added to the conversation by the client, not typed by the user"],
+  event: ["event", "A record of the source kept as it was; not part of the model's context"],
+};
+
 function messageHead(item, label, state) {
+  const kind = KIND_BADGES[item.message_kind];
   return h("header", { class: "msg-head" },
     h("span", { class: "msg-role" }, label),
+    kind ? h("span", { class: "badge", title: kind[1] }, kind[0]) : null,
+    item.stop_reason ? h("span", { class: "badge badge-stop", title: "Why the turn stopped" }, item.stop_reason) : null,
     state === "is-compacted" ? h("span", { class: "badge", title: "Summarized: no longer in the live context" }, "compacted") : null,
     state === "is-cleared" ? h("span", { class: "badge", title: "Cleared by a reset; kept for audit" }, "cleared") : null,
     item.tokens ? h("span", { class: "msg-tokens" }, plural(item.tokens, "token")) : null,
@@ -49,11 +59,33 @@ function messageBody(item) {
   return h("div", { class: "msg-body text" }, item.content);
 }
 
+/** The turn's reasoning (thinking), collapsed. */
+function reasoningBlock(item) {
+  if (!item.reasoning) return null;
+  const size = item.reasoning_tokens ? plural(item.reasoning_tokens, "token") : plural(item.reasoning.length, "character");
+  return h("details", { class: "msg-reasoning" },
+    h("summary", {}, `Reasoning (${size})`),
+    h("div", { class: "msg-body text" }, item.reasoning));
+}
+
+/** Image attachments as thumbnails; an image kept without its bytes shows its type and size. */
+function attachmentList(item) {
+  if (!item.attachments || !item.attachments.length) return null;
+  return h("div", { class: "msg-attachments" }, item.attachments.map((a) => {
+    const label = `${a.mime_type}, ${fmtNumber(a.size)} bytes`;
+    if (a.data && INLINE_IMAGE_TYPES.has(a.mime_type)) {
+      return h("img", { class: "msg-thumb", src: `data:${a.mime_type};base64,${a.data}`, alt: label, title: label });
+    }
+    return h("span", { class: "badge" }, `${label} (${a.data ? "not shown" : "not kept"})`);
+  }));
+}
+
 function toolOutput(result) {
   if (!result) return h("p", { class: "muted tool-pending" }, "No result recorded.");
   return h("div", { class: "tool-output" },
     h("div", { class: "tool-section-head" }, h("h4", {}, result.is_error ? "Error" : "Output"), timeEl(result.timestamp)),
-    h("pre", { class: ["code", result.is_error ? "code-error" : null] }, pretty(result.content)));
+    h("pre", { class: ["code", result.is_error ? "code-error" : null] }, pretty(result.content)),
+    attachmentList(result));
 }
 
 /** A collapsible card for one tool call (call may be null when only the result is loaded). */
@@ -137,10 +169,12 @@ export function mountConversation(panel, { key, tenant, status, onChanged }) {
           }
           return toolCard(call, result, opened);
         });
-        nodes.push(h("li", { class: ["msg", `msg-${item.role}`, state(item)],
-          "data-seq": item.seq, "data-role": item.role },
+        nodes.push(h("li", { class: ["msg", `msg-${item.role}`, item.message_kind ? `msg-${item.message_kind}` : null,
+          state(item)], "data-seq": item.seq, "data-role": item.role },
         messageHead(item, ROLE_LABELS[item.role] || item.role, state(item)),
+        reasoningBlock(item),
         item.content || !cards.length ? messageBody(item) : null,
+        attachmentList(item),
         cards.length ? h("div", { class: "tool-cards" }, cards) : null));
       }
     }

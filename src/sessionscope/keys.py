@@ -1,0 +1,31 @@
+"""The key rule, shared by the RPC validators and `sessionscope check` (which reports stored keys
+that break it): a non-empty string of at most MAX_KEY_BYTES UTF-8 bytes, valid Unicode, with no
+control characters, bidi overrides and isolates included. Keys are stored and compared exactly
+as sent: no case folding or Unicode normalization (two keys that look alike are two sessions)."""
+
+from __future__ import annotations
+
+MAX_KEY_BYTES = 512
+
+# Bidirectional overrides and isolates: they make a key or label read differently than it sorts.
+BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def no_control(value: str, what: str) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 or ch in BIDI for ch in value):
+        raise ValueError(f"{what} must not contain control characters (bidi overrides included)")
+    return value
+
+
+def check_key(value: str) -> str:
+    if not value:
+        raise ValueError("must be a non-empty string")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise ValueError(f"must be at most {MAX_KEY_BYTES} UTF-8 bytes")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return no_control(value, "a key")
+
+
