@@ -110,8 +110,9 @@ def test_cli_token_and_audit_on_a_local_store(tmp_path: Any) -> None:
 
 def test_limits_are_clear_errors(rpc: RPC) -> None:
     rpc.append("k", MSG)
-    too_big = rpc.http.post(f"{rpc.url}/rpc", content=b"[" + b" " * (8 * 1024 * 1024) + b"]")
-    assert too_big.status_code == 200 and too_big.json()["error"]["code"] == -32013
+    too_big = rpc.http.post(f"{rpc.url}/rpc", content=b"[" + b" " * (8 * 1024 * 1024) + b"]",
+                            headers={"content-type": "application/json"})
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == -32013
     assert too_big.json()["error"]["data"] == {"max_bytes": 8 * 1024 * 1024}
     batch = [{"jsonrpc": "2.0", "id": i, "method": "session.list", "params": {"tenant": rpc.tenant}}
              for i in range(MAX_BATCH + 1)]

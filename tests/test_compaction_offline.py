@@ -289,3 +289,24 @@ def test_an_error_is_paired_with_its_fix_and_the_retry_result() -> None:
     errors = section(summarize_offline(conv), "Errors and fixes")
     assert "error=disk quota exceeded" in errors and "fix: Fixed by raising the quota to 500 GB" in errors
     assert "run-77b2" in errors  # what the fixed call returned
+
+
+def test_identifiers_named_last_outrank_older_ones_of_equal_weight() -> None:
+    from sessionscope.compaction.extract import Entities
+
+    entities = Entities()
+    entities.add("opened src/old_module.py", 1, weight=2)
+    for pos in range(2, 50):
+        entities.add("nothing named here", pos, weight=2)
+    entities.add("then edited src/new_module.py", 50, weight=2)
+    # Room for one of the two: the one the span ended on is what the agent goes on with.
+    assert entities.uncovered("", len("src/new_module.py") + 2) == ["src/new_module.py"]
+
+
+def test_base64_blobs_and_closing_tags_are_not_identifiers() -> None:
+    from sessionscope.compaction.extract import Entities
+
+    entities = Entities()
+    blob = "/9j/4AAQSkZJRgABAQAAAQABAAD" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/Zz"
+    entities.add(f'<img src="data:image/jpeg;base64,{blob}"> <span>hi</span> see docs/guide.md', 1, weight=2)
+    assert entities.uncovered("", 10_000) == ["docs/guide.md"]

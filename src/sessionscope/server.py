@@ -1,17 +1,28 @@
-"""Running the server with uvicorn; refuses unsafe combinations before binding."""
+"""Running the server with uvicorn: the configuration is loaded and checked before binding.
+
+`load_config` refuses unsafe combinations and a bad config file (one line naming the file, the
+field and the problem); `run_server` hands the same ServerConfig to one process or, through one
+environment variable, to every worker of `--workers N`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import os
+from pathlib import Path
 
 import uvicorn
 
-from sessionscope.errors import SessionscopeError
-from sessionscope.store.database import DATABASE_URL_ENV, resolve_url
+from sessionscope.compaction import validate_config_file
+from sessionscope.errors import ConfigError, SessionscopeError
+from sessionscope.store.database import resolve_url
 from sessionscope.web.app import create_app
-from sessionscope.web.services import ServerConfig
+from sessionscope.web.connections import serving_options
+from sessionscope.web.services import ServerConfig, config_from_env, config_to_env
+
+# What every worker builds its app from: the ServerConfig as JSON (see app_from_env).
+SERVER_CONFIG_ENV = "SESSIONSCOPE_SERVER_CONFIG"
 
 
 def is_loopback(host: str) -> bool:
@@ -23,23 +34,30 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: str | None, workers: int) -> None:
+def load_config(*, db: str | None, host: str, no_auth: bool, config: str | None) -> ServerConfig:
+    """The server's configuration, checked whole before anything binds or forks."""
     if no_auth and not is_loopback(host):
         raise SessionscopeError(f"--no-auth is only allowed on a loopback address, not {host!r}")
-    url = resolve_url(db)
-    config_obj = ServerConfig(database=url, config_path=config, auth=not no_auth)
+    if config is not None:
+        if not Path(config).is_file():
+            raise ConfigError(f"{config}: no such config file")
+        config = str(Path(config).resolve())  # workers may not share the cwd's meaning
+    validate_config_file(config)
+    return ServerConfig(database=resolve_url(db), config_path=config, auth=not no_auth)
+
+
+def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: str | None, workers: int) -> None:
+    server_config = load_config(db=db, host=host, no_auth=no_auth, config=config)
+    url = server_config.database or ""
     print(f"sessionscope serving {url.split('://')[0]} store on http://{host}:{port}/sessions", flush=True)
     if not no_auth:
         print(login_hint(url, host, port), flush=True)
     if workers > 1:
-        os.environ[DATABASE_URL_ENV] = url
-        os.environ["SESSIONSCOPE_NO_AUTH"] = "1" if no_auth else ""
+        os.environ[SERVER_CONFIG_ENV] = config_to_env(server_config)
         uvicorn.run("sessionscope.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning", proxy_headers=False)
+                    **serving_options())
         return
-    # proxy_headers=False: the app sees the real peer, and believes X-Forwarded-For only from
-    # the proxies it is configured to trust (web.login_limit).
-    uvicorn.run(create_app(config_obj), host=host, port=port, log_level="warning", proxy_headers=False)
+    uvicorn.run(create_app(server_config), host=host, port=port, **serving_options())
 
 
 def login_hint(url: str, host: str, port: int) -> str:
@@ -64,6 +82,8 @@ def login_hint(url: str, host: str, port: int) -> str:
 
 
 def app_from_env() -> object:
-    """For multi-process serving: each worker builds its app from the environment."""
-    return create_app(ServerConfig(database=os.environ.get(DATABASE_URL_ENV),
-                                   auth=not os.environ.get("SESSIONSCOPE_NO_AUTH")))
+    """For multi-process serving: each worker builds its app from the configuration run_server set."""
+    value = os.environ.get(SERVER_CONFIG_ENV)
+    if not value:
+        raise ConfigError(f"{SERVER_CONFIG_ENV} is not set: start workers with `sessionscope serve --workers N`")
+    return create_app(config_from_env(value))

@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sessionscope.cli.output import print_rows
@@ -40,10 +41,12 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except SessionscopeError as exc:
-            err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            # escape: a message naming a TOML section ("[compaction]") is not markup; soft_wrap:
+            # one line, however narrow the terminal.
+            err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except (OSError, ValueError) as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")

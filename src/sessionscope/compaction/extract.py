@@ -88,7 +88,7 @@ ENTITY = re.compile(
     r"""
     (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]]*[^\s<>"'`)\].,;:!?])
     |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)
-    |(?P<path>(?<![\w/.])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
+    |(?P<path>(?<![\w/.<])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
         |\b[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
         |\b[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
     |(?P<file>\b[\w-]+(?:\.[\w-]+)*\.(?:py|pyi|js|mjs|ts|tsx|jsx|json|jsonl|toml|ya?ml|md|rst|sql|go|rs
@@ -118,10 +118,13 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+# An inline image or key in base64 matches the path pattern; no agent needs it verbatim.
+_BLOB = re.compile(r"[A-Za-z0-9+]{41,}")
 _SUBSUME_POOL = 200
 # An identifier must have been seen at least this much to be listed: one path in a tool output
 # is enough, one timestamp of a log stream or one code symbol of a file read is not.
 MIN_SALIENCE = 1.0  # identifiers compared pairwise for containment (quadratic, so bounded)
+RECENCY_WEIGHT = 1.0  # an identifier named last in the span outranks one named once more, long ago
 _KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
 
 _STOPWORDS = frozenset(
@@ -290,7 +293,7 @@ class Entities:
     """Identifiers seen in the conversation, with a salience score and first position."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, list[float]] = {}  # text -> [score, first position]
+        self._seen: dict[str, list[float]] = {}  # text -> [score, first position, last position]
 
     def add(self, text: str, pos: float, weight: int) -> tuple[int, int]:
         """Record the identifiers in text; returns how many, and how many make a request
@@ -304,7 +307,7 @@ class Entities:
                 inner = ENTITY.match(value)
                 if inner is not None and inner.end() == len(value):
                     kind = inner.lastgroup or kind
-            if len(value) < 3 or (kind not in _STRONG and weight < 2):
+            if len(value) < 3 or (kind not in _STRONG and weight < 2) or (len(value) > 40 and _BLOB.search(value)):
                 continue
             found += 1
             named += kind not in ("date", "code", "name")
@@ -313,16 +316,17 @@ class Entities:
             gain = weight * _KIND_WEIGHT.get(kind, 1.0)
             entry = self._seen.get(value)
             if entry is None:
-                self._seen[value] = [gain, pos]
+                self._seen[value] = [gain, pos, pos]
             else:
                 entry[0] += gain
+                entry[2] = pos
         return found, named
 
     def add_listed(self, text: str, pos: float) -> None:
         for value in text.split(", "):
             value = value.strip()
             if value and value not in self._seen:
-                self._seen[value] = [5.0, pos]
+                self._seen[value] = [5.0, pos, pos]
 
     def uncovered(self, kept_lower: str, char_budget: int) -> list[str]:
         """The most salient identifiers that no kept line mentions, in conversation order.
@@ -330,15 +334,20 @@ class Entities:
         A longer form (`/repo/apps/web/page.tsx`) also stands for the shorter ones it contains
         (`apps/web/page.tsx`, `page.tsx`): it takes their salience, and they are not listed twice.
         """
-        missing = [(v, e) for v, e in self._seen.items() if e[0] >= MIN_SALIENCE and v.lower() not in kept_lower]
-        missing.sort(key=lambda ve: (-ve[1][0], ve[1][1], ve[0]))
+        # Salience is how often and how strongly it was named, plus how recently: what the span
+        # ended on is what the agent goes on with.
+        last = max((e[2] for e in self._seen.values()), default=0.0) or 1.0
+        salience = {v: e[0] + RECENCY_WEIGHT * max(0.0, e[2]) / last for v, e in self._seen.items()
+                    if e[0] >= MIN_SALIENCE}
+        missing = [(v, self._seen[v]) for v in salience if v.lower() not in kept_lower]
+        missing.sort(key=lambda ve: (-salience[ve[0]], -ve[1][2], ve[0]))
         top = missing[:_SUBSUME_POOL]
-        score = {v: e[0] for v, e in top}
+        score = {v: salience[v] for v, _ in top}
         for v, _ in top:
             for w, _ in top:
                 if len(w) < len(v) and w in v:
                     score[v] += score[w] * 0.5
-        top.sort(key=lambda ve: (-score[ve[0]], ve[1][1], ve[0]))
+        top.sort(key=lambda ve: (-score[ve[0]], -ve[1][2], ve[0]))
         picked: list[tuple[float, str]] = []
         picked_text = ""
         spent = 0

@@ -33,12 +33,13 @@ SECTIONS = (GOAL, DECISIONS, FACTS, ERRORS, OPEN)  # the ones every summarizer w
 
 MIN_BUDGET_TOKENS = 400
 BUDGET_RATIO = 0.12  # the summary stays under 12% of its span, so reduction stays >= 85%
-IDENTIFIER_SHARE = 0.3  # of the budget, kept back for the identifiers line
+IDENTIFIER_SHARE = 0.3  # of the budget, kept back for the identifiers line at least,
+MAX_IDENTIFIER_SHARE = 0.6  # and at most, however many there are
 MAX_SENTENCE_CHARS = 320
 MAX_FACT_CHARS = 360
 PASTED_CHARS = 1500
 SENTENCE_CHARS = 6000  # of one message, split into candidate sentences
-MAX_SCAN_CHARS = 20_000  # of one user or assistant message, for identifiers
+MAX_SCAN_CHARS = 80_000  # of one user or assistant message, for identifiers
 TOOL_HEAD_CHARS = 2500  # of a tool result: the command echo and first lines say what it was,
 TOOL_TAIL_CHARS = 1000  # the last lines the verdict
 TOOL_SCAN_CHARS = 40_000  # of one tool result, scanned for identifiers when read in full
@@ -76,7 +77,9 @@ def summarize_offline(
     # Salient lines first; then the identifiers nobody restated; then what room is left goes to
     # the weaker lines (file contents, standing instructions), which can be read again.
     strong = [c for c in candidates if c.score >= WEAK_SCORE]
-    chosen = _select(strong, budget - int(budget * IDENTIFIER_SHARE))
+    tight = input_tokens * BUDGET_RATIO > max_summary_tokens  # the ceiling, not the span, sets the size
+    share = _identifier_share(entities, budget) if tight else IDENTIFIER_SHARE
+    chosen = _select(strong, budget - int(budget * share))
     kept_text = " ".join(c.text for c in chosen).lower()
     spent = sum(c.cost for c in chosen)
     # Paths and ids run ~2.5 characters per token, denser than prose.
@@ -85,6 +88,17 @@ def summarize_offline(
     chosen += _select([c for c in candidates if c.score < WEAK_SCORE], budget - spent)
     compacted = sum(1 for m in messages if not extract.is_summary(m))
     return _render(chosen, identifiers, compacted, instructions if focus else None)
+
+
+def _identifier_share(entities: Entities, budget: int) -> float:
+    """The part of the budget kept back for the identifiers line when the ceiling binds.
+
+    When the span names more than the budget holds, a bare identifier is the denser fact: ten
+    paths in a list cost what one sentence about one of them costs, and the agent can read the
+    file again but cannot guess its path. So the reserve grows with what there is to list.
+    """
+    demand = sum(len(v) * 2 // 5 + 1 for v in entities.uncovered("", budget * 5 // 2))
+    return min(MAX_IDENTIFIER_SHARE, max(IDENTIFIER_SHARE, demand / max(1, budget)))
 
 
 def extracted_facts(messages: Sequence[dict[str, Any]], limit_tokens: int = 1500) -> list[str]:

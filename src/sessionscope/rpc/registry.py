@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sessionscope.errors import Forbidden, InvalidParams, NotFound, SessionscopeError
 from sessionscope.store import Database, Scope
 
 VIEWER, OPERATOR, AGENT, ADMIN = "viewer", "operator", "agent", "admin"
@@ -55,17 +56,31 @@ class Method:
     tags: tuple[str, ...] = field(default=())
     # The audit action recorded for every call of this method (None: not audited).
     audit: str | None = None
+    # Errors beyond those every method can give (see method_errors).
+    errors: tuple[type[SessionscopeError], ...] = ()
 
 
 METHODS: dict[str, Method] = {}
 
 
 def rpc_method(name: str, *, params: type[BaseModel], result: type[BaseModel], roles: frozenset[str],
-               audit: str | None = None) -> Callable[[Handler], Handler]:
+               audit: str | None = None, errors: tuple[type[SessionscopeError], ...] = ()
+               ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         doc = (handler.__doc__ or name).strip()
-        summary, _, rest = doc.partition("\n")
-        METHODS[name] = Method(name, params, result, roles, handler, summary.strip(), rest.strip(), audit=audit)
+        summary, _, rest = doc.partition("\n\n")  # the first paragraph, however many lines it takes
+        METHODS[name] = Method(name, params, result, roles, handler, " ".join(summary.split()), rest.strip(),
+                               audit=audit,
+                               errors=errors)
         return handler
 
     return register
+
+
+def method_errors(method: Method) -> list[type[SessionscopeError]]:
+    """The errors a method can answer (besides -32603): derived from its params, plus its own."""
+    found: list[type[SessionscopeError]] = [InvalidParams, Forbidden]
+    if {"key", "keys"} & set(method.params.model_fields):
+        found.append(NotFound)
+    found.extend(e for e in method.errors if e not in found)
+    return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,13 +17,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
-from sessionscope.errors import SessionscopeError, Unauthorized
+from sessionscope.errors import Forbidden, PageNotFound, SessionscopeError
 from sessionscope.rpc import protocol
-from sessionscope.rpc.registry import ADMIN, Caller, Context
+from sessionscope.rpc.registry import Context
 from sessionscope.store import Database, Scope, exports, open_database
 from sessionscope.store.transfer import export_lines
 from sessionscope.tokenizer import encoder
-from sessionscope.web import auth, housekeeping, metrics, otlp
+from sessionscope.web import auth, housekeeping, metrics, middleware, otlp
 from sessionscope.web.services import ServerConfig, Services
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -45,46 +44,20 @@ def json_response(payload: Any, status: int = 200) -> Response:
     try:
         body = orjson.dumps(payload)
     except TypeError:  # a lone surrogate echoed from the request (its id, say), or an int past 64 bits
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = middleware.json_bytes(payload)
     return Response(body, status_code=status, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` (read in chunks, so a huge body never sits in memory)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def authenticate(request: Request) -> Caller:
-    """The caller, from web/auth.py's hook when auth is on; without auth (loopback only) an admin."""
-    hook = getattr(request.app.state, "authenticate", None)
-    if hook is not None:
-        return await hook(request)
-    return Caller(scope=Scope.everything(), role=ADMIN, token_name="local")
+def rpc_error(request: Request, exc: SessionscopeError) -> Response:
+    """/rpc's errors before dispatch (credentials, media type, body size) as a JSON-RPC envelope."""
+    return json_response(protocol.response(None, error=exc), exc.status)
 
 
 async def rpc_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
-    body = await read_body(request, services.config.max_body_bytes)
-    if body is None:
-        limit = services.config.max_body_bytes
-        error = protocol.error_object(-32013, f"request too large: the body limit is {limit} bytes",
-                                      {"max_bytes": limit})
-        return json_response(protocol.response(None, error=error))
-    try:
-        caller = await authenticate(request)
-    except SessionscopeError as exc:
-        status = 401 if isinstance(exc, Unauthorized) else 403
-        return json_response(protocol.response(None, error=protocol.error_object(exc.code, exc.message)), status)
+    caller = middleware.caller(request)  # before the body: an anonymous caller never gets it read
+    middleware.require_json(request)
+    body = await middleware.read_body(request, services.config.max_body_bytes)
     ctx = Context(db=services.db, caller=caller, services=services, base_url=str(request.base_url).rstrip("/"))
     payload = await protocol.handle(ctx, body)
     if payload is None:
@@ -96,8 +69,8 @@ async def export_download(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
         tenant, keys = await exports.resolve_link(services.db, request.path_params["token"])
-    except SessionscopeError as exc:
-        return JSONResponse({"error": exc.message}, status_code=404)
+    except Forbidden as exc:
+        raise PageNotFound(exc.message) from None
     filename = "session-export.jsonl"
     headers = {"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-store"}
     lines = export_lines(services.db, Scope.tenant(tenant), keys, tenant)
@@ -170,7 +143,10 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         Route("/sessions/{key:path}", dashboard),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=middleware.EXCEPTION_HANDLERS)
     auth.install(app, config)
+    middleware.install(app, auth.authenticate if config.auth else None,
+                       {"/rpc": rpc_error, "/v1/traces": otlp.render_error},
+                       int(config.extra.get("max_anonymous_in_flight", middleware.MAX_ANONYMOUS_IN_FLIGHT)))
     app.add_middleware(SecurityHeaders)
     return app
