@@ -173,3 +173,13 @@ def test_readme_states_the_demos_real_counts() -> None:
     counts = f"{kinds['message']:,} messages and {kinds['execution']:,} executions"
     for doc in (readme, CLI_DOC.read_text()):
         assert counts in " ".join(doc.split())
+
+
+def test_readme_what_is_where_names_every_top_level_module() -> None:
+    package = DOCS.parent / "src" / "sessionscope"
+    table = (DOCS.parent / "README.md").read_text().split("## What is where", 1)[1].split("\n## ", 1)[0]
+    names = sorted(p.name for p in package.iterdir()
+                   if (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))
+                   or (p.is_dir() and (p / "__init__.py").exists()))
+    missing = [n for n in names if f"`{n}" not in table and f"/{n}" not in table]
+    assert not missing, f"README's 'What is where' does not name {missing}"
