@@ -21,7 +21,12 @@ import uvicorn
 
 from sessionscope.client import Client
 from sessionscope.web.app import create_app
+from sessionscope.web.connections import PROTOCOL, uvicorn_config
 from sessionscope.web.services import ServerConfig
+
+# Every RPC result is checked against its declared model in the test suite (ServerConfig reads
+# this when it is made, here and in every server subprocess).
+os.environ["SESSIONSCOPE_DEBUG"] = "1"
 
 PG_ADMIN_DSN = os.environ.get("SESSIONSCOPE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_TEST_DB = os.environ.get("SESSIONSCOPE_TEST_PG_DB", "sessionscope_test")  # one name per concurrent run
@@ -94,11 +99,12 @@ def free_port() -> int:
 class RunningServer:
     """uvicorn in a background thread, serving a real app on a loopback port."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, protocol: Any = PROTOCOL) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on", proxy_headers=False))
+        # The server's own uvicorn settings (header timeout, connection caps), as `serve` runs it.
+        self.server = uvicorn.Server(uvicorn_config(create_app(config), host="127.0.0.1", port=self.port,
+                                                    protocol=protocol, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Self:

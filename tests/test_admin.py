@@ -84,8 +84,13 @@ def test_audited_actions_record_who_what_and_outcome(auth_server: AuthServer, te
     viewer.close()
 
 
+async def _make_store(db: str) -> None:
+    await (await open_database(db)).close()
+
+
 def test_cli_token_and_audit_on_a_local_store(tmp_path: Any) -> None:
     db = str(tmp_path / "cli.db")
+    asyncio.run(_make_store(db))  # only serve, demo and import make a store; token commands refuse to
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "sessionscope", *args, "--db", db], capture_output=True,
@@ -97,7 +102,9 @@ def test_cli_token_and_audit_on_a_local_store(tmp_path: Any) -> None:
     listed = json.loads(cli("token", "list", "--json").stdout)
     assert [(t["name"], t["role"], t["tenant"]) for t in listed] == [("robot", "agent", "acme")]
     assert created.stdout.strip() not in cli("token", "list").stdout
-    assert cli("token", "revoke", str(listed[0]["id"])).returncode == 0
+    refused = cli("token", "revoke", str(listed[0]["id"]))  # no terminal to ask on, no --yes
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    assert cli("token", "revoke", str(listed[0]["id"]), "--yes").returncode == 0
     assert json.loads(cli("token", "list", "--json").stdout) == []
     bad = cli("token", "create", "x", "--role", "viewer")
     assert bad.returncode == 1 and "tenant" in bad.stderr
@@ -110,8 +117,9 @@ def test_cli_token_and_audit_on_a_local_store(tmp_path: Any) -> None:
 
 def test_limits_are_clear_errors(rpc: RPC) -> None:
     rpc.append("k", MSG)
-    too_big = rpc.http.post(f"{rpc.url}/rpc", content=b"[" + b" " * (8 * 1024 * 1024) + b"]")
-    assert too_big.status_code == 200 and too_big.json()["error"]["code"] == -32013
+    too_big = rpc.http.post(f"{rpc.url}/rpc", content=b"[" + b" " * (8 * 1024 * 1024) + b"]",
+                            headers={"content-type": "application/json"})
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == -32013
     assert too_big.json()["error"]["data"] == {"max_bytes": 8 * 1024 * 1024}
     batch = [{"jsonrpc": "2.0", "id": i, "method": "session.list", "params": {"tenant": rpc.tenant}}
              for i in range(MAX_BATCH + 1)]

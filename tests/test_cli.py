@@ -87,8 +87,8 @@ def test_reset_compact_restore_locally(demo_db: str) -> None:
     assert status["session"]["resets"] >= 1 and status["items"][-1]["kind"] == "reset"
 
 
-def test_readable_errors(tmp_path: Path) -> None:
-    bad_sort = run("ls", "--db", str(tmp_path / "x.db"), "--sort", "nope")
+def test_readable_errors(demo_db: str, tmp_path: Path) -> None:
+    bad_sort = run("ls", "--db", demo_db, "--sort", "nope")
     assert bad_sort.returncode == 1 and "sort" in bad_sort.stderr and "Traceback" not in bad_sort.stderr
     no_file = run("import", str(tmp_path / "missing.jsonl"), "--db", str(tmp_path / "x.db"))
     assert no_file.returncode == 1 and "no such file" in no_file.stderr

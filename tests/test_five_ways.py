@@ -134,7 +134,7 @@ def test_five_ways_store_the_same_conversation(rpc: RPC, database_url_factory: A
 
     # local import into a store file (or database) of the same dialect, through the CLI backend
     local_url = database_url_factory(dialect, "five-local")
-    local = connect(local_url, None, None)
+    local = connect(local_url, None, None, create=True)  # an import makes its store
     local.import_records(as_records(reference, "five/local"), rpc.tenant)
     path = tmp_path / "local.jsonl"
     local.export(["five/local"], rpc.tenant, str(path))

@@ -75,7 +75,7 @@ def test_imported_transcripts_get_o200k_base_counts(rpc: RPC) -> None:
 
 def test_local_import_and_export_are_audited(database_url_factory: Any, dialect: str, tmp_path: Path) -> None:
     url = database_url_factory(dialect, "audited")
-    backend = connect(url, None, None)
+    backend = connect(url, None, None, create=True)  # an import makes its store
     backend.import_records([header("audited/1"), *({"type": "message", **m} for m in conversation(2))], None)
     backend.export(["audited/1"], None, str(tmp_path / "out.jsonl"))
     entries = backend.call("audit.list", {"limit": 10})["entries"]
@@ -90,7 +90,7 @@ def test_a_local_import_auto_compacts_like_an_append(database_url_factory: Any, 
     config = tmp_path / "sessionscope.toml"
     config.write_text('[agents.a.compaction]\ncontext_window = 4000\nthreshold = 0.85\nkeep_recent_tokens = 800\n')
     url = database_url_factory(dialect, "auto-import")
-    backend = connect(url, None, None, str(config))
+    backend = connect(url, None, None, str(config), create=True)
     long = conversation(40, "long-")
     stats = backend.import_records([header("long"), *({"type": "message", **m} for m in long)], "default")
     assert stats.messages == len(long)

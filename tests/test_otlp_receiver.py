@@ -145,9 +145,10 @@ def test_json_encoding_and_the_response_body(rpc: RPC) -> None:
     assert rpc("session.status", key="otel:json")["session"]["agent"] == "json-bot"
 
     # Protobuf answers carry an ExportTraceServiceResponse.
-    empty = httpx.post(f"{rpc.url}/v1/traces", content=b"", headers={"content-type": "application/x-protobuf"})
-    assert empty.status_code == 200
-    ExportTraceServiceResponse().ParseFromString(empty.content)
+    no_spans = httpx.post(f"{rpc.url}/v1/traces", content=b"\x0a\x00",  # one empty ResourceSpans
+                          headers={"content-type": "application/x-protobuf"})
+    assert no_spans.status_code == 200
+    ExportTraceServiceResponse().ParseFromString(no_spans.content)
 
 
 @pytest.mark.parametrize(("body", "content_type", "headers", "needle"), [
@@ -155,6 +156,15 @@ def test_json_encoding_and_the_response_body(rpc: RPC) -> None:
     (b"{not json", "application/json", {}, "not an OTLP trace export"),
     (b"plain text", "text/plain", {}, "unsupported content type"),
     (b"not gzip at all", "application/x-protobuf", {"content-encoding": "gzip"}, "does not inflate"),
+    (b"", "application/x-protobuf", {}, "empty body"),
+    (b"", "application/json", {}, "empty body"),
+    (b"\x1f\x8b but not really gzip", "application/x-protobuf", {}, "does not inflate"),
+    (gzip.compress(gzip.compress(b"{}")), "application/json", {"content-encoding": "gzip"}, "nested compression"),
+    (gzip.compress(gzip.compress(b"{}")), "application/json", {}, "nested compression"),
+    (b'{"resourceSpans":[{"scopeSpans":["x"]}]}', "application/json", {}, "not an OTLP trace export"),
+    (b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":5}]}]}]}', "application/json", {},
+     "not an OTLP trace export"),
+    (b'{"resourceSpans":' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", {}, "not an OTLP trace export"),
 ])
 def test_garbage_gets_400_with_a_reason(rpc: RPC, body: bytes, content_type: str, headers: dict[str, str],
                                         needle: str) -> None:
@@ -167,11 +177,27 @@ def test_garbage_gets_400_with_a_reason(rpc: RPC, body: bytes, content_type: str
         assert answer.content.startswith(b"\x08\x03\x12")
 
 
-def test_gzip_bomb_is_refused(rpc: RPC) -> None:
+@pytest.mark.parametrize("headers", [{"content-encoding": "gzip"}, {}])
+def test_gzip_bomb_is_refused(rpc: RPC, headers: dict[str, str]) -> None:
+    """The ceiling holds whether or not Content-Encoding says gzip (the magic bytes are enough)."""
     bomb = gzip.compress(b"\x00" * (80 * 1024 * 1024))  # ~80 KB on the wire, 80 MB inflated
     answer = httpx.post(f"{rpc.url}/v1/traces", content=bomb,
-                        headers={"content-type": "application/x-protobuf", "content-encoding": "gzip"})
-    assert answer.status_code == 400 and b"larger than" in answer.content
+                        headers={"content-type": "application/x-protobuf", **headers})
+    assert answer.status_code == 413 and b"larger than" in answer.content
+
+
+def test_nested_gzip_bomb_is_refused_without_inflating_the_inner_stream(rpc: RPC) -> None:
+    """1 GiB of zeros, gzipped twice, is a few KB on the wire; the outer pass yields a gzip stream."""
+    inner = gzip.compress(b"\x00" * (64 * 1024 * 1024), compresslevel=9)
+    answer = httpx.post(f"{rpc.url}/v1/traces", content=gzip.compress(inner, compresslevel=9),
+                        headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert answer.status_code == 400 and "nested compression" in answer.json()["message"]
+
+
+def test_other_content_encodings_are_refused(rpc: RPC) -> None:
+    answer = httpx.post(f"{rpc.url}/v1/traces", content=b"{}",
+                        headers={"content-type": "application/json", "content-encoding": "br"})
+    assert answer.status_code == 415 and "Content-Encoding" in answer.json()["message"]
 
 
 def test_tokens_decide_who_may_ingest_and_where(auth_server: AuthServer, tenant: str) -> None:

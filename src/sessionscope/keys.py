@@ -5,14 +5,20 @@ as sent: no case folding or Unicode normalization (two keys that look alike are 
 
 from __future__ import annotations
 
+import re
+
 MAX_KEY_BYTES = 512
 
 # Bidirectional overrides and isolates: they make a key or label read differently than it sorts.
 BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
+# One regex scan in C: a per-character Python test was a quarter of an OTLP request's validation.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f" + "".join(sorted(BIDI)) + "]")
+
+
 def no_control(value: str, what: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 or ch in BIDI for ch in value):
+    if _FORBIDDEN.search(value):
         raise ValueError(f"{what} must not contain control characters (bidi overrides included)")
     return value
 

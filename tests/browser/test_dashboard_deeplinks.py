@@ -65,3 +65,18 @@ def test_key_link_in_a_row_is_a_real_link(page: Page, rpc, ns: str) -> None:
     expect(link).to_have_attribute("href", f"/sessions/{enc(key)}")
     link.click()
     expect(page.locator("h1.detail-title")).to_have_text(key)
+
+
+def test_deep_link_without_tenant_resolves_or_offers_the_tenants(page: Page, rpc, ns: str) -> None:
+    key = f"{ns}:elsewhere"
+    rpc.seed(key, agent=f"{ns}-bot", messages=2, tenant=f"{ns}-t")
+    page.goto(f"/sessions/{enc(key)}")  # no ?tenant=: the server finds the one tenant that holds it
+    expect(page.locator("h1.detail-title")).to_have_text(key)
+    twice = f"{ns}:twice"
+    for tenant in (f"{ns}-a", f"{ns}-b"):
+        rpc.seed(twice, agent=f"{ns}-bot", messages=2, tenant=tenant)
+    page.goto(f"/sessions/{enc(twice)}")
+    expect(page.locator("[data-state=ambiguous] a[data-tenant]")).to_have_count(2)
+    page.locator(f"a[data-tenant='{ns}-b']").click()
+    expect(page.locator("h1.detail-title")).to_have_text(twice)
+    assert f"tenant={ns}-b" in page.url

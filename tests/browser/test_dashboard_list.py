@@ -8,6 +8,9 @@ from urllib.parse import parse_qs, quote, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
+from sessionscope.errors import InvalidParams, Unauthorized
+from sessionscope.rpc import protocol
+
 pytestmark = pytest.mark.browser
 
 
@@ -214,15 +217,8 @@ def test_empty_loading_error_and_retry_states(page: Page, rpc, ns: str) -> None:
             route.fulfill(
                 status=200,
                 content_type="application/json",
-                json={
-                    "jsonrpc": "2.0",
-                    "id": body.get("id"),
-                    "error": {
-                        "code": -32602,
-                        "message": "sort: not one of the allowed columns",
-                        "data": None,
-                    },
-                },
+                # the shape the server sends, made by its own serializer
+                json=protocol.response(body.get("id"), error=InvalidParams("sort", "not one of the allowed columns")),
             )
         else:
             held.append(route)
@@ -280,11 +276,7 @@ def test_an_unauthorized_rpc_sends_the_browser_to_login(page: Page, ns: str) -> 
         lambda route: route.fulfill(
             status=401,
             content_type="application/json",
-            json={
-                "jsonrpc": "2.0",
-                "id": None,
-                "error": {"code": -32003, "message": "sign in first", "data": None},
-            },
+            json=protocol.response(None, error=Unauthorized("unauthorized: your session has ended; log in again")),
         ),
     )
     # stand in for the login page, whatever the server's own does

@@ -16,7 +16,9 @@ from sessionscope.cli.main import (
     TenantOption,
     TokenOption,
     UrlOption,
+    YesOption,
     app,
+    confirm,
     console,
     err_console,
     friendly,
@@ -71,9 +73,10 @@ def token_list(
 @friendly
 def token_revoke(
     token_id: Annotated[int, typer.Argument(help="The token's id (see `token list`).")],
-    db: DbOption = None, url: UrlOption = None, token: TokenOption = None,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, yes: YesOption = False,
 ) -> None:
     """Revoke a token at once."""
+    confirm(f"Revoke token {token_id}? Every client using it is refused from now on.", yes)
     revoked = connect(db, url, token).call("token.revoke", {"id": token_id})
     console.print(f"revoked token {revoked['id']} {revoked['name']!r} at {revoked['revoked_at']}", highlight=False)
 
@@ -122,8 +125,27 @@ def tenant_retention(
 def purge(
     tenant: TenantOption = None,
     db: DbOption = None, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False,
+    yes: YesOption = False,
 ) -> None:
     """Delete sessions older than their tenant's retention (the server also does this hourly)."""
+    _purge(tenant, db, url, token, as_json, yes)
+
+
+@tenant_app.command("purge")
+@friendly
+def tenant_purge(
+    name: Annotated[str, typer.Argument(help="Tenant.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False,
+    yes: YesOption = False,
+) -> None:
+    """Delete a tenant's sessions older than its retention now (`purge --tenant NAME`)."""
+    _purge(name, db, url, token, as_json, yes)
+
+
+def _purge(tenant: str | None, db: str | None, url: str | None, token: str | None, as_json: bool,
+           yes: bool) -> None:
+    which = f"tenant {tenant!r}" if tenant else "every tenant that has a retention"
+    confirm(f"Delete the sessions of {which} not updated within its retention? This cannot be undone.", yes)
     params = {"tenant": tenant} if tenant else {}
     result = connect(db, url, token).call("tenant.purge", params)
     if as_json:
@@ -137,26 +159,19 @@ def purge(
 
 @app.command("check")
 @friendly
-def check(db: DbOption = None, tenant: Annotated[str | None, typer.Option(help="Only this tenant's sessions.")] = None,
-          as_json: JsonOption = False) -> None:
+def check(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's sessions.")] = None,
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, as_json: JsonOption = False,
+) -> None:
     """Check the store's integrity: counters match rows, compactions are whole, no seq gaps."""
-    import asyncio
+    from sessionscope.store.check import Report, format_report
 
-    from sessionscope.store import open_database
-    from sessionscope.store.check import check as run_check
-    from sessionscope.store.check import format_report
-
-    async def run() -> Any:
-        store = await open_database(db)
-        try:
-            return await run_check(store, tenant)
-        finally:
-            await store.close()
-
-    report = asyncio.run(run())
+    found = connect(db, url, token).call("store.check", {"tenant": tenant} if tenant else {})
     if as_json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(found))
     else:
+        report = Report(sessions=found["sessions"], problems=found["problems"],
+                        problems_total=found["problems_total"])
         print(format_report(report))
-    if not report.ok:
+    if not found["ok"]:
         raise typer.Exit(1)

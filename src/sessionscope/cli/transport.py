@@ -13,10 +13,12 @@ from typing import Any
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
+from sessionscope.errors import SessionscopeError
 from sessionscope.ingest import ImportStats, ingest_records
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, audit, open_database, search_index
+from sessionscope.store.scope import resolve_tenant
 from sessionscope.store.transfer import export_lines
 from sessionscope.web.services import ServerConfig, Services
 
@@ -27,9 +29,13 @@ URL_ENV = "SESSIONSCOPE_URL"
 class LocalBackend:
     """Runs RPC methods in-process, as the store's owner (admin)."""
 
-    def __init__(self, db_url: str | None, config_path: str | None = None) -> None:
+    def __init__(self, db_url: str | None, config_path: str | None = None, create: bool = False) -> None:
         self.loop = asyncio.new_event_loop()
-        self.db: Database = self.loop.run_until_complete(open_database(db_url))
+        try:
+            self.db: Database = self.loop.run_until_complete(open_database(db_url, create=create))
+        except BaseException:
+            self.loop.close()
+            raise
         self.services = Services(self.db, ServerConfig(database=db_url, config_path=config_path))
         self.caller = Caller(scope=Scope.everything(), role=ADMIN, token_name="cli")
 
@@ -46,17 +52,20 @@ class LocalBackend:
         return answer["result"]
 
     def export(self, keys: list[str], tenant: str | None, path: str) -> int:
+        # The RPC resolves an omitted tenant for session.export; this direct path does the same.
+        found = tenant or self.run(resolve_tenant(self.db, self.caller.scope, keys))
+
         async def write() -> int:
             size = 0
             with open(path, "wb") as out:  # noqa: ASYNC230 - the CLI's own loop; nothing else waits on it
-                async for chunk in export_lines(self.db, self.caller.scope, keys, tenant):
+                async for chunk in export_lines(self.db, self.caller.scope, keys, found):
                     out.write(chunk)
                     size += len(chunk)
             return size
 
         size = self.run(write())
         # Audited like session.export over RPC: a local export also takes data out of the store.
-        self.run(audit.record(self.db, action="session.export", tenant=tenant, keys=keys,
+        self.run(audit.record(self.db, action="session.export", tenant=found, keys=keys,
                               token_name=self.caller.token_name, detail={"bytes": size}))
         return size
 
@@ -99,12 +108,16 @@ class RemoteBackend:
         self.client.close()
 
 
-def connect(db: str | None, url: str | None, token: str | None, config: str | None = None
-            ) -> LocalBackend | RemoteBackend:
-    url = url or os.environ.get(URL_ENV)
+def connect(db: str | None, url: str | None, token: str | None, config: str | None = None, *,
+            create: bool = False) -> LocalBackend | RemoteBackend:
+    """The backend for a command. Only commands that make stores (import) pass `create`; the
+    others refuse a missing store rather than leave an empty one behind a typo."""
+    if db and url:
+        raise SessionscopeError("give either --db (a local store) or --url (a running server), not both")
+    url = url or (None if db else os.environ.get(URL_ENV))
     if url:
         return RemoteBackend(url, token)
-    local = LocalBackend(db, config)
+    local = LocalBackend(db, config, create=create)
     # Commands end without closing their backend; the store's connections close at exit.
     atexit.register(local.close)
     return local

@@ -11,15 +11,8 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from sessionscope.errors import (
-    Conflict,
-    Forbidden,
-    InvalidParams,
-    NotFound,
-    SessionscopeError,
-    TooLarge,
-    Unauthorized,
-)
+from sessionscope import errors
+from sessionscope.errors import SessionscopeError, Unauthorized, class_for_code
 
 DEFAULT_TIMEOUT_S = 30.0
 # Retries cover a restarting server or a flaky proxy: 4 attempts over about 1.5 s plus jitter.
@@ -30,10 +23,6 @@ RETRY_STATUS = frozenset({500, 502, 503, 504})
 
 T = TypeVar("T")
 
-_ERRORS: dict[int, type[SessionscopeError]] = {
-    -32001: NotFound, -32003: Forbidden, -32009: Conflict, -32013: TooLarge, -32004: Unauthorized,
-}
-
 
 class RPCError(SessionscopeError):
     """An error answer the server gave; `code` is the JSON-RPC code."""
@@ -43,7 +32,7 @@ class RPCError(SessionscopeError):
         self.code = code
 
 
-class Unavailable(SessionscopeError):
+class Unavailable(errors.Unavailable):
     """The server could not be reached, or kept answering 5xx, after every retry."""
 
 
@@ -56,19 +45,14 @@ class _Retryable(Exception):
 
 
 def error_from(error: dict[str, Any]) -> SessionscopeError:
+    """A JSON-RPC error object back to its class of the one tree (RPCError for a code it lacks)."""
     code = int(error.get("code", -32000))
     message = str(error.get("message", "error"))
     data = error.get("data")
-    cls = _ERRORS.get(code)
-    if code == -32602 and isinstance(data, dict):
-        exc: SessionscopeError = InvalidParams(str(data.get("field")), str(data.get("problem")))
-        exc.message = message
-        return exc
-    if cls is NotFound and isinstance(data, dict):
-        return NotFound(str(data.get("key")))
-    if cls is not None:
-        return cls(message, data)
-    return RPCError(code, message, data)
+    cls = class_for_code(code)
+    if cls is None or cls is SessionscopeError:
+        return RPCError(code, message, data)
+    return cls.from_wire(message, data)
 
 
 def backoff_delay(attempt: int) -> float:

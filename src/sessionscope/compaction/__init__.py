@@ -20,6 +20,7 @@ from sessionscope.compaction.settings import (
     CompactionSettings,
     SummarizerSettings,
     load_compaction_settings,
+    validate_config_file,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "summarize",
     "summarize_async",
     "summary_message",
+    "validate_config_file",
     "validate_conversation",
 ]
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from sessionscope.errors import ConfigError
+
 SummarizerKind = Literal["offline", "llm"]
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -26,8 +28,11 @@ DEFAULT_MAX_SUMMARY_TOKENS = 4_000
 CONFIG_PATH_ENV = "SESSIONSCOPE_CONFIG"
 
 
-class CompactionConfigError(ValueError):
+class CompactionConfigError(ConfigError):
     """A config file or env var that cannot be used; the message names the place and the value."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,26 @@ def load_compaction_settings(
             raise CompactionConfigError(f"{where}: [agents.{agent!r}] must be a table")
         _merge_section(values, agent_doc.get("compaction", {}), f"{where} [agents.{agent!r}.compaction]")
     return _build(values, env)
+
+
+def validate_config_file(path: str | None, env: Mapping[str, str] | None = None) -> list[str]:
+    """Load the server's settings and those of every agent the file names, so that a bad file
+    stops start-up instead of the first compaction. The error is one line: the file, the section,
+    the field and the problem. Returns the agents the file names."""
+    env = os.environ if env is None else env
+    path = path or env.get(CONFIG_PATH_ENV) or None
+    doc: dict[str, Any] = _read_toml(path) if path else {}
+    agents = doc.get("agents", {})
+    names = [str(name) for name in agents] if isinstance(agents, dict) else []
+    for agent in [None, *names]:
+        try:
+            load_compaction_settings(path, agent, env)
+        except CompactionConfigError as exc:
+            where = path or "the environment"
+            section = f" [agents.{agent!r}.compaction]" if agent is not None else ""
+            message = exc.message if exc.message.startswith(where) else f"{where}{section}: {exc.message}"
+            raise CompactionConfigError(message) from None
+    return names
 
 
 def _read_toml(path: str) -> dict[str, Any]:

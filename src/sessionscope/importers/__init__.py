@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sessionscope.errors import ImportFormatError
+
 from .base import Record, Skipped, Tally, first_objects, iter_json_lines
 from .claude_code import iter_claude_code
 from .codex import iter_codex
@@ -45,15 +47,15 @@ PROBE_FILES = 50
 def detect_format(path: str | os.PathLike[str]) -> str:
     """Name the format of ``path`` (a file or a directory) from its layout and first lines.
 
-    Raises ValueError when nothing recognizable is there.
+    Raises ImportFormatError (a ValueError) when nothing recognizable is there.
     """
     root = Path(path)
     if not root.exists():
-        raise ValueError(f"{root}: no such file or directory")
+        raise ImportFormatError(f"{root}: no such file or directory")
     if root.is_file():
         found = _detect_file(root)
         if found is None:
-            raise ValueError(f"{root}: not a transcript in a known format ({', '.join(FORMATS)})")
+            raise ImportFormatError(f"{root}: not a transcript in a known format ({', '.join(FORMATS)})")
         return found
     layout = _detect_layout(root)
     if layout is not None:
@@ -65,7 +67,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             found = _detect_file(candidate)
             if found is not None:
                 return found
-    raise ValueError(f"{root}: found no transcripts in a known format ({', '.join(FORMATS)})")
+    raise ImportFormatError(f"{root}: found no transcripts in a known format ({', '.join(FORMATS)})")
 
 
 def _detect_layout(root: Path) -> str | None:
@@ -115,7 +117,7 @@ def iter_records(
     fmt = format or detect_format(path)
     parser = PARSERS.get(fmt)
     if parser is None:
-        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise ImportFormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     return parser(path, tally if tally is not None else Tally())
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from sessionscope.importers.inflate import inflate_once
 
 Record = dict[str, Any]
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
@@ -53,14 +54,7 @@ def decode_otlp(body: bytes, content_type: str, *, max_inflated: int = 64 * 1024
     """
     from .otlp_genai import spans_to_records  # the mapping imports Span from here
 
-    if body[:2] == GZIP_MAGIC:
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            body = inflater.decompress(body, max_inflated + 1)
-        except zlib.error as exc:
-            raise ValueError(f"body looks gzip-compressed but does not inflate: {exc}") from exc
-        if len(body) > max_inflated:
-            raise ValueError(f"the inflated body is larger than {max_inflated} bytes")
+    body = inflate_once(body, max_inflated)
     return spans_to_records(decode_spans(body, content_type))
 
 

@@ -92,7 +92,10 @@ def _target(ctx: Context, raw: dict[str, Any], params: BaseModel | None, result:
     """(tenant, keys) of a call: from the params model's `audit_target` when it has one."""
     if params is not None and hasattr(params, "audit_target"):
         return params.audit_target(result)
-    tenant = _own_tenant(ctx, raw)
+    # The resolved tenant when the call named none (see Method.resolve), else the one it named;
+    # filed under one the caller may access, never merely one it named.
+    named = getattr(params, "tenant", None) or raw.get("tenant")
+    tenant = _own_tenant(ctx, {"tenant": named})
     if params is not None and hasattr(params, "all_keys"):
         try:
             return tenant, params.all_keys()

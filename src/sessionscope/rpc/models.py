@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, with_config
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    with_config,
+)
 from typing_extensions import TypedDict
 
 from sessionscope.clock import time_problem
@@ -106,17 +114,23 @@ class KeyParams(Params):
 class KeysParams(Params):
     """Either `key` or `keys` (1–1000)."""
 
+    # The rule is part of the schema (OpenRPC shows it as x-params-one-of) and of validation.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["key"]}, {"required": ["keys"]}]})
     key: SessionKey | None = None
-    keys: Annotated[list[SessionKey], Field(min_length=1, max_length=MAX_KEYS)] | None = None
+    keys: Annotated[list[SessionKey], Field(min_length=1, max_length=MAX_KEYS)] | None = Field(
+        default=None, validate_default=True)
     tenant: Tenant | None = None
 
-    def all_keys(self) -> list[str]:
-        from sessionscope.errors import InvalidParams
-
-        if (self.key is None) == (self.keys is None):
-            raise InvalidParams("key", "give exactly one of key or keys")
-        keys = [self.key] if self.key is not None else list(dict.fromkeys(self.keys or []))
+    @field_validator("keys")
+    @classmethod
+    def _exactly_one(cls, keys: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        given_key = info.data.get("key") is not None or "key" not in info.data  # an invalid key was given
+        if given_key == (keys is not None):
+            raise ValueError("give exactly one of key or keys")
         return keys
+
+    def all_keys(self) -> list[str]:
+        return [self.key] if self.key is not None else list(dict.fromkeys(self.keys or []))
 
 
 class SessionRow(BaseModel):

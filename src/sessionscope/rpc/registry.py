@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sessionscope.errors import Forbidden, InvalidParams, NotFound, SessionscopeError
 from sessionscope.store import Database, Scope
+from sessionscope.store.scope import resolve_tenant
 
 VIEWER, OPERATOR, AGENT, ADMIN = "viewer", "operator", "agent", "admin"
 ROLES = (VIEWER, OPERATOR, AGENT, ADMIN)
@@ -55,17 +57,54 @@ class Method:
     tags: tuple[str, ...] = field(default=())
     # The audit action recorded for every call of this method (None: not audited).
     audit: str | None = None
+    # Errors beyond those every method can give (see method_errors).
+    errors: tuple[type[SessionscopeError], ...] = ()
+    # The session keys of a call on existing sessions, for resolving an omitted tenant (see
+    # `resolve`); None for methods without keys and for those that create sessions.
+    keys_of: Callable[[Any], list[str]] | None = None
+
+    async def resolve(self, ctx: Context, params: Any) -> Any:
+        """The params with an omitted `tenant` resolved across the caller's tenants, once for
+        every key-taking method (the contract's Identity rule), so no handler repeats it."""
+        if self.keys_of is None or params.tenant is not None:
+            return params
+        tenant = await resolve_tenant(ctx.db, ctx.caller.scope, self.keys_of(params))
+        return params.model_copy(update={"tenant": tenant})
 
 
 METHODS: dict[str, Method] = {}
 
 
 def rpc_method(name: str, *, params: type[BaseModel], result: type[BaseModel], roles: frozenset[str],
-               audit: str | None = None) -> Callable[[Handler], Handler]:
+               audit: str | None = None, errors: tuple[type[SessionscopeError], ...] = (),
+               creates: bool = False) -> Callable[[Handler], Handler]:
+    """Register a method. `creates`: it may create the session it names, so an omitted tenant
+    means the default one rather than a lookup across tenants. `errors`: those beyond the ones
+    every method can give (see method_errors)."""
     def register(handler: Handler) -> Handler:
         doc = (handler.__doc__ or name).strip()
-        summary, _, rest = doc.partition("\n")
-        METHODS[name] = Method(name, params, result, roles, handler, summary.strip(), rest.strip(), audit=audit)
+        summary, _, rest = doc.partition("\n\n")  # the first paragraph, however many lines it takes
+        METHODS[name] = Method(name, params, result, roles, handler, " ".join(summary.split()), rest.strip(),
+                               audit=audit, errors=errors, keys_of=None if creates else _keys_of(params))
         return handler
 
     return register
+
+
+def method_errors(method: Method) -> list[type[SessionscopeError]]:
+    """The errors a method can answer (besides -32603): derived from its params, plus its own."""
+    found: list[type[SessionscopeError]] = [InvalidParams, Forbidden]
+    if {"key", "keys"} & set(method.params.model_fields):
+        found.append(NotFound)
+    found.extend(e for e in method.errors if e not in found)
+    return found
+
+
+def _keys_of(params: type[BaseModel]) -> Callable[[Any], list[str]] | None:
+    from sessionscope.rpc.models import KeyParams, KeysParams
+
+    if issubclass(params, KeysParams):
+        return lambda p: p.all_keys()
+    if issubclass(params, KeyParams):
+        return lambda p: [p.key]
+    return None

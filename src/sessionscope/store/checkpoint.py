@@ -4,11 +4,19 @@ By default SQLite checkpoints inside the COMMIT that pushes the WAL past 1,000 p
 turns one append in a few dozen into a slow one. Here a daemon thread runs a PASSIVE
 checkpoint (it never blocks readers or the writer) every `interval_s`; the connections keep a
 higher automatic threshold only as a safety net, should this thread fall behind.
+
+A PASSIVE checkpoint copies pages but never shrinks the file, and the WAL only restarts from its
+start when a writer finds it fully copied with no reader inside it; under sustained ingest that
+moment can be rare and the file grew to ~80 MiB. So once the file passes WAL_TRUNCATE_BYTES the
+thread runs a TRUNCATE checkpoint with a short busy timeout: it waits at most that long for
+readers (holding off writers meanwhile), and on failure the next round tries again. The
+connections' journal_size_limit trims the file whenever a writer restarts the WAL.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 
@@ -16,7 +24,14 @@ log = logging.getLogger("sessionscope.store")
 
 CHECKPOINT_INTERVAL_S = 0.1
 # Pages in the WAL before a committing connection checkpoints by itself (SQLite's default is 1,000).
-FALLBACK_AUTOCHECKPOINT_PAGES = 20_000
+# 8,000 pages of 4 KiB: ~32 MiB, half the WAL bound (64 MiB) even if this thread is starved.
+FALLBACK_AUTOCHECKPOINT_PAGES = 8_000
+# Past this size the thread resets the WAL (TRUNCATE) instead of only copying pages (PASSIVE).
+WAL_TRUNCATE_BYTES = 16 * 1024 * 1024
+# What a writer truncates the WAL file to when it restarts it (PRAGMA journal_size_limit).
+JOURNAL_SIZE_LIMIT_BYTES = WAL_TRUNCATE_BYTES
+# How long a TRUNCATE waits for readers; appends queue behind it for at most this long.
+TRUNCATE_BUSY_MS = 50
 
 
 class WalCheckpointer:
@@ -40,12 +55,21 @@ class WalCheckpointer:
         except sqlite3.Error:
             log.warning("WAL checkpoint thread could not open %s; commits will checkpoint instead", self.path)
             return
+        wal = self.path + "-wal"
         try:
-            conn.execute("PRAGMA busy_timeout=1000")
+            conn.execute(f"PRAGMA busy_timeout={TRUNCATE_BUSY_MS}")
             while not self._stop.wait(self.interval_s):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    mode = "TRUNCATE" if _size(wal) > WAL_TRUNCATE_BYTES else "PASSIVE"
+                    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
                 except sqlite3.Error as exc:  # busy or locked now; the next round tries again
                     log.debug("WAL checkpoint skipped: %s", exc)
         finally:
             conn.close()
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0

@@ -17,7 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Insert
 
-from sessionscope.store.checkpoint import FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer
+from sessionscope.errors import SessionscopeError
+from sessionscope.store.checkpoint import (
+    FALLBACK_AUTOCHECKPOINT_PAGES,
+    JOURNAL_SIZE_LIMIT_BYTES,
+    WalCheckpointer,
+)
 
 DATABASE_URL_ENV = "SESSIONSCOPE_DATABASE_URL"
 log = logging.getLogger("sessionscope.store")
@@ -30,24 +35,75 @@ SQLITE_CACHE_KIB = 16 * 1024
 SQLITE_MMAP_BYTES = 0  # mmap pages count toward RSS; the OS page cache serves reads anyway
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+MAKE_ONE = ("make one with `sessionscope serve`, `sessionscope import FILE` or `sessionscope demo`, "
+            "or pass the --db of an existing one")
+
+
+class StoreUnavailable(SessionscopeError):
+    """The store named by --db, the env var or the default path cannot be opened as asked."""
+
+
 def default_database_path() -> Path:
+    """The one default store, shared by the CLI, the server and the demo."""
     return Path(platformdirs.user_data_dir("sessionscope")) / "sessionscope.db"
+
+
+def _given(db: str | None) -> tuple[str | None, str]:
+    """The value and how the user gave it, for error messages that name the input."""
+    if db:
+        return db, "--db"
+    value = os.environ.get(DATABASE_URL_ENV)
+    return (value, DATABASE_URL_ENV) if value else (None, "the default store")
 
 
 def resolve_url(db: str | None = None) -> str:
     """`db` may be a URL or a file path; otherwise the env var, otherwise the user data dir."""
-    value = db or os.environ.get(DATABASE_URL_ENV)
+    value, source = _given(db)
     if not value:
-        path = default_database_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite+aiosqlite:///{path}"
+        return f"sqlite+aiosqlite:///{default_database_path()}"
     if "://" not in value:
         return f"sqlite+aiosqlite:///{Path(value).expanduser().resolve()}"
-    if value.startswith("sqlite://"):
-        return value.replace("sqlite://", "sqlite+aiosqlite://", 1)
-    if value.startswith(("postgresql://", "postgres://")):
-        return "postgresql+asyncpg://" + value.split("://", 1)[1]
-    return value
+    scheme, rest = value.split("://", 1)
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return f"postgresql+asyncpg://{rest}"
+    raise StoreUnavailable(f"{source} {_safe(value)!r}: unsupported database {scheme!r}; use a SQLite file path "
+                           "or a postgresql://user@host/dbname URL")
+
+
+def _safe(value: str) -> str:
+    """The value with any password hidden."""
+    if "://" not in value or "@" not in value:
+        return value
+    scheme, rest = value.split("://", 1)
+    auth, at, host = rest.rpartition("@")
+    return f"{scheme}://{auth.split(':', 1)[0]}{':***' if ':' in auth else ''}{at}{host}"
+
+
+def _check_sqlite_file(path: Path, source: str, create: bool) -> None:
+    """Refuse, in one line each, what SQLite would report as a bare 'unable to open database file'."""
+    if path.is_dir():
+        raise StoreUnavailable(f"{source} {str(path)!r} is a directory, not a store file; "
+                               f"pass a file path such as {path / 'sessionscope.db'}")
+    if not path.exists():
+        if not create:
+            raise StoreUnavailable(f"no store at {path}: {MAKE_ONE}")
+        if source == "the default store":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():
+            raise StoreUnavailable(f"{source} {str(path)!r}: the directory {path.parent} does not exist; "
+                                   "create it first or pass another path")
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise StoreUnavailable(f"{source} {str(path)!r}: cannot read it ({error.strerror})") from None
+    if head and head != SQLITE_HEADER:
+        raise StoreUnavailable(f"{source} {str(path)!r} is not a SQLite store (some other file); "
+                               "pass the path of a sessionscope store")
 
 
 def _configure_sqlite(engine: AsyncEngine, autocheckpoint_pages: int | None) -> None:
@@ -65,6 +121,7 @@ def _configure_sqlite(engine: AsyncEngine, autocheckpoint_pages: int | None) -> 
         cursor.execute("PRAGMA temp_store=MEMORY")
         if autocheckpoint_pages is not None:
             cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages}")
+            cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -89,6 +146,11 @@ class Database:
         # and reset (each a trip to aiosqlite's thread).
         self._writer_conn: AsyncConnection | None = None
         self._writer_driver: Any = None  # its aiosqlite connection
+        # Where the store is (a file path, or a URL without its password), for messages; and
+        # whether opening it made it or upgraded it, which the commands that may do so report.
+        self.location = ""
+        self.created = False
+        self.upgraded_from: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -226,28 +288,82 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError(f"stale pooled connection: {error}") from error
 
 
-async def open_database(db: str | None = None, *, migrate: bool = True, pool_size: int = 5) -> Database:
+async def open_database(db: str | None = None, *, migrate: bool = True, create: bool = True,
+                        pool_size: int = 5) -> Database:
+    """Open the store named by `db`. With `create=False` the store must already exist with the
+    current schema: nothing is created or migrated (read-only commands must not leave an empty
+    store behind a typo), and a missing one is StoreUnavailable saying how to make one."""
     url = resolve_url(db)
+    value, source = _given(db)
     checkpointer = None
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=10)
         path = engine.url.database
         if path and path != ":memory:" and not path.startswith("file:"):
+            _check_sqlite_file(Path(path), source, create)
             checkpointer = WalCheckpointer(path)
         _configure_sqlite(engine, FALLBACK_AUTOCHECKPOINT_PAGES if checkpointer else None)
     else:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=10)
         _ping_when_idle(engine)
     database = Database(engine, checkpointer)
-    if migrate:
-        from sessionscope.store.migrate import upgrade
+    database.location = (engine.url.database or "") if url.startswith("sqlite") else _safe(value or url)
+    try:
+        await _probe(database, database.location, source, create)
+        if migrate and create:
+            from sessionscope.store.migrate import HEAD_REVISION, current_revision, upgrade
 
-        await upgrade(database)
+            before = await current_revision(database)
+            await upgrade(database)
+            database.created = before is None
+            database.upgraded_from = before if before not in (None, HEAD_REVISION) else None
+    except BaseException:
+        await engine.dispose()
+        raise
     if checkpointer is not None:
         checkpointer.start()  # after the migrations: they may have created the file
     if not database.is_sqlite:
         await _check_autovacuum(database)
     return database
+
+
+async def _probe(database: Database, value: str, source: str, create: bool) -> None:
+    """Connect once, so a missing PostgreSQL database or a refused connection is one line; without
+    `create`, also require the project's tables at the current revision."""
+    from sessionscope.store.migrate import HEAD_REVISION, current_revision
+
+    name = _safe(value)
+    try:
+        async with database.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+    except exc.DBAPIError as error:
+        raise StoreUnavailable(_connect_problem(database, name, source, error.orig)) from None
+    except OSError as error:
+        raise StoreUnavailable(f"{source} {name!r}: cannot connect ({error.strerror or error}); "
+                               "is the database server running?") from None
+    if create:
+        return
+    revision = await current_revision(database)
+    if revision is None:
+        where = name if database.is_sqlite else f"{name} (the database has no sessionscope tables)"
+        raise StoreUnavailable(f"no store at {where}: {MAKE_ONE}")
+    if revision != HEAD_REVISION:
+        raise StoreUnavailable(f"the store at {name} has an older schema ({revision}); upgrade it once with "
+                               "`sessionscope serve` or `sessionscope import` on it")
+
+
+def _connect_problem(database: Database, name: str, source: str, orig: Any) -> str:
+    if database.is_sqlite:
+        return f"{source} {name!r}: cannot open it as a SQLite store ({orig})"
+    kind = type(orig).__name__
+    cause = getattr(orig, "__cause__", None)
+    kind = type(cause).__name__ if cause is not None else kind
+    dbname = database.engine.url.database
+    if "InvalidCatalogName" in kind or (dbname and f'database "{dbname}" does not exist' in str(orig)):
+        return (f"{source} {name!r}: PostgreSQL database {dbname!r} does not exist; create it "
+                f"(createdb {dbname}) or pass another database")
+    first_line = str(orig).strip().splitlines()[0] if str(orig).strip() else kind
+    return f"{source} {name!r}: cannot connect to PostgreSQL ({first_line})"
 
 
 _warned_autovacuum_off: set[str] = set()

@@ -13,7 +13,9 @@ applies, and each returns exactly the first matches in sort order:
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,25 +40,40 @@ COUNT_SCAN = 10_000
 _FTS = table("session_search", column("rowid"))
 
 
-def _encode_cursor(value: Any, row_id: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
+# The sort columns whose values are text; the others are numbers (times are epoch integers).
+_TEXT_SORTS = frozenset({"key", "agent", "channel"})
+_MAX_ID = 2**63 - 1
 
 
-_MAX_INT64 = 2**63 - 1
+def _query_tag(*parts: Any) -> str:
+    """What a cursor is bound to: the sort, the order and every filter of the call that made it."""
+    return hashlib.blake2s(json.dumps(parts).encode(), digest_size=8).hexdigest()
 
 
-def _decode_cursor(cursor: str) -> tuple[Any, int]:
+def _encode_cursor(tag: str, value: Any, row_id: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps([tag, value, row_id]).encode()).decode().rstrip("=")
+
+
+def _sort_value_fits(sort: str, value: Any) -> bool:
+    if sort in _TEXT_SORTS:
+        return isinstance(value, str) and len(value) <= 1024
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (-_MAX_ID <= value <= _MAX_ID) if isinstance(value, int) else math.isfinite(value)
+
+
+def _decode_cursor(cursor: str, tag: str, sort: str) -> tuple[Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(row_id, int) or isinstance(value, (dict, list)):
-            raise TypeError
-        # A forged cursor may hold integers no BIGINT column can compare with.
-        if abs(row_id) > _MAX_INT64 or (isinstance(value, int) and abs(value) > _MAX_INT64):
-            raise TypeError
-        return value, row_id
-    except (ValueError, TypeError, json.JSONDecodeError):
+        made_for, value, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
         raise InvalidParams("cursor", "is not a cursor returned by session.list") from None
+    if made_for != tag:
+        raise InvalidParams("cursor", "was made for another sort, order or filter; list again without it")
+    if isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 <= row_id <= _MAX_ID \
+            or not _sort_value_fits(sort, value):
+        raise InvalidParams("cursor", "is not a cursor returned by session.list")
+    return value, row_id
 
 
 def _like_pattern(term: str) -> str:
@@ -154,8 +171,9 @@ async def list_sessions(
 ) -> dict[str, Any]:
     if sort not in SORT_COLUMNS:
         raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
+    tag = _query_tag(sort, order, tenant, agent, channel, search, query)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
-                       order == "desc", _decode_cursor(cursor) if cursor else None)
+                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None)
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -176,7 +194,7 @@ async def list_sessions(
                 total, capped = await _facet_total(conn, scope, tenant, agent, channel), False
     more = len(found) > limit
     found = found[:limit]
-    next_cursor = _encode_cursor(getattr(found[-1], sort), found[-1].id) if more and found else None
+    next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
         "sessions": [wire.session_row(r) for r in found],
         "total": total,
@@ -206,11 +224,17 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         select(sub).where(_substring_test(sub.c, term)).order_by(*f.ordered(sub.c)).limit(limit + 1)
     )).all()
     if len(found) > limit:
-        # Count within a bounded walk too: past it, the total is a lower bound ("N+").
-        sample = select(sessions).where(*f.where(cols, page=False)).limit(COUNT_SCAN).subquery()
+        # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
+        # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
+        # planner scanned first (PostgreSQL: the heap's oldest), so a term common in the newest
+        # sessions counted "0+" beside a full page. In sort order the first SCAN_BUDGET (<=
+        # COUNT_SCAN) rows, which held the first page, are inside the walk.
+        sample = (select(sessions).where(*f.where(cols, page=False)).order_by(*f.ordered(cols))
+                  .limit(COUNT_SCAN).subquery())
         hits = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
         walked, total = (await conn.execute(select(func.count(), hits).select_from(sample))).one()
-        total = int(total or 0)
+        # A later page may lie past the walk; the limit + 1 matches just fetched exist whatever.
+        total = max(int(total or 0), len(found))
         return found, min(total, SEARCH_TOTAL_CAP), walked >= COUNT_SCAN or total > SEARCH_TOTAL_CAP
     if not f.db.is_sqlite:
         # 3. PostgreSQL: pg_trgm and the planner decide.

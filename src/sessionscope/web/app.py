@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,18 +15,25 @@ from urllib.parse import quote
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
-from sessionscope.errors import SessionscopeError, Unauthorized
+from sessionscope.errors import Forbidden, PageNotFound, SessionscopeError
 from sessionscope.rpc import protocol
-from sessionscope.rpc.registry import ADMIN, Caller, Context
+from sessionscope.rpc.registry import Context
 from sessionscope.store import Database, Scope, exports, open_database
 from sessionscope.store.transfer import export_lines
 from sessionscope.tokenizer import encoder
-from sessionscope.web import auth, housekeeping, metrics, otlp
+from sessionscope.web import auth, housekeeping, metrics, middleware, otlp
 from sessionscope.web.services import ServerConfig, Services
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -47,46 +54,20 @@ def json_response(payload: Any, status: int = 200) -> Response:
     try:
         body = orjson.dumps(payload)
     except TypeError:  # a lone surrogate echoed from the request (its id, say), or an int past 64 bits
-        body = json.dumps(payload, separators=(",", ":")).encode()
+        body = middleware.json_bytes(payload)
     return Response(body, status_code=status, media_type="application/json")
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes `limit` (read in chunks, so a huge body never sits in memory)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def authenticate(request: Request) -> Caller:
-    """The caller, from web/auth.py's hook when auth is on; without auth (loopback only) an admin."""
-    hook = getattr(request.app.state, "authenticate", None)
-    if hook is not None:
-        return await hook(request)
-    return Caller(scope=Scope.everything(), role=ADMIN, token_name="local")
+def rpc_error(request: Request, exc: SessionscopeError) -> Response:
+    """/rpc's errors before dispatch (credentials, media type, body size) as a JSON-RPC envelope."""
+    return json_response(protocol.response(None, error=exc), exc.status)
 
 
 async def rpc_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
-    body = await read_body(request, services.config.max_body_bytes)
-    if body is None:
-        limit = services.config.max_body_bytes
-        error = protocol.error_object(-32013, f"request too large: the body limit is {limit} bytes",
-                                      {"max_bytes": limit})
-        return json_response(protocol.response(None, error=error))
-    try:
-        caller = await authenticate(request)
-    except SessionscopeError as exc:
-        status = 401 if isinstance(exc, Unauthorized) else 403
-        return json_response(protocol.response(None, error=protocol.error_object(exc.code, exc.message)), status)
+    caller = middleware.caller(request)  # before the body: an anonymous caller never gets it read
+    middleware.require_json(request)
+    body = await middleware.read_body(request, services.config.max_body_bytes)
     ctx = Context(db=services.db, caller=caller, services=services, base_url=str(request.base_url).rstrip("/"))
     payload = await protocol.handle(ctx, body)
     if payload is None:
@@ -98,8 +79,8 @@ async def export_download(request: Request) -> Response:
     services: Services = request.app.state.services
     try:
         sessions, filename = await exports.resolve_link(services.db, request.path_params["token"])
-    except SessionscopeError as exc:
-        return JSONResponse({"error": exc.message}, status_code=404)
+    except Forbidden as exc:
+        raise PageNotFound(exc.message) from None
     headers = {"content-disposition": content_disposition(filename), "cache-control": "no-store"}
     return StreamingResponse(_export_stream(services.db, sessions), media_type="application/x-ndjson",
                              headers=headers)
@@ -153,6 +134,40 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+NOT_FOUND_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="color-scheme" content="light dark">
+  <title>Page not found · sessionscope</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="/static/app.css">
+</head>
+<body>
+  <header class="app-header">
+    <a class="brand" href="/sessions">sessionscope</a>
+    <nav class="app-nav" aria-label="Main"><a href="/sessions">Sessions</a></nav>
+  </header>
+  <main id="main" class="app-main">
+    <div class="state state-empty" data-state="not-found">
+      <h1 class="state-title">Page not found</h1>
+      <p class="state-detail">There is no page at <code>{path}</code>.</p>
+      <a href="/sessions">Go to the session list</a>
+    </div>
+  </main>
+</body>
+</html>
+"""
+
+
+async def not_found_page(request: Request) -> Response:
+    """Any path no route serves (/agents, say): a 404 page in the dashboard's style, not plain text.
+    The last route, so every real route and the API keep their own answers."""
+    page = NOT_FOUND_PAGE.replace("{path}", html.escape(request.url.path))
+    return HTMLResponse(page, status_code=404)
+
+
 def create_app(config: ServerConfig, database: Database | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -182,8 +197,12 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         Route("/sessions", dashboard),
         Route("/sessions/{key:path}", dashboard),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/{path:path}", not_found_page, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=middleware.EXCEPTION_HANDLERS)
     auth.install(app, config)
+    middleware.install(app, auth.authenticate if config.auth else None,
+                       {"/rpc": rpc_error, "/v1/traces": otlp.render_error},
+                       int(config.extra.get("max_anonymous_in_flight", middleware.MAX_ANONYMOUS_IN_FLIGHT)))
     app.add_middleware(SecurityHeaders)
     return app

@@ -1,8 +1,8 @@
 """Authentication for the web app: Bearer tokens for programs, an HttpOnly cookie for the dashboard.
 
-`install(app, config)` adds /login, /auth/login and /auth/logout, sends dashboard pages to /login
-when there is no session cookie, and (when auth is on) sets `app.state.authenticate`, which
-web/app.py calls for every RPC request.
+`install(app, config)` adds /login, /auth/login and /auth/logout and sends dashboard pages to
+/login when there is no session cookie. `authenticate` is called once per request, by the
+Boundary middleware (web/middleware.py), when auth is on.
 
 The cookie names a server-side login session (store.login_sessions), never the token itself:
 logout revokes it, it expires, and revoking the token ends it. HttpOnly (no script reads it),
@@ -14,7 +14,6 @@ cross-site link cannot silently log a victim in as someone else. A cookie-authen
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -24,10 +23,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sessionscope.errors import Forbidden, Unauthorized
+from sessionscope.errors import Forbidden, InvalidParams, ParseError, TooManyRequests, Unauthorized
+from sessionscope.rpc.protocol import loads
 from sessionscope.rpc.registry import Caller
 from sessionscope.store import api_tokens, login_sessions
 from sessionscope.web.login_limit import LoginLimiter, client_address, trusted_proxies
+from sessionscope.web.middleware import read_body
 from sessionscope.web.services import ServerConfig
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -109,38 +110,30 @@ async def login_page(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "login.html", headers={"cache-control": "no-store"})
 
 
-def _json_error(status: int, message: str) -> Response:
-    return JSONResponse({"ok": False, "error": message}, status_code=status)
-
-
-async def _presented_token(request: Request) -> tuple[api_tokens.TokenInfo | None, Response | None]:
-    """The token a login body presents, verified, or the error response to send instead."""
+async def _presented_token(request: Request) -> api_tokens.TokenInfo:
+    """The token a login body presents, verified; raises the error to answer instead."""
     if not _same_origin(request, required=False):
-        return None, _json_error(403, "forbidden: log in from this site")
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BODY:
-        return None, _json_error(413, "request too large")
+        raise Forbidden("forbidden: log in from this site")
+    body = await read_body(request, MAX_LOGIN_BODY)  # the limit holds while the body streams in
     try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        parsed = None
-    token = parsed.get("token") if isinstance(parsed, dict) else None
+        sent = loads(body)
+    except ParseError:
+        sent = None
+    token = sent.get("token") if isinstance(sent, dict) else None
     if not isinstance(token, str) or not token.strip():
-        return None, _json_error(400, 'send {"token": "<your token>"}')
+        raise InvalidParams("token", 'send {"token": "<your token>"}')
     limiter: LoginLimiter = request.app.state.login_limiter
     address = client_address(request, request.app.state.trusted_proxies)
     # Counting the attempt before the lookup closes the check-then-record race: of concurrent
     # failures, at most the limit get to verify.
     wait = limiter.attempt(address)
     if wait is not None:
-        response = _json_error(429, f"too many failed logins from this address; try again in {wait} s")
-        response.headers["retry-after"] = str(wait)
-        return None, response
+        raise TooManyRequests(f"too many failed logins from this address; try again in {wait} s", wait)
     info = await api_tokens.verify(request.app.state.services.db, token.strip())
     if info is None:
-        return None, _json_error(401, "this token is unknown or revoked")
+        raise Unauthorized("this token is unknown or revoked")
     limiter.succeeded(address)
-    return info, None
+    return info
 
 
 def _identity(info: api_tokens.TokenInfo) -> dict[str, Any]:
@@ -150,19 +143,13 @@ def _identity(info: api_tokens.TokenInfo) -> dict[str, Any]:
 async def identify(request: Request) -> Response:
     """POST {"token": "..."}: whose token this is, so a login link can ask "Log in as NAME?"
     before logging in. Sets nothing."""
-    info, error = await _presented_token(request)
-    if error is not None:
-        return error
-    assert info is not None
+    info = await _presented_token(request)
     return JSONResponse(_identity(info), headers={"cache-control": "no-store"})
 
 
 async def login(request: Request) -> Response:
     """POST {"token": "..."}: on a valid token, start a login session and set its cookie."""
-    info, error = await _presented_token(request)
-    if error is not None:
-        return error
-    assert info is not None
+    info = await _presented_token(request)
     session_id = await login_sessions.create(request.app.state.services.db, info)
     response = JSONResponse(_identity(info), headers={"cache-control": "no-store"})
     response.set_cookie(SESSION_COOKIE, session_id, httponly=True, samesite="strict", path="/",
@@ -174,7 +161,7 @@ async def logout(request: Request) -> Response:
     """End the login session and clear its cookie: JSON for fetch, else a redirect to the login
     page (plain forms)."""
     if not _same_origin(request, required=False):
-        return _json_error(403, "forbidden: log out from this site")
+        raise Forbidden("forbidden: log out from this site")
     await login_sessions.revoke(request.app.state.services.db, request.cookies.get(SESSION_COOKIE))
     if "application/json" in request.headers.get("accept", ""):
         response: Response = JSONResponse({"ok": True})
@@ -217,5 +204,3 @@ def install(app: Starlette, config: ServerConfig) -> None:
     app.state.login_limiter = LoginLimiter()
     app.state.trusted_proxies = trusted_proxies(config)
     app.add_middleware(LoginRedirect, config=config)
-    if config.auth:
-        app.state.authenticate = authenticate

@@ -28,13 +28,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from sessionscope.errors import SessionscopeError
+from sessionscope.errors import Forbidden
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, METHODS
 from sessionscope.store import Database, search_index
 from sessionscope.store.schema import facets, sessions
+from sessionscope.web import middleware
 
 STORE_REFRESH_S = 30.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -135,14 +136,9 @@ class _Shared(Collector):
 
 async def endpoint(request: Request) -> Response:
     """GET /metrics. With auth on it needs an admin token: the figures span every tenant."""
-    from sessionscope.web.app import authenticate  # app.py imports this module for its routes
-
-    try:
-        caller = await authenticate(request)
-    except SessionscopeError as exc:
-        return JSONResponse({"error": exc.message}, status_code=401)
+    caller = middleware.caller(request)
     if caller.role != ADMIN or not caller.scope.is_global:
-        return JSONResponse({"error": "forbidden: /metrics needs an admin token"}, status_code=403)
+        raise Forbidden("forbidden: /metrics needs an admin token")
     state = request.app.state
     if not hasattr(state, "metrics"):
         # ServerConfig.extra["metrics_refresh_s"] shortens the message-count cache (tests use 0).

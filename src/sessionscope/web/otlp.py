@@ -1,7 +1,9 @@
 """POST /v1/traces: an OTLP/HTTP trace receiver that stores GenAI spans as sessions.
 
-The body (protobuf or JSON, optionally gzip) is decoded by `importers.otlp` into the record
-stream every importer produces and written by the ingest service (`sessionscope.ingest`), so spans
+The body (protobuf or JSON, optionally gzip: inflated once, with the body limit as its ceiling,
+whether or not Content-Encoding says so; nested gzip is refused) is decoded by `importers.otlp`
+into the record stream every importer produces and written by the ingest service
+(`sessionscope.ingest`), so spans
 resent by an exporter's retry add nothing twice. Answers follow the OTLP/HTTP spec: 200 with an
 ExportTraceServiceResponse in the request's encoding, 400 with a google.rpc.Status for a body
 that does not decode, 503 (retryable by exporters) when the store fails.
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sessionscope.errors import Forbidden, SessionscopeError, Unauthorized
+from sessionscope.errors import Forbidden, ImportFormatError, SessionscopeError, TooLarge, Unavailable
+from sessionscope.importers.inflate import inflate_once
 from sessionscope.importers.otlp import TooManySpans, decode_spans
 from sessionscope.importers.otlp_genai import spans_to_conversations
 from sessionscope.ingest import SessionBatch
@@ -31,15 +33,17 @@ from sessionscope.ingest.many import Rejected, ingest_prepared, prepare
 from sessionscope.rpc.registry import INGEST
 from sessionscope.store.batches import Batch
 from sessionscope.store.scope import Scope
-from sessionscope.web import metrics
+from sessionscope.web import metrics, middleware
 
 log = logging.getLogger("sessionscope.otlp")
 
 TENANT_HEADER = "x-sessionscope-tenant"
-# gzip bodies inflate at most this many times past the body limit (a decompression bomb stops there).
-MAX_INFLATE_RATIO = 8
-# google.rpc.Code values used in the Status body of an error answer.
-INVALID_ARGUMENT, PERMISSION_DENIED, UNAVAILABLE, UNAUTHENTICATED = 3, 7, 14, 16
+# google.rpc.Code values used in the Status body of an error answer, by the HTTP status the error
+# class carries (the status is the class's: this only names it in gRPC's words).
+INVALID_ARGUMENT, DEADLINE_EXCEEDED, PERMISSION_DENIED, RESOURCE_EXHAUSTED = 3, 4, 7, 8
+INTERNAL, UNAVAILABLE, UNAUTHENTICATED = 13, 14, 16
+GRPC_CODES = {400: INVALID_ARGUMENT, 401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 408: DEADLINE_EXCEEDED,
+              413: RESOURCE_EXHAUSTED, 429: RESOURCE_EXHAUSTED, 503: UNAVAILABLE}
 PROTOBUF = "application/x-protobuf"
 # Spans in one request: bounds its work (the SDK's batches are 512; 100,000 once kept PostgreSQL
 # busy for minutes). More is answered 413, which exporters do not retry.
@@ -74,70 +78,42 @@ def answer(status: int, body: bytes, as_json: bool) -> Response:
     return Response(body, status_code=status, media_type="application/json" if as_json else PROTOBUF)
 
 
-def failure(status: int, code: int, message: str, as_json: bool) -> Response:
-    return answer(status, status_body(code, message, as_json), as_json)
+def render_error(request: Request, exc: SessionscopeError) -> Response:
+    """/v1/traces' errors as the OTLP/HTTP spec asks: a google.rpc.Status in the request's encoding."""
+    as_json = _is_json(request.headers.get("content-type", ""))
+    code = GRPC_CODES.get(exc.status, INTERNAL if exc.status >= 500 else INVALID_ARGUMENT)
+    return answer(exc.status, status_body(code, exc.message, as_json), as_json)
 
 
-def inflate(body: bytes, limit: int) -> bytes:
-    """gunzip with a ceiling on the inflated size."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"Content-Encoding is gzip but the body does not inflate: {exc}") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise ValueError(f"the inflated body is larger than {limit} bytes")
-    return out
 
 
 async def receive(request: Request) -> Response:
-    from sessionscope.web.app import authenticate, read_body  # app.py imports this module for its route
-
     content_type = request.headers.get("content-type", "")
     as_json = _is_json(content_type)
     services = request.app.state.services
-    try:
-        caller = await authenticate(request)
-    except SessionscopeError as exc:
-        unauthenticated = isinstance(exc, Unauthorized)
-        return failure(401 if unauthenticated else 403, UNAUTHENTICATED if unauthenticated else PERMISSION_DENIED,
-                       exc.message, as_json)
+    caller = middleware.caller(request)  # before the body
     if caller.role not in INGEST:
-        return failure(403, PERMISSION_DENIED, f"forbidden: role {caller.role!r} may not ingest traces", as_json)
+        raise Forbidden(f"forbidden: role {caller.role!r} may not ingest traces")
     limit = services.config.max_body_bytes
-    body = await read_body(request, limit)
-    if body is None:
-        return failure(413, INVALID_ARGUMENT, f"request too large: the body limit is {limit} bytes", as_json)
-    try:
-        if request.headers.get("content-encoding", "").strip().lower() == "gzip":
-            body = inflate(body, limit * MAX_INFLATE_RATIO)
-        tenant = caller.scope.resolve(request.headers.get(TENANT_HEADER) or None)
-    except Forbidden as exc:
-        return failure(403, PERMISSION_DENIED, exc.message, as_json)
-    except ValueError as exc:
-        return failure(400, INVALID_ARGUMENT, f"not an OTLP trace export: {exc}", as_json)
-    return await store_export(services, caller.scope, tenant, body, content_type, as_json)
+    body = await middleware.read_body(request, limit)
+    tenant = caller.scope.resolve(request.headers.get(TENANT_HEADER) or None)
+    return await store_export(services, caller.scope, tenant, body, content_type,
+                              request.headers.get("content-encoding", ""), limit, as_json)
 
 
 async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, content_type: str,
-                       as_json: bool) -> Response:
-    """Decode an inflated ExportTraceServiceRequest and store its sessions in one write."""
-    try:
-        # Decoding, mapping and token counting grow with the request: a thread, bounded by the span cap.
-        decoded = await asyncio.to_thread(_decode, body, content_type)
-    except TooManySpans as exc:
-        return failure(413, INVALID_ARGUMENT, str(exc), as_json)
-    except ValueError as exc:
-        return failure(400, INVALID_ARGUMENT, f"not an OTLP trace export: {exc}", as_json)
+                       encoding: str, ceiling: int, as_json: bool) -> Response:
+    """Decode an ExportTraceServiceRequest and store its sessions in one write."""
+    decoded = await asyncio.to_thread(_decode, body, content_type, encoding, ceiling)
     metrics.OTLP_SPANS.inc(decoded.spans)
     _count_unnamed(decoded)
     try:
         await ingest_prepared(services, scope, tenant, decoded.ready, source="otlp")
-    except SessionscopeError as exc:
-        return failure(400, INVALID_ARGUMENT, exc.message, as_json)
+    except SessionscopeError:
+        raise  # its own status (web/middleware.error_response), as a google.rpc.Status
     except Exception:
         log.exception("storing OTLP spans failed")
-        return failure(503, UNAVAILABLE, "the store is unavailable; retry later", as_json)
+        raise Unavailable("the store is unavailable; retry later") from None
     return answer(200, _success_body(decoded, as_json), as_json)
 
 
@@ -150,8 +126,22 @@ class Decoded:
     ignored: int  # spans of traces without a GenAI span
 
 
-def _decode(body: bytes, content_type: str) -> Decoded:
-    spans = decode_spans(body, content_type, max_spans=MAX_SPANS)
+def _decode(body: bytes, content_type: str, encoding: str, ceiling: int) -> Decoded:
+    """Inflate (once), decode, map and count tokens; in a worker thread, as all of it grows with
+    the body (bounded by the span cap)."""
+    body = inflate_once(body, ceiling, encoding)
+    if not body:
+        raise ImportFormatError("empty body: send an OTLP ExportTraceServiceRequest")
+    try:
+        spans = decode_spans(body, content_type, max_spans=MAX_SPANS)
+    except TooManySpans as exc:
+        raise TooLarge(str(exc)) from None
+    except SessionscopeError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # A body of the wrong shape (a string where a span belongs, deep nesting): a 400 naming the
+        # problem, never a 500.
+        raise ImportFormatError(f"not an OTLP trace export: {str(exc)[:300] or type(exc).__name__}") from None
     mapped = spans_to_conversations(spans)
     batches = [SessionBatch(key=c.key, agent=c.agent, channel=c.channel, created_at=c.created_at,
                             items=c.messages, executions=c.executions) for c in mapped.conversations]

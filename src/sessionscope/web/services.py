@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from sessionscope.compaction import CompactionSettings, load_compaction_settings
 from sessionscope.compaction.service import AutoCompactor
 from sessionscope.store import Database, sessions
+
+DEBUG_ENV = "SESSIONSCOPE_DEBUG"
+
+
+def _debug_from_env() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -17,7 +26,19 @@ class ServerConfig:
     config_path: str | None = None
     auth: bool = True
     max_body_bytes: int = 8 * 1024 * 1024
+    # Check every RPC result against its declared model (a mismatch answers -32603 and is
+    # logged): always in the test suite, and at run time with SESSIONSCOPE_DEBUG=1.
+    validate_results: bool = field(default_factory=_debug_from_env)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def config_to_env(config: ServerConfig) -> str:
+    """The whole configuration as one environment value, so every worker process gets the same."""
+    return json.dumps(dataclasses.asdict(config))
+
+
+def config_from_env(value: str) -> ServerConfig:
+    return ServerConfig(**json.loads(value))
 
 
 class Services:

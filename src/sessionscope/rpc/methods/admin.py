@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from sessionscope.rpc.models import Name, Params, Tenant
 from sessionscope.rpc.registry import ADMIN, ADMIN_ONLY, ANY_ROLE, OPERATOR, Context, rpc_method
 from sessionscope.store import api_tokens, audit, retention
+from sessionscope.store import check as integrity
 
 MAX_RETENTION_DAYS = 36_500
 
@@ -182,3 +183,33 @@ async def purge(ctx: Context, p: PurgeParams) -> Any:
     """Delete the sessions older than their tenant's retention now (the server also does this hourly)."""
     report = await retention.purge(ctx.db, ctx.caller.scope, p.tenant)
     return {"deleted": sum(t["deleted"] for t in report), "tenants": report}
+
+
+# ---- integrity check -------------------------------------------------------------------------------
+
+class CheckParams(Params):
+    tenant: Tenant | None = None
+
+
+class CheckProblem(BaseModel):
+    tenant: str | None
+    key: str | None
+    problem: str
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    sessions: int
+    problems_total: int
+    problems: list[CheckProblem]
+
+
+@rpc_method("store.check", params=CheckParams, result=CheckResult, roles=ADMIN_ONLY)
+async def store_check(ctx: Context, p: CheckParams) -> Any:
+    """The integrity check of `sessionscope check`: counters match rows, compactions are whole, no seq gaps.
+
+    The whole store, or one tenant's sessions; at most 1000 problems are listed, `problems_total` counts all.
+    """
+    scope = ctx.caller.scope
+    tenant = p.tenant if scope.is_global else scope.resolve(p.tenant)
+    return (await integrity.check(ctx.db, tenant)).as_dict()

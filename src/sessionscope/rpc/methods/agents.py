@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from sessionscope.errors import Conflict
 from sessionscope.rpc.models import KeyParams
 from sessionscope.rpc.registry import ADMIN, AGENT, INGEST, OPERATOR, READ, Context, rpc_method
 from sessionscope.store import items
@@ -45,7 +46,7 @@ class PopResult(BaseModel):
 
 
 @rpc_method("session.pop", params=KeyParams, result=PopResult, roles=frozenset({OPERATOR, AGENT, ADMIN}),
-            audit="session.pop")
+            audit="session.pop", errors=(Conflict,))
 async def pop(ctx: Context, p: KeyParams) -> Any:
     """Remove the newest live message and return it (with its `raw` copy); null when none is live.
 

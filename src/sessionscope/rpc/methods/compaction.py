@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from sessionscope.compaction import service
-from sessionscope.errors import InvalidParams
+from sessionscope.errors import Conflict, InvalidParams
 from sessionscope.markdown import render_many
 from sessionscope.rpc.models import Item, KeyParams, Seq
 from sessionscope.rpc.registry import READ, WRITE, Context, rpc_method
@@ -46,7 +46,7 @@ class CompactResult(BaseModel):
 
 
 @rpc_method("session.compact", params=CompactParams, result=CompactResult, roles=WRITE,
-            audit="session.compact")
+            audit="session.compact", errors=(Conflict,))
 async def compact(ctx: Context, p: CompactParams) -> Any:
     """Summarise everything older than the recent `keep_recent_tokens` (or the last
     `keep_recent_turns` turns) into one compaction item.
@@ -90,7 +90,7 @@ class RestoreResult(BaseModel):
 
 
 @rpc_method("session.restore", params=RestoreParams, result=RestoreResult, roles=WRITE,
-            audit="session.restore")
+            audit="session.restore", errors=(Conflict,))
 async def restore(ctx: Context, p: RestoreParams) -> Any:
     """Undo the active compaction: its messages become live again; the item is kept, marked restored."""
     return await compactions.restore(ctx.db, ctx.caller.scope, p.key, p.seq, tenant=p.tenant)

@@ -30,7 +30,7 @@ class AppendResult(BaseModel):
     auto_compaction: dict[str, Any] | None = None
 
 
-@rpc_method("session.append", params=AppendParams, result=AppendResult, roles=INGEST)
+@rpc_method("session.append", params=AppendParams, result=AppendResult, roles=INGEST, creates=True)
 async def append(ctx: Context, p: AppendParams) -> Any:
     """Append messages; a message whose `id` is already stored is skipped, so retries are safe.
 
@@ -89,7 +89,7 @@ class RecordResult(BaseModel):
     cost_usd: float | None
 
 
-@rpc_method("session.record", params=RecordParams, result=RecordResult, roles=INGEST)
+@rpc_method("session.record", params=RecordParams, result=RecordResult, roles=INGEST, creates=True)
 async def record(ctx: Context, p: RecordParams) -> Any:
     """Record one execution: usage, cost (computed with genai-prices when absent), budget, layers."""
     execution = p.execution.model_dump(exclude_none=True)

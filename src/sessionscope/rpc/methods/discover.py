@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from sessionscope import __version__
 from sessionscope.rpc.models import Params
-from sessionscope.rpc.registry import METHODS, ROLES, Context, rpc_method
+from sessionscope.rpc.registry import METHODS, ROLES, Context, method_errors, rpc_method
 
 
 class DiscoverResult(BaseModel):
@@ -41,7 +41,7 @@ def openrpc_document() -> dict[str, Any]:
             {"name": name, "required": name in required, "schema": prop}
             for name, prop in params_schema.get("properties", {}).items()
         ]
-        methods.append({
+        entry: dict[str, Any] = {
             "name": method.name,
             "summary": method.summary,
             "description": method.description,
@@ -49,7 +49,12 @@ def openrpc_document() -> dict[str, Any]:
             "params": params,
             "result": {"name": "result", "schema": _schema(method.result, defs)},
             "x-roles": sorted(method.roles, key=ROLES.index),
-        })
+            "errors": [{"code": e.code, "message": e.__doc__.strip().split("\n")[0] if e.__doc__ else e.__name__}
+                       for e in method_errors(method)],
+        }
+        if "oneOf" in params_schema:  # by-name params cannot say "exactly one of these" in OpenRPC
+            entry["x-params-one-of"] = [rule["required"] for rule in params_schema["oneOf"]]
+        methods.append(entry)
     return {
         "openrpc": "1.3.2",
         "info": {"title": "sessionscope", "version": __version__},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sessionscope.errors import InvalidParams
 from sessionscope.rpc.models import (
@@ -129,25 +129,32 @@ class SessionRef(Params):
     key: SessionKey
 
 
-class ExportParams(KeysParams):
+class ExportParams(Params):
     """`key`/`keys` in one tenant, or `sessions`: {tenant, key} pairs across tenants."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["key"]}, {"required": ["keys"]},
+                                                           {"required": ["sessions"]}]})
+    key: SessionKey | None = None
+    keys: Annotated[list[SessionKey], Field(min_length=1, max_length=MAX_KEYS)] | None = None
+    tenant: Tenant | None = None
     sessions: Annotated[list[SessionRef], Field(min_length=1, max_length=MAX_KEYS)] | None = None
 
     def pairs(self, scope: Scope) -> list[tuple[str, str]]:
         if self.sessions is None:
             tenant = scope.resolve(self.tenant)
-            return [(tenant, key) for key in super().all_keys()]
+            return [(tenant, key) for key in self.all_keys()]
         if self.key is not None or self.keys is not None or self.tenant is not None:
             raise InvalidParams("sessions", "give sessions alone, without key, keys or tenant")
         return list(dict.fromkeys((ref.tenant, ref.key) for ref in self.sessions))
 
     def all_keys(self) -> list[str]:
-        """What the audit log records: across tenants each key is written `tenant/key`."""
-        if self.sessions is None:
-            return super().all_keys()
-        one_tenant = len({ref.tenant for ref in self.sessions}) == 1
-        return [ref.key if one_tenant else f"{ref.tenant}/{ref.key}" for ref in self.sessions]
+        """The keys; across tenants (what the audit log records) each is written `tenant/key`."""
+        if self.sessions is not None:
+            one_tenant = len({ref.tenant for ref in self.sessions}) == 1
+            return [ref.key if one_tenant else f"{ref.tenant}/{ref.key}" for ref in self.sessions]
+        if (self.key is None) == (self.keys is None):
+            raise InvalidParams("keys", "give exactly one of key, keys or sessions")
+        return [self.key] if self.key is not None else list(dict.fromkeys(self.keys or []))
 
 
 @rpc_method("session.export", params=ExportParams, result=ExportResult, roles=WRITE,

@@ -10,6 +10,7 @@ export const LOGIN_PATH = "/login";
 export const CSRF_HEADER = "X-Sessionscope-CSRF";
 export const CSRF_VALUE = "1";
 
+export const ERROR_INVALID_PARAMS = -32602; // also a key held by several tenants: data.tenants lists them
 export const ERROR_NOT_FOUND = -32001;
 export const ERROR_FORBIDDEN = -32003;
 

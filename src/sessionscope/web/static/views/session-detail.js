@@ -1,5 +1,5 @@
 // The session detail (/sessions/<key>): breadcrumb, info bar, actions and three lazy tabs.
-import { ERROR_NOT_FOUND, isAbort, rpc } from "../api.js";
+import { ERROR_INVALID_PARAMS, ERROR_NOT_FOUND, isAbort, rpc } from "../api.js";
 import { detailHref, listHref, navigate } from "../app.js";
 import { fmtCost, fmtMessages, fmtNumber, h, notify, replace, stateBlock, timeEl, triggerDownload } from "../dom.js";
 import { compactDialog, summaryNode } from "./compact-dialog.js";
@@ -18,7 +18,9 @@ const plural = (n, word) => `${fmtNumber(n)} ${word}${n === 1 ? "" : "s"}`;
 
 export function mountSessionDetail(root, { key, tenant, tab }) {
   const lifetime = new AbortController();
-  const scope = tenant ? { key, tenant } : { key };
+  // Without ?tenant= the server resolves the key across the caller's tenants; once the session
+  // is loaded, every later call names the tenant it was found in.
+  let scope = tenant ? { key, tenant } : { key };
   let status = null; // the latest session.status result
   let mounted = {}; // tab id -> mounted view
   let activeTab = TABS.some((t) => t.id === tab) ? tab : "conversation";
@@ -35,6 +37,15 @@ export function mountSessionDetail(root, { key, tenant, tab }) {
       status = await rpc("session.status", { ...scope, limit: ITEMS_PAGE }, { signal: lifetime.signal });
     } catch (err) {
       if (isAbort(err) || lifetime.signal.aborted) return;
+      if (err.code === ERROR_INVALID_PARAMS && Array.isArray(err.data?.tenants)) {
+        document.title = `${key} · Sessions · sessionscope`;
+        replace(root, crumbs(key), h("div", { class: "state state-empty", "data-state": "ambiguous" },
+          h("h1", { class: "state-title" }, "Which tenant?"),
+          h("p", { class: "state-detail" }, "The key ", h("code", {}, key), " exists in several tenants:"),
+          h("ul", { class: "tenant-choices" }, ...err.data.tenants.map((t) =>
+            h("li", {}, h("a", { href: `${detailHref(key)}?tenant=${encodeURIComponent(t)}`, "data-link": "", "data-tenant": t }, t))))));
+        return;
+      }
       if (err.code === ERROR_NOT_FOUND) {
         document.title = "Session not found · sessionscope";
         replace(root, crumbs(key), h("div", { class: "state state-empty", "data-state": "not-found" },
@@ -48,6 +59,7 @@ export function mountSessionDetail(root, { key, tenant, tab }) {
       }
       return;
     }
+    scope = { key, tenant: status.session.tenant };
     if (!lifetime.signal.aborted) renderPage();
   }
 
