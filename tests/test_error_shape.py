@@ -180,7 +180,11 @@ def test_login_and_logout_errors(auth_server: AuthServer) -> None:
 
 
 def test_page_errors(rpc: RPC) -> None:
-    assert_plain_error(rpc.http.get(f"{rpc.url}/no/such/page"), 404, -32001)
+    # A path no route serves is a page in the dashboard's style (tests/test_cli_first_contact.py);
+    # any other method on it gets the plain shape.
+    page = rpc.http.get(f"{rpc.url}/no/such/page")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert_plain_error(rpc.http.post(f"{rpc.url}/no/such/page", json={}), 404, -32001)
     assert_plain_error(rpc.http.post(f"{rpc.url}/sessions"), 405, -32600)
     rebinding = rpc.http.get(f"{rpc.url}/sessions", headers={"host": "attacker.example"})
     assert_plain_error(rebinding, 403, -32003)

@@ -115,6 +115,10 @@ class PageNotFound(NotFound):
         SessionscopeError.__init__(self, message)
 
 
+class NoRoute(PageNotFound):
+    """A path no route serves: a browser asking for it gets the dashboard's 404 page."""
+
+
 class Forbidden(SessionscopeError):
     """The caller's role or tenant does not allow this."""
 

@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
-from sessionscope.errors import Forbidden, PageNotFound, SessionscopeError
+from sessionscope.errors import Forbidden, NoRoute, PageNotFound, SessionscopeError
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import Context
 from sessionscope.store import Database, Scope, exports, open_database
@@ -161,11 +161,14 @@ NOT_FOUND_PAGE = """<!doctype html>
 """
 
 
-async def not_found_page(request: Request) -> Response:
-    """Any path no route serves (/agents, say): a 404 page in the dashboard's style, not plain text.
-    The last route, so every real route and the API keep their own answers."""
-    page = NOT_FOUND_PAGE.replace("{path}", html.escape(request.url.path))
-    return HTMLResponse(page, status_code=404)
+def page_or_plain_error(request: Request, exc: SessionscopeError) -> Response:
+    """The default error shape: a path no route serves (/agents, say), asked for by a browser, gets
+    a 404 page in the dashboard's style; everything else the plain JSON shape. An error shape, not
+    a catch-all route, so a known path with the wrong method still answers 405."""
+    if isinstance(exc, NoRoute) and request.method in ("GET", "HEAD"):
+        page = NOT_FOUND_PAGE.replace("{path}", html.escape(request.url.path))
+        return HTMLResponse(page, status_code=404)
+    return middleware.plain_error(request, exc)
 
 
 def create_app(config: ServerConfig, database: Database | None = None) -> Starlette:
@@ -197,12 +200,11 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
         Route("/sessions", dashboard),
         Route("/sessions/{key:path}", dashboard),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-        Route("/{path:path}", not_found_page, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=middleware.EXCEPTION_HANDLERS)
     auth.install(app, config)
     middleware.install(app, auth.authenticate if config.auth else None,
-                       {"/rpc": rpc_error, "/v1/traces": otlp.render_error},
+                       {"/rpc": rpc_error, "/v1/traces": otlp.render_error, "*": page_or_plain_error},
                        int(config.extra.get("max_anonymous_in_flight", middleware.MAX_ANONYMOUS_IN_FLIGHT)))
     app.add_middleware(SecurityHeaders)
     return app

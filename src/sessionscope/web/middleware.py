@@ -37,7 +37,7 @@ from sessionscope.errors import (
     Forbidden,
     InternalError,
     InvalidRequest,
-    PageNotFound,
+    NoRoute,
     RequestTimeout,
     SessionscopeError,
     TooLarge,
@@ -86,7 +86,8 @@ def plain_error(request: Request, exc: SessionscopeError) -> Response:
 def error_response(request: Request, exc: SessionscopeError) -> Response:
     """The one HTTP mapping of the error tree: the status is the class's, the shape the route's."""
     renderers: dict[str, Renderer] = getattr(request.app.state, "error_renderers", {})
-    response = renderers.get(request.url.path, plain_error)(request, exc)
+    # A route's own shape, else the app's default ("*"), else the plain JSON shape.
+    response = (renderers.get(request.url.path) or renderers.get("*", plain_error))(request, exc)
     if isinstance(exc, TooManyRequests) and isinstance(exc.data, dict) and exc.data.get("retry_after"):
         response.headers["retry-after"] = str(exc.data["retry_after"])
     if isinstance(exc, (RequestTimeout, TooLarge, ClientDisconnected)):
@@ -103,7 +104,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error: SessionscopeError
     if exc.status_code == 404:
-        error = PageNotFound(exc.detail)
+        error = NoRoute(exc.detail)
     elif exc.status_code == 405:
         error = MethodNotAllowed(exc.detail)
     else:
