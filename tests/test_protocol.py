@@ -154,11 +154,12 @@ def every_method_call(rpc: RPC) -> list[tuple[str, dict[str, Any]]]:
         ("session.restore", {"key": "env", "seq": "from session.compactions"}),
         ("session.import", {"key": "imported", "agent": "main", "channel": "web",
                             "records": [{"type": "message", **m} for m in conversation(1, "imp")]}),
-        ("session.export", {"key": "env"}), ("session.pop", {"key": "pop"}),
+        ("session.export", {"key": "env"}), ("session.label", {"key": "env", "label": "renamed"}),
+        ("session.pop", {"key": "pop"}),
         ("session.reset", {"key": "pop"}), ("session.delete", {"key": "pop"}),
         ("token.create", {"name": "envelope", "role": "viewer", "tenant": rpc.tenant}),
         ("token.list", {}), ("token.revoke", {"id": "from token.create"}),
-        ("audit.list", {}), ("tenant.set_retention", {"days": 30}), ("tenant.purge", {}),
+        ("audit.list", {}), ("store.check", {}), ("tenant.set_retention", {"days": 30}), ("tenant.purge", {}),
     ]
 
 
