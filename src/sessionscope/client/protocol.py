@@ -8,6 +8,7 @@ from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -154,3 +155,10 @@ async def arun_steps(transport: AsyncTransport, steps: Steps[T]) -> T:
                     answer = await transport.download(step.url, step.path)
             except SessionscopeError as exc:  # the call's steps may handle it; if not, it ends the call
                 error = exc
+
+
+def own_url(base: str, link: str) -> str:
+    """An export link on the client's own server (`base`): only its path is taken from the answer,
+    so a link built from a forged Host header cannot send the download (and its secret) elsewhere."""
+    parts, own = urlsplit(link), urlsplit(base)
+    return f"{own.scheme}://{own.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")

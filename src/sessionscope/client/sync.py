@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import time
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -26,6 +25,7 @@ from sessionscope.client.protocol import (
     auth_headers,
     backoff_delay,
     decode,
+    own_url,
     payload,
 )
 from sessionscope.client.sdk import Session
@@ -67,10 +67,7 @@ class Client:
         return Session(self, key, agent=agent, channel=channel, tenant=tenant, label=label)
 
     def own_url(self, link: str) -> str:
-        """An export link on this client's own server: only its path is taken from the answer, so
-        a link built from a forged Host header cannot send the download (and its secret) elsewhere."""
-        parts, own = urlsplit(link), urlsplit(self.url)
-        return f"{own.scheme}://{own.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        return own_url(self.url, link)
 
     def download(self, url: str, path: str) -> int:
         size = 0
