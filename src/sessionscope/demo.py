@@ -86,12 +86,17 @@ def session_records(rng: random.Random, index: int, messages: int, start_ms: int
            "label": f"Demo {channel} #{index}" if index % 4 == 0 else None, "created_at": to_rfc3339(t)}
     seq = 0
     produced = 0
+    # Executions draw from their own generator so the conversation is the same with or without them.
+    erng = random.Random(index * 7_919 + messages)
+    runs: list[dict[str, Any]] = []
+    every = 6 if long else 8  # about one execution per 20 messages
     while produced < messages:
         seq += 1
         t += rng.randint(2_000, 90_000)
         yield {"type": "message", "id": f"m{seq}", "role": "user", "content": _fill(rng, rng.choice(REQUESTS)),
                "timestamp": to_rfc3339(t)}
         produced += 1
+        turn_start, seen = t, produced
         if produced + 2 <= messages and rng.random() < (0.8 if long else 0.4):
             call_id = f"call_{index}_{seq}"
             tool = rng.choice(TOOLS)
@@ -112,25 +117,41 @@ def session_records(rng: random.Random, index: int, messages: int, start_ms: int
             yield {"type": "message", "id": f"m{seq}", "role": "assistant", "content": _fill(rng, rng.choice(ANSWERS)),
                    "timestamp": to_rfc3339(t + 3000)}
             produced += 1
-    for run in range(max(1, messages // 20) if messages else 0):
-        provider, model = MODELS[rng.randrange(len(MODELS))]
-        window = 200_000 if provider == "anthropic" else 128_000
-        layers, cursor = [], 0.0
-        for name in LAYERS:
-            duration = round(rng.uniform(0.5, 40.0 if name != "llm-compaction" else 400.0), 2)
-            n_in = rng.randint(10, 200)
-            layers.append({"name": name, "start_ms": round(cursor, 2), "duration_ms": duration,
-                           "messages_in": n_in, "messages_out": max(1, n_in - rng.randint(0, 20)),
-                           "tokens_in": n_in * 40, "tokens_out": n_in * 35, "error": None})
-            cursor += duration
-        inp = rng.randint(2_000, 30_000)
-        yield {"type": "execution", "id": f"exec-{index}-{run}", "started_at": to_rfc3339(start_ms + run * 60_000),
-               "duration_ms": round(cursor + rng.uniform(300, 4000), 2), "model": model, "provider": provider,
-               "usage": {"input_tokens": inp, "output_tokens": rng.randint(100, 2_000),
-                         "cache_read_tokens": rng.randint(0, inp), "cache_write_tokens": rng.randint(0, 2_000)},
-               "budget": {"window": window, "system": rng.randint(800, 3_000), "tools": rng.randint(500, 4_000),
-                          "context": rng.randint(0, 8_000), "messages": rng.randint(2_000, 60_000)},
-               "layers": layers}
+            # The run that wrote this reply: it saw the messages up to the user's turn, started just
+            # after it, and ends before the reply's timestamp.
+            if not runs or erng.randrange(every) == 0:
+                runs.append(_execution(erng, f"exec-{index}-{len(runs)}", turn_start + 50, seen))
+    yield from runs
+
+
+def _execution(rng: random.Random, exec_id: str, started_ms: int, seen: int) -> dict[str, Any]:
+    """One run over `seen` messages: each layer passes on at most what it was given, and the run's
+    duration is its layers plus its model call (reported as `model_ms` by every other run, so the
+    dashboard shows both a reported and an inferred model call)."""
+    provider, model = MODELS[rng.randrange(len(MODELS))]
+    window = 200_000 if provider == "anthropic" else 128_000
+    layers, cursor, n_in = [], 0.0, seen
+    for name in LAYERS:
+        duration = round(rng.uniform(0.5, 40.0 if name != "llm-compaction" else 400.0), 2)
+        n_out = max(1, n_in - rng.randint(0, min(20, n_in - 1))) if n_in > 1 else n_in
+        layers.append({"name": name, "start_ms": round(cursor, 2), "duration_ms": duration,
+                       "messages_in": n_in, "messages_out": n_out,
+                       "tokens_in": n_in * 40, "tokens_out": n_out * 40, "error": None})
+        cursor += duration
+        n_in = n_out
+    model_ms = round(rng.uniform(300, 2_300), 2)
+    inp = rng.randint(2_000, 30_000)
+    record: dict[str, Any] = {
+        "type": "execution", "id": exec_id, "started_at": to_rfc3339(started_ms),
+        "duration_ms": round(cursor + model_ms, 2), "model": model, "provider": provider,
+        "usage": {"input_tokens": inp, "output_tokens": rng.randint(100, 2_000),
+                  "cache_read_tokens": rng.randint(0, inp), "cache_write_tokens": rng.randint(0, 2_000)},
+        "budget": {"window": window, "system": rng.randint(800, 3_000), "tools": rng.randint(500, 4_000),
+                   "context": rng.randint(0, 8_000), "messages": layers[-1]["tokens_out"]},
+        "layers": layers}
+    if rng.random() < 0.5:
+        record["model_ms"] = model_ms
+    return record
 
 
 def demo_records(sessions: int, messages: int, seed: int = 7, start_ms: int = 1_790_000_000_000

@@ -101,7 +101,7 @@ def test_tabs_lazy_load_context_and_metrics(page: Page, rpc, ns: str) -> None:
     }
     widths = panel.locator(".seg").evaluate_all("segs => segs.map(s => parseFloat(s.style.width))")
     assert abs(sum(widths) - 100) < 0.01
-    rows = panel.locator(".wf-row")
+    rows = panel.locator(".wf-row[data-row=layer]")
     expect(rows).to_have_count(3)
     slowest = panel.locator(".wf-row.is-slowest")
     expect(slowest).to_have_count(1)

@@ -137,6 +137,8 @@ class ExecutionIn(Params):
     id: ItemId | None = None
     started_at: Timestamp | None = None
     duration_ms: Annotated[float, Field(ge=0)] = 0
+    # The model call's own time, where the agent measured it (the waterfall's model-call row).
+    model_ms: Annotated[float, Field(ge=0)] | None = None
     model: Annotated[Text, Field(max_length=256)] | None = None
     provider: Annotated[Text, Field(max_length=128)] | None = None
     usage: Usage = Usage()

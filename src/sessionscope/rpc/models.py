@@ -215,6 +215,7 @@ class Execution(BaseModel):
     id: str
     started_at: str
     duration_ms: float
+    model_ms: float | None
     model: str | None
     provider: str | None
     usage: Usage

@@ -27,8 +27,8 @@ REORDER_TAIL = 1_000
 IN_CHUNK = 400  # values per IN list: far below either database's parameter limit
 PREVIEW_CHARS = 200
 # prepare_execution's fields, in the INSERT's column order.
-EXECUTION_COLUMNS = ("exec_id", "started_at", "duration_ms", "model", "provider", "input_tokens", "output_tokens",
-                     "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens",
+EXECUTION_COLUMNS = ("exec_id", "started_at", "duration_ms", "model_ms", "model", "provider", "input_tokens",
+                     "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "reasoning_tokens",
                      "cost_usd", "budget", "layers")
 _EXEC_DELTAS = ("executions", "exec_input_tokens", "exec_output_tokens", "cache_read_tokens",
                 "cache_write_tokens", "cost_usd")

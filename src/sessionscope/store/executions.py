@@ -34,6 +34,7 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
         "exec_id": execution.get("id") or uuid.uuid4().hex,
         "started_at": parse_client_time(started, "started_at", started if isinstance(started, int) and started else now_ms()),
         "duration_ms": float(execution.get("duration_ms") or 0.0),
+        "model_ms": None if execution.get("model_ms") is None else float(execution["model_ms"]),
         "model": execution.get("model"),
         "provider": execution.get("provider"),
         "input_tokens": inp,

@@ -185,6 +185,8 @@ executions = Table(
     Column("exec_id", String(256), nullable=False),
     Column("started_at", BigInteger, nullable=False),
     Column("duration_ms", Float, nullable=False),
+    # The model call's own time, where the agent reports it; else the waterfall infers it.
+    Column("model_ms", Float, nullable=True),
     Column("model", String(256), nullable=True),
     Column("provider", String(128), nullable=True),
     Column("input_tokens", BigInteger, nullable=False),

@@ -112,6 +112,7 @@ def execution(row: Row) -> dict[str, Any]:
         "id": row.exec_id,
         "started_at": to_rfc3339(row.started_at),
         "duration_ms": float(row.duration_ms),
+        "model_ms": None if row.model_ms is None else float(row.model_ms),
         "model": row.model,
         "provider": row.provider,
         "usage": {

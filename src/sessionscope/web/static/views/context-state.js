@@ -40,29 +40,75 @@ function budgetSection(budget) {
     bar, legend);
 }
 
+const fmtMs = (ms) => `${fmtNumber(Math.round((ms || 0) * 100) / 100)} ms`;
+const layerEnd = (l) => (l.start_ms || 0) + (l.duration_ms || 0);
+
+// Milliseconds of [0, until) that the layers cover (layers may overlap or leave gaps).
+function covered(layers, until) {
+  const spans = layers.map((l) => [Math.max(0, l.start_ms || 0), Math.min(until, layerEnd(l))])
+    .filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+  let total = 0, reach = 0;
+  for (const [a, b] of spans) {
+    if (b <= reach) continue;
+    total += b - Math.max(a, reach);
+    reach = b;
+  }
+  return total;
+}
+
+// The rows after the layers, so that layers + model call (+ unattributed) = the execution's duration:
+// the model call as the agent reported it, else the time the layers leave uncovered, labelled as inferred.
+function tailRows(execution, layers) {
+  const duration = execution.duration_ms || 0;
+  const uncovered = Math.max(0, duration - covered(layers, duration));
+  const start = Math.min(duration, Math.max(0, ...layers.map(layerEnd)));
+  if (execution.model_ms == null) {
+    return uncovered > 0 ? [{ kind: "inferred", name: "model call (inferred)", start_ms: start, duration_ms: uncovered,
+      title: "Not reported by the agent: the execution's time its layers do not cover" }] : [];
+  }
+  const model = { kind: "model", name: "model call", start_ms: start, duration_ms: execution.model_ms,
+    title: "Model call, as reported by the agent" };
+  const rest = Math.max(0, uncovered - execution.model_ms);
+  return rest > 0 ? [model, { kind: "unattributed", name: "unattributed", start_ms: start + execution.model_ms,
+    duration_ms: rest, title: "Time neither the layers nor the model call account for" }] : [model];
+}
+
+function wfRow(row, span, { slowest = false } = {}) {
+  const bar = h("div", { class: "wf-bar" });
+  bar.style.left = `${pct(row.start_ms || 0, span)}%`;
+  bar.style.width = `${pct(row.duration_ms || 0, span)}%`;
+  const ms = fmtMs(row.duration_ms);
+  return h("div", { class: ["wf-row", row.kind ? `wf-${row.kind}` : null, slowest ? "is-slowest" : null,
+    row.error ? "is-error" : null], role: "listitem", "data-row": row.kind || "layer", "data-layer": row.name,
+  "data-ms": String(row.duration_ms || 0), title: row.title || null },
+  h("span", { class: "wf-name mono" }, row.name,
+    slowest ? h("span", { class: "badge badge-warn" }, "slowest") : null,
+    row.error ? h("span", { class: "badge badge-error", title: String(row.error) }, "error") : null),
+  h("div", { class: "wf-track", role: "img", "aria-label": `${row.name}: ${ms}` }, bar),
+  h("span", { class: "wf-ms" }, ms),
+  h("span", { class: "wf-msgs", title: row.kind ? null : "messages in → out" },
+    row.kind ? "" : `${fmtNumber(row.messages_in)} → ${fmtNumber(row.messages_out)} msgs`));
+}
+
 function waterfall(execution) {
   const layers = execution.layers || [];
-  if (!layers.length) return h("p", { class: "muted" }, "No pipeline layers were recorded for this execution.");
-  const span = Math.max(execution.duration_ms || 0, ...layers.map((l) => (l.start_ms || 0) + (l.duration_ms || 0)), 1);
-  const slowest = layers.reduce((a, b) => ((b.duration_ms || 0) > (a.duration_ms || 0) ? b : a));
-  return h("div", { class: "waterfall", role: "list", "aria-label": "Pipeline layers" },
-    h("div", { class: "wf-axis", "aria-hidden": "true" },
-      h("span", {}, "0 ms"), h("span", {}, `${fmtNumber(Math.round(span))} ms`)),
-    layers.map((layer) => {
-      const isSlowest = layer === slowest && layers.length > 1;
-      const bar = h("div", { class: "wf-bar" });
-      bar.style.left = `${pct(layer.start_ms || 0, span)}%`;
-      bar.style.width = `${Math.max(pct(layer.duration_ms || 0, span), 0.5)}%`;
-      return h("div", { class: ["wf-row", isSlowest ? "is-slowest" : null, layer.error ? "is-error" : null],
-        role: "listitem", "data-layer": layer.name },
-      h("span", { class: "wf-name mono" }, layer.name,
-        isSlowest ? h("span", { class: "badge badge-warn" }, "slowest") : null,
-        layer.error ? h("span", { class: "badge badge-error", title: String(layer.error) }, "error") : null),
-      h("div", { class: "wf-track" }, bar),
-      h("span", { class: "wf-ms" }, `${fmtNumber(layer.duration_ms)} ms`),
-      h("span", { class: "wf-msgs", title: "messages in → out" },
-        `${fmtNumber(layer.messages_in)} → ${fmtNumber(layer.messages_out)} msgs`));
-    }));
+  const tail = tailRows(execution, layers);
+  if (!layers.length && !tail.length) return h("p", { class: "muted" }, "No pipeline layers were recorded for this execution.");
+  // The scale is the execution's duration, unless rows (a layer past the end, or a reported model
+  // call longer than the uncovered time) overrun it; then the axis says so by its own label.
+  const span = Math.max(execution.duration_ms || 0, ...layers.map(layerEnd), ...tail.map(layerEnd), 1);
+  const slowest = layers.length > 1 ? layers.reduce((a, b) => ((b.duration_ms || 0) > (a.duration_ms || 0) ? b : a)) : null;
+  const layerMs = layers.reduce((sum, l) => sum + (l.duration_ms || 0), 0);
+  const parts = [`layers ${fmtMs(layerMs)}`].concat(tail.map((r) => `${r.name} ${fmtMs(r.duration_ms)}`));
+  return h("div", { class: "waterfall-wrap" },
+    h("div", { class: "waterfall", role: "list", "aria-label": "Pipeline layers and model call" },
+      h("div", { class: "wf-axis", "aria-hidden": "true" },
+        h("span", {}, "0 ms"), h("span", { "data-axis-end": "" }, fmtMs(span))),
+      layers.map((layer) => wfRow(layer, span, { slowest: layer === slowest })),
+      tail.map((row) => wfRow(row, span))),
+    h("p", { class: "wf-total muted" },
+      `${parts.join(" + ")} = ${fmtMs(layerMs + tail.reduce((sum, r) => sum + r.duration_ms, 0))}`,
+      ` (execution ${fmtMs(execution.duration_ms)})`));
 }
 
 function executionCard(execution) {
