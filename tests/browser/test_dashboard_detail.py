@@ -117,8 +117,8 @@ def test_tabs_lazy_load_context_and_metrics(page: Page, rpc, ns: str) -> None:
     expect(metrics.locator("[data-metric=input_tokens] dd")).to_have_text("1,200")
     expect(metrics.locator("[data-metric=output_tokens] dd")).to_have_text("300")
     expect(metrics.locator("[data-metric=cache_read_tokens] dd")).to_have_text("800")
-    expect(metrics.locator("[data-metric=cost_usd] dd")).to_have_text("$0.2500")
-    expect(metrics.locator("[data-metric=cache_hit_rate] dd")).to_have_text("38.1%")
+    expect(metrics.locator("[data-metric=cost_usd] dd.stat-value")).to_have_text("$0.2500")
+    expect(metrics.locator("[data-metric=cache_hit_rate] dd.stat-value")).to_have_text("38.1%")
     assert page.watch.count("session.metrics") == 1
 
     # switching back does not fetch again; the tab is in the URL, and a deep link loads only it

@@ -2,9 +2,10 @@
 import { isAbort, rpc } from "../api.js";
 import { fmtCost, fmtNumber, fmtPercent, h, replace, stateBlock } from "../dom.js";
 
+// A note is a second <dd> of its term: a <dl> may hold only dt/dd groups (axe: definition-list).
 function stat(label, field, value, note) {
   return h("div", { class: "stat", "data-metric": field },
-    h("dt", {}, label), h("dd", {}, value), note ? h("p", { class: "stat-note" }, note) : null);
+    h("dt", {}, label), h("dd", { class: "stat-value" }, value), note ? h("dd", { class: "stat-note" }, note) : null);
 }
 
 export function mountMetrics(panel, { key, tenant }) {
