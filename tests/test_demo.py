@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func, select
@@ -44,8 +45,12 @@ def test_demo_executions_agree_with_their_conversations(database_url_factory: An
         for layer in layers:
             assert layer["messages_out"] <= layer["messages_in"] <= seen
         # layers run one after another, and layers + model call are the run's duration
-        for before, after in zip(layers, layers[1:]):
+        for before, after in pairwise(layers):
             assert abs(before["start_ms"] + before["duration_ms"] - after["start_ms"]) < 0.02
+        # the prompt is the budget's parts, and the messages part is what the last layer passed on
+        budget = json.loads(run.budget)
+        assert run.input_tokens == sum(budget[part] for part in ("system", "tools", "context", "messages"))
+        assert budget["messages"] == layers[-1]["tokens_out"]
         layer_ms = sum(layer["duration_ms"] for layer in layers)
         assert layer_ms < run.duration_ms
         if run.model_ms is not None:

@@ -140,14 +140,16 @@ def _execution(rng: random.Random, exec_id: str, started_ms: int, seen: int) -> 
         cursor += duration
         n_in = n_out
     model_ms = round(rng.uniform(300, 2_300), 2)
-    inp = rng.randint(2_000, 30_000)
+    # The prompt is what the budget says went in: system, tools, context and the messages the layers kept.
+    budget = {"window": window, "system": rng.randint(800, 3_000), "tools": rng.randint(500, 4_000),
+              "context": rng.randint(0, 8_000), "messages": layers[-1]["tokens_out"]}
+    inp = budget["system"] + budget["tools"] + budget["context"] + budget["messages"]
     record: dict[str, Any] = {
         "type": "execution", "id": exec_id, "started_at": to_rfc3339(started_ms),
         "duration_ms": round(cursor + model_ms, 2), "model": model, "provider": provider,
         "usage": {"input_tokens": inp, "output_tokens": rng.randint(100, 2_000),
                   "cache_read_tokens": rng.randint(0, inp), "cache_write_tokens": rng.randint(0, 2_000)},
-        "budget": {"window": window, "system": rng.randint(800, 3_000), "tools": rng.randint(500, 4_000),
-                   "context": rng.randint(0, 8_000), "messages": layers[-1]["tokens_out"]},
+        "budget": budget,
         "layers": layers}
     if rng.random() < 0.5:
         record["model_ms"] = model_ms

@@ -3,6 +3,8 @@ inferred, and the rows, the axis and the totals add up to the execution's durati
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -45,7 +47,7 @@ def test_model_call_row_is_reported_or_inferred_and_widths_sum_to_the_bar(page: 
     for rows in (inferred, reported, exact):
         # each row starts where the one before ends, and together they fill the track
         assert abs(sum(r["width"] for r in rows) - 100) < 0.01
-        for before, after in zip(rows, rows[1:]):
+        for before, after in pairwise(rows):
             assert abs(before["left"] + before["width"] - after["left"]) < 0.01
         assert abs(sum(r["px"] for r in rows) - rows[0]["track"]) < 1.5
     card = page.locator("#panel-context [data-execution='reported']")
