@@ -119,7 +119,7 @@ def test_payloads_in_every_field_stay_text(page: Page, rpc, ns: str) -> None:
     assert_inert(page)
 
     page.get_by_role("tab", name="Context State").click()
-    expect(page.locator(".wf-row .wf-name")).to_contain_text(IMG)
+    expect(page.locator(".wf-row[data-row=layer] .wf-name")).to_contain_text(IMG)
     page.get_by_role("tab", name="Metrics").click()
     expect(page.locator("[data-metric=tool_calls]")).to_be_visible()
 
