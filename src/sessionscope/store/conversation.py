@@ -34,8 +34,7 @@ async def status(
     summarised sit above them; each marker belongs to exactly one page.
     """
     tenant = scope.resolve(tenant)
-    async with db.read() as conn:
-        found = await db.run_on_driver(conn, _read_status_page, _status_sql(db), tenant, key, limit, before_seq)
+    found = await db.read_on_driver(_read_status_page, _status_sql(db), tenant, key, limit, before_seq)
     if found is None:
         raise NotFound(key)
     row, merged, has_more, page_compactions, reset_seq = found
