@@ -64,7 +64,14 @@ CUE = re.compile(
 CHATTER = tuple(CHATTER_USER + CHATTER_ASSISTANT)
 
 
+# Some realdata files were redacted by their owners: "[REDACTED_TEXT len=6684 sha=1eb53f31]" stands
+# for text the agent saw. The digest is the dataset's, not the conversation's: the same system
+# prompt redacted in both halves would count as an identifier the agent "needed".
+REDACTED = re.compile(r"\[REDACTED_[A-Z_]+ len=\d+ sha=[0-9a-f]+\]")
+
+
 def identifiers(text: str) -> set[str]:
+    text = REDACTED.sub(" ", text) if "[REDACTED_" in text else text
     return {m.group().rstrip(".") for m in IDENT.finditer(text) if len(m.group()) >= 4}
 
 
@@ -75,11 +82,27 @@ def message_text(m: dict[str, Any]) -> str:
 
 
 def _decoded(arguments: str) -> str:
-    # Escapes inside JSON strings ("\\n" before a path) are not part of any identifier.
+    """A call's JSON arguments as the text of its keys and values, escapes decoded.
+
+    Re-encoding them as JSON would leave `\\"` after every quoted URL or path in a shell command,
+    and the bench would count `https://host/x\\` as an identifier no summary can contain.
+    """
     try:
-        return json.dumps(json.loads(arguments), ensure_ascii=False).replace("\\n", "\n")
+        node = json.loads(arguments)
     except ValueError:
         return arguments
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            out.extend(str(k) for k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif node is not None:
+            out.append(str(node))
+    return "\n".join(out)
 
 
 def summary_lines(summary: str) -> list[str]:
