@@ -87,10 +87,10 @@ _CODE_LINE = re.compile(
 ENTITY = re.compile(
     r"""
     (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]]*[^\s<>"'`)\].,;:!?])
-    |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)
+    |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]*\b)
     |(?P<path>(?<![\w/.<])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
-        |\b[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
-        |\b[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
+        |(?:\b|(?<![\w/.])\.(?=\w))[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
+        |(?:\b|(?<![\w/.])\.(?=\w))[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
     |(?P<file>\b[\w-]+(?:\.[\w-]+)*\.(?:py|pyi|js|mjs|ts|tsx|jsx|json|jsonl|toml|ya?ml|md|rst|sql|go|rs
         |java|kt|c|h|cc|cpp|hpp|rb|php|sh|txt|log|cfg|ini|conf|env|html|css|lock|csv|xml|proto|tf)\b)
     |(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
@@ -118,6 +118,8 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+# What a code span can hold that identifies something on its own (not its symbols and numbers).
+_INNER_KINDS = frozenset({"url", "email", "path", "file", "uuid", "host", "version", "ticket", "hash"})
 # An inline image or key in base64 matches the path pattern; no agent needs it verbatim.
 _BLOB = re.compile(r"[A-Za-z0-9+]{41,}")
 _SUBSUME_POOL = 200
@@ -307,20 +309,34 @@ class Entities:
                 inner = ENTITY.match(value)
                 if inner is not None and inner.end() == len(value):
                     kind = inner.lastgroup or kind
+                else:
+                    # `${base}/api/search?${qs}`, `pytest tests/test_x.py -k y`: the path or file
+                    # inside a code span is named as much as the span itself.
+                    found += self._add_inner(value, pos, weight)
             if len(value) < 3 or (kind not in _STRONG and weight < 2) or (len(value) > 40 and _BLOB.search(value)):
                 continue
             found += 1
             named += kind not in ("date", "code", "name")
             # Code symbols and timestamps are many and cheap to find again; paths, ids, urls,
             # versions and hashes are what an agent needs verbatim.
-            gain = weight * _KIND_WEIGHT.get(kind, 1.0)
-            entry = self._seen.get(value)
-            if entry is None:
-                self._seen[value] = [gain, pos, pos]
-            else:
-                entry[0] += gain
-                entry[2] = pos
+            self._gain(value, weight * _KIND_WEIGHT.get(kind, 1.0), pos)
         return found, named
+
+    def _add_inner(self, code: str, pos: float, weight: int) -> int:
+        found = 0
+        for m in ENTITY.finditer(code):
+            if m.lastgroup in _INNER_KINDS:
+                found += 1
+                self._gain(m.group().rstrip(_TRAILING), weight * _KIND_WEIGHT.get(m.lastgroup, 1.0), pos)
+        return found
+
+    def _gain(self, value: str, gain: float, pos: float) -> None:
+        entry = self._seen.get(value)
+        if entry is None:
+            self._seen[value] = [gain, pos, pos]
+        else:
+            entry[0] += gain
+            entry[2] = pos
 
     def add_listed(self, text: str, pos: float) -> None:
         for value in text.split(", "):
