@@ -86,7 +86,7 @@ _CODE_LINE = re.compile(
 # The leading (?<!\w) rejects mid-word positions in one test instead of one per alternative.
 ENTITY = re.compile(
     r"""
-    (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]]*[^\s<>"'`)\].,;:!?])
+    (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]\\]*[^\s<>"'`)\]\\.,;:!?])
     |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]*\b)
     |(?P<path>(?<![\w/.<])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
         |(?:\b|(?<![\w/.])\.(?=\w))[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
@@ -122,6 +122,9 @@ _TRAILING = ".,;:!?)'\""
 _INNER_KINDS = frozenset({"url", "email", "path", "file", "uuid", "host", "version", "ticket", "hash"})
 # An inline image or key in base64 matches the path pattern; no agent needs it verbatim.
 _BLOB = re.compile(r"[A-Za-z0-9+]{41,}")
+_ESCAPE = re.compile(r"\\[nrt\"]")
+_BASE64_RUN_CHARS = 120  # no path or id runs this long without a dot, dash or underscore
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{%d,}={0,2}" % _BASE64_RUN_CHARS)
 _SUBSUME_POOL = 200
 # An identifier must have been seen at least this much to be listed: one path in a tool output
 # is enough, one timestamp of a log stream or one code symbol of a file read is not.
@@ -291,17 +294,31 @@ def focus_pattern(instructions: str | None) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![\w]){alternatives}", re.IGNORECASE)
 
 
+def _scannable(text: str) -> str:
+    """Text as an identifier scan should see it.
+
+    An output that prints JSON (a .jsonl read with cat, an API's raw body) holds `\\n` and `\\"`
+    escapes, which would glue an `n` to the next word and a backslash to the end of a URL; an
+    inline image or key in base64 splits into dozens of bogus "paths" at its slashes.
+    """
+    if "\\" in text:
+        text = _ESCAPE.sub(" ", text)
+    if len(text) >= _BASE64_RUN_CHARS:
+        text = _BASE64_RUN.sub(" ", text)
+    return text
+
+
 class Entities:
     """Identifiers seen in the conversation, with a salience score and first position."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, list[float]] = {}  # text -> [score, first position, last position]
+        self._seen: dict[str, list[float]] = {}  # text -> [score, first position, last position, gain there]
 
     def add(self, text: str, pos: float, weight: int) -> tuple[int, int]:
         """Record the identifiers in text; returns how many, and how many make a request
         (a bare timestamp, a code span or an acronym does not)."""
         found = named = 0
-        for m in ENTITY.finditer(text):
+        for m in ENTITY.finditer(_scannable(text)):
             kind = m.lastgroup or ""
             value = m.group().rstrip(_TRAILING).strip("`")
             if kind == "code":
@@ -331,18 +348,24 @@ class Entities:
         return found
 
     def _gain(self, value: str, gain: float, pos: float) -> None:
+        # Salience counts the messages that name a thing, at the strongest weight each named it:
+        # a symbol repeated forty times in one file read is not forty times as needed.
         entry = self._seen.get(value)
         if entry is None:
-            self._seen[value] = [gain, pos, pos]
-        else:
+            self._seen[value] = [gain, pos, pos, gain]
+        elif int(entry[2]) != int(pos):
             entry[0] += gain
             entry[2] = pos
+            entry[3] = gain
+        elif gain > entry[3]:
+            entry[0] += gain - entry[3]
+            entry[3] = gain
 
     def add_listed(self, text: str, pos: float) -> None:
         for value in text.split(", "):
             value = value.strip()
             if value and value not in self._seen:
-                self._seen[value] = [5.0, pos, pos]
+                self._seen[value] = [5.0, pos, pos, 5.0]
 
     def uncovered(self, kept_lower: str, char_budget: int) -> list[str]:
         """The most salient identifiers that no kept line mentions, in conversation order.
