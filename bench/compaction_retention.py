@@ -46,7 +46,7 @@ BARS = {"facts": 0.97, "tool_facts": 0.95, "real": 0.90, "reduction": 0.85, "noi
 
 # Deliberately simpler than the summarizer's patterns: what a reader would call an identifier.
 IDENT = re.compile(
-    r"https?://[^\s\"'<>)\]`]+[^\s\"'<>)\]`.,;:]"
+    r"https?://[^\s\"'<>)\]`\\]+[^\s\"'<>)\]`\\.,;:]"
     r"|(?<![\w/.-])(?:~|\.{1,2})?/?[\w@][\w.@-]*(?:/[\w.@-]+)*/[\w@-]+\.[A-Za-z]\w{0,4}\b"  # a/b/c.ext
     r"|(?<![\w/.-])(?:~|\.{1,2})?/[\w@][\w.@-]*(?:/[\w.@-]+)+"  # /abs/path, ./rel/path
     r"|\b[\w-]+\.(?:py|js|mjs|ts|tsx|jsx|json|jsonl|md|toml|ya?ml|rs|go|sh|css|html|sql|txt|lock|cfg|ini)\b"
@@ -70,8 +70,14 @@ CHATTER = tuple(CHATTER_USER + CHATTER_ASSISTANT)
 REDACTED = re.compile(r"\[REDACTED_[A-Z_]+ len=\d+ sha=[0-9a-f]+\]")
 
 
+# An output that prints JSON (a .jsonl read with cat) holds `\n` and `\"`: neither is part of the
+# identifier next to it ("\nNode.js" names Node.js, "https://host/x\"" ends before the backslash).
+ESCAPE = re.compile(r"\\[nrt\"]")
+
+
 def identifiers(text: str) -> set[str]:
     text = REDACTED.sub(" ", text) if "[REDACTED_" in text else text
+    text = ESCAPE.sub(" ", text) if "\\" in text else text
     return {m.group().rstrip(".") for m in IDENT.finditer(text) if len(m.group()) >= 4}
 
 
