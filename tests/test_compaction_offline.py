@@ -364,3 +364,14 @@ def test_a_symbol_repeated_in_one_output_does_not_outrank_a_path() -> None:
     entities.add("wrote src/store/session_store.py", 2, weight=1)
     # Salience counts the messages that name a thing, not how often one dump repeats it.
     assert entities.uncovered("", len("src/store/session_store.py") + 2) == ["src/store/session_store.py"]
+
+
+def test_a_code_expression_restated_often_does_not_outrank_a_path() -> None:
+    from sessionscope.compaction.extract import Entities
+
+    entities = Entities()
+    for pos in range(1, 6):
+        entities.add("then call `setCelebrating(false)` once the card is gone", pos, weight=2)
+    entities.add("the handler lives in apps/web/hooks/useDragCard.ts", 6, weight=2)
+    # Room for one: an expression is code to read again, a path is what one looks things up by.
+    assert entities.uncovered("", len("apps/web/hooks/useDragCard.ts") + 2) == ["apps/web/hooks/useDragCard.ts"]

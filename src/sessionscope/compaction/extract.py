@@ -130,7 +130,8 @@ _SUBSUME_POOL = 200
 # is enough, one timestamp of a log stream or one code symbol of a file read is not.
 MIN_SALIENCE = 1.0  # identifiers compared pairwise for containment (quadratic, so bounded)
 RECENCY_WEIGHT = 1.0  # an identifier named last in the span outranks one named once more, long ago
-_KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
+_KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "expression": 0.1, "date": 0.3, "name": 0.2, "number": 0.5}
+_EXPRESSION = re.compile(r"[\s(={<]")
 
 _STOPWORDS = frozenset(
     [
@@ -330,10 +331,12 @@ class Entities:
                     # `${base}/api/search?${qs}`, `pytest tests/test_x.py -k y`: the path or file
                     # inside a code span is named as much as the span itself.
                     found += self._add_inner(value, pos, weight)
+                    if _EXPRESSION.search(value):
+                        kind = "expression"  # `undo()`, `x = 1`: code to read again, not a name to keep
             if len(value) < 3 or (kind not in _STRONG and weight < 2) or (len(value) > 40 and _BLOB.search(value)):
                 continue
             found += 1
-            named += kind not in ("date", "code", "name")
+            named += kind not in ("date", "code", "expression", "name")
             # Code symbols and timestamps are many and cheap to find again; paths, ids, urls,
             # versions and hashes are what an agent needs verbatim.
             self._gain(value, weight * _KIND_WEIGHT.get(kind, 1.0), pos)
