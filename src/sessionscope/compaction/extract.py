@@ -124,7 +124,7 @@ _INNER_KINDS = frozenset({"url", "email", "path", "file", "uuid", "host", "versi
 _BLOB = re.compile(r"[A-Za-z0-9+]{41,}")
 _ESCAPE = re.compile(r"\\[nrt\"]")
 _BASE64_RUN_CHARS = 120  # no path or id runs this long without a dot, dash or underscore
-_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{%d,}={0,2}" % _BASE64_RUN_CHARS)  # from a run's start only
+_BASE64_RUN = re.compile(rf"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{{{_BASE64_RUN_CHARS},}}={{0,2}}")  # from a run's start
 _SUBSUME_POOL = 200
 # An identifier must have been seen at least this much to be listed: one path in a tool output
 # is enough, one timestamp of a log stream or one code symbol of a file read is not.
