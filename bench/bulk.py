@@ -64,7 +64,7 @@ def message_rows(session_id: int, count: int, first_seq: int = 1) -> list[dict[s
         if role == "assistant" and i % 4 == 2:
             calls = json.dumps([{"id": f"c{seq}", "name": "read_file", "arguments": '{"path": "/srv/a.py"}'}])
         rows.append({
-            "session_id": session_id, "seq": seq, "msg_id": f"m{seq}", "role": role,
+            "session_id": session_id, "seq": seq, "conversation": 0, "msg_id": f"m{seq}", "role": role,
             "content": f"message {seq} about deploy {seq % 17} of billing-api and /srv/app/file{seq % 50}.py",
             "tool_calls": calls, "tool_call_id": f"c{seq - 1}" if role == "tool" else None,
             "tool_name": "read_file" if role == "tool" else None, "is_error": False, "ts": T0 + seq * 1000,

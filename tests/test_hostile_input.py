@@ -76,8 +76,6 @@ def test_check_reports_times_no_reader_can_format(rpc: RPC) -> None:
     assert any("started_at" in p for p in problems), problems
 
 
-@pytest.mark.xfail(reason="issue 14 item 13 not done: retiring ids at reset broke re-import idempotency",
-                   strict=True)
 def test_an_id_used_before_a_reset_can_be_used_again(rpc: RPC) -> None:
     first = [{"id": "m1", "role": "user", "content": "before", "raw": {"v": 1}},
              {"id": "m2", "role": "assistant", "content": "reply"}]
