@@ -5,6 +5,7 @@ form every reader can read back; `sessionscope check` reports rows that slipped 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -95,6 +96,71 @@ def test_an_id_used_before_a_reset_can_be_used_again(rpc: RPC) -> None:
         return await check(db, tenant=rpc.tenant)
 
     assert in_store(rpc.database_url, scenario).ok
+
+
+def test_a_retried_import_of_an_export_with_a_reused_id_stores_nothing_twice(rpc: RPC) -> None:
+    """An export of a session that used m1 on both sides of a reset round-trips whole, and
+    importing it again (or into the session it came from) stores nothing new."""
+    import orjson
+
+    from sessionscope.ingest import ingest_records
+    from sessionscope.store import Scope
+    from sessionscope.store.transfer import export_lines
+
+    rpc.append("r/round", [{"id": "m1", "role": "user", "content": "before"},
+                           {"id": "m2", "role": "assistant", "content": "reply"}])
+    rpc("session.reset", key="r/round")
+    rpc.append("r/round", [{"id": "m1", "role": "user", "content": "after"}])
+    copy = rpc.tenant + "-copy"
+
+    async def scenario(db: Any) -> Any:
+        lines = b"".join([chunk async for chunk in export_lines(db, Scope.everything(), ["r/round"], rpc.tenant)])
+        records = [orjson.loads(line) for line in lines.splitlines()]
+        first = await ingest_records(db, Scope.everything(), records, source="import", tenant=copy)
+        again = await ingest_records(db, Scope.everything(), records, source="import", tenant=copy)
+        home = await ingest_records(db, Scope.everything(), records, source="import", tenant=rpc.tenant)
+        return first, again, home
+
+    first, again, home = in_store(rpc.database_url, scenario)
+    assert (first.messages, first.resets, first.duplicates) == (3, 1, 0)
+    assert (again.messages, again.resets, again.duplicates) == (0, 0, 3)
+    assert (home.messages, home.resets, home.duplicates) == (0, 0, 3)
+    for tenant in (rpc.tenant, copy):
+        shown = [(i["id"], i.get("content")) for i in rpc("session.status", key="r/round", tenant=tenant)["items"]]
+        assert shown == [("m1", "before"), ("m2", "reply"), ("reset-3", None), ("m1", "after")]
+
+
+def test_otlp_ids_repeating_after_a_reset_are_stored_again(rpc: RPC) -> None:
+    import httpx
+
+    from sessionscope.web.otlp import TENANT_HEADER
+
+    def turn(text_in: str) -> dict[str, Any]:
+        messages = [{"role": "user", "parts": [{"type": "text", "content": text_in}]}]
+        return {"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "chat m",
+            "startTimeUnixNano": "1772000000000000000", "endTimeUnixNano": "1772000000500000000",
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.conversation.id", "value": {"stringValue": "otel:reset"}},
+                {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(messages)}},
+            ],
+        }]}]}]}
+
+    def post(body: dict[str, Any]) -> None:
+        answer = httpx.post(f"{rpc.url}/v1/traces", json=body, headers={TENANT_HEADER: rpc.tenant})
+        assert answer.status_code == 200, answer.text
+
+    post(turn("first"))
+    count = rpc("session.status", key="otel:reset")["session"]["message_count"]
+    post(turn("first"))  # an exporter's retry: nothing new
+    assert rpc("session.status", key="otel:reset")["session"]["message_count"] == count
+    rpc("session.reset", key="otel:reset")
+    post(turn("first"))  # the same span ids after a reset: a new conversation stores them
+    assert rpc("session.status", key="otel:reset")["session"]["message_count"] == 2 * count
+    assert [m["content"] for m in rpc("session.history", key="otel:reset")["messages"]] == ["first"]
+    post(turn("first"))
+    assert rpc("session.status", key="otel:reset")["session"]["message_count"] == 2 * count
 
 
 def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
