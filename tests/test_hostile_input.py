@@ -218,10 +218,13 @@ def test_an_export_link_dies_with_its_token_and_ignores_a_forged_host(auth_serve
     auth_server.admin("session.append", tenant=tenant, key="e/1", agent="a", channel="web",
                       messages=[{"role": "user", "content": "exported"}])
     ops = auth_server.client(created["token"])
-    forged = ops.post({"jsonrpc": "2.0", "id": 1, "method": "session.export", "params": {"key": "e/1"}},
-                      headers={"host": "attacker.example"}).json()
-    link = forged.get("result", {}).get("url")
-    if link is not None:  # the client downloads from its own server whatever the link says
+    for forged_headers in ({"host": "attacker.example"},
+                           {"x-forwarded-host": "attacker.example", "x-forwarded-proto": "https",
+                            "forwarded": "host=attacker.example;proto=https"}):
+        forged = ops.post({"jsonrpc": "2.0", "id": 1, "method": "session.export", "params": {"key": "e/1"}},
+                          headers=forged_headers).json()
+        link = forged["result"]["url"]
+        assert link.startswith(auth_server.url + "/export/"), link  # the address the server is bound to
         client = Client(auth_server.url, token=created["token"])
         assert client.own_url(link).startswith(auth_server.url + "/export/")
     url = ops("session.export", key="e/1")["url"]
@@ -229,3 +232,56 @@ def test_an_export_link_dies_with_its_token_and_ignores_a_forged_host(auth_serve
     auth_server.admin("token.revoke", id=created["id"])
     assert httpx.get(url).status_code in (403, 404)  # the link is gone
     ops.close()
+
+
+def test_export_links_use_the_configured_public_url(database_url: str, tenant: str) -> None:
+    from sessionscope.web.services import ServerConfig
+    from tests.conftest import RunningServer
+
+    config = ServerConfig(database=database_url, auth=False, extra={"public_url": "https://sessions.example.org/"})
+    with RunningServer(config) as running:
+        rpc = RPC(running.url, tenant)
+        rpc.append("e/public", [{"role": "user", "content": "x"}])
+        url = rpc("session.export", key="e/public")["url"]
+        rpc.http.close()
+    assert url.startswith("https://sessions.example.org/export/")
+
+
+def test_a_session_deleted_during_its_download_ends_the_stream_with_an_error_line(
+        rpc: RPC, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export reads a page per transaction; the session is deleted after the first page
+    (from another connection, while the server waits), so the body must say it is incomplete."""
+    import threading
+
+    import httpx
+    import orjson
+
+    from sessionscope.store import Scope, sessions, transfer, wire
+
+    rpc.append("e/gone", [{"id": f"m{i}", "role": "user", "content": f"line {i}"} for i in range(5)])
+    url = rpc("session.export", key="e/gone")["url"]
+    monkeypatch.setattr(transfer, "EXPORT_PAGE", 2)
+    shape = wire.message_item
+    deleted = threading.Event()
+
+    def delete_now() -> None:
+        in_store(rpc.database_url, lambda db: sessions.delete_sessions(db, Scope.everything(), ["e/gone"],
+                                                                        rpc.tenant))
+        deleted.set()
+
+    def message_item(row: Any, *args: Any, **kwargs: Any) -> Any:
+        if not deleted.is_set():
+            worker = threading.Thread(target=delete_now)
+            worker.start()
+            worker.join()
+        return shape(row, *args, **kwargs)
+
+    monkeypatch.setattr(wire, "message_item", message_item)
+    answer = httpx.get(url)
+    assert answer.status_code == 200
+    lines = [orjson.loads(line) for line in answer.content.splitlines()]
+    assert lines[0]["type"] == "session"
+    assert lines[-1] == {"type": "error", "error": {
+        "code": -32001, "message": "session 'e/gone' was deleted during the export; this file is incomplete",
+        "data": {"key": "e/gone"}}}
+    assert [line["type"] for line in lines[1:-1]] == ["message", "message"]  # the first page only

@@ -16,7 +16,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
-from sessionscope.errors import InvalidParams
+from sessionscope.errors import InvalidParams, NotFound, SessionscopeError
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.appends import ID_CHUNK, insert_messages
@@ -34,19 +34,56 @@ def _line(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def error_line(error: SessionscopeError) -> bytes:
+    """The export stream's last line when it cannot go on (docs/item-model.md): a reader sees
+    why the file ends there instead of a body cut short."""
+    return _line({"type": "error", "error": {"code": error.code, "message": error.message, "data": error.data}})
+
+
+def stream_error(last_chunk: bytes) -> dict[str, Any] | None:
+    """The wire error ({code, message, data}) an export stream ended with (error_line), read
+    from its last chunk; None when the stream is whole."""
+    line = last_chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    if not line.startswith(b'{"type":"error"'):
+        return None
+    error: dict[str, Any] = orjson.loads(line)["error"]
+    return error
+
+
+def _deleted_line(key: str) -> bytes:
+    return error_line(NotFound.from_wire(f"session {key!r} was deleted during the export; this file is incomplete",
+                                         {"key": key}))
+
+
+async def _still_there(db: Database, row: Row) -> bool:
+    """The exported session was not deleted (nor deleted and made again) while it was read."""
+    async with db.read() as conn:
+        found = (await conn.execute(select(sessions.c.id).where(
+            sessions.c.id == row.id, sessions.c.tenant == row.tenant, sessions.c.key == row.key,
+            sessions.c.created_at == row.created_at))).first()
+    return found is not None
+
+
 async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None
                        ) -> AsyncIterator[bytes]:
-    """Yield the JSONL of each session: header, items in seq order, executions."""
+    """Yield the JSONL of each session: header, items in seq order, executions.
+
+    The pages are read one transaction each, so a session deleted meanwhile loses its rows
+    between two pages: the stream then ends with an error line, never as if it were whole."""
     tenant = scope.resolve(tenant)
     for key in keys:
-        async with db.read() as conn:
-            row = await session_store.find(conn, tenant, key)
-            markers = (await conn.execute(
-                select(compactions).where(compactions.c.session_id == row.id).order_by(compactions.c.seq)
-            )).all()
-            marker_resets = (await conn.execute(
-                select(resets).where(resets.c.session_id == row.id).order_by(resets.c.seq)
-            )).all()
+        try:
+            async with db.read() as conn:
+                row = await session_store.find(conn, tenant, key)
+                markers = (await conn.execute(
+                    select(compactions).where(compactions.c.session_id == row.id).order_by(compactions.c.seq)
+                )).all()
+                marker_resets = (await conn.execute(
+                    select(resets).where(resets.c.session_id == row.id).order_by(resets.c.seq)
+                )).all()
+        except NotFound:
+            yield _deleted_line(key)
+            return
         yield _line({"type": "session", "version": FORMAT_VERSION, "key": row.key, "tenant": row.tenant,
                      "agent": row.agent, "channel": row.channel, "label": row.label,
                      "created_at": to_rfc3339(row.created_at)})
@@ -89,6 +126,9 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 break
             yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in ran)
             last_started, last_id = int(ran[-1].started_at), int(ran[-1].id)
+        if not await _still_there(db, row):
+            yield _deleted_line(key)
+            return
 
 
 MESSAGE_SEQ = [c.name for c in messages.columns].index("seq")
