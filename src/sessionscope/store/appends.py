@@ -19,6 +19,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import not_after_now, now_ms, parse_client_time
+from sessionscope.keys import folded_label
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
@@ -125,7 +126,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     # SQLite only (PostgreSQL appends with _postgresql_append): BEGIN IMMEDIATE holds the lock.
     find = (f"SELECT id, next_seq, updated_at, label, live_tokens, resets FROM sessions "
             f"WHERE tenant = {sid} AND key = {first}")
-    set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
+    set_label = f"UPDATE sessions SET label = {sid}, folded_label = {first} WHERE id = {last}"
     counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
     # A retried append finds its raw copies stored already; those are skipped like the messages.
     conversation = db.placeholders(4).split(", ")[3]
@@ -264,7 +265,7 @@ def _append_on_sqlite_driver(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, 
             return None
         session_id, next_seq, updated_at, stored_label, live_tokens, conversation = found
         if label is not None and label != stored_label:
-            cursor.execute(sql.set_label, (label, session_id))
+            cursor.execute(sql.set_label, (label, folded_label(label), session_id))
     finally:
         cursor.close()
     stored = _store_batch(dbapi, sql, int(session_id), int(next_seq), int(conversation), int(updated_at), prepared,
@@ -290,7 +291,7 @@ def _postgresql_append(labelled: bool) -> tuple[str, tuple[str, ...]]:
     Returns the statement for asyncpg and the order of its parameters."""
     from sqlalchemy.dialects import postgresql
 
-    values = _APPEND_VALUES + (("label",) if labelled else ())
+    values = _APPEND_VALUES + (("label", "folded_label") if labelled else ())
     counters = session_store.bump_statement(_APPEND_DELTAS, values, row="(SELECT id FROM locked)")
     arrays = ", ".join(f"CAST(:{c} AS {_PG_ARRAY_TYPES[c]}[])" for c in _PG_BATCH_COLUMNS)
     names = ", ".join(_PG_BATCH_COLUMNS)
@@ -321,7 +322,8 @@ async def _append_to_existing_postgresql(db: Database, tenant: str, key: str, la
         return None
     sql, order = _postgresql_append(label is not None)
     # updated_at: the statement keeps the stored one when it is later.
-    params = _counter_values(batch, 0) | {"tenant": tenant, "key": key, "v_label": label, "count": len(batch)}
+    params = _counter_values(batch, 0) | {"tenant": tenant, "key": key, "v_label": label,
+                                          "v_folded_label": folded_label(label), "count": len(batch)}
     params |= {c: [m[c] for m in batch] for c in _PG_BATCH_COLUMNS}
     try:
         next_seq = await db.run_statement(sql, *(params[name] for name in order))

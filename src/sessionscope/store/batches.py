@@ -18,6 +18,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessionscope.keys import folded_identity
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.appends import MESSAGE_COLUMNS, append_deltas, insert_sql, message_row
@@ -208,11 +209,12 @@ def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: i
     insert = _q("INSERT INTO sessions (tenant, key, agent, channel, created_at, updated_at, next_seq, "
                 "live_from_seq, live_tokens, message_count, live_messages, msg_input_tokens, "
                 "msg_output_tokens, exec_input_tokens, exec_output_tokens, total_tokens, cache_read_tokens, "
-                "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd) "
-                "VALUES (?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) "
+                "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd, folded_identity) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?) "
                 "ON CONFLICT DO NOTHING RETURNING id", db)
     for batch in batches:
-        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at, batch.created_at))
+        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at, batch.created_at,
+                                folded_identity(batch.key, batch.agent, batch.channel)))
         row = cursor.fetchone()
         if row is not None:
             created[batch.key] = _Session(int(row[0]), 1, 1, batch.created_at, 0, 0, 0)

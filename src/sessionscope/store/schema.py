@@ -81,6 +81,10 @@ sessions = Table(
     Column("executions", BigInteger, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("preview", String(256), nullable=True),
+    # key, agent and channel, and the label, case-folded in Python (keys.folded_identity, migration
+    # 0009): `search` compares these, so both databases fold case alike.
+    Column("folded_identity", Text, nullable=False, server_default=""),
+    Column("folded_label", Text, nullable=True),
     UniqueConstraint("tenant", "key", name="uq_sessions_tenant_key"),
 )
 
