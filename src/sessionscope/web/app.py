@@ -48,6 +48,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
+_SECURITY_HEADER_BYTES = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -138,9 +139,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in SECURITY_HEADERS.items():
-                    if name.encode() not in present:
-                        headers.append((name.encode(), value.encode()))
+                headers.extend(pair for pair in _SECURITY_HEADER_BYTES if pair[0] not in present)
                 message["headers"] = headers
             await send(message)
 
