@@ -24,13 +24,15 @@ BATCH = 1_000
 
 
 def _fold_existing() -> None:
+    """In pages by id, so memory stays flat for any number of sessions."""
     bind = op.get_bind()
-    rows = bind.execute(sa.text("SELECT id, key, agent, channel, label FROM sessions")).all()
+    page = sa.text("SELECT id, key, agent, channel, label FROM sessions WHERE id > :after ORDER BY id LIMIT :n")
     update = sa.text("UPDATE sessions SET folded_identity = :identity, folded_label = :label WHERE id = :id")
-    for start in range(0, len(rows), BATCH):
+    after = 0
+    while rows := bind.execute(page, {"after": after, "n": BATCH}).all():
         bind.execute(update, [{"id": r.id, "identity": f"{r.key} {r.agent} {r.channel}".casefold(),
-                               "label": r.label.casefold() if r.label is not None else None}
-                              for r in rows[start:start + BATCH]])
+                               "label": r.label.casefold() if r.label is not None else None} for r in rows])
+        after = rows[-1].id
 
 
 def upgrade() -> None:
