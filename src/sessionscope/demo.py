@@ -142,7 +142,7 @@ def _execution(rng: random.Random, exec_id: str, started_ms: int, seen: int) -> 
     model_ms = round(rng.uniform(300, 2_300), 2)
     # The prompt is what the budget says went in: system, tools, context and the messages the layers kept.
     budget = {"window": window, "system": rng.randint(800, 3_000), "tools": rng.randint(500, 4_000),
-              "context": rng.randint(0, 8_000), "messages": layers[-1]["tokens_out"]}
+              "context": rng.randint(0, 8_000), "messages": n_in * 40}  # n_in: what the last layer passed on
     inp = budget["system"] + budget["tools"] + budget["context"] + budget["messages"]
     record: dict[str, Any] = {
         "type": "execution", "id": exec_id, "started_at": to_rfc3339(started_ms),
