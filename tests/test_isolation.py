@@ -23,7 +23,8 @@ VIEWER = {"session.list", "session.status", "session.context", "session.metrics"
           "session.compactions", "session.items", "agent.list", "channel.list", "tenant.list", "rpc.discover",
           "auth.whoami"}
 OPERATOR = VIEWER | {"session.reset", "session.compact", "session.delete", "session.export", "session.restore",
-                     "session.pop", "audit.list", "session.import", "session.label"}
+                     "session.pop", "audit.list", "session.import", "session.label",
+                     "session.archive", "session.unarchive"}
 # session.items and session.pop are what the OpenAI Agents SDK session adapter needs (history and retract).
 AGENT = {"session.append", "session.record", "session.history", "session.items", "session.pop", "rpc.discover",
          "auth.whoami"}
@@ -88,6 +89,8 @@ def params_for(method: str, key: str, tenant: str | None) -> dict[str, Any]:
         "session.reset": {"keys": [key]},
         "session.export": {"keys": [key]},
         "session.label": {"key": key, "label": "renamed by the property test"},
+        "session.archive": {"keys": [key]},
+        "session.unarchive": {"keys": [key]},
         "token.create": {"name": "prop", "role": "viewer", **({"tenant": tenant} if tenant else {})},
         "token.revoke": {"id": 10**12},
         "tenant.set_retention": {"tenant": tenant or "default", "days": None},

@@ -386,3 +386,32 @@ def test_messages_before_a_reset_are_not_marked_compacted(rpc: RPC) -> None:
     compacted = [m for m in messages if m["compacted"]]
     assert compacted and all(reset_seq < m["seq"] < done["compaction"]["first_kept_seq"] for m in compacted)
     assert len(compacted) == done["compaction"]["messages_compacted"]
+
+
+def test_archive_hides_from_the_default_list_and_deletes_nothing(rpc: RPC) -> None:
+    for key in ("a1", "a2", "live"):
+        rpc.append(key, [{"id": "1", "role": "user", "content": f"archiveword {key}"}])
+    assert rpc("session.archive", keys=["a1", "a2"]) == {"archived": 2}
+    assert rpc("session.archive", key="a1") == {"archived": 1}  # again: counted once, time kept
+    default = rpc("session.list")
+    assert [s["key"] for s in default["sessions"]] == ["live"] and default["total"] == 1
+    only = rpc("session.list", archived="only")
+    assert sorted(s["key"] for s in only["sessions"]) == ["a1", "a2"] and only["total"] == 2
+    assert all(s["archived_at"].endswith("Z") for s in only["sessions"])
+    every = rpc("session.list", archived="include", sort="key", order="asc", limit=2)
+    assert [s["key"] for s in every["sessions"]] == ["a1", "a2"] and every["total"] == 3
+    rest = rpc("session.list", archived="include", sort="key", order="asc", limit=2, cursor=every["next_cursor"])
+    assert [s["key"] for s in rest["sessions"]] == ["live"]
+    # The filters combine with search and query; the messages are all still there.
+    assert [s["key"] for s in rpc("session.list", query="archiveword")["sessions"]] == ["live"]
+    assert [s["key"] for s in rpc("session.list", search="a1", archived="only")["sessions"]] == ["a1"]
+    assert rpc("session.status", key="a1")["items"][0]["content"] == "archiveword a1"
+    assert rpc("session.status", key="a1")["session"]["archived_at"] is not None
+    assert rpc.error("session.list", archived="maybe")["data"]["field"] == "archived"
+    assert rpc.error("session.archive", keys=["a1", "missing"])["data"] == {"key": "missing"}
+    assert rpc("store.check")["problems"] == []
+    assert rpc("session.unarchive", keys=["a2"]) == {"unarchived": 1}
+    assert rpc("session.list")["total"] == 2
+    rpc("session.delete", key="a1")  # an archived session deleted: its facet's archived count follows
+    assert rpc("session.list", archived="only")["total"] == 0
+    assert rpc("store.check")["problems"] == []

@@ -155,6 +155,7 @@ class SessionRow(BaseModel):
     executions: int
     cost_usd: float
     preview: str | None
+    archived_at: str | None
 
 
 @with_config(ConfigDict(extra="forbid"))

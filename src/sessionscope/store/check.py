@@ -224,17 +224,24 @@ async def _check_times(conn: AsyncConnection, report: Report, tenant: str | None
 
 
 async def _check_facets(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
-    counted = {(r.tenant, r.agent, r.channel): int(r.n) for r in (await conn.execute(
-        select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"))
+    """Each facet's session and archived counts against the sessions that exist."""
+    archived = func.sum(case((sessions.c.archived_at.isnot(None), 1), else_=0))
+    counted = {(r.tenant, r.agent, r.channel): (int(r.n), int(r.archived or 0)) for r in (await conn.execute(
+        select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"),
+               archived.label("archived"))
         .where(sessions.c.tenant == tenant if tenant is not None else true())
         .group_by(sessions.c.tenant, sessions.c.agent, sessions.c.channel)
     )).all()}
-    stored = {(r.tenant, r.agent, r.channel): int(r.sessions) for r in (await conn.execute(
+    stored = {(r.tenant, r.agent, r.channel): (int(r.sessions), int(r.archived)) for r in (await conn.execute(
         select(facets).where(facets.c.tenant == tenant if tenant is not None else true()))).all()}
     for group in sorted(set(counted) | set(stored)):
-        if counted.get(group, 0) != stored.get(group, 0):
-            report.add(group[0], None, f"facet (agent {group[1]!r}, channel {group[2]!r}) counts "
-                       f"{stored.get(group, 0)} sessions but {counted.get(group, 0)} exist")
+        (has, has_archived), (says, says_archived) = counted.get(group, (0, 0)), stored.get(group, (0, 0))
+        where = f"facet (agent {group[1]!r}, channel {group[2]!r})"
+        if has != says:
+            report.add(group[0], None, f"{where} counts {says} sessions but {has} exist")
+        if has_archived != says_archived:
+            report.add(group[0], None, f"{where} counts {says_archived} archived sessions but "
+                       f"{has_archived} are archived")
 
 
 async def _check_orphans(conn: AsyncConnection, report: Report) -> None:

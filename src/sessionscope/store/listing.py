@@ -38,6 +38,8 @@ RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
 COUNT_SCAN = 10_000
 _FTS = table("session_search", column("rowid"))
+# session.list's `archived`: hide archived sessions (the default), show only them, or both.
+ARCHIVED_FILTERS = ("exclude", "only", "include")
 
 
 # The sort columns whose values are text; the others are numbers (times are epoch integers).
@@ -133,9 +135,16 @@ class _Filters:
     sort: str
     descending: bool
     cursor: tuple[Any, int] | None
+    archived: str = "exclude"
 
     def where(self, cols: Any, *, page: bool = True) -> list[Any]:
         conds = [self.scope.filter(cols.tenant, self.tenant)]
+        # "exclude" is a residual test on the sort index's walk (archived rows are few); "only"
+        # matches the partial index ix_sessions_archived, whose WHERE is this same condition.
+        if self.archived == "exclude":
+            conds.append(cols.archived_at.is_(None))
+        elif self.archived == "only":
+            conds.append(cols.archived_at.isnot(None))
         if self.agent is not None:
             conds.append(cols.agent == self.agent)
         if self.channel is not None:
@@ -168,12 +177,15 @@ async def list_sessions(
     order: str = "desc",
     limit: int = 50,
     cursor: str | None = None,
+    archived: str = "exclude",
 ) -> dict[str, Any]:
     if sort not in SORT_COLUMNS:
         raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
-    tag = _query_tag(sort, order, tenant, agent, channel, search, query)
+    if archived not in ARCHIVED_FILTERS:
+        raise InvalidParams("archived", f"must be one of {', '.join(ARCHIVED_FILTERS)}")
+    tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
-                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None)
+                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived)
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -191,7 +203,7 @@ async def list_sessions(
             if filters.query:
                 total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
             else:
-                total, capped = await _facet_total(conn, scope, tenant, agent, channel), False
+                total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
     more = len(found) > limit
     found = found[:limit]
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
@@ -204,14 +216,16 @@ async def list_sessions(
 
 
 async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
-                       channel: str | None) -> int:
+                       channel: str | None, archived: str) -> int:
     """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
     conds = [scope.filter(facets.c.tenant, tenant)]
     if agent is not None:
         conds.append(facets.c.agent == agent)
     if channel is not None:
         conds.append(facets.c.channel == channel)
-    total = (await conn.execute(select(func.coalesce(func.sum(facets.c.sessions), 0)).where(*conds))).scalar()
+    counted = {"include": facets.c.sessions, "only": facets.c.archived,
+               "exclude": facets.c.sessions - facets.c.archived}[archived]
+    total = (await conn.execute(select(func.coalesce(func.sum(counted), 0)).where(*conds))).scalar()
     return int(total or 0)
 
 

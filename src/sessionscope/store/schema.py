@@ -47,6 +47,8 @@ facets = Table(
     Column("agent", String(256), primary_key=True),
     Column("channel", String(128), primary_key=True),
     Column("sessions", BigInteger, nullable=False, default=0),
+    # Of those, how many are archived: the default list (not archived) totals sessions - archived.
+    Column("archived", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 sessions = Table(
@@ -81,6 +83,8 @@ sessions = Table(
     Column("executions", BigInteger, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("preview", String(256), nullable=True),
+    # Set by session.archive: hidden from the default list, nothing deleted.
+    Column("archived_at", BigInteger, nullable=True),
     UniqueConstraint("tenant", "key", name="uq_sessions_tenant_key"),
 )
 
@@ -102,6 +106,12 @@ for _filters in LIST_FILTERS:
         if _col in _filters:
             continue
         Index(list_index_name(_filters, _col), *(sessions.c[f] for f in _filters), sessions.c[_col], sessions.c.id)
+
+# The archived sessions alone (few, next to the list): archived "only" reads them from here. The
+# default list ("not archived") keeps walking the sort indexes above, skipping the few archived rows.
+ARCHIVED_INDEX = "ix_sessions_archived"
+Index(ARCHIVED_INDEX, sessions.c.tenant, sessions.c.archived_at, sessions.c.id,
+      sqlite_where=sessions.c.archived_at.isnot(None), postgresql_where=sessions.c.archived_at.isnot(None))
 
 # messages.kind: null for conversation; these two otherwise (docs/item-model.md).
 INJECTED_KIND = "injected"  # context the client put in the conversation, not typed by the user

@@ -51,6 +51,7 @@ def session_row(row: Row) -> dict[str, Any]:
         "executions": int(row.executions),
         "cost_usd": round(float(row.cost_usd), 6),
         "preview": row.preview,
+        "archived_at": None if row.archived_at is None else to_rfc3339(row.archived_at),
     }
 
 

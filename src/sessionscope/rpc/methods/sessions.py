@@ -43,6 +43,7 @@ class ListParams(Params):
     order: Literal["asc", "desc"] = "desc"
     limit: Annotated[int, Field(ge=1, le=500)] = 50
     cursor: Annotated[str, Field(max_length=2048)] | None = None
+    archived: Literal["exclude", "only", "include"] = "exclude"
 
 
 class ListResult(BaseModel):
@@ -57,11 +58,12 @@ async def list_sessions(ctx: Context, p: ListParams) -> Any:
     """List sessions, filtered, sorted and paged on the server.
 
     `search` matches any part of the key, agent, channel or label; `query` is full-text over
-    message content. Paging is by cursor; `total` is exact unless `total_capped` is true.
+    message content. Archived sessions are left out unless `archived` is `only` or `include`.
+    Paging is by cursor; `total` is exact unless `total_capped` is true.
     """
     return await listing.list_sessions(
         ctx.db, ctx.caller.scope, tenant=p.tenant, agent=p.agent, channel=p.channel, search=p.search,
-        query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor,
+        query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor, archived=p.archived,
     )
 
 
@@ -184,6 +186,27 @@ async def label(ctx: Context, p: LabelParams) -> Any:
     """Rename a session for people: set or clear its label (the key never changes)."""
     text = (p.label or "").strip() or None
     return {"session": await sessions.set_label(ctx.db, ctx.caller.scope, p.key, text, p.tenant)}
+
+
+class ArchiveResult(BaseModel):
+    archived: int
+
+
+@rpc_method("session.archive", params=KeysParams, result=ArchiveResult, roles=WRITE, audit="session.archive")
+async def archive(ctx: Context, p: KeysParams) -> Any:
+    """Hide sessions from the default session.list, deleting nothing. All or nothing."""
+    return {"archived": await sessions.archive(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
+
+
+class UnarchiveResult(BaseModel):
+    unarchived: int
+
+
+@rpc_method("session.unarchive", params=KeysParams, result=UnarchiveResult, roles=WRITE,
+            audit="session.unarchive")
+async def unarchive(ctx: Context, p: KeysParams) -> Any:
+    """Bring archived sessions back to the default session.list. All or nothing."""
+    return {"unarchived": await sessions.unarchive(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
 
 
 class ContextParams(KeyParams):
