@@ -415,3 +415,27 @@ def test_archive_hides_from_the_default_list_and_deletes_nothing(rpc: RPC) -> No
     rpc("session.delete", key="a1")  # an archived session deleted: its facet's archived count follows
     assert rpc("session.list", archived="only")["total"] == 0
     assert rpc("store.check")["problems"] == []
+
+
+def test_error_count_moves_with_every_write_and_filters_the_list(rpc: RPC) -> None:
+    failing = [{"id": "1", "role": "user", "content": "run it"},
+               {"id": "2", "role": "assistant", "content": "", "tool_calls": [{"id": "c1", "name": "sh", "arguments": "{}"}]},
+               {"id": "3", "role": "tool", "content": "exit 1", "tool_call_id": "c1", "tool_name": "sh", "is_error": True},
+               {"id": "4", "role": "assistant", "content": "the model failed", "is_error": True}]
+    rpc.append("bad", failing)
+    rpc.append("bad", failing)  # a retried batch: its messages are skipped, the count too
+    rpc.append("fine", [{"id": "1", "role": "user", "content": "hello"}])
+    rpc("session.import", key="imported", agent="main", channel="web",
+        records=[{"type": "message", **m} for m in failing[2:3]])
+    assert rpc("session.status", key="bad")["session"]["error_count"] == 2
+    assert rpc("session.status", key="imported")["session"]["error_count"] == 1
+    listed = rpc("session.list", has_errors=True, sort="key", order="asc")
+    assert [(s["key"], s["error_count"]) for s in listed["sessions"]] == [("bad", 2), ("imported", 1)]
+    assert listed["total"] == 2
+    assert {s["key"]: s["error_count"] for s in rpc("session.list")["sessions"]}["fine"] == 0
+    rpc("session.pop", key="bad")  # the errored last turn taken back
+    assert rpc("session.status", key="bad")["session"]["error_count"] == 1
+    rpc("session.archive", key="imported")
+    assert [s["key"] for s in rpc("session.list", has_errors=True)["sessions"]] == ["bad"]
+    assert rpc.error("session.list", has_errors="sometimes")["data"]["field"] == "has_errors"
+    assert rpc("store.check")["problems"] == []

@@ -150,6 +150,7 @@ class SessionRow(BaseModel):
     cache_read_tokens: int
     cache_write_tokens: int
     tool_calls: int
+    error_count: int
     compactions: int
     resets: int
     executions: int

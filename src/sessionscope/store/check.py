@@ -56,6 +56,7 @@ async def _page_facts(conn: AsyncConnection, ids: list[int]) -> dict[str, dict[i
     msg = await conn.execute(_grouped(
         ids, messages, func.count().label("n"), func.coalesce(func.sum(is_output), 0).label("out"),
         func.coalesce(func.sum(messages.c.tokens), 0).label("tokens"),
+        func.coalesce(func.sum(case((messages.c.is_error, 1), else_=0)), 0).label("errors"),
     ))
     comp = await conn.execute(_grouped(ids, compactions, func.count().label("n")))
     rst = await conn.execute(_grouped(ids, resets, func.count().label("n")))
@@ -134,11 +135,13 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         problem(f"the key is out of contract (no RPC call can name it): {key_problem}")
     m = facts["messages"].get(sid)
     n_msgs, out_tokens, msg_tokens = (int(m.n), int(m.out), int(m.tokens)) if m else (0, 0, 0)
+    n_errors = int(m.errors) if m else 0
     expected = {
         "message_count": n_msgs,
         "msg_output_tokens": out_tokens,
         "msg_input_tokens": msg_tokens - out_tokens,
         "tool_calls": facts["tool_calls"].get(sid, 0),
+        "error_count": n_errors,
         "compactions": int(facts["compactions"][sid].n) if sid in facts["compactions"] else 0,
         "resets": int(facts["resets"][sid].n) if sid in facts["resets"] else 0,
     }

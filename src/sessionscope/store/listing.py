@@ -136,6 +136,7 @@ class _Filters:
     descending: bool
     cursor: tuple[Any, int] | None
     archived: str = "exclude"
+    has_errors: bool = False
 
     def where(self, cols: Any, *, page: bool = True) -> list[Any]:
         conds = [self.scope.filter(cols.tenant, self.tenant)]
@@ -145,6 +146,8 @@ class _Filters:
             conds.append(cols.archived_at.is_(None))
         elif self.archived == "only":
             conds.append(cols.archived_at.isnot(None))
+        if self.has_errors:
+            conds.append(cols.error_count > 0)
         if self.agent is not None:
             conds.append(cols.agent == self.agent)
         if self.channel is not None:
@@ -178,14 +181,16 @@ async def list_sessions(
     limit: int = 50,
     cursor: str | None = None,
     archived: str = "exclude",
+    has_errors: bool = False,
 ) -> dict[str, Any]:
     if sort not in SORT_COLUMNS:
         raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
     if archived not in ARCHIVED_FILTERS:
         raise InvalidParams("archived", f"must be one of {', '.join(ARCHIVED_FILTERS)}")
-    tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived)
+    tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived, has_errors)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
-                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived)
+                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
+                       has_errors)
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -200,7 +205,8 @@ async def list_sessions(
         else:
             stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
             found = (await conn.execute(stmt.limit(limit + 1))).all()
-            if filters.query:
+            if filters.query or has_errors:
+                # No counter holds these totals: counted, up to the cap.
                 total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
             else:
                 total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False

@@ -78,6 +78,8 @@ sessions = Table(
     Column("cache_read_tokens", BigInteger, nullable=False, default=0),
     Column("cache_write_tokens", BigInteger, nullable=False, default=0),
     Column("tool_calls", BigInteger, nullable=False, default=0),
+    # Stored messages with is_error (a failed tool call or turn): the list's error badge and filter.
+    Column("error_count", BigInteger, nullable=False, default=0, server_default="0"),
     Column("compactions", BigInteger, nullable=False, default=0),
     Column("resets", BigInteger, nullable=False, default=0),
     Column("executions", BigInteger, nullable=False, default=0),

@@ -46,6 +46,7 @@ def session_row(row: Row) -> dict[str, Any]:
         "cache_read_tokens": int(row.cache_read_tokens),
         "cache_write_tokens": int(row.cache_write_tokens),
         "tool_calls": int(row.tool_calls),
+        "error_count": int(row.error_count),
         "compactions": int(row.compactions),
         "resets": int(row.resets),
         "executions": int(row.executions),

@@ -44,6 +44,7 @@ class ListParams(Params):
     limit: Annotated[int, Field(ge=1, le=500)] = 50
     cursor: Annotated[str, Field(max_length=2048)] | None = None
     archived: Literal["exclude", "only", "include"] = "exclude"
+    has_errors: bool = False
 
 
 class ListResult(BaseModel):
@@ -58,12 +59,14 @@ async def list_sessions(ctx: Context, p: ListParams) -> Any:
     """List sessions, filtered, sorted and paged on the server.
 
     `search` matches any part of the key, agent, channel or label; `query` is full-text over
-    message content. Archived sessions are left out unless `archived` is `only` or `include`.
+    message content. Archived sessions are left out unless `archived` is `only` or `include`;
+    `has_errors` keeps the sessions with at least one errored message (`error_count`).
     Paging is by cursor; `total` is exact unless `total_capped` is true.
     """
     return await listing.list_sessions(
         ctx.db, ctx.caller.scope, tenant=p.tenant, agent=p.agent, channel=p.channel, search=p.search,
         query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor, archived=p.archived,
+        has_errors=p.has_errors,
     )
 
 
