@@ -439,3 +439,17 @@ def test_error_count_moves_with_every_write_and_filters_the_list(rpc: RPC) -> No
     assert [s["key"] for s in rpc("session.list", has_errors=True)["sessions"]] == ["bad"]
     assert rpc.error("session.list", has_errors="sometimes")["data"]["field"] == "has_errors"
     assert rpc("store.check")["problems"] == []
+
+
+def test_query_returns_a_bounded_snippet_with_its_matches(rpc: RPC) -> None:
+    long = "x " * 5000 + "the <b>Deploy</b> failed at step 3\nwith deploy logs " + "y " * 5000
+    rpc.append("snip", [{"id": "1", "role": "user", "content": "nothing here"},
+                        {"id": "2", "role": "assistant", "content": long},
+                        {"id": "3", "role": "assistant", "content": "deploy again"}])
+    rpc.append("other", [{"id": "1", "role": "user", "content": "unrelated"}])
+    row, = rpc("session.list", query="deploy")["sessions"]
+    snippet = row["snippet"]
+    assert snippet["text"].startswith("…") and snippet["text"].endswith("…") and len(snippet["text"]) < 200
+    assert "the <b>Deploy</b> failed at step 3 with deploy logs" in snippet["text"]
+    assert [snippet["text"][a:b] for a, b in snippet["highlights"]] == ["Deploy", "deploy"]
+    assert all(s["snippet"] is None for s in rpc("session.list")["sessions"])

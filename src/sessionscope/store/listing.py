@@ -24,7 +24,7 @@ from sqlalchemy import Select, and_, case, column, func, literal_column, or_, se
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
-from sessionscope.store import search_index, wire
+from sessionscope.store import search_index, snippets, wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
@@ -109,11 +109,15 @@ def _trigram_ilike(term: str) -> Any:
     return haystack.ilike(_like_pattern(term), escape="\\")
 
 
+def _fts_match(query: str) -> str:
+    """SQLite: the query as FTS5 takes it, each word a quoted phrase (no FTS5 syntax)."""
+    return " ".join('"' + t.replace('"', '""') + '"' for t in query.split() if t)
+
+
 def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
     """Full-text search over message content: sessions with at least one matching message."""
     if db.is_sqlite:
-        terms = [t for t in query.split() if t]
-        match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        match = _fts_match(query)
         ids = text(
             "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
             "WHERE message_search MATCH :match"
@@ -210,11 +214,13 @@ async def list_sessions(
                 total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
             else:
                 total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
-    more = len(found) > limit
-    found = found[:limit]
+        more = len(found) > limit
+        found = found[:limit]
+        snippet = await snippets.for_page(db, conn, [r.id for r in found], filters.query,
+                                          _fts_match(filters.query)) if filters.query else {}
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
-        "sessions": [wire.session_row(r) for r in found],
+        "sessions": [wire.session_row(r) | {"snippet": snippet.get(r.id)} for r in found],
         "total": total,
         "total_capped": capped,
         "next_cursor": next_cursor,

@@ -47,8 +47,19 @@ class ListParams(Params):
     has_errors: bool = False
 
 
+class Snippet(BaseModel):
+    """A window of the first matching message; `highlights` are [start, end) offsets into `text`."""
+
+    text: str
+    highlights: list[tuple[int, int]]
+
+
+class ListRow(SessionRow):
+    snippet: Snippet | None  # with `query`: where the session's messages match it
+
+
 class ListResult(BaseModel):
-    sessions: list[SessionRow]
+    sessions: list[ListRow]
     total: int
     total_capped: bool
     next_cursor: str | None
