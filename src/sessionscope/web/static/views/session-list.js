@@ -20,7 +20,7 @@ const COLUMNS = [
   { label: "Last active", sort: "updated_at", order: "desc" },
 ];
 const SORTS = new Set(COLUMNS.map((c) => c.sort).concat("created_at"));
-const FILTERS = ["q", "query", "agent", "channel", "tenant", "archived"];
+const FILTERS = ["q", "query", "agent", "channel", "tenant", "archived", "errors"];
 // session.list's `archived`: the list leaves archived sessions out unless asked.
 const ARCHIVED = [["", "Not archived"], ["only", "Archived only"], ["include", "All, archived too"]];
 
@@ -31,6 +31,7 @@ function readState(params) {
   const order = params.get("order") === "asc" || params.get("order") === "desc" ? params.get("order") : DEFAULT_ORDER;
   return { q: params.get("q") || "", query: params.get("query") || "", agent: params.get("agent") || "",
     channel: params.get("channel") || "",
+    errors: params.get("errors") === "1" ? "1" : "",
     archived: ARCHIVED.some(([value]) => value && value === params.get("archived")) ? params.get("archived") : "",
     tenant: params.get("tenant") || "", sort, order };
 }
@@ -47,6 +48,19 @@ function stateQuery(state) {
 }
 
 const rowId = (row) => JSON.stringify([row.tenant, row.key]);
+
+/** The matching text of a content search: text nodes around <mark>, never markup from the server. */
+function snippetEl({ text, highlights }) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of highlights) {
+    if (start < at || end > text.length) continue; // out of order or out of range: left plain
+    parts.push(text.slice(at, start), h("mark", {}, text.slice(start, end)));
+    at = end;
+  }
+  parts.push(text.slice(at));
+  return h("span", { class: "sub snippet", "data-snippet": "" }, ...parts);
+}
 
 export function mountSessionList(root, { params }) {
   const state = readState(params);
@@ -70,6 +84,8 @@ export function mountSessionList(root, { params }) {
   const archivedSelect = h("select", { name: "archived", class: "input", "aria-label": "Archived" },
     ARCHIVED.map(([value, label]) => h("option", { value }, label)));
   archivedSelect.value = state.archived;
+  const errorsBox = h("input", { type: "checkbox", name: "errors" });
+  errorsBox.checked = state.errors === "1";
   const tenantField = h("label", { class: "field", hidden: true }, h("span", {}, "Tenant"), tenantSelect);
   const refresh = h("button", { type: "button", class: "btn", "data-action": "refresh" }, "Refresh");
   const totalEl = h("p", { class: "list-total", "aria-live": "polite" });
@@ -101,6 +117,7 @@ export function mountSessionList(root, { params }) {
       h("label", { class: "field" }, h("span", {}, "Agent"), agentSelect),
       h("label", { class: "field" }, h("span", {}, "Channel"), channelSelect),
       h("label", { class: "field" }, h("span", {}, "Archived"), archivedSelect),
+      h("label", { class: "field field-check" }, errorsBox, h("span", {}, "Has errors")),
       tenantField),
     bulkBar,
     h("div", { class: "table-wrap" }, table),
@@ -121,6 +138,7 @@ export function mountSessionList(root, { params }) {
   agentSelect.addEventListener("change", () => { state.agent = agentSelect.value; applyFilters(); });
   channelSelect.addEventListener("change", () => { state.channel = channelSelect.value; applyFilters(); });
   archivedSelect.addEventListener("change", () => { state.archived = archivedSelect.value; applyFilters(); });
+  errorsBox.addEventListener("change", () => { state.errors = errorsBox.checked ? "1" : ""; applyFilters(); });
   tenantSelect.addEventListener("change", () => {
     state.tenant = tenantSelect.value;
     state.agent = "";
@@ -173,6 +191,7 @@ export function mountSessionList(root, { params }) {
     if (state.channel) p.channel = state.channel;
     if (state.tenant) p.tenant = state.tenant;
     if (state.archived) p.archived = state.archived;
+    if (state.errors) p.has_errors = true;
     return p;
   }
 
@@ -263,10 +282,14 @@ export function mountSessionList(root, { params }) {
       h("td", { class: "cell-check" }, box),
       h("td", { class: "cell-key" },
         link,
+        row.error_count ? h("span", { class: "badge badge-error", "data-badge": "errors",
+          title: `${fmtNumber(row.error_count)} errored message${row.error_count === 1 ? "" : "s"} (tool calls or turns)` },
+        `${fmtNumber(row.error_count)} error${row.error_count === 1 ? "" : "s"}`) : null,
         row.archived_at ? h("span", { class: "badge", "data-badge": "archived" }, "Archived") : null,
         row.label ? h("span", { class: "sub mono" }, row.key) : null,
-        row.preview ? h("span", { class: "sub preview", title: stripMarkdown(row.preview) }, stripMarkdown(row.preview))
-          : null),
+        row.snippet ? snippetEl(row.snippet)
+          : row.preview ? h("span", { class: "sub preview", title: stripMarkdown(row.preview) }, stripMarkdown(row.preview))
+            : null),
       h("td", { "data-col": "agent" }, row.agent),
       h("td", { "data-col": "channel" }, h("span", { class: "chip" }, row.channel)),
       h("td", { class: "num", "data-col": "message_count" }, fmtMessages(row)),
@@ -293,7 +316,7 @@ export function mountSessionList(root, { params }) {
   function clearFilters() {
     state.q = ""; state.query = ""; state.agent = ""; state.channel = ""; state.archived = "";
     search.value = ""; messageSearch.value = ""; agentSelect.value = ""; channelSelect.value = "";
-    archivedSelect.value = "";
+    archivedSelect.value = ""; errorsBox.checked = false; state.errors = "";
     applyFilters();
   }
 
