@@ -141,8 +141,10 @@ def scale_up(db: Path, target: int) -> None:
         params = {"off": offset, "take": take, "suffix": f":r{batch}", "shift": batch * 37_000}
         con.execute("BEGIN")
         con.execute(
-            f"INSERT INTO sessions (id, key, created_at, updated_at, {s_cols}) "
-            f"SELECT s.id + :off, s.key || :suffix, s.created_at - :shift, s.updated_at - :shift, {s_sel} "
+            # folded_identity (keys.folded_identity): the demo's keys are ASCII, so lower() folds them.
+            f"INSERT INTO sessions (id, key, created_at, updated_at, folded_identity, {s_cols}) "
+            f"SELECT s.id + :off, s.key || :suffix, s.created_at - :shift, s.updated_at - :shift, "
+            f"lower(s.key || :suffix || ' ' || s.agent || ' ' || s.channel), {s_sel} "
             "FROM sessions s JOIN clean c ON c.id = s.id WHERE c.rn <= :take",
             params,
         )

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
+from sessionscope.keys import folded_identity
 from sessionscope.store import Database
 from sessionscope.store.appends import index_for_search
 from sessionscope.store.schema import facets, messages, sessions, tenants
@@ -46,6 +47,7 @@ async def load_sessions(db: Database, count: int, seed: int = 1) -> None:
                 "tool_calls": n // 5, "compactions": 0, "resets": 0, "executions": 0,
                 "cost_usd": round(tokens * 3e-6, 6), "preview": "last message",
             })
+            rows[-1]["folded_identity"] = folded_identity(rows[-1]["key"], agent, channel)
             counts[(tenant, agent, channel)] = counts.get((tenant, agent, channel), 0) + 1
         async with db.write() as conn:
             await conn.execute(sessions.insert(), rows)
@@ -64,7 +66,7 @@ def message_rows(session_id: int, count: int, first_seq: int = 1) -> list[dict[s
         if role == "assistant" and i % 4 == 2:
             calls = json.dumps([{"id": f"c{seq}", "name": "read_file", "arguments": '{"path": "/srv/a.py"}'}])
         rows.append({
-            "session_id": session_id, "seq": seq, "msg_id": f"m{seq}", "role": role,
+            "session_id": session_id, "seq": seq, "conversation": 0, "msg_id": f"m{seq}", "role": role,
             "content": f"message {seq} about deploy {seq % 17} of billing-api and /srv/app/file{seq % 50}.py",
             "tool_calls": calls, "tool_call_id": f"c{seq - 1}" if role == "tool" else None,
             "tool_name": "read_file" if role == "tool" else None, "is_error": False, "ts": T0 + seq * 1000,

@@ -46,7 +46,7 @@ BARS = {"facts": 0.97, "tool_facts": 0.95, "real": 0.90, "reduction": 0.85, "noi
 
 # Deliberately simpler than the summarizer's patterns: what a reader would call an identifier.
 IDENT = re.compile(
-    r"https?://[^\s\"'<>)\]`]+[^\s\"'<>)\]`.,;:]"
+    r"https?://[^\s\"'<>)\]`\\]+[^\s\"'<>)\]`\\.,;:]"
     r"|(?<![\w/.-])(?:~|\.{1,2})?/?[\w@][\w.@-]*(?:/[\w.@-]+)*/[\w@-]+\.[A-Za-z]\w{0,4}\b"  # a/b/c.ext
     r"|(?<![\w/.-])(?:~|\.{1,2})?/[\w@][\w.@-]*(?:/[\w.@-]+)+"  # /abs/path, ./rel/path
     r"|\b[\w-]+\.(?:py|js|mjs|ts|tsx|jsx|json|jsonl|md|toml|ya?ml|rs|go|sh|css|html|sql|txt|lock|cfg|ini)\b"
@@ -64,7 +64,20 @@ CUE = re.compile(
 CHATTER = tuple(CHATTER_USER + CHATTER_ASSISTANT)
 
 
+# Some realdata files were redacted by their owners: "[REDACTED_TEXT len=6684 sha=1eb53f31]" stands
+# for text the agent saw. The digest is the dataset's, not the conversation's: the same system
+# prompt redacted in both halves would count as an identifier the agent "needed".
+REDACTED = re.compile(r"\[REDACTED_[A-Z_]+ len=\d+ sha=[0-9a-f]+\]")
+
+
+# An output that prints JSON (a .jsonl read with cat) holds `\n` and `\"`: neither is part of the
+# identifier next to it ("\nNode.js" names Node.js, "https://host/x\"" ends before the backslash).
+ESCAPE = re.compile(r"\\[nrt\"]")
+
+
 def identifiers(text: str) -> set[str]:
+    text = REDACTED.sub(" ", text) if "[REDACTED_" in text else text
+    text = ESCAPE.sub(" ", text) if "\\" in text else text
     return {m.group().rstrip(".") for m in IDENT.finditer(text) if len(m.group()) >= 4}
 
 
@@ -75,11 +88,27 @@ def message_text(m: dict[str, Any]) -> str:
 
 
 def _decoded(arguments: str) -> str:
-    # Escapes inside JSON strings ("\\n" before a path) are not part of any identifier.
+    """A call's JSON arguments as the text of its keys and values, escapes decoded.
+
+    Re-encoding them as JSON would leave `\\"` after every quoted URL or path in a shell command,
+    and the bench would count `https://host/x\\` as an identifier no summary can contain.
+    """
     try:
-        return json.dumps(json.loads(arguments), ensure_ascii=False).replace("\\n", "\n")
+        node = json.loads(arguments)
     except ValueError:
         return arguments
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            out.extend(str(k) for k in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif node is not None:
+            out.append(str(node))
+    return "\n".join(out)
 
 
 def summary_lines(summary: str) -> list[str]:

@@ -310,3 +310,68 @@ def test_base64_blobs_and_closing_tags_are_not_identifiers() -> None:
     blob = "/9j/4AAQSkZJRgABAQAAAQABAAD" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/Zz"
     entities.add(f'<img src="data:image/jpeg;base64,{blob}"> <span>hi</span> see docs/guide.md', 1, weight=2)
     assert entities.uncovered("", 10_000) == ["docs/guide.md"]
+
+
+def unseen_shapes_conversation() -> tuple[list[Msg], list[str]]:
+    """Identifier kinds the summarizer used to lose on real sessions, each in the place it was lost.
+
+    Returns the conversation and the identifiers an agent would need after it.
+    """
+    build_log = "\n".join(
+        [*(f"#17 {j}.{j:03d} api:build: step {j} of 40" for j in range(40)),
+         "#17 2.232 api:build: > api@0.0.1 build /srv/apps/api",
+         "#17 3.687 api:build: Learn more at https://telemetry.example.org/docs",
+         "#17 3.762 api:build:   ▲ Framework 14.2.35",
+         "#17 5.947 api:build: Error: error TS5083: Cannot read file '/srv/tsconfig.base.json'.",
+         "ERROR: failed to solve: process did not complete successfully: exit code: 1"])
+    # A .jsonl file printed by cat: its escapes are not part of the URL or the word after them.
+    exported = ('{"text": "the card shows \\"https://cdn.example.net/img/a1.webp\\"\\nNode.js 20 renders it"}\n'
+                '{"text": "second card"}')
+    code = "\n".join(f"const row{j} = selectedWorkspaceId + {j};" for j in range(60))
+    conv: list[Msg] = [
+        {"role": "user", "content": "Make the Docker build of the API pass, and keep `.github/workflows/ci.yml` "
+                                    "green."},
+        {"role": "assistant", "content": "The client builds its URL as `${baseUrl}/v2/orders/_search?${qs}`."},
+        *call("b1", "exec_command", {"cmd": "docker compose build api"}, build_log, error=True),
+        *call("j1", "exec_command", {"cmd": "cat export.jsonl"}, exported),
+        # A long output that names what the agent goes on with in its tail, after a symbol it
+        # repeats sixty times.
+        *call("r1", "exec_command", {"cmd": "cat src/index.ts"},
+              code + "\n" + "x" * 40_000 + "\nmoved to packages/core/src/registry.ts"),
+        {"role": "assistant", "content": "Done reading."},
+    ]
+    needed = [".github/workflows/ci.yml", "/v2/orders/_search", "/srv/tsconfig.base.json", "/srv/apps/api",
+              "14.2.35", "0.0.1", "https://telemetry.example.org/docs", "https://cdn.example.net/img/a1.webp",
+              "packages/core/src/registry.ts"]
+    return conv, needed
+
+
+def test_identifiers_of_unseen_shapes_are_kept() -> None:
+    conv, needed = unseen_shapes_conversation()
+    summary = summarize_offline(conv)
+    kept = [i for i in needed if i in summary]
+    assert len(kept) / len(needed) >= 0.9, sorted(set(needed) - set(kept))
+    listed = summary.split("Identifiers:")[-1]
+    assert "a1.webp\\" not in listed and "nNode.js" not in listed  # JSON escapes are not part of them
+    assert "api@0.0.1" not in listed  # a package@version is not an email
+
+
+def test_a_symbol_repeated_in_one_output_does_not_outrank_a_path() -> None:
+    from sessionscope.compaction.extract import Entities
+
+    entities = Entities()
+    entities.add(" ".join(["selectedWorkspaceId"] * 40), 1, weight=1)  # one file read naming it forty times
+    entities.add("wrote src/store/session_store.py", 2, weight=1)
+    # Salience counts the messages that name a thing, not how often one dump repeats it.
+    assert entities.uncovered("", len("src/store/session_store.py") + 2) == ["src/store/session_store.py"]
+
+
+def test_a_code_expression_restated_often_does_not_outrank_a_path() -> None:
+    from sessionscope.compaction.extract import Entities
+
+    entities = Entities()
+    for pos in range(1, 6):
+        entities.add("then call `setCelebrating(false)` once the card is gone", pos, weight=2)
+    entities.add("the handler lives in apps/web/hooks/useDragCard.ts", 6, weight=2)
+    # Room for one: an expression is code to read again, a path is what one looks things up by.
+    assert entities.uncovered("", len("apps/web/hooks/useDragCard.ts") + 2) == ["apps/web/hooks/useDragCard.ts"]

@@ -5,6 +5,7 @@ form every reader can read back; `sessionscope check` reports rows that slipped 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -76,8 +77,6 @@ def test_check_reports_times_no_reader_can_format(rpc: RPC) -> None:
     assert any("started_at" in p for p in problems), problems
 
 
-@pytest.mark.xfail(reason="issue 14 item 13 not done: retiring ids at reset broke re-import idempotency",
-                   strict=True)
 def test_an_id_used_before_a_reset_can_be_used_again(rpc: RPC) -> None:
     first = [{"id": "m1", "role": "user", "content": "before", "raw": {"v": 1}},
              {"id": "m2", "role": "assistant", "content": "reply"}]
@@ -97,6 +96,71 @@ def test_an_id_used_before_a_reset_can_be_used_again(rpc: RPC) -> None:
         return await check(db, tenant=rpc.tenant)
 
     assert in_store(rpc.database_url, scenario).ok
+
+
+def test_a_retried_import_of_an_export_with_a_reused_id_stores_nothing_twice(rpc: RPC) -> None:
+    """An export of a session that used m1 on both sides of a reset round-trips whole, and
+    importing it again (or into the session it came from) stores nothing new."""
+    import orjson
+
+    from sessionscope.ingest import ingest_records
+    from sessionscope.store import Scope
+    from sessionscope.store.transfer import export_lines
+
+    rpc.append("r/round", [{"id": "m1", "role": "user", "content": "before"},
+                           {"id": "m2", "role": "assistant", "content": "reply"}])
+    rpc("session.reset", key="r/round")
+    rpc.append("r/round", [{"id": "m1", "role": "user", "content": "after"}])
+    copy = rpc.tenant + "-copy"
+
+    async def scenario(db: Any) -> Any:
+        lines = b"".join([chunk async for chunk in export_lines(db, Scope.everything(), ["r/round"], rpc.tenant)])
+        records = [orjson.loads(line) for line in lines.splitlines()]
+        first = await ingest_records(db, Scope.everything(), records, source="import", tenant=copy)
+        again = await ingest_records(db, Scope.everything(), records, source="import", tenant=copy)
+        home = await ingest_records(db, Scope.everything(), records, source="import", tenant=rpc.tenant)
+        return first, again, home
+
+    first, again, home = in_store(rpc.database_url, scenario)
+    assert (first.messages, first.resets, first.duplicates) == (3, 1, 0)
+    assert (again.messages, again.resets, again.duplicates) == (0, 0, 3)
+    assert (home.messages, home.resets, home.duplicates) == (0, 0, 3)
+    for tenant in (rpc.tenant, copy):
+        shown = [(i["id"], i.get("content")) for i in rpc("session.status", key="r/round", tenant=tenant)["items"]]
+        assert shown == [("m1", "before"), ("m2", "reply"), ("reset-3", None), ("m1", "after")]
+
+
+def test_otlp_ids_repeating_after_a_reset_are_stored_again(rpc: RPC) -> None:
+    import httpx
+
+    from sessionscope.web.otlp import TENANT_HEADER
+
+    def turn(text_in: str) -> dict[str, Any]:
+        messages = [{"role": "user", "parts": [{"type": "text", "content": text_in}]}]
+        return {"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "chat m",
+            "startTimeUnixNano": "1772000000000000000", "endTimeUnixNano": "1772000000500000000",
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.conversation.id", "value": {"stringValue": "otel:reset"}},
+                {"key": "gen_ai.input.messages", "value": {"stringValue": json.dumps(messages)}},
+            ],
+        }]}]}]}
+
+    def post(body: dict[str, Any]) -> None:
+        answer = httpx.post(f"{rpc.url}/v1/traces", json=body, headers={TENANT_HEADER: rpc.tenant})
+        assert answer.status_code == 200, answer.text
+
+    post(turn("first"))
+    count = rpc("session.status", key="otel:reset")["session"]["message_count"]
+    post(turn("first"))  # an exporter's retry: nothing new
+    assert rpc("session.status", key="otel:reset")["session"]["message_count"] == count
+    rpc("session.reset", key="otel:reset")
+    post(turn("first"))  # the same span ids after a reset: a new conversation stores them
+    assert rpc("session.status", key="otel:reset")["session"]["message_count"] == 2 * count
+    assert [m["content"] for m in rpc("session.history", key="otel:reset")["messages"]] == ["first"]
+    post(turn("first"))
+    assert rpc("session.status", key="otel:reset")["session"]["message_count"] == 2 * count
 
 
 def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
@@ -154,10 +218,13 @@ def test_an_export_link_dies_with_its_token_and_ignores_a_forged_host(auth_serve
     auth_server.admin("session.append", tenant=tenant, key="e/1", agent="a", channel="web",
                       messages=[{"role": "user", "content": "exported"}])
     ops = auth_server.client(created["token"])
-    forged = ops.post({"jsonrpc": "2.0", "id": 1, "method": "session.export", "params": {"key": "e/1"}},
-                      headers={"host": "attacker.example"}).json()
-    link = forged.get("result", {}).get("url")
-    if link is not None:  # the client downloads from its own server whatever the link says
+    for forged_headers in ({"host": "attacker.example"},
+                           {"x-forwarded-host": "attacker.example", "x-forwarded-proto": "https",
+                            "forwarded": "host=attacker.example;proto=https"}):
+        forged = ops.post({"jsonrpc": "2.0", "id": 1, "method": "session.export", "params": {"key": "e/1"}},
+                          headers=forged_headers).json()
+        link = forged["result"]["url"]
+        assert link.startswith(auth_server.url + "/export/"), link  # the address the server is bound to
         client = Client(auth_server.url, token=created["token"])
         assert client.own_url(link).startswith(auth_server.url + "/export/")
     url = ops("session.export", key="e/1")["url"]
@@ -165,3 +232,56 @@ def test_an_export_link_dies_with_its_token_and_ignores_a_forged_host(auth_serve
     auth_server.admin("token.revoke", id=created["id"])
     assert httpx.get(url).status_code in (403, 404)  # the link is gone
     ops.close()
+
+
+def test_export_links_use_the_configured_public_url(database_url: str, tenant: str) -> None:
+    from sessionscope.web.services import ServerConfig
+    from tests.conftest import RunningServer
+
+    config = ServerConfig(database=database_url, auth=False, extra={"public_url": "https://sessions.example.org/"})
+    with RunningServer(config) as running:
+        rpc = RPC(running.url, tenant)
+        rpc.append("e/public", [{"role": "user", "content": "x"}])
+        url = rpc("session.export", key="e/public")["url"]
+        rpc.http.close()
+    assert url.startswith("https://sessions.example.org/export/")
+
+
+def test_a_session_deleted_during_its_download_ends_the_stream_with_an_error_line(
+        rpc: RPC, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export reads a page per transaction; the session is deleted after the first page
+    (from another connection, while the server waits), so the body must say it is incomplete."""
+    import threading
+
+    import httpx
+    import orjson
+
+    from sessionscope.store import Scope, sessions, transfer, wire
+
+    rpc.append("e/gone", [{"id": f"m{i}", "role": "user", "content": f"line {i}"} for i in range(5)])
+    url = rpc("session.export", key="e/gone")["url"]
+    monkeypatch.setattr(transfer, "EXPORT_PAGE", 2)
+    shape = wire.message_item
+    deleted = threading.Event()
+
+    def delete_now() -> None:
+        in_store(rpc.database_url, lambda db: sessions.delete_sessions(db, Scope.everything(), ["e/gone"],
+                                                                        rpc.tenant))
+        deleted.set()
+
+    def message_item(row: Any, *args: Any, **kwargs: Any) -> Any:
+        if not deleted.is_set():
+            worker = threading.Thread(target=delete_now)
+            worker.start()
+            worker.join()
+        return shape(row, *args, **kwargs)
+
+    monkeypatch.setattr(wire, "message_item", message_item)
+    answer = httpx.get(url)
+    assert answer.status_code == 200
+    lines = [orjson.loads(line) for line in answer.content.splitlines()]
+    assert lines[0]["type"] == "session"
+    assert lines[-1] == {"type": "error", "error": {
+        "code": -32001, "message": "session 'e/gone' was deleted during the export; this file is incomplete",
+        "data": {"key": "e/gone"}}}
+    assert [line["type"] for line in lines[1:-1]] == ["message", "message"]  # the first page only

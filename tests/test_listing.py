@@ -24,8 +24,8 @@ def seed(rpc: RPC) -> list[dict[str, Any]]:
 
 
 def expected(rows: list[dict[str, Any]], term: str, sort: str, order: str, **filters: str) -> list[str]:
-    t = term.lower()
-    hits = [r for r in rows if any(t in (r[f] or "").lower() for f in ("key", "agent", "channel", "label"))
+    t = term.casefold()
+    hits = [r for r in rows if any(t in (r[f] or "").casefold() for f in ("key", "agent", "channel", "label"))
             and all(r[k] == v for k, v in filters.items())]
     hits.sort(key=lambda r: (r[sort], r["key"]), reverse=order == "desc")
     return [r["key"] for r in hits]
@@ -88,3 +88,34 @@ def test_capped_total_is_never_below_the_rows_returned(rpc: RPC, sort: str,
         if not cursor:
             break
     assert len(got) == 30
+
+
+UNICODE_SESSIONS = {  # key: label
+    "de/straße": None, "de/STRASSE-2": None, "de/plain": "Straßenbahn", "el/1": "ΣΟΦΟΣ", "el/2": "σοφος",
+    "tr/ıspanak": None, "tr/İstanbul": None, "tr/ISPANAK": None, "lig/ﬁle": None, "k/Kelvin-\u212a": None,
+}
+
+
+@pytest.mark.parametrize("budgets", [(5000, 20000), (1, 20000), (1, 2)], ids=["walk", "rare", "membership"])
+def test_search_folds_case_like_python_casefold_on_both_databases(rpc: RPC, budgets: tuple[int, int],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rule (docs/security.md): the case-folded term is a substring of the case-folded key,
+    agent, channel or label, with Python's str.casefold. Each dialect runs this same table."""
+    for key, label in UNICODE_SESSIONS.items():
+        rpc.append(key, [{"role": "user", "content": "x"}], agent="main", channel="web", label=label)
+    monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[0])
+    monkeypatch.setattr(listing, "RARE_MATCHES", budgets[1])
+    cases = {
+        "STRASSE": ["de/STRASSE-2", "de/plain", "de/straße"], "straße": ["de/STRASSE-2", "de/plain", "de/straße"],
+        "ß": ["de/STRASSE-2", "de/plain", "de/straße"],  # two characters once folded: the short-term path
+        "σοφοσ": ["el/1", "el/2"], "ΣΟΦΟΣ": ["el/1", "el/2"], "σοφος": ["el/1", "el/2"],
+        "ISPANAK": ["tr/ISPANAK"], "ıspanak": ["tr/ıspanak"],  # dotless ı is its own letter
+        "istanbul": [], "İSTANBUL": ["tr/İstanbul"],  # İ folds to i + combining dot
+        "FILE": ["lig/ﬁle"], "kelvin-k": ["k/Kelvin-\u212a"],
+    }
+    for term, want in cases.items():
+        got = sorted(s["key"] for s in rpc("session.list", search=term, limit=100)["sessions"])
+        assert got == want, term
+        by_python = sorted(k for k, label in UNICODE_SESSIONS.items()
+                           if term.casefold() in f"{k} main web {label or ''}".casefold())
+        assert got == by_python, term

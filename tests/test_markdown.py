@@ -41,6 +41,34 @@ def test_past_the_time_budget_a_message_is_escaped_plain_text() -> None:
     assert asyncio.run(markdown.render_many(["`code`"])) == ["<p><code>code</code></p>\n"]
 
 
+def test_a_text_rendered_once_is_not_rendered_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 19: a page read again (the dashboard polling) costs no worker round trip.
+    text = f"*kept* {time.time_ns()}"
+    first = asyncio.run(markdown.render_many([text]))
+    assert first[0] is not None and first[0].startswith("<p><em>kept</em>")
+
+    def no_worker(self: Any, texts: list[str], budget_s: float) -> Any:
+        raise AssertionError(f"rendered again: {texts}")
+
+    monkeypatch.setattr(markdown._Pool, "_render", no_worker)
+    assert asyncio.run(markdown.render_many([text])) == first
+
+
+def test_a_text_that_fell_back_to_plain_text_is_not_kept_as_rendered() -> None:
+    slow = SLOW + f"{time.time_ns()}"
+    assert asyncio.run(markdown.render_many([slow], budget_s=0.2)) == [markdown.plain_html(slow)]
+    assert markdown._digest(slow) not in markdown._the_pool().rendered
+
+
+def test_kept_renders_stay_within_their_memory_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(markdown, "RENDERED_MEMORY_CHARS", 200)
+    texts = [f"*{i}* {time.time_ns()}" for i in range(20)]
+    asyncio.run(markdown.render_many(texts))
+    pool = markdown._the_pool()
+    assert 0 < pool.rendered_chars <= 200
+    assert pool.rendered_chars == sum(len(h) for h in pool.rendered.values())
+
+
 def test_the_server_renders_off_its_event_loop(rpc: RPC, monkeypatch: pytest.MonkeyPatch) -> None:
     slow = SLOW + rpc.tenant  # a text overrunning the budget is remembered: one per test run
     rpc.append("md/1", [{"role": "assistant", "content": "a **fine** answer"},

@@ -73,3 +73,58 @@ def test_a_store_at_head_opens_without_alembic(tmp_path: Any) -> None:
     out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_0008_and_0009_on_a_store_with_data(database_url_factory: Any, dialect: str) -> None:
+    """A store with data before migration 0008: each message and raw copy gets the number of
+    resets before it, the ids of an earlier conversation are free again afterwards, and 0009
+    case-folds the session's search text."""
+    from sqlalchemy import text
+
+    from sessionscope.ingest import append_messages
+    from sessionscope.store import Scope
+    from sessionscope.store.migrate import upgrade
+
+    url = database_url_factory(dialect, "migrations_0008")
+    message = ("INSERT INTO messages (session_id, seq, msg_id, role, content, is_error, ts, tokens) "
+               "VALUES (:sid, :seq, :mid, 'user', :content, false, 1, 1)")
+
+    async def scenario() -> Any:
+        db = await open_database(url, migrate=False)
+        try:
+            await upgrade(db, "0007_login_sessions")
+            async with db.write() as conn:
+                await conn.execute(text(
+                    "INSERT INTO sessions (tenant, key, agent, channel, label, created_at, updated_at, next_seq, "
+                    "live_from_seq, live_tokens, message_count, live_messages, msg_input_tokens, msg_output_tokens, "
+                    "exec_input_tokens, exec_output_tokens, total_tokens, cache_read_tokens, cache_write_tokens, "
+                    "tool_calls, compactions, resets, executions, cost_usd) VALUES ('t', 'K', 'a', 'web', 'Straße', 1, 1, 6, "
+                    "6, 1, 3, 1, 3, 0, 0, 0, 3, 0, 0, 0, 0, 2, 0, 0)"))
+                sid = (await conn.execute(text("SELECT id FROM sessions WHERE key = 'K'"))).scalar_one()
+                for seq, mid in ((1, "m1"), (3, "m2"), (5, "m3")):
+                    await conn.execute(text(message), {"sid": sid, "seq": seq, "mid": mid, "content": mid})
+                for seq in (2, 4):
+                    await conn.execute(text("INSERT INTO resets (session_id, seq, item_id, ts) "
+                                            "VALUES (:sid, :seq, :item, 1)"),
+                                       {"sid": sid, "seq": seq, "item": f"reset-{seq}"})
+                await conn.execute(text("INSERT INTO message_raw (session_id, msg_id, raw) VALUES "
+                                        "(:sid, 'm2', '{\"v\": 2}')"), {"sid": sid})
+            await upgrade(db)
+            async with db.read() as conn:
+                stored = (await conn.execute(text(
+                    "SELECT msg_id, conversation FROM messages ORDER BY seq"))).all()
+                raws = (await conn.execute(text("SELECT msg_id, conversation FROM message_raw"))).all()
+                folded = (await conn.execute(text("SELECT folded_identity, folded_label FROM sessions"))).one()
+            await append_messages(db, Scope.everything(), key="K", agent="a", channel="web", tenant="t",
+                                  batch=[{"id": "m1", "role": "user", "content": "m1 again"}])
+            again = await append_messages(db, Scope.everything(), key="K", agent="a", channel="web", tenant="t",
+                                          batch=[{"id": "m3", "role": "user", "content": "m3 again"}])
+            return stored, raws, again, folded
+        finally:
+            await db.close()
+
+    stored, raws, again, folded = asyncio.run(scenario())
+    assert tuple(folded) == ("k a web", "strasse")  # migration 0009 folds the sessions it finds
+    assert [tuple(r) for r in stored] == [("m1", 0), ("m2", 1), ("m3", 2)]
+    assert [tuple(r) for r in raws] == [("m2", 1)]
+    assert again["duplicates"] == 1  # m3 is in the live conversation

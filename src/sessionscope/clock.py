@@ -80,8 +80,12 @@ def time_problem(text: str) -> str | None:
     try:
         parse_rfc3339(text)
     except ValueError as error:
-        return OUT_OF_RANGE if "years" in str(error) else BAD_FORMAT
+        return _problem(error)
     return None
+
+
+def _problem(error: ValueError) -> str:
+    return OUT_OF_RANGE if "years" in str(error) else BAD_FORMAT
 
 
 def parse_client_time(value: object, field: str, default: int) -> int:
@@ -89,10 +93,10 @@ def parse_client_time(value: object, field: str, default: int) -> int:
     rather than a stored time that breaks readers later. Not a string: `default`."""
     if not isinstance(value, str):
         return default
-    problem = time_problem(value)
-    if problem is not None:
-        raise InvalidParams(field, problem)
-    return parse_rfc3339(value)
+    try:  # parsed once: this runs for every stored message
+        return parse_rfc3339(value)
+    except ValueError as error:
+        raise InvalidParams(field, _problem(error)) from None
 
 
 def representable(ms: int) -> bool:

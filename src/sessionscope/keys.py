@@ -17,6 +17,22 @@ BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f" + "".join(sorted(BIDI)) + "]")
 
 
+def folded_identity(key: str, agent: str, channel: str) -> str:
+    """What `session.list`'s `search` looks in besides the label, case-folded: the search rule is
+    "the case-folded term is a substring of the case-folded text", with Python's str.casefold
+    (full Unicode case folding: "STRASSE" finds "straße", "ΣΟΦΟΣ" finds "σοφος" with its final ς)
+    computed here on write, so SQLite and PostgreSQL compare the same strings."""
+    return f"{key} {agent} {channel}".casefold()
+
+
+def folded_label(label: str | None) -> str | None:
+    return label.casefold() if label is not None else None
+
+
+def folded_term(term: str) -> str:
+    return term.casefold()
+
+
 def no_control(value: str, what: str) -> str:
     if _FORBIDDEN.search(value):
         raise ValueError(f"{what} must not contain control characters (bidi overrides included)")

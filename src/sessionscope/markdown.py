@@ -8,6 +8,8 @@ shapes (20 KB of "![" takes 2 s, 1 MB of it minutes), so the server renders only
   is rendered in a worker process (a process, not a thread: a render past its budget is killed,
   not left burning CPU and the GIL). Texts over MAX_RENDER_CHARS, and any not rendered within
   RENDER_BUDGET_S of the call, come back as `plain_html(text)`: the text escaped in a `<pre>`.
+  What a worker rendered is kept by the text's hash (RENDERED_MEMORY_CHARS in all), so a page
+  read again is not rendered again.
 - `await add_html(items)`: the wire items of session.status (store.wire) get `content_html`
   (assistant messages; None for other roles) and compactions `summary_html`, through one
   render_many call. This is what the RPC result layer calls.
@@ -52,6 +54,9 @@ WORKERS = 2
 # Texts that overran the budget are remembered (by hash) and shown as plain text at once after:
 # a hostile message read again and again costs one budget, not one each read.
 OVERRAN_MEMORY = 4096
+# Rendered HTML is kept (by the text's hash) up to this many characters in all: a page read again
+# (the dashboard polling a session, an operator paging back) costs no worker round trip.
+RENDERED_MEMORY_CHARS = 16_000_000
 FLUSH_S = 0.02
 FLUSH_BEFORE_CHARS = 2_000
 # Worker CPU priority (nice increment); 0 keeps the server's own.
@@ -173,6 +178,8 @@ class _Pool:
         for _ in range(size):
             self.slots.put(None)
         self.overran: dict[bytes, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self.rendered: dict[bytes, str] = {}  # the same order; see RENDERED_MEMORY_CHARS
+        self.rendered_chars = 0
         self.lock = threading.Lock()
 
     def _remember(self, text: str) -> None:
@@ -181,16 +188,33 @@ class _Pool:
             while len(self.overran) > OVERRAN_MEMORY:
                 del self.overran[next(iter(self.overran))]
 
-    def render(self, texts: list[str], budget_s: float) -> list[str]:
+    def _keep(self, key: bytes, html: str) -> None:
         with self.lock:
-            known = [_digest(t) in self.overran for t in texts]
-        if any(known):
-            todo = [t for t, bad in zip(texts, known, strict=True) if not bad]
-            done = iter(self._render(todo, budget_s) if todo else [])
-            return [plain_html(t) if bad else next(done) for t, bad in zip(texts, known, strict=True)]
-        return self._render(texts, budget_s)
+            if key in self.rendered:
+                return
+            self.rendered[key] = html
+            self.rendered_chars += len(html)
+            while self.rendered_chars > RENDERED_MEMORY_CHARS:
+                self.rendered_chars -= len(self.rendered.pop(next(iter(self.rendered))))
 
-    def _render(self, texts: list[str], budget_s: float) -> list[str]:
+    def render(self, texts: list[str], budget_s: float) -> list[str]:
+        """HTML per text: kept renders first, known overrunners as plain text, the rest rendered
+        (and kept when a worker rendered them, not when they fell back to plain text)."""
+        keys = [_digest(t) for t in texts]
+        with self.lock:
+            known: list[str | None] = [plain_html(t) if k in self.overran else self.rendered.get(k)
+                                       for t, k in zip(texts, keys, strict=True)]
+        todo = [i for i, html in enumerate(known) if html is None]
+        if todo:
+            rendered, whole = self._render([texts[i] for i in todo], budget_s)
+            for n, (i, html) in enumerate(zip(todo, rendered, strict=True)):
+                known[i] = html
+                if n < whole:
+                    self._keep(keys[i], html)
+        return [html or "" for html in known]
+
+    def _render(self, texts: list[str], budget_s: float) -> tuple[list[str], int]:
+        """(HTML per text, how many of the first ones a worker rendered: the rest are plain text)."""
         deadline = time.monotonic() + budget_s
         worker = self.slots.get()  # waits for a free worker: that wait counts against the budget
         try:
@@ -199,18 +223,18 @@ class _Pool:
                 deadline = max(deadline, time.monotonic() + budget_s / 2)
             left = deadline - time.monotonic()
             if left <= 0:
-                return [plain_html(t) for t in texts]
+                return [plain_html(t) for t in texts], 0
             done, whole = worker.render(texts, deadline)
             if not whole:
                 worker.kill()
                 worker = None
                 self._remember(texts[len(done)])
-            return done + [plain_html(t) for t in texts[len(done):]]
+            return done + [plain_html(t) for t in texts[len(done):]], len(done)
         except (OSError, EOFError, RuntimeError):
             if worker is not None:
                 worker.kill()
             worker = None
-            return [plain_html(t) for t in texts]
+            return [plain_html(t) for t in texts], 0
         finally:
             self.slots.put(worker)
 

@@ -24,7 +24,7 @@ from sessionscope.errors import ConfigError, SessionscopeError
 from sessionscope.store.database import resolve_url
 from sessionscope.web.app import create_app
 from sessionscope.web.connections import serving_options
-from sessionscope.web.services import ServerConfig, config_from_env, config_to_env
+from sessionscope.web.services import ServerConfig, config_from_env, config_to_env, public_url
 
 # What every worker builds its app from: the ServerConfig as JSON (see app_from_env).
 SERVER_CONFIG_ENV = "SESSIONSCOPE_SERVER_CONFIG"
@@ -48,7 +48,9 @@ def load_config(*, db: str | None, host: str, no_auth: bool, config: str | None)
             raise ConfigError(f"{config}: no such config file")
         config = str(Path(config).resolve())  # workers may not share the cwd's meaning
     validate_config_file(config)
-    return ServerConfig(database=resolve_url(db), config_path=config, auth=not no_auth)
+    loaded = ServerConfig(database=resolve_url(db), config_path=config, auth=not no_auth)
+    public_url(loaded)  # SESSIONSCOPE_PUBLIC_URL: refused here, before binding, when unusable
+    return loaded
 
 
 def check_address(host: str, port: int) -> None:

@@ -19,7 +19,7 @@ from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, audit, open_database, search_index
 from sessionscope.store.scope import resolve_tenant
-from sessionscope.store.transfer import export_lines
+from sessionscope.store.transfer import export_lines, stream_error
 from sessionscope.web.services import ServerConfig, Services
 
 TOKEN_ENV = "SESSIONSCOPE_TOKEN"
@@ -57,10 +57,14 @@ class LocalBackend:
 
         async def write() -> int:
             size = 0
+            last = b""
             with open(path, "wb") as out:  # noqa: ASYNC230 - the CLI's own loop; nothing else waits on it
                 async for chunk in export_lines(self.db, self.caller.scope, keys, found):
                     out.write(chunk)
                     size += len(chunk)
+                    last = chunk or last
+            if (ended := stream_error(last)) is not None:  # a session vanished: the file is incomplete
+                raise error_from(ended)
             return size
 
         size = self.run(write())

@@ -86,11 +86,11 @@ _CODE_LINE = re.compile(
 # The leading (?<!\w) rejects mid-word positions in one test instead of one per alternative.
 ENTITY = re.compile(
     r"""
-    (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]]*[^\s<>"'`)\].,;:!?])
-    |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b)
+    (?<!\w)(?:(?P<url>\bhttps?://[^\s<>"'`)\]\\]*[^\s<>"'`)\]\\.,;:!?])
+    |(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z][\w-]*\b)
     |(?P<path>(?<![\w/.<])(?:~|\.{1,2})?/[\w@-][\w.@-]*(?:/[\w.@-]+)*
-        |\b[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
-        |\b[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
+        |(?:\b|(?<![\w/.])\.(?=\w))[\w.@-]+/[\w.@-]+/[\w.@/-]*[\w]
+        |(?:\b|(?<![\w/.])\.(?=\w))[\w.@-]+/[\w-]+\.[A-Za-z]{1,5}\b)
     |(?P<file>\b[\w-]+(?:\.[\w-]+)*\.(?:py|pyi|js|mjs|ts|tsx|jsx|json|jsonl|toml|ya?ml|md|rst|sql|go|rs
         |java|kt|c|h|cc|cpp|hpp|rb|php|sh|txt|log|cfg|ini|conf|env|html|css|lock|csv|xml|proto|tf)\b)
     |(?P<uuid>\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b)
@@ -118,14 +118,20 @@ _STRONG = frozenset(
     {"url", "email", "path", "file", "uuid", "date", "host", "version", "ticket", "hash", "code", "ident"}
 )
 _TRAILING = ".,;:!?)'\""
+# What a code span can hold that identifies something on its own (not its symbols and numbers).
+_INNER_KINDS = frozenset({"url", "email", "path", "file", "uuid", "host", "version", "ticket", "hash"})
 # An inline image or key in base64 matches the path pattern; no agent needs it verbatim.
 _BLOB = re.compile(r"[A-Za-z0-9+]{41,}")
+_ESCAPE = re.compile(r"\\[nrt\"]")
+_BASE64_RUN_CHARS = 120  # no path or id runs this long without a dot, dash or underscore
+_BASE64_RUN = re.compile(rf"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{{{_BASE64_RUN_CHARS},}}={{0,2}}")  # from a run's start
 _SUBSUME_POOL = 200
 # An identifier must have been seen at least this much to be listed: one path in a tool output
 # is enough, one timestamp of a log stream or one code symbol of a file read is not.
 MIN_SALIENCE = 1.0  # identifiers compared pairwise for containment (quadratic, so bounded)
 RECENCY_WEIGHT = 1.0  # an identifier named last in the span outranks one named once more, long ago
-_KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "date": 0.3, "name": 0.2, "number": 0.5}
+_KIND_WEIGHT = {"ident": 0.25, "code": 0.4, "expression": 0.1, "date": 0.3, "name": 0.2, "number": 0.5}
+_EXPRESSION = re.compile(r"[\s(={<]")
 
 _STOPWORDS = frozenset(
     [
@@ -289,17 +295,31 @@ def focus_pattern(instructions: str | None) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![\w]){alternatives}", re.IGNORECASE)
 
 
+def _scannable(text: str) -> str:
+    """Text as an identifier scan should see it.
+
+    An output that prints JSON (a .jsonl read with cat, an API's raw body) holds `\\n` and `\\"`
+    escapes, which would glue an `n` to the next word and a backslash to the end of a URL; an
+    inline image or key in base64 splits into dozens of bogus "paths" at its slashes.
+    """
+    if "\\" in text:
+        text = _ESCAPE.sub(" ", text)
+    if len(text) >= _BASE64_RUN_CHARS:
+        text = _BASE64_RUN.sub(" ", text)
+    return text
+
+
 class Entities:
     """Identifiers seen in the conversation, with a salience score and first position."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, list[float]] = {}  # text -> [score, first position, last position]
+        self._seen: dict[str, list[float]] = {}  # text -> [score, first position, last position, gain there]
 
     def add(self, text: str, pos: float, weight: int) -> tuple[int, int]:
         """Record the identifiers in text; returns how many, and how many make a request
         (a bare timestamp, a code span or an acronym does not)."""
         found = named = 0
-        for m in ENTITY.finditer(text):
+        for m in ENTITY.finditer(_scannable(text)):
             kind = m.lastgroup or ""
             value = m.group().rstrip(_TRAILING).strip("`")
             if kind == "code":
@@ -307,26 +327,48 @@ class Entities:
                 inner = ENTITY.match(value)
                 if inner is not None and inner.end() == len(value):
                     kind = inner.lastgroup or kind
+                else:
+                    # `${base}/api/search?${qs}`, `pytest tests/test_x.py -k y`: the path or file
+                    # inside a code span is named as much as the span itself.
+                    found += self._add_inner(value, pos, weight)
+                    if _EXPRESSION.search(value):
+                        kind = "expression"  # `undo()`, `x = 1`: code to read again, not a name to keep
             if len(value) < 3 or (kind not in _STRONG and weight < 2) or (len(value) > 40 and _BLOB.search(value)):
                 continue
             found += 1
-            named += kind not in ("date", "code", "name")
+            named += kind not in ("date", "code", "expression", "name")
             # Code symbols and timestamps are many and cheap to find again; paths, ids, urls,
             # versions and hashes are what an agent needs verbatim.
-            gain = weight * _KIND_WEIGHT.get(kind, 1.0)
-            entry = self._seen.get(value)
-            if entry is None:
-                self._seen[value] = [gain, pos, pos]
-            else:
-                entry[0] += gain
-                entry[2] = pos
+            self._gain(value, weight * _KIND_WEIGHT.get(kind, 1.0), pos)
         return found, named
+
+    def _add_inner(self, code: str, pos: float, weight: int) -> int:
+        found = 0
+        for m in ENTITY.finditer(code):
+            if m.lastgroup in _INNER_KINDS:
+                found += 1
+                self._gain(m.group().rstrip(_TRAILING), weight * _KIND_WEIGHT.get(m.lastgroup, 1.0), pos)
+        return found
+
+    def _gain(self, value: str, gain: float, pos: float) -> None:
+        # Salience counts the messages that name a thing, at the strongest weight each named it:
+        # a symbol repeated forty times in one file read is not forty times as needed.
+        entry = self._seen.get(value)
+        if entry is None:
+            self._seen[value] = [gain, pos, pos, gain]
+        elif int(entry[2]) != int(pos):
+            entry[0] += gain
+            entry[2] = pos
+            entry[3] = gain
+        elif gain > entry[3]:
+            entry[0] += gain - entry[3]
+            entry[3] = gain
 
     def add_listed(self, text: str, pos: float) -> None:
         for value in text.split(", "):
             value = value.strip()
             if value and value not in self._seen:
-                self._seen[value] = [5.0, pos, pos]
+                self._seen[value] = [5.0, pos, pos, 5.0]
 
     def uncovered(self, kept_lower: str, char_budget: int) -> list[str]:
         """The most salient identifiers that no kept line mentions, in conversation order.

@@ -42,7 +42,7 @@ SENTENCE_CHARS = 6000  # of one message, split into candidate sentences
 MAX_SCAN_CHARS = 80_000  # of one user or assistant message, for identifiers
 TOOL_HEAD_CHARS = 2500  # of a tool result: the command echo and first lines say what it was,
 TOOL_TAIL_CHARS = 1000  # the last lines the verdict
-TOOL_SCAN_CHARS = 40_000  # of one tool result, scanned for identifiers when read in full
+TOOL_SCAN_CHARS = 40_000  # of one tool result (its head and tail), scanned for identifiers when read in full
 SCAN_CHARS = 400_000  # of the span read in full per summary, newest first
 SKIM_CHARS = 200  # of each older tool result beyond that, from its start and its end
 WEAK_SCORE = 4.0
@@ -284,10 +284,15 @@ def _tool_candidates(
     tool = m.get("tool_name") or "tool"
     call = calls.get(m.get("tool_call_id") or "") or {}
     exploring = extract.is_exploring(tool, call.get("arguments") or "")
+    # Outputs name the files and ids the agent goes on to use, a failed build's included (the
+    # file it could not read, the version it ran); a skimmed one is looked at for its verdict only.
+    whole = extract.head_tail(m.get("content") or "", TOOL_SCAN_CHARS * 3 // 4, TOOL_SCAN_CHARS // 4)
     if m.get("is_error") or (not exploring and extract.has_error(content)):
         leaves = extract.result_facts(content) if content.lstrip()[:1] in ("{", "[") else []
         line = "; ".join(leaves) if leaves else extract.error_line(content) or extract.flatten(content)
         if m.get("is_error") or line:
+            if full:
+                entities.add(extract.without_routine_logs(whole), i, weight=1)
             entities.add(line, i, weight=2)
             fix = _resolution(messages, i, tool, used_fixes)
             called = extract.call_summary(tool, call.get("arguments") or "", 60)
@@ -295,8 +300,6 @@ def _tool_candidates(
             yield Candidate(ERRORS, text, 9.0 + recency + _focus_bonus(text, focus), i)
             return
     facts = extract.result_facts(content, skip_keys, limit=3 if exploring else 7)
-    # Outputs name the files and ids the agent goes on to use; a skimmed one only its facts.
-    whole = (m.get("content") or "")[:TOOL_SCAN_CHARS]
     entities.add(extract.without_routine_logs(whole) if full else "\n".join(facts), i, weight=1)
     mutating = extract.MUTATING.search(tool) is not None
     if not facts and not mutating:

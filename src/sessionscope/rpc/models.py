@@ -47,6 +47,8 @@ def _storable(value: str) -> str:
     lone surrogate (no database or JSON encoder can)."""
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
+    if value.isascii():  # no surrogate can be ASCII; this is the common case, and free
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

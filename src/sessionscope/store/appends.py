@@ -19,6 +19,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import not_after_now, now_ms, parse_client_time
+from sessionscope.keys import folded_label
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
@@ -70,7 +71,8 @@ def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]
             for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None]
 
 
-MESSAGE_COLUMNS = ("session_id", "seq", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
+# conversation: the session's resets before the message; a message id is unique within it.
+MESSAGE_COLUMNS = ("session_id", "seq", "conversation", "msg_id", "role", "content", "tool_calls", "tool_call_id", "tool_name",
                    "is_error", "ts", "tokens", "reasoning", "reasoning_tokens", "kind", "stop_reason", "attachments")
 
 
@@ -78,7 +80,7 @@ def insert_sql(db: Database) -> str:
     return f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) VALUES ({db.placeholders(len(MESSAGE_COLUMNS))})"
 
 
-_PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "msg_id": "varchar", "role": "varchar",
+_PG_ARRAY_TYPES = {"session_id": "bigint", "seq": "bigint", "conversation": "bigint", "msg_id": "varchar", "role": "varchar",
                    "content": "text", "tool_calls": "text", "tool_call_id": "varchar", "tool_name": "varchar",
                    "is_error": "boolean", "ts": "bigint", "tokens": "integer", "reasoning": "text",
                    "reasoning_tokens": "integer", "kind": "varchar", "stop_reason": "varchar", "attachments": "text"}
@@ -122,30 +124,32 @@ _APPEND_VALUES = ("preview", "updated_at")
 def _batch_sql(db: Database) -> _BatchSQL:
     sid, first, last = db.placeholders(3).split(", ")
     # SQLite only (PostgreSQL appends with _postgresql_append): BEGIN IMMEDIATE holds the lock.
-    find = (f"SELECT id, next_seq, updated_at, label, live_tokens FROM sessions "
+    find = (f"SELECT id, next_seq, updated_at, label, live_tokens, resets FROM sessions "
             f"WHERE tenant = {sid} AND key = {first}")
-    set_label = f"UPDATE sessions SET label = {sid} WHERE id = {first}"
+    set_label = f"UPDATE sessions SET label = {sid}, folded_label = {first} WHERE id = {last}"
     counters = session_store.bump_statement(_APPEND_DELTAS, _APPEND_VALUES).compile(dialect=db.engine.dialect)
     # A retried append finds its raw copies stored already; those are skipped like the messages.
-    raw = (f"INSERT INTO message_raw (session_id, msg_id, raw) VALUES ({sid}, {first}, {last}) "
-           f"ON CONFLICT DO NOTHING")
+    conversation = db.placeholders(4).split(", ")[3]
+    raw = (f"INSERT INTO message_raw (session_id, msg_id, raw, conversation) "
+           f"VALUES ({sid}, {first}, {last}, {conversation}) ON CONFLICT DO NOTHING")
     common: dict[str, Any] = {"find": find, "set_label": set_label, "counters": str(counters),
               "counter_params": tuple(counters.positiontup or ()), "raw": raw,
               "index": search_index.queue_statement(db)}
     if db.is_sqlite:
-        ids = db.placeholders(ID_CHUNK + 1).split(", ")[1:]
+        ids = db.placeholders(ID_CHUNK + 2).split(", ")[2:]
         return _BatchSQL(
             insert_rows=_insert_sqlite, insert=insert_sql(db),
-            existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND msg_id IN ({', '.join(ids)})",
+            existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND conversation = {first} "
+                     f"AND msg_id IN ({', '.join(ids)})",
             insert_new=None, take_back=None,
             **common,
         )
     # No lookup query on PostgreSQL: the planner, going by statistics taken while a session was
-    # small, would scan the session's messages instead of probing (session_id, msg_id). The
+    # small, would scan the session's messages instead of probing its unique key. The
     # unique index arbitrates ON CONFLICT by itself, with no plan to go wrong.
     return _BatchSQL(
         insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None,
-        insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, msg_id) DO NOTHING RETURNING msg_id",
+        insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, conversation, msg_id) DO NOTHING RETURNING msg_id",
         take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
         **common,
     )
@@ -164,19 +168,20 @@ class _Stored:
                 "last_seq": self.first_seq + len(self.fresh) - 1, "live_tokens": self.live_tokens}
 
 
-def message_row(session_id: int, seq: int, m: Mapping[str, Any]) -> tuple[Any, ...]:
+def message_row(session_id: int, seq: int, conversation: int, m: Mapping[str, Any]) -> tuple[Any, ...]:
     """A prepared message as the values of MESSAGE_COLUMNS, in their order (every insert uses this)."""
-    return (session_id, seq, m["msg_id"], m["role"], m["content"], m["tool_calls"], m["tool_call_id"],
+    return (session_id, seq, conversation, m["msg_id"], m["role"], m["content"], m["tool_calls"], m["tool_call_id"],
             m["tool_name"], m["is_error"], m["ts"], m["tokens"], m["reasoning"], m["reasoning_tokens"], m["kind"],
             m["stop_reason"], m["attachments"])
 
 
-def _rows(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [message_row(session_id, first_seq + offset, m) for offset, m in enumerate(batch)]
+def _rows(session_id: int, first_seq: int, conversation: int, batch: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [message_row(session_id, first_seq + offset, conversation, m) for offset, m in enumerate(batch)]
 
 
-def _columns(session_id: int, first_seq: int, batch: list[dict[str, Any]]) -> tuple[list[Any], ...]:
-    return tuple(list(column) for column in zip(*_rows(session_id, first_seq, batch), strict=True))
+def _columns(session_id: int, first_seq: int, conversation: int, batch: list[dict[str, Any]]
+             ) -> tuple[list[Any], ...]:
+    return tuple(list(column) for column in zip(*_rows(session_id, first_seq, conversation, batch), strict=True))
 
 
 def _first_of_each_id(batch: list[dict[str, Any]], stored: set[str]) -> list[dict[str, Any]]:
@@ -190,25 +195,25 @@ def _first_of_each_id(batch: list[dict[str, Any]], stored: set[str]) -> list[dic
     return fresh
 
 
-def _insert_sqlite(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
+def _insert_sqlite(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int, conversation: int,
                    prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [m["msg_id"] for m in prepared]
     stored: set[str] = set()
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start:start + ID_CHUNK]
         padded = chunk + [chunk[-1]] * (ID_CHUNK - len(chunk))  # one statement shape for all sizes
-        cursor.execute(sql.existing, (session_id, *padded))
+        cursor.execute(sql.existing, (session_id, conversation, *padded))
         stored.update(r[0] for r in cursor.fetchall())
     fresh = _first_of_each_id(prepared, stored)
     if fresh:
-        cursor.executemany(sql.insert, _rows(session_id, first_seq, fresh))
+        cursor.executemany(sql.insert, _rows(session_id, first_seq, conversation, fresh))
     return fresh
 
 
-def _insert_postgresql(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int,
+def _insert_postgresql(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: int, conversation: int,
                        prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
     batch = _first_of_each_id(prepared, set())
-    cursor.execute(sql.insert_new, _columns(session_id, first_seq, batch))
+    cursor.execute(sql.insert_new, _columns(session_id, first_seq, conversation, batch))
     inserted = {r[0] for r in cursor.fetchall()}
     if len(inserted) == len(batch):
         return batch
@@ -216,7 +221,7 @@ def _insert_postgresql(cursor: Any, sql: _BatchSQL, session_id: int, first_seq: 
     fresh = [m for m in batch if m["msg_id"] in inserted]
     cursor.execute(sql.take_back, (session_id, first_seq, first_seq + len(batch) - 1))
     if fresh:
-        cursor.execute(sql.insert, _columns(session_id, first_seq, fresh))
+        cursor.execute(sql.insert, _columns(session_id, first_seq, conversation, fresh))
     return fresh
 
 
@@ -230,20 +235,20 @@ def _counter_values(fresh: list[dict[str, Any]], updated_at: int) -> dict[str, A
                      "v_preview": (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]}
 
 
-def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, updated_at: int,
+def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, conversation: int, updated_at: int,
                  prepared: list[dict[str, Any]], raws: list[tuple[str, str]]) -> _Stored:
     """The ingest hot path, on the driver connection in one call: store the messages whose ids
-    are new (a repeated id counts once), with consecutive seqs, index them, move the session's
-    counters and keep the raw copies. Returns the messages stored."""
+    are new to the live conversation (a repeated id counts once), with consecutive seqs, index
+    them, move the session's counters and keep the raw copies. Returns the messages stored."""
     cursor = dbapi.cursor()
     try:
-        fresh = sql.insert_rows(cursor, sql, session_id, first_seq, prepared)
+        fresh = sql.insert_rows(cursor, sql, session_id, first_seq, conversation, prepared)
         if fresh:
             cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
             values = _counter_values(fresh, updated_at) | {"session_id": session_id}
             cursor.execute(sql.counters, tuple(values[name] for name in sql.counter_params))
         if raws:
-            cursor.executemany(sql.raw, [(session_id, msg_id, raw) for msg_id, raw in raws])
+            cursor.executemany(sql.raw, [(session_id, msg_id, raw, conversation) for msg_id, raw in raws])
         return _Stored(first_seq, fresh)
     finally:
         cursor.close()
@@ -258,12 +263,13 @@ def _append_on_sqlite_driver(dbapi: Any, sql: _BatchSQL, tenant: str, key: str, 
         found = cursor.fetchone()
         if found is None:
             return None
-        session_id, next_seq, updated_at, stored_label, live_tokens = found
+        session_id, next_seq, updated_at, stored_label, live_tokens, conversation = found
         if label is not None and label != stored_label:
-            cursor.execute(sql.set_label, (label, session_id))
+            cursor.execute(sql.set_label, (label, folded_label(label), session_id))
     finally:
         cursor.close()
-    stored = _store_batch(dbapi, sql, int(session_id), int(next_seq), int(updated_at), prepared, raws)
+    stored = _store_batch(dbapi, sql, int(session_id), int(next_seq), int(conversation), int(updated_at), prepared,
+                          raws)
     return dataclasses.replace(stored, live_tokens=int(live_tokens) + sum(m["tokens"] for m in stored.fresh))
 
 
@@ -272,7 +278,7 @@ async def _append_to_existing_sqlite(db: Database, tenant: str, key: str, label:
     return await db.write_on_driver(_append_on_sqlite_driver, _batch_sql(db), tenant, key, label, prepared, raws)
 
 
-_PG_BATCH_COLUMNS = MESSAGE_COLUMNS[2:]  # session_id and seq come from the locked session row
+_PG_BATCH_COLUMNS = MESSAGE_COLUMNS[3:]  # session_id, seq and conversation come from the locked session row
 
 
 @functools.lru_cache(maxsize=4)
@@ -285,15 +291,15 @@ def _postgresql_append(labelled: bool) -> tuple[str, tuple[str, ...]]:
     Returns the statement for asyncpg and the order of its parameters."""
     from sqlalchemy.dialects import postgresql
 
-    values = _APPEND_VALUES + (("label",) if labelled else ())
+    values = _APPEND_VALUES + (("label", "folded_label") if labelled else ())
     counters = session_store.bump_statement(_APPEND_DELTAS, values, row="(SELECT id FROM locked)")
     arrays = ", ".join(f"CAST(:{c} AS {_PG_ARRAY_TYPES[c]}[])" for c in _PG_BATCH_COLUMNS)
     names = ", ".join(_PG_BATCH_COLUMNS)
     statement = text(
-        "WITH locked AS (SELECT id, next_seq FROM sessions WHERE tenant = :tenant AND key = :key "
+        "WITH locked AS (SELECT id, next_seq, resets FROM sessions WHERE tenant = :tenant AND key = :key "
         "FOR NO KEY UPDATE), "
         f"stored AS (INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
-        f"SELECT locked.id, locked.next_seq + batch.n - 1, {', '.join('batch.' + c for c in _PG_BATCH_COLUMNS)} "
+        f"SELECT locked.id, locked.next_seq + batch.n - 1, locked.resets, {', '.join('batch.' + c for c in _PG_BATCH_COLUMNS)} "
         f"FROM locked, unnest({arrays}) WITH ORDINALITY AS batch({names}, n)), "
         "queued AS (INSERT INTO search_backlog (session_id, first_seq, last_seq) "
         "SELECT id, next_seq, next_seq + :count - 1 FROM locked), "
@@ -316,7 +322,8 @@ async def _append_to_existing_postgresql(db: Database, tenant: str, key: str, la
         return None
     sql, order = _postgresql_append(label is not None)
     # updated_at: the statement keeps the stored one when it is later.
-    params = _counter_values(batch, 0) | {"tenant": tenant, "key": key, "v_label": label, "count": len(batch)}
+    params = _counter_values(batch, 0) | {"tenant": tenant, "key": key, "v_label": label,
+                                          "v_folded_label": folded_label(label), "count": len(batch)}
     params |= {c: [m[c] for m in batch] for c in _PG_BATCH_COLUMNS}
     try:
         next_seq = await db.run_statement(sql, *(params[name] for name in order))
@@ -347,9 +354,10 @@ def append_deltas(fresh: list[dict[str, Any]]) -> dict[str, int]:
 
 async def insert_messages(db: Database, conn: AsyncConnection, row: Row, prepared: list[dict[str, Any]],
                           raws: list[tuple[str, str]] | None = None) -> dict[str, int]:
-    """Insert into a locked session row; ids already stored (or repeated in the batch) are skipped."""
+    """Insert into a locked session row's live conversation; ids already stored there (or repeated
+    in the batch) are skipped."""
     stored = await db.run_on_driver(conn, _store_batch, _batch_sql(db), int(row.id), int(row.next_seq),
-                                    int(row.updated_at), prepared, raws or [])
+                                    int(row.resets), int(row.updated_at), prepared, raws or [])
     return stored.result(len(prepared))
 
 

@@ -18,6 +18,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessionscope.keys import folded_identity
 from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.appends import MESSAGE_COLUMNS, append_deltas, insert_sql, message_row
@@ -69,6 +70,7 @@ class _Session:
     created_at: int
     live_tokens: int
     markers: int  # compactions + resets: a boundary that messages must not cross
+    conversation: int  # its resets: new messages belong to this conversation
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,10 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
                                                      key=lambda b: b.key), now)
         found |= created
         old = [b for b in batches if b.key not in created]
-        stored_ids = _stored_ids(cursor, db, [(found[b.key].id, [m["msg_id"] for m in b.messages]) for b in old],
-                                 "messages", "msg_id")
-        stored_runs = _stored_ids(cursor, db, [(found[b.key].id, [e["exec_id"] for e in b.executions])
+        # A message id is unique in the live conversation, an execution id in the session.
+        stored_ids = _stored_ids(cursor, db, [(found[b.key].id, found[b.key].conversation,
+                                               [m["msg_id"] for m in b.messages]) for b in old], "messages", "msg_id")
+        stored_runs = _stored_ids(cursor, db, [(found[b.key].id, None, [e["exec_id"] for e in b.executions])
                                                for b in old if b.executions], "executions", "exec_id")
         boundaries = _boundaries(cursor, db, [found[b.key] for b in old if found[b.key].markers])
         out: list[Stored] = []
@@ -142,7 +145,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
                 if source == 0:
                     moves.append((seq, item[0]))
                 else:
-                    rows.append(message_row(session.id, seq, item))
+                    rows.append(message_row(session.id, seq, session.conversation, item))
                 seq += 1
             if fresh:
                 ranges.extend(_ranges(db, session, order))
@@ -189,7 +192,8 @@ def _find(cursor: Any, db: Database, tenant: str, keys: list[str]) -> dict[str, 
     found: dict[str, _Session] = {}
     for start in range(0, len(keys), IN_CHUNK):
         chunk = keys[start:start + IN_CHUNK]
-        cursor.execute(_q(f"SELECT key, id, next_seq, live_from_seq, created_at, live_tokens, compactions + resets "
+        cursor.execute(_q(f"SELECT key, id, next_seq, live_from_seq, created_at, live_tokens, compactions + resets, "
+                          f"resets "
                           f"FROM sessions WHERE tenant = ? AND key IN ({', '.join('?' * len(chunk))})"
                           f"{_sql(db).lock}", db), (tenant, *chunk))
         for key, *values in cursor.fetchall():
@@ -205,14 +209,15 @@ def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: i
     insert = _q("INSERT INTO sessions (tenant, key, agent, channel, created_at, updated_at, next_seq, "
                 "live_from_seq, live_tokens, message_count, live_messages, msg_input_tokens, "
                 "msg_output_tokens, exec_input_tokens, exec_output_tokens, total_tokens, cache_read_tokens, "
-                "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd) "
-                "VALUES (?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) "
+                "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd, folded_identity) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?) "
                 "ON CONFLICT DO NOTHING RETURNING id", db)
     for batch in batches:
-        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at, batch.created_at))
+        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at, batch.created_at,
+                                folded_identity(batch.key, batch.agent, batch.channel)))
         row = cursor.fetchone()
         if row is not None:
-            created[batch.key] = _Session(int(row[0]), 1, 1, batch.created_at, 0, 0)
+            created[batch.key] = _Session(int(row[0]), 1, 1, batch.created_at, 0, 0, 0)
             facets[(batch.agent, batch.channel)] = facets.get((batch.agent, batch.channel), 0) + 1
     if not created:
         return _find(cursor, db, tenant, [b.key for b in batches])
@@ -227,23 +232,26 @@ def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: i
     return created | (_find(cursor, db, tenant, missed) if missed else {})
 
 
-def _stored_ids(cursor: Any, db: Database, wanted: list[tuple[int, list[str]]], table: str, column: str
-                ) -> dict[int, set[str]]:
-    """Of each session's ids, those stored already."""
+def _stored_ids(cursor: Any, db: Database, wanted: list[tuple[int, int | None, list[str]]], table: str,
+                column: str) -> dict[int, set[str]]:
+    """Of each (session, conversation or None for the whole session, ids), those stored already."""
     out: dict[int, set[str]] = {}
     if db.is_sqlite:
-        for session_id, ids in wanted:
+        for session_id, conversation, ids in wanted:
+            within = "" if conversation is None else f"AND conversation = {int(conversation)} "
             for start in range(0, len(ids), IN_CHUNK):
                 chunk = ids[start:start + IN_CHUNK]
-                cursor.execute(f"SELECT {column} FROM {table} WHERE session_id = ? AND {column} IN "
+                cursor.execute(f"SELECT {column} FROM {table} WHERE session_id = ? {within}AND {column} IN "
                                f"({', '.join('?' * len(chunk))})", (session_id, *chunk))
                 out.setdefault(session_id, set()).update(r[0] for r in cursor.fetchall())
         return out
-    pairs = [(s, i) for s, ids in wanted for i in ids]
-    if pairs:
-        cursor.execute(f"SELECT t.session_id, t.{column} FROM {table} t JOIN unnest($1::bigint[], $2::varchar[]) "
-                       f"AS w(session_id, id) ON t.session_id = w.session_id AND t.{column} = w.id",
-                       ([p[0] for p in pairs], [p[1] for p in pairs]))
+    triples = [(s, c, i) for s, c, ids in wanted for i in ids]
+    if triples:
+        within = "" if triples[0][1] is None else " AND t.conversation = w.conversation"
+        cursor.execute(f"SELECT t.session_id, t.{column} FROM {table} t JOIN unnest($1::bigint[], $2::varchar[], "
+                       f"$3::bigint[]) AS w(session_id, id, conversation) ON t.session_id = w.session_id "
+                       f"AND t.{column} = w.id{within}",
+                       ([p[0] for p in triples], [p[2] for p in triples], [p[1] for p in triples]))
         for session_id, item_id in cursor.fetchall():
             out.setdefault(int(session_id), set()).add(item_id)
     return out

@@ -31,13 +31,14 @@ from sessionscope.store.scope import Scope
 ID_CHUNK = 500
 
 
-async def _raws(conn: AsyncConnection, session_id: int, ids: list[str]) -> dict[str, Any]:
+async def _raws(conn: AsyncConnection, session_id: int, conversation: int, ids: list[str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for start in range(0, len(ids), ID_CHUNK):
         chunk = ids[start:start + ID_CHUNK]
         result = await conn.execute(
             select(message_raw.c.msg_id, message_raw.c.raw)
-            .where(message_raw.c.session_id == session_id, message_raw.c.msg_id.in_(chunk))
+            .where(message_raw.c.session_id == session_id, message_raw.c.conversation == conversation,
+                   message_raw.c.msg_id.in_(chunk))
         )
         found.update({msg_id: json.loads(raw) for msg_id, raw in result})
     return found
@@ -106,10 +107,11 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
             # Only a compaction can sit after the newest live message; removing the message under
             # it would leave a hole in the session's sequence and change what it summarised.
             raise Conflict("the newest live message precedes a compaction; append or restore first")
-        raw = (await _raws(conn, int(row.id), [newest.msg_id])).get(newest.msg_id)
+        raw = (await _raws(conn, int(row.id), int(newest.conversation), [newest.msg_id])).get(newest.msg_id)
         item = _item(newest, int(row.live_from_seq), raw)
         await conn.execute(delete(message_raw).where(
-            message_raw.c.session_id == row.id, message_raw.c.msg_id == newest.msg_id))
+            message_raw.c.session_id == row.id, message_raw.c.conversation == newest.conversation,
+            message_raw.c.msg_id == newest.msg_id))
         await search_index.before_deleting_messages(db, conn, int(row.id), int(newest.id))
         await conn.execute(delete(messages).where(messages.c.id == newest.id))
         tokens = int(newest.tokens)

@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, case, column, func, literal_column, or_, select, table, text, tuple_
+from sqlalchemy import Select, and_, case, column, func, literal_column, select, table, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
+from sessionscope.keys import folded_term
 from sessionscope.store import search_index, snippets, wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
@@ -83,12 +84,17 @@ def _like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
+def _haystack(cols: Any) -> Any:
+    """The case-folded text `search` looks in (keys.folded_identity): the same on both databases."""
+    # Literal SQL, not binds: PostgreSQL's trigram index is on this very expression (migration 0009).
+    return cols.folded_identity.op("||")(literal_column("' '")).op("||")(
+        func.coalesce(cols.folded_label, literal_column("''")))
+
+
 def _substring_test(cols: Any, term: str) -> Any:
-    """The search predicate evaluated row by row (% and _ literal). Case-insensitive: ILIKE on
-    PostgreSQL; SQLite's LIKE already ignores ASCII case."""
-    pattern = _like_pattern(term)
-    fields = (cols.key, cols.agent, cols.channel, cols.label)
-    return or_(*(f.ilike(pattern, escape="\\") for f in fields))
+    """The search predicate evaluated row by row (% and _ literal), on case-folded text with the
+    case-folded term (keys.folded_term), so no database's own notion of case takes part."""
+    return _haystack(cols).like(_like_pattern(folded_term(term)), escape="\\")
 
 
 def _trigram_match(term: str) -> Any:
@@ -97,16 +103,15 @@ def _trigram_match(term: str) -> Any:
     A term of three or more characters is looked up in the trigram index. A shorter one has no
     trigram; LIKE (with ESCAPE, so SQLite itself evaluates it) then scans FTS5's compact copy of
     the text, several times faster than testing every sessions row."""
+    term = folded_term(term)
     if len(term) >= 3:
         return text("session_search MATCH :phrase").bindparams(phrase='"' + term.replace('"', '""') + '"')
     return text("session_search.text LIKE :pattern ESCAPE '\\'").bindparams(pattern=_like_pattern(term))
 
 
 def _trigram_ilike(term: str) -> Any:
-    """PostgreSQL: the search predicate as a pg_trgm-indexed ILIKE over the same fields."""
-    haystack = (sessions.c.key + " " + sessions.c.agent + " " + sessions.c.channel + " "
-                + func.coalesce(sessions.c.label, ""))
-    return haystack.ilike(_like_pattern(term), escape="\\")
+    """PostgreSQL: the search predicate as a pg_trgm-indexed LIKE over the same folded text."""
+    return _haystack(sessions.c).like(_like_pattern(folded_term(term)), escape="\\")
 
 
 def _fts_match(query: str) -> str:

@@ -84,6 +84,7 @@ async def read_page(
     if with_raw:
         columns.append(message_raw.c.raw)
         source = messages.outerjoin(message_raw, and_(message_raw.c.session_id == messages.c.session_id,
+                                                       message_raw.c.conversation == messages.c.conversation,
                                                        message_raw.c.msg_id == messages.c.msg_id))
     rows: list[Row] = []
     used = 0

@@ -85,6 +85,10 @@ sessions = Table(
     Column("executions", BigInteger, nullable=False, default=0),
     Column("cost_usd", Float, nullable=False, default=0.0),
     Column("preview", String(256), nullable=True),
+    # key, agent and channel, and the label, case-folded in Python (keys.folded_identity, migration
+    # 0009): `search` compares these, so both databases fold case alike.
+    Column("folded_identity", Text, nullable=False, server_default=""),
+    Column("folded_label", Text, nullable=True),
     # Set by session.archive: hidden from the default list, nothing deleted.
     Column("archived_at", BigInteger, nullable=True),
     UniqueConstraint("tenant", "key", name="uq_sessions_tenant_key"),
@@ -147,8 +151,12 @@ messages = Table(
     Column("kind", String(16), nullable=True),
     Column("stop_reason", String(32), nullable=True),
     Column("attachments", Text, nullable=True),
+    # The session's conversation the message belongs to: the number of resets before it
+    # (migration 0008). A message id is unique within its conversation, so a retried append is
+    # skipped while an id used before a reset can be used again (docs/item-model.md).
+    Column("conversation", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("session_id", "seq", name="uq_messages_session_seq"),
-    UniqueConstraint("session_id", "msg_id", name="uq_messages_session_msg_id"),
+    UniqueConstraint("session_id", "conversation", "msg_id", name="uq_messages_session_conversation_msg_id"),
 )
 
 compactions = Table(
@@ -263,6 +271,7 @@ message_raw = Table(
     Column("session_id", BigInteger, ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
     Column("msg_id", String(256), primary_key=True),
     Column("raw", Text, nullable=False),
+    Column("conversation", BigInteger, primary_key=True, server_default="0"),  # its message's
 )
 
 # A dashboard login: the cookie holds a random id whose hash is stored here, never the API token

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import not_after_now, now_ms
 from sessionscope.errors import NotFound
+from sessionscope.keys import folded_identity, folded_label
 from sessionscope.store import search_index, wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import (
@@ -71,11 +72,12 @@ async def ensure(
     row = (await conn.execute(_FIND_FOR_UPDATE, {"tenant": tenant, "key": key})).first()
     if row is not None:
         if label is not None and label != row.label:
-            await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
+            await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label, folded_label=folded_label(label)))
         return row
     inserted = await conn.execute(
         db.insert_ignore(sessions).values(
             tenant=tenant, key=key, agent=agent, channel=channel, label=label,
+            folded_identity=folded_identity(key, agent, channel), folded_label=folded_label(label),
             created_at=created_at, updated_at=not_after_now(created_at), next_seq=1, live_from_seq=1,
         )
     )
@@ -89,7 +91,7 @@ async def ensure(
         )
     row = await find(conn, tenant, key, lock=True)
     if label is not None and label != row.label:
-        await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
+        await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label, folded_label=folded_label(label)))
     return row
 
 
@@ -99,7 +101,7 @@ async def set_label(db: Database, scope: Scope, key: str, label: str | None, ten
     tenant = scope.resolve(tenant)
     async with db.write() as conn:
         row = await find(conn, tenant, key, lock=True)
-        await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label))
+        await conn.execute(update(sessions).where(sessions.c.id == row.id).values(label=label, folded_label=folded_label(label)))
         return wire.session_row(await find(conn, tenant, key))
 
 

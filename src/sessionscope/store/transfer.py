@@ -16,10 +16,10 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
-from sessionscope.errors import InvalidParams
+from sessionscope.errors import InvalidParams, NotFound, SessionscopeError
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
-from sessionscope.store.appends import insert_messages
+from sessionscope.store.appends import ID_CHUNK, insert_messages
 from sessionscope.store.database import Database, inserted_id
 from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
@@ -34,19 +34,56 @@ def _line(obj: dict[str, Any]) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def error_line(error: SessionscopeError) -> bytes:
+    """The export stream's last line when it cannot go on (docs/item-model.md): a reader sees
+    why the file ends there instead of a body cut short."""
+    return _line({"type": "error", "error": {"code": error.code, "message": error.message, "data": error.data}})
+
+
+def stream_error(last_chunk: bytes) -> dict[str, Any] | None:
+    """The wire error ({code, message, data}) an export stream ended with (error_line), read
+    from its last chunk; None when the stream is whole."""
+    line = last_chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    if not line.startswith(b'{"type":"error"'):
+        return None
+    error: dict[str, Any] = orjson.loads(line)["error"]
+    return error
+
+
+def _deleted_line(key: str) -> bytes:
+    return error_line(NotFound.from_wire(f"session {key!r} was deleted during the export; this file is incomplete",
+                                         {"key": key}))
+
+
+async def _still_there(db: Database, row: Row) -> bool:
+    """The exported session was not deleted (nor deleted and made again) while it was read."""
+    async with db.read() as conn:
+        found = (await conn.execute(select(sessions.c.id).where(
+            sessions.c.id == row.id, sessions.c.tenant == row.tenant, sessions.c.key == row.key,
+            sessions.c.created_at == row.created_at))).first()
+    return found is not None
+
+
 async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None
                        ) -> AsyncIterator[bytes]:
-    """Yield the JSONL of each session: header, items in seq order, executions."""
+    """Yield the JSONL of each session: header, items in seq order, executions.
+
+    The pages are read one transaction each, so a session deleted meanwhile loses its rows
+    between two pages: the stream then ends with an error line, never as if it were whole."""
     tenant = scope.resolve(tenant)
     for key in keys:
-        async with db.read() as conn:
-            row = await session_store.find(conn, tenant, key)
-            markers = (await conn.execute(
-                select(compactions).where(compactions.c.session_id == row.id).order_by(compactions.c.seq)
-            )).all()
-            marker_resets = (await conn.execute(
-                select(resets).where(resets.c.session_id == row.id).order_by(resets.c.seq)
-            )).all()
+        try:
+            async with db.read() as conn:
+                row = await session_store.find(conn, tenant, key)
+                markers = (await conn.execute(
+                    select(compactions).where(compactions.c.session_id == row.id).order_by(compactions.c.seq)
+                )).all()
+                marker_resets = (await conn.execute(
+                    select(resets).where(resets.c.session_id == row.id).order_by(resets.c.seq)
+                )).all()
+        except NotFound:
+            yield _deleted_line(key)
+            return
         yield _line({"type": "session", "version": FORMAT_VERSION, "key": row.key, "tenant": row.tenant,
                      "agent": row.agent, "channel": row.channel, "label": row.label,
                      "created_at": to_rfc3339(row.created_at)})
@@ -89,6 +126,9 @@ async def export_lines(db: Database, scope: Scope, keys: Sequence[str], tenant: 
                 break
             yield b"".join(_line({"type": "execution", **wire.execution(e)}) for e in ran)
             last_started, last_id = int(ran[-1].started_at), int(ran[-1].id)
+        if not await _still_there(db, row):
+            yield _deleted_line(key)
+            return
 
 
 MESSAGE_SEQ = [c.name for c in messages.columns].index("seq")
@@ -109,7 +149,7 @@ def _page_sql(db: Database) -> str:
     columns = ", ".join(f"m.{c.name}" for c in messages.columns)
     a, b, c = db.placeholders(3).split(", ")
     return (f"SELECT {columns}, r.raw FROM messages m LEFT JOIN message_raw r "
-            f"ON r.session_id = m.session_id AND r.msg_id = m.msg_id "
+            f"ON r.session_id = m.session_id AND r.conversation = m.conversation AND r.msg_id = m.msg_id "
             f"WHERE m.session_id = {a} AND m.seq > {b} ORDER BY m.seq LIMIT {c}")
 
 
@@ -145,7 +185,11 @@ async def write_block(db: Database, tenant: str, header: Header, chunks: AsyncIt
     """Write a session's records in one transaction, creating the session on first use.
 
     Duplicates (message, compaction, reset and execution ids already stored) are skipped and
-    not counted, so a block written twice reports nothing new the second time. Returns the
+    not counted, so a block written twice reports nothing new the second time. A message is
+    stored in the live conversation; its id is a duplicate when the live conversation holds it,
+    or the conversation the block places it in: before the block's first reset record any of
+    the session's conversations (the block restates history), after a reset record already
+    stored that reset's conversation. Returns the
     IngestResult fields: created, appended, duplicates, compactions, resets, executions,
     last_seq, live_tokens."""
     async with db.write() as conn:
@@ -153,6 +197,7 @@ async def write_block(db: Database, tenant: str, header: Header, chunks: AsyncIt
                                          header.label, header.created_at or now_ms())
         writer = _SessionWriter(db, conn, tenant, header.key, int(row.id))
         writer.out["created"] = int(row.next_seq) == 1
+        writer.earlier = set(range(int(row.resets)))
         async for runs in chunks:
             for run in runs:
                 await writer.write(run)
@@ -172,15 +217,20 @@ class _SessionWriter:
         self.session_id = session_id
         self.out: dict[str, Any] = {"created": False, "appended": 0, "duplicates": 0, "compactions": 0,
                                     "resets": 0, "executions": 0}
+        # Earlier conversations whose ids also count as stored for the block's next messages.
+        self.earlier: set[int] = set()
 
     async def _row(self) -> Row:
         return await session_store.find(self.conn, self.tenant, self.key)
 
     async def write(self, run: Run) -> None:
         if run.kind == "messages":
-            result = await insert_messages(self.db, self.conn, await self._row(), run.rows, run.raws)
-            self.out["appended"] += result["appended"]
-            self.out["duplicates"] += result["duplicates"]
+            rows, raws = await self._new_to_earlier(run)
+            self.out["duplicates"] += len(run.rows) - len(rows)
+            if rows:
+                result = await insert_messages(self.db, self.conn, await self._row(), rows, raws)
+                self.out["appended"] += result["appended"]
+                self.out["duplicates"] += result["duplicates"]
         elif run.kind == "executions":
             prepared = [prepare_execution(record) for record in run.rows]
             self.out["executions"] += await insert_executions(self.conn, await self._row(), prepared)
@@ -191,10 +241,32 @@ class _SessionWriter:
         else:
             raise InvalidParams("type", f"unknown record type {run.kind!r}")
 
+    async def _new_to_earlier(self, run: Run) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """The run's messages (and raw copies) whose ids `self.earlier` does not hold."""
+        if not self.earlier:
+            return run.rows, run.raws
+        ids = list({m["msg_id"] for m in run.rows})
+        stored: set[str] = set()
+        for start in range(0, len(ids), ID_CHUNK):
+            stored.update((await self.conn.execute(select(messages.c.msg_id).where(
+                messages.c.session_id == self.session_id, messages.c.conversation.in_(sorted(self.earlier)),
+                messages.c.msg_id.in_(ids[start:start + ID_CHUNK])))).scalars())
+        if not stored:
+            return run.rows, run.raws
+        return ([m for m in run.rows if m["msg_id"] not in stored],
+                [(msg_id, raw) for msg_id, raw in run.raws if msg_id not in stored])
+
     async def _reset(self, record: dict[str, Any]) -> None:
         item_id = record.get("id") or f"reset-{record.get('seq')}"
-        if await self._exists(resets, item_id):
+        stored = (await self.conn.execute(select(resets.c.seq).where(
+            resets.c.session_id == self.session_id, resets.c.item_id == item_id))).scalar()
+        if stored is not None:
+            # A re-imported reset: the block's next messages are that reset's conversation.
+            before = (await self.conn.execute(select(func.count()).where(
+                resets.c.session_id == self.session_id, resets.c.seq < stored))).scalar_one()
+            self.earlier = {int(before) + 1}
             return
+        self.earlier = set()
         ts = record.get("timestamp")
         await session_store.reset_one(self.conn, await self._row(), item_id,
                                       parse_rfc3339(ts) if isinstance(ts, str) else None)
@@ -211,8 +283,10 @@ class _SessionWriter:
         translates an export's first_kept_seq to it); with none, nothing was kept."""
         kept_id = record.get("first_kept_id")
         if kept_id:
+            # An id may recur in several conversations: the newest is the one a compaction keeps.
             found = (await self.conn.execute(select(messages.c.seq).where(
-                messages.c.session_id == self.session_id, messages.c.msg_id == kept_id))).scalar()
+                messages.c.session_id == self.session_id, messages.c.msg_id == kept_id)
+                .order_by(messages.c.seq.desc()).limit(1))).scalar()
             if found is not None:
                 return int(found)
         return seq

@@ -48,6 +48,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
+_SECURITY_HEADER_BYTES = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -68,11 +69,23 @@ async def rpc_endpoint(request: Request) -> Response:
     caller = middleware.caller(request)  # before the body: an anonymous caller never gets it read
     middleware.require_json(request)
     body = await middleware.read_body(request, services.config.max_body_bytes)
-    ctx = Context(db=services.db, caller=caller, services=services, base_url=str(request.base_url).rstrip("/"))
+    ctx = Context(db=services.db, caller=caller, services=services, base_url=link_base(request, services))
     payload = await protocol.handle(ctx, body)
     if payload is None:
         return Response(status_code=204)
     return json_response(payload)
+
+
+def link_base(request: Request, services: Services) -> str:
+    """Where the links this server hands out (session.export) point: the configured public URL,
+    else the address the connection reached (the socket's, never the `Host` or `X-Forwarded-*`
+    headers, which any client may forge to send a link and its secret elsewhere)."""
+    if services.public_url is not None:
+        return services.public_url
+    host, port = request.scope.get("server") or ("127.0.0.1", 8750)
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if request.scope.get("scheme") == "https" else "http"
+    return f"{scheme}://{host}:{port}"
 
 
 async def export_download(request: Request) -> Response:
@@ -82,6 +95,7 @@ async def export_download(request: Request) -> Response:
     except Forbidden as exc:
         raise PageNotFound(exc.message) from None
     headers = {"content-disposition": content_disposition(filename), "cache-control": "no-store"}
+    # A session deleted while it streams ends the body with an error line (store.transfer).
     return StreamingResponse(_export_stream(services.db, sessions), media_type="application/x-ndjson",
                              headers=headers)
 
@@ -125,9 +139,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
-                for name, value in SECURITY_HEADERS.items():
-                    if name.encode() not in present:
-                        headers.append((name.encode(), value.encode()))
+                headers.extend(pair for pair in _SECURITY_HEADER_BYTES if pair[0] not in present)
                 message["headers"] = headers
             await send(message)
 

@@ -17,6 +17,7 @@ mode). The store gauges are read from the database, so any worker reports them w
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -61,13 +62,25 @@ COMPACTIONS = Counter("sessionscope_compactions", "Compactions made, by reason."
 RESETS = Counter("sessionscope_resets", "Sessions reset over RPC.", registry=SHARED)
 
 
+# A labelled child looked up once: labels() costs more than the increment. Names are registered
+# methods (or "unknown") and codes the server's own, so the sets are small.
+@functools.lru_cache(maxsize=1024)
+def _requests(name: str, code: str) -> Any:
+    return RPC_REQUESTS.labels(name, code)
+
+
+@functools.lru_cache(maxsize=256)
+def _latency(name: str) -> Any:
+    return RPC_LATENCY.labels(name)
+
+
 def observe_call(name: str, seconds: float, out: dict[str, Any] | None) -> None:
     """protocol.call's observer: one place counts and times every RPC method."""
     if name not in METHODS:
         name = "unknown"  # unregistered names would make the label set unbounded
     error = (out or {}).get("error")
-    RPC_REQUESTS.labels(name, str(error["code"]) if error else "0").inc()
-    RPC_LATENCY.labels(name).observe(seconds)
+    _requests(name, str(error["code"]) if error else "0").inc()
+    _latency(name).observe(seconds)
     result = (out or {}).get("result")
     if not isinstance(result, dict):
         return

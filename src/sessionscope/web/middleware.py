@@ -21,6 +21,7 @@ Bodies: `read_body` enforces a byte limit and a time limit while the body stream
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 from collections.abc import Callable
@@ -168,6 +169,7 @@ def caller(request: Request) -> Caller:
     raise request.scope.get(AUTH_ERROR_KEY) or Unauthorized("unauthorized: no credentials")
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request, with a handful of distinct values
 def is_loopback_host(host_header: str) -> bool:
     host = urlsplit(f"//{host_header}").hostname or ""
     if host == "localhost" or host.endswith(".localhost"):

@@ -6,14 +6,19 @@ import dataclasses
 import functools
 import json
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 from sessionscope.compaction import CompactionSettings, load_compaction_settings
 from sessionscope.compaction.service import AutoCompactor
+from sessionscope.errors import ConfigError
 from sessionscope.store import Database, sessions
 
 DEBUG_ENV = "SESSIONSCOPE_DEBUG"
+# The address clients reach this server by (behind a proxy, say), for the links it hands out:
+# ServerConfig.extra["public_url"] or this variable. Never taken from a request's headers.
+PUBLIC_URL_ENV = "SESSIONSCOPE_PUBLIC_URL"
 
 
 def _debug_from_env() -> bool:
@@ -41,10 +46,22 @@ def config_from_env(value: str) -> ServerConfig:
     return ServerConfig(**json.loads(value))
 
 
+def public_url(config: ServerConfig) -> str | None:
+    """The configured public base URL (no trailing slash), or None; ConfigError when unusable."""
+    value = config.extra.get("public_url") or os.environ.get(PUBLIC_URL_ENV, "").strip() or None
+    if value is None:
+        return None
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
+        raise ConfigError(f"{PUBLIC_URL_ENV} / public_url: {value!r} is not an http(s) base URL")
+    return value.rstrip("/")
+
+
 class Services:
     def __init__(self, db: Database, config: ServerConfig) -> None:
         self.db = db
         self.config = config
+        self.public_url = public_url(config)
         # Auto-compaction's background worker; the server starts it (web/housekeeping.py). While
         # it is not running (the CLI's in-process store) auto-compaction runs after each write.
         self.compactor = AutoCompactor(db)

@@ -32,7 +32,8 @@ class AppendResult(BaseModel):
 
 @rpc_method("session.append", params=AppendParams, result=AppendResult, roles=INGEST, creates=True)
 async def append(ctx: Context, p: AppendParams) -> Any:
-    """Append messages; a message whose `id` is already stored is skipped, so retries are safe.
+    """Append messages; a message whose `id` is already stored in the live conversation (since the
+    last reset) is skipped, so retries are safe; an id used before a reset can be used again.
 
     The session is created on first append. When the live context passes the agent's
     auto-compaction threshold, `auto_compaction` says a compaction was scheduled; it commits

@@ -1,7 +1,7 @@
 """Archive and failures (issue 18): sessions.archived_at and error_count, facets.archived
 
-Revision ID: 0009_archive
-Revises: 0007_login_sessions
+Revision ID: 0010_archive
+Revises: 0009_folded_search
 
 - sessions.archived_at: set by session.archive, cleared by session.unarchive; null for a
   session in the default list.
@@ -14,8 +14,8 @@ Revises: 0007_login_sessions
 
 from alembic import op
 
-revision = "0009_archive"
-down_revision = "0007_login_sessions"
+revision = "0010_archive"
+down_revision = "0009_folded_search"
 branch_labels = None
 depends_on = None
 
