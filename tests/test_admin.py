@@ -16,7 +16,7 @@ from sessionscope.rpc.protocol import MAX_BATCH
 from sessionscope.store import open_database
 from sessionscope.store.check import check
 from sessionscope.store.retention import DAY_MS
-from sessionscope.store.schema import compactions, messages, sessions
+from sessionscope.store.schema import compactions, facets, messages, sessions
 from sessionscope.web.housekeeping import purge_once
 from tests.conftest import RPC, conversation
 from tests.security_helpers import AuthServer
@@ -193,14 +193,20 @@ def test_check_passes_on_real_data_and_names_each_corruption(rpc: RPC, tmp_path:
     async def corrupt(db: Any) -> list[str]:
         async with db.write() as conn:
             sid = (await conn.execute(sessions.select().where(sessions.c.tenant == rpc.tenant))).one().id
-            await conn.execute(update(sessions).where(sessions.c.id == sid).values(tool_calls=sessions.c.tool_calls + 1))
+            await conn.execute(update(sessions).where(sessions.c.id == sid).values(
+                tool_calls=sessions.c.tool_calls + 1, error_count=sessions.c.error_count + 1))
+            await conn.execute(update(facets).where(facets.c.tenant == rpc.tenant).values(archived=1))
             await conn.execute(messages.delete().where(messages.c.session_id == sid, messages.c.seq == 2))
             await conn.execute(update(compactions).where(compactions.c.session_id == sid).values(summary=" "))
         report = await check(db, rpc.tenant)
+        async with db.write() as conn:  # the facet put back; the session is deleted below
+            await conn.execute(update(facets).where(facets.c.tenant == rpc.tenant).values(archived=0))
         return [p["problem"] for p in report.problems if p["tenant"] == rpc.tenant]
 
     problems = run_db(rpc.database_url, corrupt)
     assert any(p.startswith("tool_calls is") for p in problems)
+    assert any(p.startswith("error_count is") for p in problems)
+    assert any("counts 1 archived sessions but 0 are archived" in p for p in problems)
     assert any(p.startswith("message_count is") for p in problems)
     assert any("expected exactly 1.." in p for p in problems)
     assert any("empty summary" in p for p in problems)

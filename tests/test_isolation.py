@@ -23,7 +23,8 @@ VIEWER = {"session.list", "session.status", "session.context", "session.metrics"
           "session.compactions", "session.items", "agent.list", "channel.list", "tenant.list", "rpc.discover",
           "auth.whoami"}
 OPERATOR = VIEWER | {"session.reset", "session.compact", "session.delete", "session.export", "session.restore",
-                     "session.pop", "audit.list", "session.import", "session.label"}
+                     "session.pop", "audit.list", "session.import", "session.label",
+                     "session.archive", "session.unarchive"}
 # session.items and session.pop are what the OpenAI Agents SDK session adapter needs (history and retract).
 AGENT = {"session.append", "session.record", "session.history", "session.items", "session.pop", "rpc.discover",
          "auth.whoami"}
@@ -54,12 +55,12 @@ class World:
         self.admin = server.admin
 
     def keys(self, tenant: str) -> list[str]:
-        return [s["key"] for s in self.admin("session.list", tenant=tenant, limit=500)["sessions"]]
+        return [s["key"] for s in self.admin("session.list", tenant=tenant, limit=500, archived="include")["sessions"]]
 
     def fingerprint(self, tenant: str) -> Any:
-        listed = self.admin("session.list", tenant=tenant, limit=500)
+        listed = self.admin("session.list", tenant=tenant, limit=500, archived="include")
         rows = sorted((s["key"], s["message_count"], s["resets"], s["compactions"], s["executions"],
-                       s["context_tokens"], s["updated_at"]) for s in listed["sessions"])
+                       s["context_tokens"], s["updated_at"], s["archived_at"] or "") for s in listed["sessions"])
         return listed["total"], rows
 
     def close(self) -> None:
@@ -88,6 +89,9 @@ def params_for(method: str, key: str, tenant: str | None) -> dict[str, Any]:
         "session.reset": {"keys": [key]},
         "session.export": {"keys": [key]},
         "session.label": {"key": key, "label": "renamed by the property test"},
+        "session.list": {"archived": "include"},  # archived sessions count in every total here
+        "session.archive": {"keys": [key]},
+        "session.unarchive": {"keys": [key]},
         "token.create": {"name": "prop", "role": "viewer", **({"tenant": tenant} if tenant else {})},
         "token.revoke": {"id": 10**12},
         "tenant.set_retention": {"tenant": tenant or "default", "days": None},
@@ -120,7 +124,7 @@ def check_case(world: World, case: dict[str, Any]) -> None:
     key = {"shared": "shared key", "own": f"{own}/own-1", "other": f"{others[0]}/own-1"}[case["key_kind"]]
     client = world.clients[(role, own)]
     before = {t: world.fingerprint(t) for t in others}
-    own_total = world.admin("session.list", tenant=own)["total"]
+    own_total = world.admin("session.list", tenant=own, archived="include")["total"]
     params = params_for(method, key, named)
     if "tenant" not in params:
         named = None  # this method takes no tenant: the caller cannot name one
@@ -193,4 +197,4 @@ def test_admin_sees_every_tenant(world: World) -> None:
     listed = world.admin("tenant.list")["tenants"]
     assert set(world.tenants) <= {t["id"] for t in listed}
     for tenant in world.tenants:
-        assert world.admin("session.list", tenant=tenant)["total"] == len(world.keys(tenant))
+        assert world.admin("session.list", tenant=tenant, archived="include")["total"] == len(world.keys(tenant))

@@ -155,6 +155,7 @@ def every_method_call(rpc: RPC) -> list[tuple[str, dict[str, Any]]]:
         ("session.import", {"key": "imported", "agent": "main", "channel": "web",
                             "records": [{"type": "message", **m} for m in conversation(1, "imp")]}),
         ("session.export", {"key": "env"}), ("session.label", {"key": "env", "label": "renamed"}),
+        ("session.archive", {"key": "env"}), ("session.unarchive", {"key": "env"}),
         ("session.pop", {"key": "pop"}),
         ("session.reset", {"key": "pop"}), ("session.delete", {"key": "pop"}),
         ("token.create", {"name": "envelope", "role": "viewer", "tenant": rpc.tenant}),

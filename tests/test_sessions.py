@@ -386,3 +386,70 @@ def test_messages_before_a_reset_are_not_marked_compacted(rpc: RPC) -> None:
     compacted = [m for m in messages if m["compacted"]]
     assert compacted and all(reset_seq < m["seq"] < done["compaction"]["first_kept_seq"] for m in compacted)
     assert len(compacted) == done["compaction"]["messages_compacted"]
+
+
+def test_archive_hides_from_the_default_list_and_deletes_nothing(rpc: RPC) -> None:
+    for key in ("a1", "a2", "live"):
+        rpc.append(key, [{"id": "1", "role": "user", "content": f"archiveword {key}"}])
+    assert rpc("session.archive", keys=["a1", "a2"]) == {"archived": 2}
+    assert rpc("session.archive", key="a1") == {"archived": 1}  # again: counted once, time kept
+    default = rpc("session.list")
+    assert [s["key"] for s in default["sessions"]] == ["live"] and default["total"] == 1
+    only = rpc("session.list", archived="only")
+    assert sorted(s["key"] for s in only["sessions"]) == ["a1", "a2"] and only["total"] == 2
+    assert all(s["archived_at"].endswith("Z") for s in only["sessions"])
+    every = rpc("session.list", archived="include", sort="key", order="asc", limit=2)
+    assert [s["key"] for s in every["sessions"]] == ["a1", "a2"] and every["total"] == 3
+    rest = rpc("session.list", archived="include", sort="key", order="asc", limit=2, cursor=every["next_cursor"])
+    assert [s["key"] for s in rest["sessions"]] == ["live"]
+    # The filters combine with search and query; the messages are all still there.
+    assert [s["key"] for s in rpc("session.list", query="archiveword")["sessions"]] == ["live"]
+    assert [s["key"] for s in rpc("session.list", search="a1", archived="only")["sessions"]] == ["a1"]
+    assert rpc("session.status", key="a1")["items"][0]["content"] == "archiveword a1"
+    assert rpc("session.status", key="a1")["session"]["archived_at"] is not None
+    assert rpc.error("session.list", archived="maybe")["data"]["field"] == "archived"
+    assert rpc.error("session.archive", keys=["a1", "missing"])["data"] == {"key": "missing"}
+    assert rpc("store.check")["problems"] == []
+    assert rpc("session.unarchive", keys=["a2"]) == {"unarchived": 1}
+    assert rpc("session.list")["total"] == 2
+    rpc("session.delete", key="a1")  # an archived session deleted: its facet's archived count follows
+    assert rpc("session.list", archived="only")["total"] == 0
+    assert rpc("store.check")["problems"] == []
+
+
+def test_error_count_moves_with_every_write_and_filters_the_list(rpc: RPC) -> None:
+    failing = [{"id": "1", "role": "user", "content": "run it"},
+               {"id": "2", "role": "assistant", "content": "", "tool_calls": [{"id": "c1", "name": "sh", "arguments": "{}"}]},
+               {"id": "3", "role": "tool", "content": "exit 1", "tool_call_id": "c1", "tool_name": "sh", "is_error": True},
+               {"id": "4", "role": "assistant", "content": "the model failed", "is_error": True}]
+    rpc.append("bad", failing)
+    rpc.append("bad", failing)  # a retried batch: its messages are skipped, the count too
+    rpc.append("fine", [{"id": "1", "role": "user", "content": "hello"}])
+    rpc("session.import", key="imported", agent="main", channel="web",
+        records=[{"type": "message", **m} for m in failing[2:3]])
+    assert rpc("session.status", key="bad")["session"]["error_count"] == 2
+    assert rpc("session.status", key="imported")["session"]["error_count"] == 1
+    listed = rpc("session.list", has_errors=True, sort="key", order="asc")
+    assert [(s["key"], s["error_count"]) for s in listed["sessions"]] == [("bad", 2), ("imported", 1)]
+    assert listed["total"] == 2
+    assert {s["key"]: s["error_count"] for s in rpc("session.list")["sessions"]}["fine"] == 0
+    rpc("session.pop", key="bad")  # the errored last turn taken back
+    assert rpc("session.status", key="bad")["session"]["error_count"] == 1
+    rpc("session.archive", key="imported")
+    assert [s["key"] for s in rpc("session.list", has_errors=True)["sessions"]] == ["bad"]
+    assert rpc.error("session.list", has_errors="sometimes")["data"]["field"] == "has_errors"
+    assert rpc("store.check")["problems"] == []
+
+
+def test_query_returns_a_bounded_snippet_with_its_matches(rpc: RPC) -> None:
+    long = "x " * 5000 + "the <b>Deploy</b> failed at step 3\nwith deploy logs " + "y " * 5000
+    rpc.append("snip", [{"id": "1", "role": "user", "content": "nothing here"},
+                        {"id": "2", "role": "assistant", "content": long},
+                        {"id": "3", "role": "assistant", "content": "deploy again"}])
+    rpc.append("other", [{"id": "1", "role": "user", "content": "unrelated"}])
+    row, = rpc("session.list", query="deploy")["sessions"]
+    snippet = row["snippet"]
+    assert snippet["text"].startswith("…") and snippet["text"].endswith("…") and len(snippet["text"]) < 200
+    assert "the <b>Deploy</b> failed at step 3 with deploy logs" in snippet["text"]
+    assert [snippet["text"][a:b] for a, b in snippet["highlights"]] == ["Deploy", "deploy"]
+    assert all(s["snippet"] is None for s in rpc("session.list")["sessions"])

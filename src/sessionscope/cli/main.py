@@ -240,12 +240,14 @@ def list_sessions(
     order: Annotated[str, typer.Option(help="asc or desc.")] = "desc",
     limit: Annotated[int, typer.Option(help="Rows per page (1-500).")] = 50,
     cursor: Annotated[str | None, typer.Option(help="Next-page cursor from a previous call.")] = None,
+    archived: Annotated[bool, typer.Option("--archived", help="Only archived sessions.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw result.")] = False,
 ) -> None:
-    """List sessions with the same filters and sorts as the dashboard."""
+    """List sessions with the same filters and sorts as the dashboard (archived ones left out)."""
     backend = connect(db, url, token)
     given = {"tenant": tenant, "agent": agent, "channel": channel, "search": search, "query": query,
-             "sort": sort, "order": order, "limit": limit, "cursor": cursor}
+             "sort": sort, "order": order, "limit": limit, "cursor": cursor,
+             "archived": "only" if archived else None}
     params = {k: v for k, v in given.items() if v is not None}
     result = backend.call("session.list", params)
     if as_json:
@@ -328,6 +330,28 @@ def label(
     result = connect(db, url, token).call("session.label", _with_tenant({"key": key, "label": text}, tenant))
     console.print(f"{key}: {'label cleared' if result['session']['label'] is None else result['session']['label']}",
                   highlight=False)
+
+
+@app.command()
+@friendly
+def archive(
+    keys: Annotated[list[str], typer.Argument(help="Session keys.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+) -> None:
+    """Hide sessions from the default list (ls --archived shows them); nothing is deleted."""
+    result = connect(db, url, token).call("session.archive", _with_tenant({"keys": keys}, tenant))
+    console.print(f"archived {result['archived']} session(s)")
+
+
+@app.command()
+@friendly
+def unarchive(
+    keys: Annotated[list[str], typer.Argument(help="Session keys.")],
+    db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
+) -> None:
+    """Bring archived sessions back to the default list."""
+    result = connect(db, url, token).call("session.unarchive", _with_tenant({"keys": keys}, tenant))
+    console.print(f"unarchived {result['unarchived']} session(s)")
 
 
 @app.command()

@@ -152,11 +152,13 @@ class SessionRow(BaseModel):
     cache_read_tokens: int
     cache_write_tokens: int
     tool_calls: int
+    error_count: int
     compactions: int
     resets: int
     executions: int
     cost_usd: float
     preview: str | None
+    archived_at: str | None
 
 
 @with_config(ConfigDict(extra="forbid"))

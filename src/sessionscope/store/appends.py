@@ -116,7 +116,7 @@ class _BatchSQL:
 
 
 _APPEND_DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
-                  "next_seq", "tool_calls")
+                  "next_seq", "tool_calls", "error_count")
 _APPEND_VALUES = ("preview", "updated_at")
 
 
@@ -348,6 +348,7 @@ def append_deltas(fresh: list[dict[str, Any]]) -> dict[str, int]:
         "next_seq": len(fresh), "message_count": len(fresh), "live_messages": len(fresh),
         "msg_input_tokens": in_tokens, "msg_output_tokens": out_tokens, "live_tokens": in_tokens + out_tokens,
         "tool_calls": sum(m["n_tool_calls"] for m in fresh),
+        "error_count": sum(1 for m in fresh if m["is_error"]),
     }
 
 

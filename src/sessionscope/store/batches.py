@@ -34,7 +34,7 @@ EXECUTION_COLUMNS = ("exec_id", "started_at", "duration_ms", "model_ms", "model"
 _EXEC_DELTAS = ("executions", "exec_input_tokens", "exec_output_tokens", "cache_read_tokens",
                 "cache_write_tokens", "cost_usd")
 _DELTAS = ("live_messages", "live_tokens", "message_count", "msg_input_tokens", "msg_output_tokens",
-           "next_seq", "tool_calls", *_EXEC_DELTAS)
+           "next_seq", "tool_calls", "error_count", *_EXEC_DELTAS)
 
 
 @dataclass

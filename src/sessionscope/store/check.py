@@ -56,6 +56,7 @@ async def _page_facts(conn: AsyncConnection, ids: list[int]) -> dict[str, dict[i
     msg = await conn.execute(_grouped(
         ids, messages, func.count().label("n"), func.coalesce(func.sum(is_output), 0).label("out"),
         func.coalesce(func.sum(messages.c.tokens), 0).label("tokens"),
+        func.coalesce(func.sum(case((messages.c.is_error, 1), else_=0)), 0).label("errors"),
     ))
     comp = await conn.execute(_grouped(ids, compactions, func.count().label("n")))
     rst = await conn.execute(_grouped(ids, resets, func.count().label("n")))
@@ -134,11 +135,13 @@ async def _check_session(conn: AsyncConnection, row: Any, facts: dict[str, dict[
         problem(f"the key is out of contract (no RPC call can name it): {key_problem}")
     m = facts["messages"].get(sid)
     n_msgs, out_tokens, msg_tokens = (int(m.n), int(m.out), int(m.tokens)) if m else (0, 0, 0)
+    n_errors = int(m.errors) if m else 0
     expected = {
         "message_count": n_msgs,
         "msg_output_tokens": out_tokens,
         "msg_input_tokens": msg_tokens - out_tokens,
         "tool_calls": facts["tool_calls"].get(sid, 0),
+        "error_count": n_errors,
         "compactions": int(facts["compactions"][sid].n) if sid in facts["compactions"] else 0,
         "resets": int(facts["resets"][sid].n) if sid in facts["resets"] else 0,
     }
@@ -224,17 +227,24 @@ async def _check_times(conn: AsyncConnection, report: Report, tenant: str | None
 
 
 async def _check_facets(conn: AsyncConnection, report: Report, tenant: str | None) -> None:
-    counted = {(r.tenant, r.agent, r.channel): int(r.n) for r in (await conn.execute(
-        select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"))
+    """Each facet's session and archived counts against the sessions that exist."""
+    archived = func.sum(case((sessions.c.archived_at.isnot(None), 1), else_=0))
+    counted = {(r.tenant, r.agent, r.channel): (int(r.n), int(r.archived or 0)) for r in (await conn.execute(
+        select(sessions.c.tenant, sessions.c.agent, sessions.c.channel, func.count().label("n"),
+               archived.label("archived"))
         .where(sessions.c.tenant == tenant if tenant is not None else true())
         .group_by(sessions.c.tenant, sessions.c.agent, sessions.c.channel)
     )).all()}
-    stored = {(r.tenant, r.agent, r.channel): int(r.sessions) for r in (await conn.execute(
+    stored = {(r.tenant, r.agent, r.channel): (int(r.sessions), int(r.archived)) for r in (await conn.execute(
         select(facets).where(facets.c.tenant == tenant if tenant is not None else true()))).all()}
     for group in sorted(set(counted) | set(stored)):
-        if counted.get(group, 0) != stored.get(group, 0):
-            report.add(group[0], None, f"facet (agent {group[1]!r}, channel {group[2]!r}) counts "
-                       f"{stored.get(group, 0)} sessions but {counted.get(group, 0)} exist")
+        (has, has_archived), (says, says_archived) = counted.get(group, (0, 0)), stored.get(group, (0, 0))
+        where = f"facet (agent {group[1]!r}, channel {group[2]!r})"
+        if has != says:
+            report.add(group[0], None, f"{where} counts {says} sessions but {has} exist")
+        if has_archived != says_archived:
+            report.add(group[0], None, f"{where} counts {says_archived} archived sessions but "
+                       f"{has_archived} are archived")
 
 
 async def _check_orphans(conn: AsyncConnection, report: Report) -> None:

@@ -126,7 +126,7 @@ async def pop(db: Database, scope: Scope, key: str, *, tenant: str | None = None
             conn, row.id,
             {
                 "next_seq": -1, "message_count": -1, "live_messages": -1, "live_tokens": -tokens,
-                "tool_calls": -calls,
+                "tool_calls": -calls, "error_count": -1 if newest.is_error else 0,
                 "msg_output_tokens": -tokens if output else 0, "msg_input_tokens": 0 if output else -tokens,
             },
             preview=preview, updated_at=now_ms(),

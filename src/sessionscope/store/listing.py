@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
 from sessionscope.keys import folded_term
-from sessionscope.store import search_index, wire
+from sessionscope.store import search_index, snippets, wire
 from sessionscope.store.database import Database
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
@@ -39,6 +39,8 @@ RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
 COUNT_SCAN = 10_000
 _FTS = table("session_search", column("rowid"))
+# session.list's `archived`: hide archived sessions (the default), show only them, or both.
+ARCHIVED_FILTERS = ("exclude", "only", "include")
 
 
 # The sort columns whose values are text; the others are numbers (times are epoch integers).
@@ -112,11 +114,15 @@ def _trigram_ilike(term: str) -> Any:
     return _haystack(sessions.c).like(_like_pattern(folded_term(term)), escape="\\")
 
 
+def _fts_match(query: str) -> str:
+    """SQLite: the query as FTS5 takes it, each word a quoted phrase (no FTS5 syntax)."""
+    return " ".join('"' + t.replace('"', '""') + '"' for t in query.split() if t)
+
+
 def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
     """Full-text search over message content: sessions with at least one matching message."""
     if db.is_sqlite:
-        terms = [t for t in query.split() if t]
-        match = " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        match = _fts_match(query)
         ids = text(
             "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
             "WHERE message_search MATCH :match"
@@ -138,9 +144,19 @@ class _Filters:
     sort: str
     descending: bool
     cursor: tuple[Any, int] | None
+    archived: str = "exclude"
+    has_errors: bool = False
 
     def where(self, cols: Any, *, page: bool = True) -> list[Any]:
         conds = [self.scope.filter(cols.tenant, self.tenant)]
+        # "exclude" is a residual test on the sort index's walk (archived rows are few); "only"
+        # matches the partial index ix_sessions_archived, whose WHERE is this same condition.
+        if self.archived == "exclude":
+            conds.append(cols.archived_at.is_(None))
+        elif self.archived == "only":
+            conds.append(cols.archived_at.isnot(None))
+        if self.has_errors:
+            conds.append(cols.error_count > 0)
         if self.agent is not None:
             conds.append(cols.agent == self.agent)
         if self.channel is not None:
@@ -173,12 +189,17 @@ async def list_sessions(
     order: str = "desc",
     limit: int = 50,
     cursor: str | None = None,
+    archived: str = "exclude",
+    has_errors: bool = False,
 ) -> dict[str, Any]:
     if sort not in SORT_COLUMNS:
         raise InvalidParams("sort", f"must be one of {', '.join(SORT_COLUMNS)}")
-    tag = _query_tag(sort, order, tenant, agent, channel, search, query)
+    if archived not in ARCHIVED_FILTERS:
+        raise InvalidParams("archived", f"must be one of {', '.join(ARCHIVED_FILTERS)}")
+    tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived, has_errors)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
-                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None)
+                       order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
+                       has_errors)
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -193,15 +214,18 @@ async def list_sessions(
         else:
             stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
             found = (await conn.execute(stmt.limit(limit + 1))).all()
-            if filters.query:
+            if filters.query or has_errors:
+                # No counter holds these totals: counted, up to the cap.
                 total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
             else:
-                total, capped = await _facet_total(conn, scope, tenant, agent, channel), False
-    more = len(found) > limit
-    found = found[:limit]
+                total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
+        more = len(found) > limit
+        found = found[:limit]
+        snippet = await snippets.for_page(db, conn, [r.id for r in found], filters.query,
+                                          _fts_match(filters.query)) if filters.query else {}
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
-        "sessions": [wire.session_row(r) for r in found],
+        "sessions": [wire.session_row(r) | {"snippet": snippet.get(r.id)} for r in found],
         "total": total,
         "total_capped": capped,
         "next_cursor": next_cursor,
@@ -209,14 +233,16 @@ async def list_sessions(
 
 
 async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
-                       channel: str | None) -> int:
+                       channel: str | None, archived: str) -> int:
     """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
     conds = [scope.filter(facets.c.tenant, tenant)]
     if agent is not None:
         conds.append(facets.c.agent == agent)
     if channel is not None:
         conds.append(facets.c.channel == channel)
-    total = (await conn.execute(select(func.coalesce(func.sum(facets.c.sessions), 0)).where(*conds))).scalar()
+    counted = {"include": facets.c.sessions, "only": facets.c.archived,
+               "exclude": facets.c.sessions - facets.c.archived}[archived]
+    total = (await conn.execute(select(func.coalesce(func.sum(counted), 0)).where(*conds))).scalar()
     return int(total or 0)
 
 

@@ -47,6 +47,8 @@ facets = Table(
     Column("agent", String(256), primary_key=True),
     Column("channel", String(128), primary_key=True),
     Column("sessions", BigInteger, nullable=False, default=0),
+    # Of those, how many are archived: the default list (not archived) totals sessions - archived.
+    Column("archived", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 sessions = Table(
@@ -76,6 +78,8 @@ sessions = Table(
     Column("cache_read_tokens", BigInteger, nullable=False, default=0),
     Column("cache_write_tokens", BigInteger, nullable=False, default=0),
     Column("tool_calls", BigInteger, nullable=False, default=0),
+    # Stored messages with is_error (a failed tool call or turn): the list's error badge and filter.
+    Column("error_count", BigInteger, nullable=False, default=0, server_default="0"),
     Column("compactions", BigInteger, nullable=False, default=0),
     Column("resets", BigInteger, nullable=False, default=0),
     Column("executions", BigInteger, nullable=False, default=0),
@@ -85,6 +89,8 @@ sessions = Table(
     # 0009): `search` compares these, so both databases fold case alike.
     Column("folded_identity", Text, nullable=False, server_default=""),
     Column("folded_label", Text, nullable=True),
+    # Set by session.archive: hidden from the default list, nothing deleted.
+    Column("archived_at", BigInteger, nullable=True),
     UniqueConstraint("tenant", "key", name="uq_sessions_tenant_key"),
 )
 
@@ -106,6 +112,12 @@ for _filters in LIST_FILTERS:
         if _col in _filters:
             continue
         Index(list_index_name(_filters, _col), *(sessions.c[f] for f in _filters), sessions.c[_col], sessions.c.id)
+
+# The archived sessions alone (few, next to the list): archived "only" reads them from here. The
+# default list ("not archived") keeps walking the sort indexes above, skipping the few archived rows.
+ARCHIVED_INDEX = "ix_sessions_archived"
+Index(ARCHIVED_INDEX, sessions.c.tenant, sessions.c.archived_at, sessions.c.id,
+      sqlite_where=sessions.c.archived_at.isnot(None), postgresql_where=sessions.c.archived_at.isnot(None))
 
 # messages.kind: null for conversation; these two otherwise (docs/item-model.md).
 INJECTED_KIND = "injected"  # context the client put in the conversation, not typed by the user

@@ -105,6 +105,29 @@ async def set_label(db: Database, scope: Scope, key: str, label: str | None, ten
         return wire.session_row(await find(conn, tenant, key))
 
 
+async def _set_archived(conn: AsyncConnection, row: Row, archived_at: int | None) -> None:
+    """Archive (a time) or unarchive (None) one session; the facet's archived count follows.
+    Archiving an archived session keeps its first time, and counts it once."""
+    if (row.archived_at is None) == (archived_at is None):
+        return
+    await conn.execute(update(sessions).where(sessions.c.id == row.id).values(archived_at=archived_at))
+    await conn.execute(
+        update(facets)
+        .where(facets.c.tenant == row.tenant, facets.c.agent == row.agent, facets.c.channel == row.channel)
+        .values(archived=facets.c.archived + (1 if archived_at is not None else -1))
+    )
+
+
+async def archive(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
+    """Hide sessions from the default list, deleting nothing. All or nothing."""
+    at = now_ms()
+    return await _each_locked(db, scope, keys, tenant, lambda conn, row: _set_archived(conn, row, at))
+
+
+async def unarchive(db: Database, scope: Scope, keys: Sequence[str], tenant: str | None = None) -> int:
+    return await _each_locked(db, scope, keys, tenant, lambda conn, row: _set_archived(conn, row, None))
+
+
 @functools.lru_cache(maxsize=64)
 def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...],
                    row: str = ":session_id") -> TextClause:
@@ -198,7 +221,8 @@ async def delete_one(db: Database, conn: AsyncConnection, row: Row) -> None:
     await conn.execute(
         update(facets)
         .where(facets.c.tenant == row.tenant, facets.c.agent == row.agent, facets.c.channel == row.channel)
-        .values(sessions=facets.c.sessions - 1)
+        .values(sessions=facets.c.sessions - 1,
+                archived=facets.c.archived - (0 if row.archived_at is None else 1))
     )
 
 

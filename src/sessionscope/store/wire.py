@@ -46,11 +46,13 @@ def session_row(row: Row) -> dict[str, Any]:
         "cache_read_tokens": int(row.cache_read_tokens),
         "cache_write_tokens": int(row.cache_write_tokens),
         "tool_calls": int(row.tool_calls),
+        "error_count": int(row.error_count),
         "compactions": int(row.compactions),
         "resets": int(row.resets),
         "executions": int(row.executions),
         "cost_usd": round(float(row.cost_usd), 6),
         "preview": row.preview,
+        "archived_at": None if row.archived_at is None else to_rfc3339(row.archived_at),
     }
 
 

@@ -43,10 +43,23 @@ class ListParams(Params):
     order: Literal["asc", "desc"] = "desc"
     limit: Annotated[int, Field(ge=1, le=500)] = 50
     cursor: Annotated[str, Field(max_length=2048)] | None = None
+    archived: Literal["exclude", "only", "include"] = "exclude"
+    has_errors: bool = False
+
+
+class Snippet(BaseModel):
+    """A window of the first matching message; `highlights` are [start, end) offsets into `text`."""
+
+    text: str
+    highlights: list[tuple[int, int]]
+
+
+class ListRow(SessionRow):
+    snippet: Snippet | None  # with `query`: where the session's messages match it
 
 
 class ListResult(BaseModel):
-    sessions: list[SessionRow]
+    sessions: list[ListRow]
     total: int
     total_capped: bool
     next_cursor: str | None
@@ -57,11 +70,14 @@ async def list_sessions(ctx: Context, p: ListParams) -> Any:
     """List sessions, filtered, sorted and paged on the server.
 
     `search` matches any part of the key, agent, channel or label; `query` is full-text over
-    message content. Paging is by cursor; `total` is exact unless `total_capped` is true.
+    message content. Archived sessions are left out unless `archived` is `only` or `include`;
+    `has_errors` keeps the sessions with at least one errored message (`error_count`).
+    Paging is by cursor; `total` is exact unless `total_capped` is true.
     """
     return await listing.list_sessions(
         ctx.db, ctx.caller.scope, tenant=p.tenant, agent=p.agent, channel=p.channel, search=p.search,
-        query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor,
+        query=p.query, sort=p.sort, order=p.order, limit=p.limit, cursor=p.cursor, archived=p.archived,
+        has_errors=p.has_errors,
     )
 
 
@@ -184,6 +200,27 @@ async def label(ctx: Context, p: LabelParams) -> Any:
     """Rename a session for people: set or clear its label (the key never changes)."""
     text = (p.label or "").strip() or None
     return {"session": await sessions.set_label(ctx.db, ctx.caller.scope, p.key, text, p.tenant)}
+
+
+class ArchiveResult(BaseModel):
+    archived: int
+
+
+@rpc_method("session.archive", params=KeysParams, result=ArchiveResult, roles=WRITE, audit="session.archive")
+async def archive(ctx: Context, p: KeysParams) -> Any:
+    """Hide sessions from the default session.list, deleting nothing. All or nothing."""
+    return {"archived": await sessions.archive(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
+
+
+class UnarchiveResult(BaseModel):
+    unarchived: int
+
+
+@rpc_method("session.unarchive", params=KeysParams, result=UnarchiveResult, roles=WRITE,
+            audit="session.unarchive")
+async def unarchive(ctx: Context, p: KeysParams) -> Any:
+    """Bring archived sessions back to the default session.list. All or nothing."""
+    return {"unarchived": await sessions.unarchive(ctx.db, ctx.caller.scope, p.all_keys(), p.tenant)}
 
 
 class ContextParams(KeyParams):

@@ -112,6 +112,7 @@ const SHORTCUTS = [
   ["j", "Next session in the list"],
   ["k", "Previous session in the list"],
   ["Enter", "Open the focused session"],
+  ["Shift+F10", "Actions of the focused session (archive, delete)"],
   ["Esc", "Back to the session list (from a session)"],
   ["?", "Show these shortcuts"],
 ];

@@ -66,6 +66,8 @@ export function mountSessionDetail(root, { key, tenant, tab }) {
   // ---- page skeleton
   const infoBar = h("dl", { class: "info-bar" });
   const heading = h("div", { class: "detail-head" });
+  // Archive or Unarchive, whichever applies: its label follows the session in renderHeader.
+  const archiveButton = h("button", { type: "button", class: "btn", onclick: () => toggleArchived() });
   const tabButtons = [];
   const panels = {};
 
@@ -77,6 +79,7 @@ export function mountSessionDetail(root, { key, tenant, tab }) {
       h("button", { type: "button", class: "btn", "data-action": "reset", onclick: doReset }, "Reset"),
       h("button", { type: "button", class: "btn", "data-action": "compact", onclick: doCompact }, "Compact"),
       h("button", { type: "button", class: "btn", "data-action": "export", onclick: doExport }, "Export JSONL"),
+      archiveButton,
       h("button", { type: "button", class: "btn btn-danger", "data-action": "delete", onclick: doDelete }, "Delete"),
       h("button", { type: "button", class: "btn btn-quiet", "data-action": "refresh", onclick: reloadStatus }, "Refresh"));
     const tablist = h("div", { class: "tabs", role: "tablist", "aria-label": "Session views" });
@@ -100,9 +103,13 @@ export function mountSessionDetail(root, { key, tenant, tab }) {
     const session = status.session;
     replace(heading, h("div", { class: "title-row" },
       h("h1", { class: "detail-title" }, session.label || session.key),
+      session.archived_at ? h("span", { class: "badge", "data-badge": "archived",
+        title: `Archived ${new Date(session.archived_at).toLocaleString()}` }, "Archived") : null,
       h("button", { type: "button", class: "btn btn-quiet btn-small", "data-action": "rename", onclick: startRename },
         "Rename")),
     session.label ? h("p", { class: "sub mono", "data-field": "key" }, session.key) : null);
+    archiveButton.dataset.action = session.archived_at ? "unarchive" : "archive";
+    archiveButton.textContent = session.archived_at ? "Unarchive" : "Archive";
     const item = (label, field, value) => h("div", { class: "info-item", "data-field": field },
       h("dt", {}, label), h("dd", {}, value));
     replace(infoBar,
@@ -242,6 +249,26 @@ export function mountSessionDetail(root, { key, tenant, tab }) {
     } catch (err) {
       notify(`Export failed: ${err.message}`, { kind: "error" });
     }
+  }
+
+  async function toggleArchived() {
+    const archived = Boolean(status.session.archived_at);
+    if (!archived) {
+      const ok = await confirmDialog({
+        title: "Archive this session?",
+        body: [`“${name()}” leaves the default session list; nothing is deleted. `
+          + "The list's Archived filter shows it, and Unarchive brings it back."],
+        confirmLabel: "Archive session" });
+      if (!ok) return;
+    }
+    try {
+      await rpc(archived ? "session.unarchive" : "session.archive", scope);
+    } catch (err) {
+      notify(`${archived ? "Unarchive" : "Archive"} failed: ${err.message}`, { kind: "error" });
+      return;
+    }
+    notify(archived ? `“${name()}” is back in the session list.` : `Archived “${name()}”.`);
+    await reloadStatus();
   }
 
   async function doDelete() {

@@ -3,6 +3,7 @@ import { rpc, isAbort } from "../api.js";
 import { detailHref, rememberListQuery } from "../app.js";
 import { debounce, fmtCost, fmtMessages, fmtNumber, h, stripMarkdown, notify, replace, stateBlock, timeEl } from "../dom.js";
 import { createBulkBar } from "./bulk-actions.js";
+import { rowMenu } from "./row-menu.js";
 
 export const PAGE_SIZE = 50;
 export const SEARCH_DEBOUNCE_MS = 250;
@@ -19,7 +20,9 @@ const COLUMNS = [
   { label: "Last active", sort: "updated_at", order: "desc" },
 ];
 const SORTS = new Set(COLUMNS.map((c) => c.sort).concat("created_at"));
-const FILTERS = ["q", "query", "agent", "channel", "tenant"];
+const FILTERS = ["q", "query", "agent", "channel", "tenant", "archived", "errors"];
+// session.list's `archived`: the list leaves archived sessions out unless asked.
+const ARCHIVED = [["", "Not archived"], ["only", "Archived only"], ["include", "All, archived too"]];
 
 let firstRowsMarked = false;
 
@@ -28,6 +31,8 @@ function readState(params) {
   const order = params.get("order") === "asc" || params.get("order") === "desc" ? params.get("order") : DEFAULT_ORDER;
   return { q: params.get("q") || "", query: params.get("query") || "", agent: params.get("agent") || "",
     channel: params.get("channel") || "",
+    errors: params.get("errors") === "1" ? "1" : "",
+    archived: ARCHIVED.some(([value]) => value && value === params.get("archived")) ? params.get("archived") : "",
     tenant: params.get("tenant") || "", sort, order };
 }
 
@@ -43,6 +48,19 @@ function stateQuery(state) {
 }
 
 const rowId = (row) => JSON.stringify([row.tenant, row.key]);
+
+/** The matching text of a content search: text nodes around <mark>, never markup from the server. */
+function snippetEl({ text, highlights }) {
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of highlights) {
+    if (start < at || end > text.length) continue; // out of order or out of range: left plain
+    parts.push(text.slice(at, start), h("mark", {}, text.slice(start, end)));
+    at = end;
+  }
+  parts.push(text.slice(at));
+  return h("span", { class: "sub snippet", "data-snippet": "" }, ...parts);
+}
 
 export function mountSessionList(root, { params }) {
   const state = readState(params);
@@ -63,6 +81,11 @@ export function mountSessionList(root, { params }) {
   const agentSelect = h("select", { name: "agent", class: "input", "aria-label": "Agent" });
   const channelSelect = h("select", { name: "channel", class: "input", "aria-label": "Channel" });
   const tenantSelect = h("select", { name: "tenant", class: "input", "aria-label": "Tenant" });
+  const archivedSelect = h("select", { name: "archived", class: "input", "aria-label": "Archived" },
+    ARCHIVED.map(([value, label]) => h("option", { value }, label)));
+  archivedSelect.value = state.archived;
+  const errorsBox = h("input", { type: "checkbox", name: "errors" });
+  errorsBox.checked = state.errors === "1";
   const tenantField = h("label", { class: "field", hidden: true }, h("span", {}, "Tenant"), tenantSelect);
   const refresh = h("button", { type: "button", class: "btn", "data-action": "refresh" }, "Refresh");
   const totalEl = h("p", { class: "list-total", "aria-live": "polite" });
@@ -76,7 +99,8 @@ export function mountSessionList(root, { params }) {
   });
   const tbody = h("tbody");
   const table = h("table", { class: "session-table" },
-    h("thead", {}, h("tr", {}, h("th", { class: "cell-check", scope: "col" }, selectAll), ...headCells)), tbody);
+    h("thead", {}, h("tr", {}, h("th", { class: "cell-check", scope: "col" }, selectAll), ...headCells,
+      h("th", { class: "cell-menu", scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")))), tbody);
 
   const bulk = createBulkBar(selected, { onChanged: () => load(), onClear: clearSelection });
   const bulkBar = bulk.element;
@@ -92,6 +116,8 @@ export function mountSessionList(root, { params }) {
       h("label", { class: "field field-grow" }, h("span", {}, "Messages"), messageSearch),
       h("label", { class: "field" }, h("span", {}, "Agent"), agentSelect),
       h("label", { class: "field" }, h("span", {}, "Channel"), channelSelect),
+      h("label", { class: "field" }, h("span", {}, "Archived"), archivedSelect),
+      h("label", { class: "field field-check" }, errorsBox, h("span", {}, "Has errors")),
       tenantField),
     bulkBar,
     h("div", { class: "table-wrap" }, table),
@@ -111,6 +137,8 @@ export function mountSessionList(root, { params }) {
   const pendingSearches = [searchBox(search, "q"), searchBox(messageSearch, "query")];
   agentSelect.addEventListener("change", () => { state.agent = agentSelect.value; applyFilters(); });
   channelSelect.addEventListener("change", () => { state.channel = channelSelect.value; applyFilters(); });
+  archivedSelect.addEventListener("change", () => { state.archived = archivedSelect.value; applyFilters(); });
+  errorsBox.addEventListener("change", () => { state.errors = errorsBox.checked ? "1" : ""; applyFilters(); });
   tenantSelect.addEventListener("change", () => {
     state.tenant = tenantSelect.value;
     state.agent = "";
@@ -162,6 +190,8 @@ export function mountSessionList(root, { params }) {
     if (state.agent) p.agent = state.agent;
     if (state.channel) p.channel = state.channel;
     if (state.tenant) p.tenant = state.tenant;
+    if (state.archived) p.archived = state.archived;
+    if (state.errors) p.has_errors = true;
     return p;
   }
 
@@ -229,7 +259,7 @@ export function mountSessionList(root, { params }) {
   }
 
   function messageRow(block) {
-    return h("tr", { class: "message-row" }, h("td", { colspan: COLUMNS.length + 1 }, block));
+    return h("tr", { class: "message-row" }, h("td", { colspan: COLUMNS.length + 2 }, block));
   }
 
   function sessionRow(row) {
@@ -252,15 +282,21 @@ export function mountSessionList(root, { params }) {
       h("td", { class: "cell-check" }, box),
       h("td", { class: "cell-key" },
         link,
+        row.error_count ? h("span", { class: "badge badge-error", "data-badge": "errors",
+          title: `${fmtNumber(row.error_count)} errored message${row.error_count === 1 ? "" : "s"} (tool calls or turns)` },
+        `${fmtNumber(row.error_count)} error${row.error_count === 1 ? "" : "s"}`) : null,
+        row.archived_at ? h("span", { class: "badge", "data-badge": "archived" }, "Archived") : null,
         row.label ? h("span", { class: "sub mono" }, row.key) : null,
-        row.preview ? h("span", { class: "sub preview", title: stripMarkdown(row.preview) }, stripMarkdown(row.preview))
-          : null),
+        row.snippet ? snippetEl(row.snippet)
+          : row.preview ? h("span", { class: "sub preview", title: stripMarkdown(row.preview) }, stripMarkdown(row.preview))
+            : null),
       h("td", { "data-col": "agent" }, row.agent),
       h("td", { "data-col": "channel" }, h("span", { class: "chip" }, row.channel)),
       h("td", { class: "num", "data-col": "message_count" }, fmtMessages(row)),
       h("td", { class: "num", "data-col": "total_tokens" }, fmtNumber(row.total_tokens)),
       h("td", { class: "num", "data-col": "cost_usd" }, fmtCost(row.cost_usd)),
-      h("td", { "data-col": "updated_at" }, timeEl(row.updated_at, { relative: true })));
+      h("td", { "data-col": "updated_at" }, timeEl(row.updated_at, { relative: true })),
+      h("td", { class: "cell-menu" }, rowMenu(row, link, { onChanged: () => load() })));
   }
 
   function updateSelection() {
@@ -278,8 +314,9 @@ export function mountSessionList(root, { params }) {
   }
 
   function clearFilters() {
-    state.q = ""; state.query = ""; state.agent = ""; state.channel = "";
+    state.q = ""; state.query = ""; state.agent = ""; state.channel = ""; state.archived = "";
     search.value = ""; messageSearch.value = ""; agentSelect.value = ""; channelSelect.value = "";
+    archivedSelect.value = ""; errorsBox.checked = false; state.errors = "";
     applyFilters();
   }
 
