@@ -7,6 +7,7 @@ other's sessions.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import threading
@@ -33,6 +34,13 @@ PG_TEST_DB = os.environ.get("SESSIONSCOPE_TEST_PG_DB", "sessionscope_test")  # o
 DIALECTS = ["sqlite", "postgresql"]
 
 
+def _run_alone(coroutine_function: Any) -> Any:
+    """Run a coroutine on a loop of its own thread: a caller may hold a running loop already
+    (Playwright's sync API keeps one in the main thread, where asyncio.run would refuse)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine_function()).result()
+
+
 def postgres_available() -> str | None:
     """None if reachable, else the reason."""
     import asyncpg
@@ -42,7 +50,7 @@ def postgres_available() -> str | None:
         await conn.close()
 
     try:
-        asyncio.run(probe())
+        _run_alone(probe)
         return None
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
         return f"{type(exc).__name__}: {exc}"
@@ -59,7 +67,7 @@ def fresh_postgres_database(name: str) -> str:
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    _run_alone(create)
     return PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
 
 

@@ -1,4 +1,5 @@
-"""Browser test fixtures: a real sessionscope server on loopback, a real SQLite store, Chromium.
+"""Browser test fixtures: a real sessionscope server on loopback, a real store (SQLite, then
+PostgreSQL), Chromium.
 
 The server runs as a subprocess (`sessionscope serve --no-auth`) against a temporary database and
 is seeded only through the RPC, so these tests exercise exactly what the dashboard sees.
@@ -108,13 +109,14 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes] | None) -> None:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url(dialect: str, database_url_factory: Any) -> Iterator[str]:
+    """One server per database: every dashboard test runs on SQLite and on PostgreSQL."""
     external = os.environ.get("SESSIONSCOPE_BROWSER_URL")
     if external:
         _wait_until_up(external, None)
         yield external.rstrip("/")
         return
-    db = tmp_path_factory.mktemp("browser-store") / "sessions.db"
+    db = database_url_factory(dialect, "browser")
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
     cmd = [
