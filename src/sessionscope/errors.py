@@ -29,6 +29,11 @@ class SessionscopeError(Exception):
         SessionscopeError.__init__(exc, message, data)
         return exc
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by its wire form, as subclasses' constructors take other arguments: an import
+        # worker process (ingest/worker.py) raises its errors in the importing process.
+        return type(self).from_wire, (self.message, self.data)
+
 
 class ParseError(SessionscopeError):
     """The body is not valid JSON (or not in the declared encoding)."""

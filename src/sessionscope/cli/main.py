@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sessionscope.cli.output import number, print_rows
-from sessionscope.cli.transport import LocalBackend, connect
+from sessionscope.cli.transport import LocalBackend, connect, import_files
 from sessionscope.errors import SessionscopeError
 
 app = typer.Typer(help="sessionscope: the system of record for AI agent sessions.", no_args_is_help=True,
@@ -464,25 +464,17 @@ def import_(
     db: DbOption = None, url: UrlOption = None, token: TokenOption = None, tenant: TenantOption = None,
 ) -> None:
     """Import sessions; re-importing the same files adds nothing."""
-    from sessionscope.importers import (
-        ImportResult,
-        Tally,
-        detect_format,
-        format_tally,
-        iter_records,
-        without_skipped,
-    )
+    from sessionscope.importers import detect_format, format_tally
 
     fmt = format or detect_format(path)
-    result = ImportResult(stats=None, tally=Tally())
-    records = without_skipped(iter_records(path, fmt, result.tally), result)
     backend = connect(db, url, token, create=True)
     if isinstance(backend, LocalBackend) and (backend.db.created or backend.db.upgraded_from):
         made = "created a new store" if backend.db.created else f"upgraded the store from {backend.db.upgraded_from}"
         console.print(f"{made} at {backend.db.location}", highlight=False)
     with progress_bar() as bar:
         task = bar.add_task(f"importing {fmt}", total=None)
-        stats = backend.import_records(records, tenant, progress=lambda n: bar.advance(task, n))
+        result = import_files(backend, path, fmt, tenant, progress=lambda n: bar.advance(task, n))
+    stats = result.stats
     console.print(f"imported {stats.sessions} new session(s), {stats.messages} message(s), "
                   f"{stats.compactions} compaction(s), {stats.resets} reset(s), {stats.executions} execution(s); "
                   f"{stats.duplicates} duplicate(s) already stored; {result.skipped_total} line(s) skipped",

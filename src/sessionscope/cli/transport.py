@@ -14,7 +14,8 @@ from typing import Any
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
 from sessionscope.errors import SessionscopeError
-from sessionscope.ingest import ImportStats, ingest_records
+from sessionscope.importers import ImportResult, Tally, iter_records, without_skipped
+from sessionscope.ingest import ImportStats, ingest_blocks, ingest_records, worker
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
 from sessionscope.store import Database, Scope, audit, open_database, search_index
@@ -75,8 +76,21 @@ class LocalBackend:
 
     def import_records(self, records: Iterable[dict[str, Any]], tenant: str | None,
                        progress: Callable[[int], None] | None = None) -> ImportStats:
-        stats = self.run(ingest_records(self.services, self.caller.scope, records, source="import", tenant=tenant,
-                                        progress=progress, actor=self.caller.token_name))
+        return self._ingest(ingest_records(self.services, self.caller.scope, records, source="import", tenant=tenant,
+                                           progress=progress, actor=self.caller.token_name))
+
+    def import_in_worker(self, path: str, fmt: str, tenant: str | None,
+                         progress: Callable[[int], None] | None = None) -> ImportResult:
+        """import_records of the files at `path`, read and validated by a worker process
+        (ingest/worker.py) while this one writes."""
+        with worker.PreparedFiles(path, fmt, keep_tokens=False) as files:
+            stats = self._ingest(ingest_blocks(self.services, self.caller.scope, files.blocks(), source="import",
+                                               tenant=tenant, progress=progress, actor=self.caller.token_name))
+            files.result.stats = stats
+            return files.result
+
+    def _ingest(self, writing: Any) -> ImportStats:
+        stats = self.run(writing)
         # No server may be running to index what the import queued for message search.
         self.run(search_index.drain(self.db))
         return stats
@@ -110,6 +124,18 @@ class RemoteBackend:
 
     def close(self) -> None:
         self.client.close()
+
+
+def import_files(backend: LocalBackend | RemoteBackend, path: str, fmt: str, tenant: str | None,
+                 progress: Callable[[int], None] | None = None) -> ImportResult:
+    """`sessionscope import`: the files at `path` through the backend. A big local import is
+    read in a worker process (ingest/worker.py); anything else in this one."""
+    if isinstance(backend, LocalBackend) and worker.worth_a_worker(path):
+        return backend.import_in_worker(path, fmt, tenant, progress)
+    result = ImportResult(stats=None, tally=Tally())
+    records = without_skipped(iter_records(path, fmt, result.tally), result)
+    result.stats = backend.import_records(records, tenant, progress)
+    return result
 
 
 def connect(db: str | None, url: str | None, token: str | None, config: str | None = None, *,

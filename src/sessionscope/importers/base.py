@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from sessionscope import jsontext
 from sessionscope.store.schema import EVENT_KIND, INJECTED_KIND
 
 try:  # orjson is several times faster on large transcripts; stdlib json is the fallback
@@ -434,7 +435,7 @@ def arguments_text(value: Any) -> str:
         return value
     if value is None:
         return "{}"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.compact(value)
 
 
 # ---------------------------------------------------------------- execution spool
@@ -458,7 +459,7 @@ class ExecutionSpool:
             return
         if self._file is None:
             self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in drain()
-        self._file.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+        self._file.write(jsontext.compact(record).encode() + b"\n")
 
     def drain(self) -> Iterator[Record]:
         """Yield every spooled execution in insertion order, then empty the spool."""

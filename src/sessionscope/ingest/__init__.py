@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessionscope import jsontext
 from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.compaction.service import schedule_auto
 from sessionscope.errors import InvalidParams
@@ -192,20 +192,45 @@ async def ingest_records(target: Any, scope: Scope, records: Iterable[dict[str, 
     interrupted import leaves every session whole or absent. `progress` is called with the number
     of records each chunk wrote; `actor` (a token or user name) writes one audit entry at the end.
     """
+    keep_tokens = source in KEEPS_GIVEN_TOKENS
+    blocks = ((header, _prepared_here(block, keep_tokens)) for header, block in session_blocks(records))
+    return await ingest_blocks(target, scope, blocks, source=source, tenant=tenant, progress=progress, actor=actor)
+
+
+async def ingest_blocks(target: Any, scope: Scope, blocks: Iterable[tuple[dict[str, Any], AsyncIterator[Prepared]]],
+                        *, source: str, tenant: str | None = None, progress: Callable[[int], None] | None = None,
+                        actor: str | None = None) -> ImportStats:
+    """ingest_records' write, for blocks whose records are validated and prepared already:
+    here (`_prepared_here`) or in a worker process (ingest/worker.py), by the same functions."""
     db, services = _parts(target)
     stats = ImportStats()
     try:
-        for header, block in session_blocks(records):
+        for header, chunks in blocks:
             batch = SessionBatch.from_header(header, tenant=tenant)
             session_tenant = scope.resolve(batch.tenant)
-            chunks = _validated_chunks(block, progress, keep_tokens=source in KEEPS_GIVEN_TOKENS)
-            result = await _write_block(db, session_tenant, _header(batch), chunks)
+            result = await _write_block(db, session_tenant, _header(batch), _counted(chunks, progress))
             stats.add(await _after_write(db, services, scope, result, batch.agent, source))
     finally:
         if actor is not None:
             await audit.record(db, action="session.import", tenant=tenant, keys=stats.keys, token_name=actor,
                                detail={k: v for k, v in vars(stats).items() if k != "keys"})
     return stats
+
+
+@dataclass
+class Prepared:
+    """A chunk of one session's records as the store writes them, and how many records it holds."""
+
+    runs: list[block_store.Run]
+    records: int
+
+
+async def _counted(chunks: AsyncIterator[Prepared], progress: Callable[[int], None] | None
+                   ) -> AsyncIterator[list[block_store.Run]]:
+    async for chunk in chunks:
+        yield chunk.runs
+        if progress:  # the store asks for the next chunk once this one is written
+            progress(chunk.records)
 
 
 def session_blocks(records: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Iterator[dict[str, Any]]]]:
@@ -275,26 +300,28 @@ def _without_tokens(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
-async def _validated_chunks(block: Iterator[dict[str, Any]], progress: Callable[[int], None] | None, *,
-                            keep_tokens: bool) -> AsyncIterator[list[block_store.Run]]:
+def validated_chunks(block: Iterable[dict[str, Any]], *, keep_tokens: bool) -> Iterator[list[dict[str, Any]]]:
+    """A session's records validated (ingest/models.py), in chunks of CHUNK."""
     chunk: list[dict[str, Any]] = []
     for index, record in enumerate(block):
         kind = record.get("type")
         chunk.append(dict(validate_execution(record, index), type="execution") if kind == "execution"
                      else validate_item(record, index))
         if len(chunk) >= CHUNK:
-            if not keep_tokens:
-                _without_tokens(chunk)
-            yield await _runs(chunk)
-            if progress:
-                progress(len(chunk))
+            yield chunk if keep_tokens else _without_tokens(chunk)
             chunk = []
     if chunk:
-        if not keep_tokens:
-            _without_tokens(chunk)
-        yield await _runs(chunk)
-        if progress:
-            progress(len(chunk))
+        yield chunk if keep_tokens else _without_tokens(chunk)
+
+
+async def _prepared_here(block: Iterator[dict[str, Any]], keep_tokens: bool) -> AsyncIterator[Prepared]:
+    for chunk in validated_chunks(block, keep_tokens=keep_tokens):
+        yield await prepared_chunk(chunk)
+
+
+async def prepared_chunk(chunk: list[dict[str, Any]]) -> Prepared:
+    """A validated chunk (validated_chunks) prepared for the store."""
+    return Prepared(await _runs(chunk), len(chunk))
 
 
 def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
@@ -303,7 +330,7 @@ def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
     for m in messages:
         for call in m.get("tool_calls") or ():
             if not isinstance(call.get("arguments", ""), str):
-                call["arguments"] = json.dumps(call["arguments"], ensure_ascii=False, separators=(",", ":"))
+                call["arguments"] = jsontext.compact(call["arguments"])
 
 
 def _text_size(messages: list[dict[str, Any]]) -> int:
@@ -317,20 +344,28 @@ def _text_size(messages: list[dict[str, Any]]) -> int:
     return size
 
 
-async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _prepare_now(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages with ids, times and o200k_base token counts (CPU work, before the transaction)."""
-    received_at = now_ms()
     _arguments_as_text(messages)
+    return appends.prepare_messages(messages, now_ms())
+
+
+async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if _text_size(messages) > TOKENIZE_INLINE_CHARS:
-        return await asyncio.to_thread(appends.prepare_messages, messages, received_at)
-    return appends.prepare_messages(messages, received_at)
+        return await asyncio.to_thread(_prepare_now, messages)
+    return _prepare_now(messages)
 
 
 async def _runs(records: list[dict[str, Any]]) -> list[block_store.Run]:
-    """A validated chunk as the store's runs: consecutive messages together, executions last
-    (they are not seq-ordered), compactions and resets where they stand."""
     messages = [r for r in records if r["type"] == "message"]
-    prepared = iter(await _prepare(messages)) if messages else iter(())
+    return _as_runs(records, await _prepare(messages) if messages else [])
+
+
+def _as_runs(records: list[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[block_store.Run]:
+    """A validated chunk as the store's runs: consecutive messages together, executions last
+    (they are not seq-ordered), compactions and resets where they stand. `prepared` are its
+    messages through _prepare_now."""
+    ready = iter(prepared)
     runs: list[block_store.Run] = []
     executions: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -345,7 +380,7 @@ async def _runs(records: list[dict[str, Any]]) -> list[block_store.Run]:
     for record in records:
         kind = record["type"]
         if kind == "message":
-            pending.append(next(prepared))
+            pending.append(next(ready))
             originals.append(record)
         elif kind == "execution":
             executions.append(record)

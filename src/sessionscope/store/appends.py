@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope import jsontext
 from sessionscope.clock import not_after_now, now_ms, parse_client_time
 from sessionscope.keys import folded_label
 from sessionscope.store import search_index
@@ -46,7 +46,7 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "msg_id": m.get("id") or uuid.uuid4().hex,
             "role": m["role"],
             "content": m.get("content") or "",
-            "tool_calls": json.dumps(calls, separators=(",", ":")) if calls else None,
+            "tool_calls": jsontext.compact(calls) if calls else None,
             "n_tool_calls": len(calls or ()),
             "tool_call_id": m.get("tool_call_id"),
             "tool_name": m.get("tool_name"),
@@ -58,7 +58,7 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "reasoning_tokens": int(rt) if (rt := m.get("reasoning_tokens")) is not None else None,
             "kind": m.get("message_kind") or None,
             "stop_reason": m.get("stop_reason") or None,
-            "attachments": json.dumps(att, separators=(",", ":")) if (att := m.get("attachments")) else None,
+            "attachments": jsontext.compact(att) if (att := m.get("attachments")) else None,
         })
     return prepared
 
@@ -67,8 +67,9 @@ def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]
     """(msg_id, JSON) of each message that came with its client's `raw` copy.
 
     prepare_messages assigns ids to messages without one; raws pair with them by position."""
-    return [(p["msg_id"], json.dumps(m["raw"], separators=(",", ":")))
+    return [(p["msg_id"], jsontext.compact(m["raw"]))
             for m, p in zip(batch, prepared, strict=True) if m.get("raw") is not None]
+
 
 
 # conversation: the session's resets before the message; a message id is unique within it.

@@ -1,0 +1,94 @@
+"""A big local import is read and validated in a worker process (ingest/worker.py): it must
+store exactly what the in-process import stores, report the same source tally, and raise a bad
+record's error in the importing process with what came before it stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sessionscope.cli.transport import LocalBackend, connect, import_files
+from sessionscope.errors import InvalidParams
+from sessionscope.importers import ImportResult, Tally, iter_records, without_skipped
+from sessionscope.ingest import worker
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def exported(backend: LocalBackend, keys: list[str], path: Path) -> list[dict[str, Any]]:
+    backend.export(keys, None, str(path))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    # A message's received time is the importing clock's; everything else is the source's.
+    for line in lines:
+        line.pop("received_at", None)
+    return lines
+
+
+@pytest.mark.parametrize("fmt", ["claude-code", "codex", "openclaw"])
+def test_the_worker_stores_what_the_in_process_import_stores(database_url_factory: Any, dialect: str,
+                                                             tmp_path: Path, fmt: str) -> None:
+    source = str(FIXTURES / fmt)
+    here = connect(database_url_factory(dialect, f"here-{fmt}"), None, None, create=True)
+    assert isinstance(here, LocalBackend)
+    in_process = ImportResult(stats=None, tally=Tally())
+    in_process.stats = here.import_records(without_skipped(iter_records(source, fmt, in_process.tally), in_process),
+                                           None)
+    there = connect(database_url_factory(dialect, f"worker-{fmt}"), None, None, create=True)
+    assert isinstance(there, LocalBackend)
+    progressed: list[int] = []
+    by_worker = there.import_in_worker(source, fmt, None, progressed.append)
+
+    assert vars(by_worker.stats) == vars(in_process.stats)
+    assert by_worker.stats.messages > 0
+    assert sum(progressed) > 0
+    assert by_worker.tally.counts == in_process.tally.counts
+    assert (by_worker.skipped_total, by_worker.skipped) == (in_process.skipped_total, in_process.skipped)
+    keys = by_worker.stats.keys
+    assert exported(there, keys, tmp_path / "worker.jsonl") == exported(here, keys, tmp_path / "here.jsonl")
+    again = there.import_in_worker(source, fmt, None)  # a re-import adds nothing, as in process
+    assert (again.stats.sessions, again.stats.messages, again.stats.executions) == (0, 0, 0)
+    here.close()
+    there.close()
+
+
+def test_a_bad_record_in_the_worker_is_raised_here_after_what_came_before(database_url_factory: Any,
+                                                                          dialect: str, tmp_path: Path) -> None:
+    export = tmp_path / "two.jsonl"
+    good = [{"type": "session", "key": "first", "agent": "a", "channel": "web"},
+            {"type": "message", "id": "m1", "role": "user", "content": "hello"}]
+    bad = [{"type": "session", "key": "second", "agent": "a", "channel": "web"},
+           {"type": "message", "id": "m1", "role": "user", "content": "fine"},
+           {"type": "message", "id": "m2", "role": "robot", "content": "not a role"}]
+    export.write_text("".join(json.dumps(r) + "\n" for r in good + bad))
+    backend = connect(database_url_factory(dialect, "worker-bad"), None, None, create=True)
+    assert isinstance(backend, LocalBackend)
+    with pytest.raises(InvalidParams) as raised:
+        backend.import_in_worker(str(export), "jsonl", None)
+    assert raised.value.data["field"] == "records.1.role"
+    listed = backend.call("session.list", {"limit": 10})["sessions"]
+    backend.close()
+    assert [s["key"] for s in listed] == ["first"]  # the broken session is absent, not half-stored
+
+
+def test_only_big_inputs_start_a_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        database_url_factory: Any, dialect: str) -> None:
+    small = FIXTURES / "claude-code"
+    assert not worker.worth_a_worker(small)
+    monkeypatch.setattr(worker, "WORKER_MIN_BYTES", 1)
+    assert worker.worth_a_worker(small)
+    started: list[str] = []
+    real = LocalBackend.import_in_worker
+
+    def spy(self: LocalBackend, *args: Any, **kwargs: Any) -> ImportResult:
+        started.append(args[0])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LocalBackend, "import_in_worker", spy)
+    backend = connect(database_url_factory(dialect, "worker-threshold"), None, None, create=True)
+    result = import_files(backend, str(small), "claude-code", None)
+    backend.close()
+    assert started == [str(small)]
+    assert result.stats.messages > 0
