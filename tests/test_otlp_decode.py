@@ -157,6 +157,7 @@ def test_sdk_agent_run_maps_to_session_messages_and_execution() -> None:
     [execution] = [r for r in rest if r["type"] == "execution"]
     assert execution["started_at"] == "2026-02-25T06:13:20.000Z"
     assert execution["duration_ms"] == 210
+    assert execution["model_ms"] == 100 + 60  # the two model calls inside the run
     assert (execution["model"], execution["provider"]) == ("gpt-4o", "openai")
     # GenAI counts cached input inside input_tokens: 120 - 20 cached + 200.
     assert execution["usage"] == {
@@ -312,6 +313,7 @@ def test_openinference_json_body() -> None:
         "anthropic",
         250,
     )
+    assert execution["model_ms"] == 250  # a model call's execution: all of it is the model's
     assert execution["usage"] == {
         "input_tokens": 20,
         "output_tokens": 7,

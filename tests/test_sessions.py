@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -416,6 +417,30 @@ def test_archive_hides_from_the_default_list_and_deletes_nothing(rpc: RPC) -> No
     assert rpc("session.list", archived="only")["total"] == 0
     assert rpc("store.check")["problems"] == []
 
+
+
+def test_filter_counts_follow_the_default_list_and_count_archived_apart(rpc: RPC) -> None:
+    """agent.list, channel.list and tenant.list feed the dashboard's filters: their `sessions`
+    is what the default list shows, and `archived` what `archived: "only"` adds."""
+    for key in ("f1", "f2", "f3"):
+        rpc.append(key, [{"id": "1", "role": "user", "content": "hi"}], agent="counted", channel="counted-ch")
+    rpc("session.archive", keys=["f1", "f2"])
+
+    def counts() -> tuple[Any, Any, Any]:
+        agent = next(a for a in rpc("agent.list")["agents"] if a["id"] == "counted")
+        channel = next(c for c in rpc("channel.list")["channels"] if c["id"] == "counted-ch")
+        tenants = rpc.request("tenant.list")["result"]["tenants"]
+        tenant = next(t for t in tenants if t["id"] == rpc.tenant)
+        return ((agent["sessions"], agent["archived"]), (channel["sessions"], channel["archived"]),
+                (tenant["sessions"], tenant["archived"]) == (rpc("session.list")["total"],
+                                                             rpc("session.list", archived="only")["total"]))
+
+    assert counts() == ((1, 2), (1, 2), True)
+    assert rpc("session.list", agent="counted")["total"] == 1
+    rpc("session.archive", key="f3")  # all archived: still listed, so `archived: "only"` can find it
+    assert counts() == ((0, 3), (0, 3), True)
+    rpc("session.unarchive", keys=["f1", "f2", "f3"])
+    assert counts() == ((3, 0), (3, 0), True)
 
 def test_error_count_moves_with_every_write_and_filters_the_list(rpc: RPC) -> None:
     failing = [{"id": "1", "role": "user", "content": "run it"},

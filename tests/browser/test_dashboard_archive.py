@@ -73,12 +73,16 @@ def test_row_menu_archives_and_deletes_with_confirmation(page: Page, rpc, ns: st
     expect(page).to_have_url(f"/sessions?agent={agent}&archived=only&sort=key&order=asc")
     expect(rows).to_have_count(1)
     expect(first.locator("[data-badge=archived]")).to_have_text("Archived")
+    # The agent filter counts what it would list under the archived filter in force.
+    agent_filter = page.get_by_label("Agent", exact=True)
+    expect(agent_filter.locator(f"option[value='{agent}']")).to_have_text(f"{agent} (1)")
     first.locator("button[aria-haspopup=menu]").click()
     page.get_by_role("menuitem", name="Unarchive").click()
     expect(rows).to_have_count(0)
     assert rpc("session.status", key=keys[0])["session"]["archived_at"] is None
     page.get_by_label("Archived", exact=True).select_option("include")
     expect(rows).to_have_count(2)
+    expect(agent_filter.locator(f"option[value='{agent}']")).to_have_text(f"{agent} (2)")
     entries = rpc("audit.list", action="session.archive")["entries"]
     assert entries[0]["keys"] == [keys[0]] and entries[0]["outcome"] == "ok"
 

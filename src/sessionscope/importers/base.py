@@ -377,6 +377,7 @@ def execution(
     usage_: dict[str, int],
     cost_usd: float | None = None,
     duration_ms: int | None = None,
+    model_ms: float | None = None,
     layers: list[dict[str, Any]] | None = None,
     budget: dict[str, int] | None = None,
 ) -> Record:
@@ -385,6 +386,7 @@ def execution(
         "id": exec_id,
         "started_at": started_at,
         "duration_ms": duration_ms,
+        "model_ms": model_ms,
         "model": model,
         "provider": provider,
         "usage": usage_,

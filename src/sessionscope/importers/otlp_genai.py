@@ -508,5 +508,21 @@ def _execution(span: Span, index: _Index | None,
         usage_=total,
         cost_usd=cost if cost is None or cost >= 0 else None,
         duration_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000),
+        model_ms=_busy_ms([span] if index is None else calls),
         layers=layers,
     )
+
+
+def _busy_ms(spans: list[Span]) -> float | None:
+    """The time covered by the spans (model calls: parallel ones counted once), or None with no
+    span to tell: an agent run whose model calls were not traced has no known model time."""
+    if not spans:
+        return None
+    busy = 0
+    until = 0
+    for span in sorted(spans, key=lambda s: s.start_ns):
+        start = max(span.start_ns, until)
+        if span.end_ns > start:
+            busy += span.end_ns - start
+            until = span.end_ns
+    return busy / 1_000_000

@@ -169,10 +169,13 @@ async def bump(conn: AsyncConnection, session_id: int, deltas: dict[str, Any], *
 
 
 async def facet_counts(db: Database, scope: Scope, group_by: Sequence[str], tenant: str | None) -> list[Row]:
-    """Session counts grouped by tenant, agent and/or channel, read from the facet counters."""
+    """Session counts grouped by tenant, agent and/or channel, read from the facet counters:
+    `sessions` those the default list shows, `archived` the archived ones (counted apart, so a
+    filter's count is what choosing it lists; a group with only archived sessions still shows)."""
     columns = [facets.c[name] for name in group_by]
     stmt = (
-        select(*columns, func.sum(facets.c.sessions).label("sessions"))
+        select(*columns, func.sum(facets.c.sessions - facets.c.archived).label("sessions"),
+               func.sum(facets.c.archived).label("archived"))
         .where(scope.filter(facets.c.tenant, tenant))
         .group_by(*columns)
         .having(func.sum(facets.c.sessions) > 0)

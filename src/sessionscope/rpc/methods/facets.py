@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from sessionscope.rpc.models import Params, Tenant
 from sessionscope.rpc.registry import READ, Context, rpc_method
@@ -18,7 +18,8 @@ class TenantParams(Params):
 class AgentEntry(BaseModel):
     id: str
     tenant: str
-    sessions: int
+    sessions: int = Field(description="Sessions the default session.list shows (archived ones left out).")
+    archived: int = Field(description="Archived sessions (session.list with archived: only).")
 
 
 class AgentListResult(BaseModel):
@@ -29,12 +30,13 @@ class AgentListResult(BaseModel):
 async def agent_list(ctx: Context, p: TenantParams) -> Any:
     """Agents that have sessions, with their session counts."""
     found = await sessions.facet_counts(ctx.db, ctx.caller.scope, ["tenant", "agent"], p.tenant)
-    return {"agents": [{"id": r.agent, "tenant": r.tenant, "sessions": int(r.sessions)} for r in found]}
+    return {"agents": [{"id": r.agent, "tenant": r.tenant, "sessions": int(r.sessions), "archived": int(r.archived)} for r in found]}
 
 
 class CountEntry(BaseModel):
     id: str
-    sessions: int
+    sessions: int = Field(description="Sessions the default session.list shows (archived ones left out).")
+    archived: int = Field(description="Archived sessions (session.list with archived: only).")
 
 
 class ChannelListResult(BaseModel):
@@ -45,7 +47,7 @@ class ChannelListResult(BaseModel):
 async def channel_list(ctx: Context, p: TenantParams) -> Any:
     """Channels (platforms such as telegram or slack) that have sessions, with counts."""
     found = await sessions.facet_counts(ctx.db, ctx.caller.scope, ["channel"], p.tenant)
-    return {"channels": [{"id": r.channel, "sessions": int(r.sessions)} for r in found]}
+    return {"channels": [{"id": r.channel, "sessions": int(r.sessions), "archived": int(r.archived)} for r in found]}
 
 
 class TenantListResult(BaseModel):
@@ -56,4 +58,4 @@ class TenantListResult(BaseModel):
 async def tenant_list(ctx: Context, p: Params) -> Any:
     """Tenants this caller can see, with session counts."""
     found = await sessions.facet_counts(ctx.db, ctx.caller.scope, ["tenant"], None)
-    return {"tenants": [{"id": r.tenant, "sessions": int(r.sessions)} for r in found]}
+    return {"tenants": [{"id": r.tenant, "sessions": int(r.sessions), "archived": int(r.archived)} for r in found]}

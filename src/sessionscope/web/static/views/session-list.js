@@ -137,7 +137,7 @@ export function mountSessionList(root, { params }) {
   const pendingSearches = [searchBox(search, "q"), searchBox(messageSearch, "query")];
   agentSelect.addEventListener("change", () => { state.agent = agentSelect.value; applyFilters(); });
   channelSelect.addEventListener("change", () => { state.channel = channelSelect.value; applyFilters(); });
-  archivedSelect.addEventListener("change", () => { state.archived = archivedSelect.value; applyFilters(); });
+  archivedSelect.addEventListener("change", () => { state.archived = archivedSelect.value; applyFilters(); loadFacets(); });
   errorsBox.addEventListener("change", () => { state.errors = errorsBox.checked ? "1" : ""; applyFilters(); });
   tenantSelect.addEventListener("change", () => {
     state.tenant = tenantSelect.value;
@@ -322,9 +322,12 @@ export function mountSessionList(root, { params }) {
 
   // ---- dropdowns (never block the rows on them)
   function fillSelect(select, allLabel, items, value) {
-    // Across tenants the same agent id comes once per tenant: one option, summed counts.
+    // Across tenants the same agent id comes once per tenant: one option, summed counts. A count
+    // is what choosing the option lists under the archived filter in force.
+    const counted = (item) => state.archived === "only" ? item.archived
+      : state.archived === "include" ? item.sessions + item.archived : item.sessions;
     const counts = new Map();
-    for (const item of items) counts.set(item.id, (counts.get(item.id) || 0) + item.sessions);
+    for (const item of items) counts.set(item.id, (counts.get(item.id) || 0) + counted(item));
     const options = [h("option", { value: "" }, allLabel)];
     for (const [id, sessions] of counts) options.push(h("option", { value: id }, `${id} (${fmtNumber(sessions)})`));
     if (value && !counts.has(value)) options.push(h("option", { value }, value));
