@@ -153,9 +153,9 @@ def check_case(world: World, case: dict[str, Any]) -> None:
         assert {s["tenant"] for s in result["sessions"]} <= {own}
     elif method == "agent.list":
         assert {a["tenant"] for a in result["agents"]} <= {own}
-        assert sum(a["sessions"] for a in result["agents"]) == own_total
+        assert sum(a["sessions"] + a["archived"] for a in result["agents"]) == own_total
     elif method == "channel.list":
-        assert sum(c["sessions"] for c in result["channels"]) == own_total
+        assert sum(c["sessions"] + c["archived"] for c in result["channels"]) == own_total
     elif method == "tenant.list":
         assert [t["id"] for t in result["tenants"]] in ([own], [])
     elif method == "audit.list":
