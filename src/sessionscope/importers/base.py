@@ -121,7 +121,7 @@ def stable_id(*parts: object) -> str:
     identifiers, so importing the same files twice yields the same ids and the
     store's idempotent append adds nothing the second time.
     """
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
     return digest[:24]
 
 
