@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import NotFound
-from sessionscope.store import live_pages, wire
+from sessionscope.store import live_pages, prepared, wire
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.schema import EVENT_KIND, compactions, messages, resets, sessions
@@ -78,37 +77,21 @@ class _StatusSQL:
     last_reset: str
 
 
-def _columns(table: Any) -> str:
-    # Named, not `*`: a column added by a migration sits where the table's definition puts it.
-    return ", ".join(c.name for c in table.columns)
-
-
 @functools.lru_cache(maxsize=4)
 def _status_sql(db: Database) -> _StatusSQL:
     a, b, c = db.placeholders(3).split(", ")
-    compactions_sql = f"SELECT {_columns(compactions)} FROM compactions WHERE session_id = {a} AND first_kept_seq > {b}"
+    named = prepared.columns
+    compactions_sql = f"SELECT {named(compactions)} FROM compactions WHERE session_id = {a} AND first_kept_seq > {b}"
     return _StatusSQL(
-        session=f"SELECT {_columns(sessions)} FROM sessions WHERE tenant = {a} AND key = {b}",
-        messages=f"SELECT {_columns(messages)} FROM messages WHERE session_id = {a} AND seq < {b} "
+        session=f"SELECT {named(sessions)} FROM sessions WHERE tenant = {a} AND key = {b}",
+        messages=f"SELECT {named(messages)} FROM messages WHERE session_id = {a} AND seq < {b} "
                  f"ORDER BY seq DESC LIMIT {c}",
-        resets=f"SELECT {_columns(resets)} FROM resets WHERE session_id = {a} AND seq < {b} "
+        resets=f"SELECT {named(resets)} FROM resets WHERE session_id = {a} AND seq < {b} "
                f"ORDER BY seq DESC LIMIT {c}",
         compactions=compactions_sql,
         compactions_upto=f"{compactions_sql} AND first_kept_seq <= {c}",
         last_reset=f"SELECT MAX(seq) FROM resets WHERE session_id = {a} AND seq < {b}",
     )
-
-
-@functools.lru_cache(maxsize=16)
-def _row_type(names: tuple[str, ...]) -> Any:
-    return collections.namedtuple("StoredRow", names)
-
-
-def _fetch(cursor: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Rows with attribute access by column name, as store.wire reads them."""
-    cursor.execute(sql, params)
-    make = _row_type(tuple(d[0] for d in cursor.description))._make
-    return [make(r) for r in cursor.fetchall()]
 
 
 def _read_status_page(dbapi: Any, sql: _StatusSQL, tenant: str, key: str, limit: int,
@@ -118,20 +101,20 @@ def _read_status_page(dbapi: Any, sql: _StatusSQL, tenant: str, key: str, limit:
     page and the last reset before the live boundary. None when the session does not exist."""
     cursor = dbapi.cursor()
     try:
-        found = _fetch(cursor, sql.session, (tenant, key))
+        found = prepared.fetch(cursor, sql.session, (tenant, key))
         if not found:
             return None
         row = found[0]
         upper = before_seq if before_seq is not None else int(row.next_seq)
-        page_messages = _fetch(cursor, sql.messages, (row.id, upper, limit + 1))
-        page_resets = _fetch(cursor, sql.resets, (row.id, upper, limit + 1))
+        page_messages = prepared.fetch(cursor, sql.messages, (row.id, upper, limit + 1))
+        page_resets = prepared.fetch(cursor, sql.resets, (row.id, upper, limit + 1))
         merged = sorted([(int(r.seq), "m", r) for r in page_messages] + [(int(r.seq), "r", r) for r in page_resets],
                         key=lambda m: m[0], reverse=True)
         has_more = len(merged) > limit
         merged = merged[:limit]
         lower = merged[-1][0] if has_more and merged else 0
-        page_compactions = (_fetch(cursor, sql.compactions, (row.id, lower)) if before_seq is None
-                            else _fetch(cursor, sql.compactions_upto, (row.id, lower, before_seq)))
+        page_compactions = (prepared.fetch(cursor, sql.compactions, (row.id, lower)) if before_seq is None
+                            else prepared.fetch(cursor, sql.compactions_upto, (row.id, lower, before_seq)))
         cursor.execute(sql.last_reset, (row.id, int(row.live_from_seq)))
         reset_seq = int(cursor.fetchone()[0] or 0)
         return row, merged, has_more, page_compactions, reset_seq

@@ -13,6 +13,7 @@ applies, and each returns exactly the first matches in sort order:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -20,13 +21,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, case, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy import (
+    Float,
+    Select,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
 from sessionscope.keys import folded_term
 from sessionscope.store import search_index, snippets, wire
 from sessionscope.store.database import Database
+from sessionscope.store.prepared import Prepared, fetch, prepare
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
 
@@ -200,6 +215,8 @@ async def list_sessions(
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
                        order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
                        has_errors)
+    if not search and not filters.query:
+        return await _plain_list(filters, tag, limit)
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -235,15 +252,120 @@ async def list_sessions(
 async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
                        channel: str | None, archived: str) -> int:
     """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
-    conds = [scope.filter(facets.c.tenant, tenant)]
+    total = (await conn.execute(_facet_total_stmt(scope.filter(facets.c.tenant, tenant), agent, channel,
+                                                  archived))).scalar()
+    return int(total or 0)
+
+
+def _facet_total_stmt(tenant_clause: Any, agent: Any, channel: Any, archived: str) -> Select[Any]:
+    conds = [tenant_clause]
     if agent is not None:
         conds.append(facets.c.agent == agent)
     if channel is not None:
         conds.append(facets.c.channel == channel)
     counted = {"include": facets.c.sessions, "only": facets.c.archived,
                "exclude": facets.c.sessions - facets.c.archived}[archived]
-    total = (await conn.execute(select(func.coalesce(func.sum(counted), 0)).where(*conds))).scalar()
-    return int(total or 0)
+    return select(func.coalesce(func.sum(counted), 0)).where(*conds)
+
+
+# ---- the plain list: no `search`, no `query` ------------------------------------------------------
+
+@dataclass(frozen=True)
+class _PlainShape:
+    """What the plain list's SQL depends on, values aside: its statements are built and compiled
+    once for each shape (store.prepared) and the page and its total read in one trip."""
+
+    sort: str
+    descending: bool
+    tenants: int | None  # how many tenants are bound (one named, or the scope's); None: every tenant
+    agent: bool
+    channel: bool
+    archived: str
+    has_errors: bool
+    cursor: str | None  # None: the first page; else how the cursor's sort value is bound (_cursor_kind)
+
+
+# What a row of the list carries: wire.session_row's columns (the sort columns among them).
+_LISTED = [sessions.c[name] for name in wire.SESSION_ROW_COLUMNS]
+
+
+def _tenant_binds(col: Any, count: int | None) -> list[Any]:
+    if count is None:
+        return []
+    binds: list[Any] = [bindparam(f"tenant_{i}") for i in range(count)]
+    return [col == binds[0]] if count == 1 else [col.in_(binds)]
+
+
+@functools.lru_cache(maxsize=512)
+def _plain_statements(db: Database, shape: _PlainShape) -> tuple[Prepared, Prepared]:
+    """The page (`limit` rows) and its total: exact from the facet counters, or with
+    `has_errors`, which no counter holds, counted up to the cap."""
+    cols = sessions.c
+    # Binds where _Filters takes values: the same WHERE, with the values bound per call.
+    agent: Any = bindparam("agent") if shape.agent else None
+    channel: Any = bindparam("channel") if shape.channel else None
+    after_type = Float() if shape.cursor == "float" else cols[shape.sort].type
+    after: Any = (bindparam("after", type_=after_type), bindparam("after_id", type_=cols.id.type))
+    # The tenants are bound apart (_tenant_binds), so the filters' own scope is every tenant.
+    f = _Filters(db, Scope.everything(), None, agent, channel, None, shape.sort, shape.descending,
+                 after if shape.cursor else None, shape.archived, shape.has_errors)
+    tenant = _tenant_binds(cols.tenant, shape.tenants)
+    page = select(*_LISTED).where(*tenant, *f.where(cols)).order_by(*f.ordered(cols)).limit(bindparam("limit"))
+    if shape.has_errors:
+        total = _bounded_count_stmt([*tenant, *f.where(cols, page=False)])
+    else:
+        total = _facet_total_stmt(and_(*_tenant_binds(facets.c.tenant, shape.tenants)), agent, channel,
+                                  shape.archived)
+    return prepare(db, page), prepare(db, total)
+
+
+def _read_plain(dbapi: Any, page: Prepared, total: Prepared, values: dict[str, Any]) -> tuple[list[Any], int]:
+    """On the driver connection, in one snapshot: the page's rows and its total."""
+    cursor = dbapi.cursor()
+    try:
+        rows = fetch(cursor, page.sql, page.bind(values))
+        cursor.execute(total.sql, total.bind(values))
+        return rows, int(cursor.fetchone()[0] or 0)
+    finally:
+        cursor.close()
+
+
+def _cursor_kind(cursor: tuple[Any, int] | None) -> str | None:
+    # A cursor's value is the sort column's own; but _sort_value_fits lets a number sort take a
+    # float, which PostgreSQL must be sent as one (not bound as the integer column's type).
+    if cursor is None:
+        return None
+    return "float" if isinstance(cursor[0], float) else "column"
+
+
+async def _plain_list(f: _Filters, tag: str, limit: int) -> dict[str, Any]:
+    if f.tenant is not None:
+        f.scope.check(f.tenant)
+        tenants: list[str] | None = [f.tenant]
+    else:
+        tenants = None if f.scope.tenants is None else sorted(f.scope.tenants)
+    shape = _PlainShape(f.sort, f.descending, None if tenants is None else len(tenants), f.agent is not None,
+                        f.channel is not None, f.archived, f.has_errors, _cursor_kind(f.cursor))
+    page, total = _plain_statements(f.db, shape)
+    values: dict[str, Any] = {"agent": f.agent, "channel": f.channel, "limit": limit + 1}
+    if f.cursor is not None:
+        values["after"], values["after_id"] = f.cursor
+    values.update((f"tenant_{i}", t) for i, t in enumerate(tenants or ()))
+    found, count = await f.db.read_on_driver(_read_plain, page, total, values)
+    more = len(found) > limit
+    found = found[:limit]
+    rows = []
+    for r in found:
+        row = wire.session_row(r)
+        row["snippet"] = None
+        rows.append(row)
+    capped = f.has_errors and count > SEARCH_TOTAL_CAP
+    return {
+        "sessions": rows,
+        "total": min(count, SEARCH_TOTAL_CAP) if f.has_errors else count,
+        "total_capped": capped,
+        "next_cursor": _encode_cursor(tag, getattr(found[-1], f.sort), found[-1].id) if more and found else None,
+    }
 
 
 async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
@@ -297,6 +419,10 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
 
 async def _bounded_count(conn: AsyncConnection, where: Sequence[Any]) -> tuple[int, bool]:
     """Count matches up to SEARCH_TOTAL_CAP; past it the total is reported as capped."""
-    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
-    count = int((await conn.execute(select(func.count()).select_from(bounded))).scalar() or 0)
+    count = int((await conn.execute(_bounded_count_stmt(where))).scalar() or 0)
     return min(count, SEARCH_TOTAL_CAP), count > SEARCH_TOTAL_CAP
+
+
+def _bounded_count_stmt(where: Sequence[Any]) -> Select[Any]:
+    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
+    return select(func.count()).select_from(bounded)
