@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bulk import load_messages, load_sessions, message_rows
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
-from sessionscope.store import Database, open_database, search_index
+from sessionscope.store import open_database, search_index
 from sessionscope.store.appends import MESSAGE_COLUMNS, index_for_search, insert_sql
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -152,14 +153,25 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-async def raw_time(db: Database, sql: str, params: dict[str, Any], repeat: int) -> list[float]:
-    times = []
-    async with db.engine.connect() as conn:
-        for _ in range(repeat):
-            start = time.perf_counter()
-            (await conn.execute(text(sql), params)).all()
-            times.append(time.perf_counter() - start)
-    return times
+# One API call (a function that makes it and returns its time), then the same query in raw SQL.
+Pair = tuple[Callable[[], float], str, dict[str, Any]]
+
+
+async def side_by_side(url: str, pairs: list[Pair]) -> tuple[list[float], list[float]]:
+    """Each API call right before its raw SQL, on one open connection: the two see the same
+    load on this shared machine, where timing all of one and then all of the other did not."""
+    db = await open_database(url, migrate=False)
+    api, raw = [], []
+    try:
+        async with db.engine.connect() as conn:
+            for call_api, sql, params in pairs:
+                api.append(call_api())
+                start = time.perf_counter()
+                (await conn.execute(text(sql), params)).all()
+                raw.append(time.perf_counter() - start)
+    finally:
+        await db.close()
+    return api, raw
 
 
 async def prepare(url: str, sessions: int, big: int, export_sessions: int) -> None:
@@ -208,20 +220,13 @@ def sqlite_or_pg(database: str) -> str:
     return PG_BENCH
 
 
-async def raw_list_times(db_url: str, calls: list[dict[str, Any]]) -> list[float]:
-    """The SQL of each session.list call in `calls` (list_params), run bare."""
-    db = await open_database(db_url, migrate=False)
-    times: list[float] = []
-    try:
-        for call in calls:
-            filters = [name for name in ("tenant", "agent", "channel") if name in call]
-            where = " AND ".join(f"{name} = :{name}" for name in filters)
-            order = call["order"].upper()
-            sql = f"SELECT * FROM sessions WHERE {where} ORDER BY {call['sort']} {order}, id {order} LIMIT 51"
-            times += await raw_time(db, sql, {name: call[name] for name in filters}, 1)
-    finally:
-        await db.close()
-    return times
+def list_sql(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The raw SQL of one session.list call of list_params."""
+    filters = [name for name in ("tenant", "agent", "channel") if name in call]
+    where = " AND ".join(f"{name} = :{name}" for name in filters)
+    order = call["order"].upper()
+    sql = f"SELECT * FROM sessions WHERE {where} ORDER BY {call['sort']} {order}, id {order} LIMIT 51"
+    return sql, {name: call[name] for name in filters}
 
 
 def main() -> None:
@@ -259,7 +264,7 @@ def main() -> None:
 
 def list_params(rounds: int) -> list[dict[str, Any]]:
     """session.list calls over every tenant and sort, both orders, a third filtered by agent and a
-    third by channel (raw_list_times runs the same in raw SQL)."""
+    third by channel (list_sql is the same in raw SQL)."""
     rng = random.Random(5)
     calls = []
     for i in range(rounds):
@@ -274,12 +279,14 @@ def list_params(rounds: int) -> list[dict[str, Any]]:
 
 
 def read_rows(server: Server, url: str, args: argparse.Namespace, factor: float) -> list[tuple[str, str, str, str]]:
-    """session.list (filtered and sorted) and session.status, each beside its raw SQL."""
+    """session.list (filtered and sorted) and session.status, each call beside its raw SQL."""
     out: list[tuple[str, str, str, str]] = []
-    server.call("session.list", limit=50)  # warm
     calls = list_params(args.rounds)
-    api = [server.call("session.list", **params)[1] for params in calls]
-    raw = asyncio.run(raw_list_times(url, calls))
+    for params in calls:  # warm: the API and the raw SQL then read the same pages from memory
+        server.call("session.list", **params)
+    pairs: list[Pair] = [(lambda p=params: server.call("session.list", **p)[1], *list_sql(params))
+                         for params in calls]
+    api, raw = asyncio.run(side_by_side(url, pairs))
     out.append((f"session.list page of 50, filtered+sorted (n={args.rounds})",
                 spread(api), f"p50 {ms(pct(raw, 50))}",
                 f"p50 <= {2 * factor:.1f}x raw ({pct(api, 50) / pct(raw, 50):.1f}x)"))
@@ -288,8 +295,9 @@ def read_rows(server: Server, url: str, args: argparse.Namespace, factor: float)
     # status of a 100k-message session
     for _ in range(10):
         server.call("session.status", key="big/0", tenant="default")  # warm: markdown rendered once
-    api = [server.call("session.status", key="big/0", tenant="default")[1] for _ in range(args.rounds)]
-    raw = asyncio.run(_raw_status(url, args.rounds))
+    sql, params = asyncio.run(_status_sql(url))
+    pairs = [(lambda: server.call("session.status", key="big/0", tenant="default")[1], sql, params)] * args.rounds
+    api, raw = asyncio.run(side_by_side(url, pairs))
     out.append((f"session.status first page, {args.big:,}-message session (n={args.rounds})", spread(api),
                 f"p50 {ms(pct(raw, 50))}",
                 f"p50 <= {3 * factor:.1f}x raw ({pct(api, 50) / pct(raw, 50):.1f}x)"))
@@ -447,16 +455,17 @@ def ingest_sdk(server: Server, batches: int) -> float:
         return batches * 100 / (time.perf_counter() - start)
 
 
-async def _raw_status(url: str, repeat: int) -> list[float]:
+async def _status_sql(url: str) -> tuple[str, dict[str, Any]]:
+    """The raw SQL of session.status's page: big/0's newest 100 messages (and one more)."""
     db = await open_database(url, migrate=False)
     try:
         async with db.engine.connect() as conn:
-            sid = (await conn.execute(text("SELECT id, next_seq FROM sessions WHERE tenant='default' "
-                                           "AND key='big/0'"))).one()
-        return await raw_time(db, "SELECT * FROM messages WHERE session_id = :sid AND seq < :upper "
-                                  "ORDER BY seq DESC LIMIT 101", {"sid": sid[0], "upper": sid[1]}, repeat)
+            sid, upper = (await conn.execute(text("SELECT id, next_seq FROM sessions WHERE tenant='default' "
+                                                  "AND key='big/0'"))).one()
     finally:
         await db.close()
+    return ("SELECT * FROM messages WHERE session_id = :sid AND seq < :upper ORDER BY seq DESC LIMIT 101",
+            {"sid": sid, "upper": upper})
 
 
 async def _raw_ingest(url: str, count: int, *, search_index: bool) -> float:
