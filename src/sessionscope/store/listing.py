@@ -47,8 +47,10 @@ from sessionscope.store.scope import Scope
 
 # Counting beyond this many matches would mean scanning; the total is then reported as "N+".
 SEARCH_TOTAL_CAP = 10_000
-# Rows of the sort order tested directly before a search falls back to the trigram index.
+# Entries of the sort index walked, testing each row, before a search falls back to the trigram
+# index; up to WALK_ON times as many when the first SCAN_BUDGET held matches but not a page.
 SCAN_BUDGET = 5_000
+WALK_ON = 4
 # A term with at most this many trigram matches is "rare": its matches are fetched by id.
 RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
@@ -162,8 +164,22 @@ class _Filters:
     archived: str = "exclude"
     has_errors: bool = False
 
-    def where(self, cols: Any, *, page: bool = True) -> list[Any]:
+    def indexed(self, cols: Any, *, page: bool = True) -> list[Any]:
+        """The conditions on the sort indexes' own columns (tenant, agent, channel, the cursor):
+        a walk of a sort index tests them without reading a row."""
         conds = [self.scope.filter(cols.tenant, self.tenant)]
+        if self.agent is not None:
+            conds.append(cols.agent == self.agent)
+        if self.channel is not None:
+            conds.append(cols.channel == self.channel)
+        if page and self.cursor is not None:
+            value, row_id = self.cursor
+            key = tuple_(cols[self.sort], cols.id)
+            conds.append(key < tuple_(value, row_id) if self.descending else key > tuple_(value, row_id))
+        return conds
+
+    def where(self, cols: Any, *, page: bool = True) -> list[Any]:
+        conds = self.indexed(cols, page=page)
         # "exclude" is a residual test on the sort index's walk (archived rows are few); "only"
         # matches the partial index ix_sessions_archived, whose WHERE is this same condition.
         if self.archived == "exclude":
@@ -172,18 +188,10 @@ class _Filters:
             conds.append(cols.archived_at.isnot(None))
         if self.has_errors:
             conds.append(cols.error_count > 0)
-        if self.agent is not None:
-            conds.append(cols.agent == self.agent)
-        if self.channel is not None:
-            conds.append(cols.channel == self.channel)
         if self.query:
             tenants = [self.tenant] if self.tenant is not None else (
                 None if self.scope.tenants is None else sorted(self.scope.tenants))
             conds.append(_query_clause(self.db, cols, self.query, tenants))
-        if page and self.cursor is not None:
-            value, row_id = self.cursor
-            key = tuple_(cols[self.sort], cols.id)
-            conds.append(key < tuple_(value, row_id) if self.descending else key > tuple_(value, row_id))
         return conds
 
     def ordered(self, cols: Any) -> list[Any]:
@@ -371,11 +379,8 @@ async def _plain_list(f: _Filters, tag: str, limit: int) -> dict[str, Any]:
 async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
                        ) -> tuple[Sequence[Any], int, bool]:
     cols = sessions.c
-    # 1. A common term: the first SCAN_BUDGET rows in sort order hold a full page.
-    sub = select(sessions).where(*f.where(cols)).order_by(*f.ordered(cols)).limit(SCAN_BUDGET).subquery()
-    found = (await conn.execute(
-        select(sub).where(_substring_test(sub.c, term)).order_by(*f.ordered(sub.c)).limit(limit + 1)
-    )).all()
+    # 1. A common term: the first rows in sort order hold a full page.
+    found = await _walk(conn, f, term, limit)
     if len(found) > limit:
         # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
         # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
@@ -415,6 +420,50 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
     count = select(func.count()).select_from(select(few.c.id).where(*f.where(few.c, page=False)).subquery())
     total = int((await conn.execute(count)).scalar() or 0)
     return found, total, False
+
+
+async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Sequence[Any]:
+    """Up to limit + 1 matches from the first SCAN_BUDGET entries of the sort index, each row
+    tested as the walk reaches it: the walk stops at the page's last match, a few rows in for a
+    common term. When the budget held some matches but not a page, the walk goes on as far as
+    their density says the page needs, up to WALK_ON budgets in all (a term in one session of
+    a hundred, say, whose page lies just past the budget: the trigram index would have had
+    every tenant's matches read to sort them); with none it ends for the trigram index."""
+    cols = sessions.c
+    found: list[Any] = []
+    walked, budget, after = 0, SCAN_BUDGET, None
+    upto: tuple[Any, int] | None
+    while True:
+        upto = await _nth_key(conn, f, walked + budget)
+        conds = [*f.where(cols), _substring_test(cols, term)]
+        if after is not None:
+            conds.append(_beyond(f, cols, after))
+        if upto is not None:
+            conds.append(~_beyond(f, cols, upto))
+        stmt = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(limit + 1 - len(found))
+        found += list((await conn.execute(stmt)).all())
+        walked += budget
+        if len(found) > limit or upto is None or not found:
+            return found
+        needed = (limit + 1 - len(found)) * walked / len(found)
+        if walked + needed > SCAN_BUDGET * WALK_ON:
+            return found
+        budget, after = math.ceil(needed * 1.25), upto
+
+
+def _beyond(f: _Filters, cols: Any, key: tuple[Any, int]) -> Any:
+    """Rows after `key` in the sort order."""
+    at = tuple_(cols[f.sort], cols.id)
+    return at < tuple_(*key) if f.descending else at > tuple_(*key)
+
+
+async def _nth_key(conn: AsyncConnection, f: _Filters, n: int) -> tuple[Any, int] | None:
+    """The sort key of the n-th entry of the sort index under the indexed filters (an index-only
+    walk, archived sessions counted too), or None when it holds fewer."""
+    cols = sessions.c
+    stmt = select(cols[f.sort], cols.id).where(*f.indexed(cols)).order_by(*f.ordered(cols)).offset(n - 1).limit(1)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def _bounded_count(conn: AsyncConnection, where: Sequence[Any]) -> tuple[int, bool]:
