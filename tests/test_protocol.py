@@ -256,6 +256,16 @@ def test_a_number_sort_cursor_may_hold_a_fraction(rpc: RPC) -> None:
     assert [s["key"] for s in page["sessions"]] == ["n2"]  # not n1: 2.5 is not 2
 
 
+def test_an_empty_page_still_has_its_total(rpc: RPC) -> None:
+    # The list reads its total with the page's rows; a page left with none reads it alone.
+    for key in ("e1", "e2"):
+        rpc.append(key, [{"id": "1", "role": "user", "content": "a"}])
+    first = rpc("session.list", sort="key", order="asc", limit=1)
+    rpc("session.delete", key="e2")
+    page = rpc("session.list", sort="key", order="asc", limit=1, cursor=first["next_cursor"])
+    assert page["sessions"] == [] and page["total"] == 1
+
+
 # ---- key / keys, tool-call arguments ---------------------------------------------------------------
 
 def test_exactly_one_of_key_or_keys_is_in_the_schema(rpc: RPC) -> None:

@@ -307,7 +307,8 @@ def _tenant_binds(col: Any, count: int | None) -> list[Any]:
 @functools.lru_cache(maxsize=512)
 def _plain_statements(db: Database, shape: _PlainShape) -> tuple[Prepared, Prepared]:
     """The page (`limit` rows) and its total: exact from the facet counters, or with
-    `has_errors`, which no counter holds, counted up to the cap."""
+    `has_errors`, which no counter holds, counted up to the cap. The page carries the total as
+    a column (computed once), so one statement answers; the total alone is for an empty page."""
     cols = sessions.c
     # Binds where _Filters takes values: the same WHERE, with the values bound per call.
     agent: Any = bindparam("agent") if shape.agent else None
@@ -318,12 +319,13 @@ def _plain_statements(db: Database, shape: _PlainShape) -> tuple[Prepared, Prepa
     f = _Filters(db, Scope.everything(), None, agent, channel, None, shape.sort, shape.descending,
                  after if shape.cursor else None, shape.archived, shape.has_errors)
     tenant = _tenant_binds(cols.tenant, shape.tenants)
-    page = select(*_LISTED).where(*tenant, *f.where(cols)).order_by(*f.ordered(cols)).limit(bindparam("limit"))
     if shape.has_errors:
         total = _bounded_count_stmt([*tenant, *f.where(cols, page=False)])
     else:
         total = _facet_total_stmt(and_(*_tenant_binds(facets.c.tenant, shape.tenants)), agent, channel,
                                   shape.archived)
+    page = (select(*_LISTED, total.scalar_subquery().label("page_total")).where(*tenant, *f.where(cols))
+            .order_by(*f.ordered(cols)).limit(bindparam("limit")))
     return prepare(db, page), prepare(db, total)
 
 
@@ -332,6 +334,8 @@ def _read_plain(dbapi: Any, page: Prepared, total: Prepared, values: dict[str, A
     cursor = dbapi.cursor()
     try:
         rows = fetch(cursor, page.sql, page.bind(values))
+        if rows:
+            return rows, int(rows[0].page_total or 0)
         cursor.execute(total.sql, total.bind(values))
         return rows, int(cursor.fetchone()[0] or 0)
     finally:
