@@ -39,17 +39,18 @@ async def status(
     row, merged, has_more, page_compactions, reset_seq = found
 
     live_from = int(row.live_from_seq)
-    positioned: list[tuple[float, int, dict[str, Any]]] = []
-    for seq, kind, r in merged:
-        item = wire.message_item(r, live_from, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
-        positioned.append((float(seq), seq, item))
-    for c in page_compactions:
-        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c)))
-    positioned.sort(key=lambda p: (p[0], p[1]))
+    # `merged` is newest first: reversed, it is the page in seq order, where markers slot in.
+    items = [wire.message_item(r, live_from, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
+             for _, kind, r in reversed(merged)]
+    if page_compactions:
+        positioned = [(float(item["seq"]), item["seq"], item) for item in items]
+        positioned += [(int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c)) for c in page_compactions]
+        positioned.sort(key=lambda p: (p[0], p[1]))
+        items = [p[2] for p in positioned]
     session = wire.session_row(row)
     return {
         "session": session,
-        "items": [p[2] for p in positioned],
+        "items": items,
         "has_more": has_more,
         "usage": {
             "input_tokens": session["input_tokens"],
