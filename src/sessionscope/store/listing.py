@@ -1,9 +1,13 @@
 """session.list: filters, search, sorts and keyset paging, each served by an index.
 
+The plain list (no `search`, no `query`) runs statements compiled once per shape of its filters,
+page and total in one statement, on the driver (store.prepared).
+
 Search (a substring of key, agent, channel or label) takes the first of three paths that
 applies, and each returns exactly the first matches in sort order:
-- walk the sort index for the first SCAN_BUDGET rows and test each; a common term fills the
-  page there, in a few milliseconds;
+- walk the sort index for the first SCAN_BUDGET rows and test each, stopping at the page's last
+  match; a common term fills the page there, in a few milliseconds (and a term whose page lies
+  a little past the budget walks on, see _walk);
 - a rare term: fetch its few matches by id from the trigram index (SQLite: a term shorter than a
   trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
