@@ -443,12 +443,10 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
     upto: tuple[Any, int] | None
     while True:
         upto = await _nth_key(conn, f, walked + budget)
-        conds = [*f.where(cols), _substring_test(cols, term)]
+        conds = f.where(cols)
         if after is not None:
             conds.append(_beyond(f, cols, after))
-        if upto is not None:
-            conds.append(~_beyond(f, cols, upto))
-        stmt = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(limit + 1 - len(found))
+        stmt = _walk_step(f, conds, upto, term, budget, limit + 1 - len(found))
         found += list((await conn.execute(stmt)).all())
         walked += budget
         if len(found) > limit or upto is None or not found:
@@ -457,6 +455,22 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         if walked + needed > SCAN_BUDGET * WALK_ON:
             return found
         budget, after = math.ceil(needed * 1.25), upto
+
+
+def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term: str, budget: int,
+               wanted: int) -> Select[Any]:
+    """The first `wanted` rows matching `term` among the first `budget` of `conds` (the last of
+    them at `upto`), in sort order, the walk stopping at the last match. SQLite: the walk up to
+    `upto` on the sort index. PostgreSQL, given that range, would rather read all of it through
+    a bitmap and sort it (30-40 ms, or intersect it with the trigram index); a walk under a
+    LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps."""
+    cols = sessions.c
+    if f.db.is_sqlite:
+        within = [] if upto is None else [~_beyond(f, cols, upto)]
+        stmt = select(sessions).where(*conds, *within, _substring_test(cols, term))
+        return stmt.order_by(*f.ordered(cols)).limit(wanted)
+    walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
+    return select(walk).where(_substring_test(walk.c, term)).order_by(*f.ordered(walk.c)).limit(wanted)
 
 
 def _beyond(f: _Filters, cols: Any, key: tuple[Any, int]) -> Any:
