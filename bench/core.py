@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from sqlalchemy import text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bulk import load_messages, load_sessions, message_rows
 from sessionscope.demo import AGENTS, CHANNELS, TENANTS
-from sessionscope.store import Database, open_database, search_index
+from sessionscope.store import open_database, search_index
 from sessionscope.store.appends import MESSAGE_COLUMNS, index_for_search, insert_sql
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -77,6 +78,19 @@ def evict(url: str) -> None:
             os.close(fd)
 
 
+def warm(url: str) -> None:
+    """Read a reused store's files once, so that the run starts from the page cache a build
+    leaves, not from what an earlier run's cold-cache row evicted (that row measures the disk)."""
+    start, size = time.perf_counter(), 0
+    for path in store_files(url):
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                size += len(chunk)
+    if size:
+        print(f"  read the store's files once ({size / 2**20:,.0f} MiB in {time.perf_counter() - start:.1f} s)",
+              flush=True)
+
+
 class WalPeak:
     """Samples the -wal file's size on a thread while a phase runs."""
 
@@ -112,19 +126,42 @@ class Server:
         for _ in range(300):
             try:
                 self.http.get(f"{self.base}/healthz")
-                return
+                break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        else:
+            raise RuntimeError("server did not start")
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
 
     def call(self, method: str, **params: Any) -> tuple[Any, float]:
+        """One call over a kept connection with a lean client (stdlib http.client, orjson), as
+        `ingest` does: it shares the two cores with the server, and what is timed is the server.
+        `call_httpx` times the same through httpx, whose own cost is about a millisecond a call."""
+        body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        start = time.perf_counter()
+        try:
+            self.conn.request("POST", "/rpc", body, {"content-type": "application/json"})
+            response = self.conn.getresponse()
+        except (ConnectionError, http.client.RemoteDisconnected):
+            # The server closed the idle connection (keep-alive timeout) while other phases ran.
+            self.conn.close()
+            start = time.perf_counter()
+            self.conn.request("POST", "/rpc", body, {"content-type": "application/json"})
+            response = self.conn.getresponse()
+        answer = orjson.loads(response.read())
+        elapsed = time.perf_counter() - start
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"], elapsed
+
+    def call_httpx(self, method: str, **params: Any) -> float:
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
         start = time.perf_counter()
         answer = self.http.post(f"{self.base}/rpc", json=body).json()
         elapsed = time.perf_counter() - start
         if "error" in answer:
             raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"], elapsed
+        return elapsed
 
     def peak_rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -137,14 +174,25 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-async def raw_time(db: Database, sql: str, params: dict[str, Any], repeat: int) -> list[float]:
-    times = []
-    async with db.engine.connect() as conn:
-        for _ in range(repeat):
-            start = time.perf_counter()
-            (await conn.execute(text(sql), params)).all()
-            times.append(time.perf_counter() - start)
-    return times
+# One API call (a function that makes it and returns its time), then the same query in raw SQL.
+Pair = tuple[Callable[[], float], str, dict[str, Any]]
+
+
+async def side_by_side(url: str, pairs: list[Pair]) -> tuple[list[float], list[float]]:
+    """Each API call right before its raw SQL, on one open connection: the two see the same
+    load on this shared machine, where timing all of one and then all of the other did not."""
+    db = await open_database(url, migrate=False)
+    api, raw = [], []
+    try:
+        async with db.engine.connect() as conn:
+            for call_api, sql, params in pairs:
+                api.append(call_api())
+                start = time.perf_counter()
+                (await conn.execute(text(sql), params)).all()
+                raw.append(time.perf_counter() - start)
+    finally:
+        await db.close()
+    return api, raw
 
 
 async def prepare(url: str, sessions: int, big: int, export_sessions: int) -> None:
@@ -193,25 +241,13 @@ def sqlite_or_pg(database: str) -> str:
     return PG_BENCH
 
 
-async def raw_list_times(db_url: str, rounds: int) -> list[float]:
-    db = await open_database(db_url, migrate=False)
-    rng = random.Random(3)
-    times: list[float] = []
-    try:
-        for i in range(rounds):
-            sort, order = SORTS[i % len(SORTS)], ("DESC" if i % 2 else "ASC")
-            where, params = "tenant = :tenant", {"tenant": TENANTS[i % len(TENANTS)]}
-            if i % 3 == 0:
-                where += " AND agent = :agent"
-                params["agent"] = rng.choice(AGENTS)
-            elif i % 3 == 1:
-                where += " AND channel = :channel"
-                params["channel"] = rng.choice(CHANNELS)
-            sql = f"SELECT * FROM sessions WHERE {where} ORDER BY {sort} {order}, id {order} LIMIT 51"
-            times += await raw_time(db, sql, params, 1)
-    finally:
-        await db.close()
-    return times
+def list_sql(call: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The raw SQL of one session.list call of list_params."""
+    filters = [name for name in ("tenant", "agent", "channel") if name in call]
+    where = " AND ".join(f"{name} = :{name}" for name in filters)
+    order = call["order"].upper()
+    sql = f"SELECT * FROM sessions WHERE {where} ORDER BY {call['sort']} {order}, id {order} LIMIT 51"
+    return sql, {name: call[name] for name in filters}
 
 
 def main() -> None:
@@ -223,11 +259,14 @@ def main() -> None:
     parser.add_argument("--ingest", type=int, default=100_000, help="messages appended in batches of 100")
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--reuse", action="store_true", help="keep the store built by an earlier run")
+    parser.add_argument("--reads", action="store_true",
+                        help="only the session.list and session.status rows (to iterate on them)")
     args = parser.parse_args()
     factor = 1.5 if args.database == "postgresql" else 1.0
     if args.reuse:
         url = f"sqlite+aiosqlite:///{OUT / 'core.db'}" if args.database == "sqlite" else PG_BENCH
         print(f"reusing the {args.database} store of an earlier run", flush=True)
+        warm(url)
     else:
         url = sqlite_or_pg(args.database)
         print(f"building: {args.database}, {args.sessions:,} sessions", flush=True)
@@ -245,26 +284,55 @@ def main() -> None:
         print(f"{name:58} {api:>22} {raw:>16}  {bar}")
 
 
-def run_benchmarks(server: Server, url: str, args: argparse.Namespace, factor: float
-                   ) -> list[tuple[str, str, str, str]]:
-    out: list[tuple[str, str, str, str]] = []
+def list_params(rounds: int) -> list[dict[str, Any]]:
+    """session.list calls over every tenant and sort, both orders, a third filtered by agent and a
+    third by channel (list_sql is the same in raw SQL)."""
     rng = random.Random(5)
-    # session.list, filtered and sorted, first and next pages.
-    server.call("session.list", limit=50)  # warm
-    api = []
-    for i in range(args.rounds):
+    calls = []
+    for i in range(rounds):
         params: dict[str, Any] = {"tenant": TENANTS[i % len(TENANTS)], "sort": SORTS[i % len(SORTS)],
                                   "order": "desc" if i % 2 else "asc", "limit": 50}
         if i % 3 == 0:
             params["agent"] = rng.choice(AGENTS)
         elif i % 3 == 1:
             params["channel"] = rng.choice(CHANNELS)
-        _, elapsed = server.call("session.list", **params)
-        api.append(elapsed)
-    raw = asyncio.run(raw_list_times(url, args.rounds))
+        calls.append(params)
+    return calls
+
+
+def read_rows(server: Server, url: str, args: argparse.Namespace, factor: float) -> list[tuple[str, str, str, str]]:
+    """session.list (filtered and sorted) and session.status, each call beside its raw SQL."""
+    out: list[tuple[str, str, str, str]] = []
+    calls = list_params(args.rounds)
+    for params in calls:  # warm: the API and the raw SQL then read the same pages from memory
+        server.call("session.list", **params)
+    pairs: list[Pair] = [(lambda p=params: server.call("session.list", **p)[1], *list_sql(params))
+                         for params in calls]
+    api, raw = asyncio.run(side_by_side(url, pairs))
     out.append((f"session.list page of 50, filtered+sorted (n={args.rounds})",
                 spread(api), f"p50 {ms(pct(raw, 50))}",
                 f"p50 <= {2 * factor:.1f}x raw ({pct(api, 50) / pct(raw, 50):.1f}x)"))
+    through_httpx = [server.call_httpx("session.list", **params) for params in calls]
+    out.append(("  the same through httpx (for comparison: the client's own cost)", spread(through_httpx), "", ""))
+    # status of a 100k-message session
+    for _ in range(10):
+        server.call("session.status", key="big/0", tenant="default")  # warm: markdown rendered once
+    sql, params = asyncio.run(_status_sql(url))
+    pairs = [(lambda: server.call("session.status", key="big/0", tenant="default")[1], sql, params)] * args.rounds
+    api, raw = asyncio.run(side_by_side(url, pairs))
+    out.append((f"session.status first page, {args.big:,}-message session (n={args.rounds})", spread(api),
+                f"p50 {ms(pct(raw, 50))}",
+                f"p50 <= {3 * factor:.1f}x raw ({pct(api, 50) / pct(raw, 50):.1f}x)"))
+    through_httpx = [server.call_httpx("session.status", key="big/0", tenant="default") for _ in range(args.rounds)]
+    out.append(("  the same through httpx (for comparison: the client's own cost)", spread(through_httpx), "", ""))
+    return out
+
+
+def run_benchmarks(server: Server, url: str, args: argparse.Namespace, factor: float
+                   ) -> list[tuple[str, str, str, str]]:
+    out: list[tuple[str, str, str, str]] = read_rows(server, url, args, factor)
+    if args.reads:
+        return out
     # content search (`query`) over the big sessions' messages
     words = ["billing-api", "deploy", "99902", "file2.py", "nothingmatchesthis"]
     api = []
@@ -290,12 +358,6 @@ def run_benchmarks(server: Server, url: str, args: argparse.Namespace, factor: f
             api.append(elapsed)
         out.append(("session.list with search, cold page cache (fadvise DONTNEED)", spread(api),
                     f"{before} -> {load()}", f"p99 <= {200 * factor:.0f} ms"))
-    # status of a 100k-message session
-    api = [server.call("session.status", key="big/0", tenant="default")[1] for _ in range(50)]
-    raw = asyncio.run(_raw_status(url))
-    out.append((f"session.status first page, {args.big:,}-message session", spread(api),
-                f"p50 {ms(pct(raw, 50))}",
-                f"p50 <= {3 * factor:.1f}x raw ({pct(api, 50) / pct(raw, 50):.1f}x)"))
     # metrics and context, small vs big session
     server.call("session.append", key="small", tenant="default", agent="main", channel="web",
                 messages=[{"id": "1", "role": "user", "content": "hi"}])
@@ -415,16 +477,17 @@ def ingest_sdk(server: Server, batches: int) -> float:
         return batches * 100 / (time.perf_counter() - start)
 
 
-async def _raw_status(url: str) -> list[float]:
+async def _status_sql(url: str) -> tuple[str, dict[str, Any]]:
+    """The raw SQL of session.status's page: big/0's newest 100 messages (and one more)."""
     db = await open_database(url, migrate=False)
     try:
         async with db.engine.connect() as conn:
-            sid = (await conn.execute(text("SELECT id, next_seq FROM sessions WHERE tenant='default' "
-                                           "AND key='big/0'"))).one()
-        return await raw_time(db, "SELECT * FROM messages WHERE session_id = :sid AND seq < :upper "
-                                  "ORDER BY seq DESC LIMIT 101", {"sid": sid[0], "upper": sid[1]}, 50)
+            sid, upper = (await conn.execute(text("SELECT id, next_seq FROM sessions WHERE tenant='default' "
+                                                  "AND key='big/0'"))).one()
     finally:
         await db.close()
+    return ("SELECT * FROM messages WHERE session_id = :sid AND seq < :upper ORDER BY seq DESC LIMIT 101",
+            {"sid": sid, "upper": upper})
 
 
 async def _raw_ingest(url: str, count: int, *, search_index: bool) -> float:

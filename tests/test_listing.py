@@ -31,7 +31,8 @@ def expected(rows: list[dict[str, Any]], term: str, sort: str, order: str, **fil
     return [r["key"] for r in hits]
 
 
-@pytest.mark.parametrize("budgets", [(5000, 20000), (1, 20000), (1, 2)], ids=["walk", "rare", "membership"])
+@pytest.mark.parametrize("budgets", [(5000, 20000), (4, 20000), (1, 20000), (1, 2)],
+                         ids=["walk", "walk-on", "rare", "membership"])
 def test_every_search_path_matches_a_full_filter(rpc: RPC, budgets: tuple[int, int],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     rows = seed(rpc)

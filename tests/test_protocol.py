@@ -246,6 +246,26 @@ def test_a_forged_cursor_is_invalid_params(rpc: RPC, forge: Any) -> None:
     assert error["code"] == -32602 and error["data"]["field"] == "cursor"
 
 
+def test_a_number_sort_cursor_may_hold_a_fraction(rpc: RPC) -> None:
+    # A cursor's value passes for a number sort when it is any finite number; the list's compiled
+    # statement must then compare it as a float, not bind it as the integer column's type.
+    for i in range(3):
+        rpc.append(f"n{i}", [{"id": str(j), "role": "user", "content": "a"} for j in range(i + 1)])
+    parts = _cursor_parts(rpc("session.list", sort="message_count", order="asc", limit=1)["next_cursor"])
+    page = rpc("session.list", sort="message_count", order="asc", limit=5, cursor=_cursor([parts[0], 2.5, parts[2]]))
+    assert [s["key"] for s in page["sessions"]] == ["n2"]  # not n1: 2.5 is not 2
+
+
+def test_an_empty_page_still_has_its_total(rpc: RPC) -> None:
+    # The list reads its total with the page's rows; a page left with none reads it alone.
+    for key in ("e1", "e2"):
+        rpc.append(key, [{"id": "1", "role": "user", "content": "a"}])
+    first = rpc("session.list", sort="key", order="asc", limit=1)
+    rpc("session.delete", key="e2")
+    page = rpc("session.list", sort="key", order="asc", limit=1, cursor=first["next_cursor"])
+    assert page["sessions"] == [] and page["total"] == 1
+
+
 # ---- key / keys, tool-call arguments ---------------------------------------------------------------
 
 def test_exactly_one_of_key_or_keys_is_in_the_schema(rpc: RPC) -> None:

@@ -57,6 +57,9 @@ OVERRAN_MEMORY = 4096
 # Rendered HTML is kept (by the text's hash) up to this many characters in all: a page read again
 # (the dashboard polling a session, an operator paging back) costs no worker round trip.
 RENDERED_MEMORY_CHARS = 16_000_000
+# A call whose texts hold at most this many characters in all first looks for them in the kept
+# renders on the event loop (a hash each, bounded by this), not on a thread.
+INLINE_LOOKUP_CHARS = 64_000
 FLUSH_S = 0.02
 FLUSH_BEFORE_CHARS = 2_000
 # Worker CPU priority (nice increment); 0 keeps the server's own.
@@ -197,13 +200,21 @@ class _Pool:
             while self.rendered_chars > RENDERED_MEMORY_CHARS:
                 self.rendered_chars -= len(self.rendered.pop(next(iter(self.rendered))))
 
+    def _known(self, texts: list[str], keys: list[bytes]) -> list[str | None]:
+        with self.lock:
+            return [plain_html(t) if k in self.overran else self.rendered.get(k)
+                    for t, k in zip(texts, keys, strict=True)]
+
+    def known(self, texts: list[str]) -> list[str] | None:
+        """The HTML of every text when each was rendered (or overran) before, else None."""
+        known = self._known(texts, [_digest(t) for t in texts])
+        return None if None in known else known  # type: ignore[return-value]
+
     def render(self, texts: list[str], budget_s: float) -> list[str]:
         """HTML per text: kept renders first, known overrunners as plain text, the rest rendered
         (and kept when a worker rendered them, not when they fell back to plain text)."""
         keys = [_digest(t) for t in texts]
-        with self.lock:
-            known: list[str | None] = [plain_html(t) if k in self.overran else self.rendered.get(k)
-                                       for t, k in zip(texts, keys, strict=True)]
+        known = self._known(texts, keys)
         todo = [i for i, html in enumerate(known) if html is None]
         if todo:
             rendered, whole = self._render([texts[i] for i in todo], budget_s)
@@ -255,8 +266,16 @@ async def render_many(texts: Sequence[str | None], budget_s: float | None = None
     """HTML for each text, rendered off the event loop within `budget_s` (default
     RENDER_BUDGET_S; see the module notes)."""
     budget_s = RENDER_BUDGET_S if budget_s is None else budget_s
-    if not any(t is not None for t in texts):
+    present = [t for t in texts if t is not None]
+    if not present:
         return list(texts)
+    if sum(map(len, present)) <= INLINE_LOOKUP_CHARS:
+        # A page read again (the dashboard polling a session) is all in the kept renders; for
+        # short texts, hashing them here costs less than the trip to a thread.
+        known = _the_pool().known(present)
+        if known is not None:
+            rendered = iter(known)
+            return [None if t is None else next(rendered) for t in texts]
     # Escaping a megabyte is work that grows with the input too: it happens in the thread.
     return await asyncio.to_thread(_render_many, list(texts), budget_s)
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import collections
 import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import NotFound
-from sessionscope.store import live_pages, wire
+from sessionscope.store import live_pages, prepared, wire
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.schema import EVENT_KIND, compactions, messages, resets, sessions
@@ -40,17 +39,18 @@ async def status(
     row, merged, has_more, page_compactions, reset_seq = found
 
     live_from = int(row.live_from_seq)
-    positioned: list[tuple[float, int, dict[str, Any]]] = []
-    for seq, kind, r in merged:
-        item = wire.message_item(r, live_from, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
-        positioned.append((float(seq), seq, item))
-    for c in page_compactions:
-        positioned.append((int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c)))
-    positioned.sort(key=lambda p: (p[0], p[1]))
+    # `merged` is newest first: reversed, it is the page in seq order, where markers slot in.
+    items = [wire.message_item(r, live_from, reset_seq=reset_seq) if kind == "m" else wire.reset_item(r)
+             for _, kind, r in reversed(merged)]
+    if page_compactions:
+        positioned = [(float(item["seq"]), item["seq"], item) for item in items]
+        positioned += [(int(c.first_kept_seq) - 0.5, int(c.seq), wire.compaction_item(c)) for c in page_compactions]
+        positioned.sort(key=lambda p: (p[0], p[1]))
+        items = [p[2] for p in positioned]
     session = wire.session_row(row)
     return {
         "session": session,
-        "items": [p[2] for p in positioned],
+        "items": items,
         "has_more": has_more,
         "usage": {
             "input_tokens": session["input_tokens"],
@@ -75,75 +75,57 @@ class _StatusSQL:
     resets: str
     compactions: str
     compactions_upto: str
-    last_reset: str
-
-
-def _columns(table: Any) -> str:
-    # Named, not `*`: a column added by a migration sits where the table's definition puts it.
-    return ", ".join(c.name for c in table.columns)
 
 
 @functools.lru_cache(maxsize=4)
 def _status_sql(db: Database) -> _StatusSQL:
     a, b, c = db.placeholders(3).split(", ")
-    compactions_sql = f"SELECT {_columns(compactions)} FROM compactions WHERE session_id = {a} AND first_kept_seq > {b}"
+    named = prepared.columns
+    compactions_sql = f"SELECT {named(compactions)} FROM compactions WHERE session_id = {a} AND first_kept_seq > {b}"
+    # The last reset before the live boundary comes with the session row: one statement fewer,
+    # which on PostgreSQL is one round trip fewer.
+    last_reset = ("(SELECT MAX(r.seq) FROM resets r WHERE r.session_id = sessions.id "
+                  "AND r.seq < sessions.live_from_seq) AS last_reset_seq")
     return _StatusSQL(
-        session=f"SELECT {_columns(sessions)} FROM sessions WHERE tenant = {a} AND key = {b}",
-        messages=f"SELECT {_columns(messages)} FROM messages WHERE session_id = {a} AND seq < {b} "
+        session=f"SELECT {named(sessions)}, {last_reset} FROM sessions WHERE tenant = {a} AND key = {b}",
+        messages=f"SELECT {named(messages)} FROM messages WHERE session_id = {a} AND seq < {b} "
                  f"ORDER BY seq DESC LIMIT {c}",
-        resets=f"SELECT {_columns(resets)} FROM resets WHERE session_id = {a} AND seq < {b} "
+        resets=f"SELECT {named(resets)} FROM resets WHERE session_id = {a} AND seq < {b} "
                f"ORDER BY seq DESC LIMIT {c}",
         compactions=compactions_sql,
         compactions_upto=f"{compactions_sql} AND first_kept_seq <= {c}",
-        last_reset=f"SELECT MAX(seq) FROM resets WHERE session_id = {a} AND seq < {b}",
     )
-
-
-@functools.lru_cache(maxsize=16)
-def _row_type(names: tuple[str, ...]) -> Any:
-    return collections.namedtuple("StoredRow", names)
-
-
-def _fetch(cursor: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    """Rows with attribute access by column name, as store.wire reads them."""
-    cursor.execute(sql, params)
-    make = _row_type(tuple(d[0] for d in cursor.description))._make
-    return [make(r) for r in cursor.fetchall()]
 
 
 def _read_status_page(dbapi: Any, sql: _StatusSQL, tenant: str, key: str, limit: int,
                       before_seq: int | None) -> tuple[Any, list[tuple[int, str, Any]], bool, list[Any], int] | None:
     """On the driver connection: the session row, its page of messages and resets (newest
     first, cut to `limit`), whether older items exist, the compaction markers that belong to the
-    page and the last reset before the live boundary. None when the session does not exist."""
+    page and the last reset before the live boundary. None when the session does not exist.
+
+    The row's counters say whether the session has any resets or compactions at all (store.check
+    verifies them against the tables); most have neither, and skip those statements."""
     cursor = dbapi.cursor()
     try:
-        found = _fetch(cursor, sql.session, (tenant, key))
+        found = prepared.fetch(cursor, sql.session, (tenant, key))
         if not found:
             return None
         row = found[0]
         upper = before_seq if before_seq is not None else int(row.next_seq)
-        page_messages = _fetch(cursor, sql.messages, (row.id, upper, limit + 1))
-        page_resets = _fetch(cursor, sql.resets, (row.id, upper, limit + 1))
+        page_messages = prepared.fetch(cursor, sql.messages, (row.id, upper, limit + 1))
+        page_resets = prepared.fetch(cursor, sql.resets, (row.id, upper, limit + 1)) if row.resets else []
         merged = sorted([(int(r.seq), "m", r) for r in page_messages] + [(int(r.seq), "r", r) for r in page_resets],
                         key=lambda m: m[0], reverse=True)
         has_more = len(merged) > limit
         merged = merged[:limit]
         lower = merged[-1][0] if has_more and merged else 0
-        page_compactions = (_fetch(cursor, sql.compactions, (row.id, lower)) if before_seq is None
-                            else _fetch(cursor, sql.compactions_upto, (row.id, lower, before_seq)))
-        cursor.execute(sql.last_reset, (row.id, int(row.live_from_seq)))
-        reset_seq = int(cursor.fetchone()[0] or 0)
-        return row, merged, has_more, page_compactions, reset_seq
+        page_compactions: list[Any] = []
+        if row.compactions:
+            page_compactions = (prepared.fetch(cursor, sql.compactions, (row.id, lower)) if before_seq is None
+                                else prepared.fetch(cursor, sql.compactions_upto, (row.id, lower, before_seq)))
+        return row, merged, has_more, page_compactions, int(row.last_reset_seq or 0)
     finally:
         cursor.close()
-
-
-async def last_reset_before(conn: AsyncConnection, session_id: int, seq: int) -> int:
-    found = await conn.execute(
-        select(func.max(resets.c.seq)).where(resets.c.session_id == session_id, resets.c.seq < seq)
-    )
-    return int(found.scalar() or 0)
 
 
 async def live_context(conn: AsyncConnection, row: Row) -> tuple[Row | None, list[Row]]:

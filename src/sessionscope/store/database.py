@@ -33,6 +33,10 @@ SQLITE_SYNCHRONOUS = "NORMAL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 16 * 1024
 SQLITE_MMAP_BYTES = 0  # mmap pages count toward RSS; the OS page cache serves reads anyway
+# Idle connections kept for read_on_driver on SQLite (taken from the pool, which still serves
+# everything else): a hot read then skips the pool's checkout and its reset on return, a trip to
+# aiosqlite's thread each, which cost as much as a whole page of status (bench/core.py).
+SQLITE_KEPT_READERS = 2
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -146,6 +150,7 @@ class Database:
         # and reset (each a trip to aiosqlite's thread).
         self._writer_conn: AsyncConnection | None = None
         self._writer_driver: Any = None  # its aiosqlite connection
+        self._readers: list[tuple[AsyncConnection, Any]] = []  # idle, for read_on_driver
         # Where the store is (a file path, or a URL without its password), for messages; and
         # whether opening it made it or upgraded it, which the commands that may do so report.
         self.location = ""
@@ -217,14 +222,28 @@ class Database:
         """Run `fn(dbapi_connection, *args)` as one read transaction of its own (one snapshot).
 
         On SQLite the BEGIN, the reads and the ROLLBACK happen in a single trip to the driver
-        thread, where `read()` takes one trip for each; elsewhere it is run_on_driver in read()."""
-        if self.is_sqlite:
+        thread, where `read()` takes one trip for each, on a connection kept for these reads.
+        On PostgreSQL the statements run in autocommit, each its own transaction: at READ
+        COMMITTED (the default, ours) every statement takes a fresh snapshot inside a transaction
+        too, so a BEGIN and a COMMIT would only add two round trips."""
+        if not self.is_sqlite:
             async with self.engine.connect() as conn:
-                driver = await _driver_of(conn)
-                if hasattr(driver, "_execute") and hasattr(driver, "_conn"):
-                    return await driver._execute(_sqlite_read, driver._conn, fn, *args)
-        async with self.read() as conn:
-            return await self.run_on_driver(conn, fn, *args)
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await self.run_on_driver(conn, fn, *args)
+        if self._readers:
+            conn, driver = self._readers.pop()
+        else:
+            conn = await self.engine.connect()
+            driver = await _driver_of(conn)
+        try:
+            # Even when this task is cancelled the driver thread finishes the read, ROLLBACK
+            # included, before it runs anything queued after it: the connection stays reusable.
+            return await driver._execute(_sqlite_read, driver._conn, fn, *args)
+        finally:
+            if len(self._readers) < SQLITE_KEPT_READERS:
+                self._readers.append((conn, driver))
+            else:
+                await conn.close()
 
     async def run_statement(self, sql: str, *args: Any) -> Any:
         """PostgreSQL: one statement as its own transaction, straight on asyncpg (one round trip,
@@ -243,6 +262,8 @@ class Database:
         return ", ".join(["%s"] * count)
 
     async def close(self) -> None:
+        while self._readers:
+            await self._readers.pop()[0].close()
         if self._writer_conn is not None:
             await self._writer_conn.close()
             self._writer_conn = self._writer_driver = None

@@ -1,9 +1,13 @@
 """session.list: filters, search, sorts and keyset paging, each served by an index.
 
+The plain list (no `search`, no `query`) runs statements compiled once per shape of its filters,
+page and total in one statement, on the driver (store.prepared).
+
 Search (a substring of key, agent, channel or label) takes the first of three paths that
 applies, and each returns exactly the first matches in sort order:
-- walk the sort index for the first SCAN_BUDGET rows and test each; a common term fills the
-  page there, in a few milliseconds;
+- walk the sort index for the first SCAN_BUDGET rows and test each, stopping at the page's last
+  match; a common term fills the page there, in a few milliseconds (and a term whose page lies
+  a little past the budget walks on, see _walk);
 - a rare term: fetch its few matches by id from the trigram index (SQLite: a term shorter than a
   trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
@@ -13,6 +17,7 @@ applies, and each returns exactly the first matches in sort order:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -20,20 +25,36 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, case, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy import (
+    Float,
+    Select,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.errors import InvalidParams
 from sessionscope.keys import folded_term
 from sessionscope.store import search_index, snippets, wire
 from sessionscope.store.database import Database
+from sessionscope.store.prepared import Prepared, fetch, prepare
 from sessionscope.store.schema import SORT_COLUMNS, facets, sessions
 from sessionscope.store.scope import Scope
 
 # Counting beyond this many matches would mean scanning; the total is then reported as "N+".
 SEARCH_TOTAL_CAP = 10_000
-# Rows of the sort order tested directly before a search falls back to the trigram index.
+# Entries of the sort index walked, testing each row, before a search falls back to the trigram
+# index; up to WALK_ON times as many when the first SCAN_BUDGET held matches but not a page.
 SCAN_BUDGET = 5_000
+WALK_ON = 4
 # A term with at most this many trigram matches is "rare": its matches are fetched by id.
 RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
@@ -147,8 +168,22 @@ class _Filters:
     archived: str = "exclude"
     has_errors: bool = False
 
-    def where(self, cols: Any, *, page: bool = True) -> list[Any]:
+    def indexed(self, cols: Any, *, page: bool = True) -> list[Any]:
+        """The conditions on the sort indexes' own columns (tenant, agent, channel, the cursor):
+        a walk of a sort index tests them without reading a row."""
         conds = [self.scope.filter(cols.tenant, self.tenant)]
+        if self.agent is not None:
+            conds.append(cols.agent == self.agent)
+        if self.channel is not None:
+            conds.append(cols.channel == self.channel)
+        if page and self.cursor is not None:
+            value, row_id = self.cursor
+            key = tuple_(cols[self.sort], cols.id)
+            conds.append(key < tuple_(value, row_id) if self.descending else key > tuple_(value, row_id))
+        return conds
+
+    def where(self, cols: Any, *, page: bool = True) -> list[Any]:
+        conds = self.indexed(cols, page=page)
         # "exclude" is a residual test on the sort index's walk (archived rows are few); "only"
         # matches the partial index ix_sessions_archived, whose WHERE is this same condition.
         if self.archived == "exclude":
@@ -157,18 +192,10 @@ class _Filters:
             conds.append(cols.archived_at.isnot(None))
         if self.has_errors:
             conds.append(cols.error_count > 0)
-        if self.agent is not None:
-            conds.append(cols.agent == self.agent)
-        if self.channel is not None:
-            conds.append(cols.channel == self.channel)
         if self.query:
             tenants = [self.tenant] if self.tenant is not None else (
                 None if self.scope.tenants is None else sorted(self.scope.tenants))
             conds.append(_query_clause(self.db, cols, self.query, tenants))
-        if page and self.cursor is not None:
-            value, row_id = self.cursor
-            key = tuple_(cols[self.sort], cols.id)
-            conds.append(key < tuple_(value, row_id) if self.descending else key > tuple_(value, row_id))
         return conds
 
     def ordered(self, cols: Any) -> list[Any]:
@@ -200,6 +227,8 @@ async def list_sessions(
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
                        order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
                        has_errors)
+    if not search and not filters.query:
+        return await _plain_list(filters, tag, limit)
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -235,25 +264,131 @@ async def list_sessions(
 async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
                        channel: str | None, archived: str) -> int:
     """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
-    conds = [scope.filter(facets.c.tenant, tenant)]
+    total = (await conn.execute(_facet_total_stmt(scope.filter(facets.c.tenant, tenant), agent, channel,
+                                                  archived))).scalar()
+    return int(total or 0)
+
+
+def _facet_total_stmt(tenant_clause: Any, agent: Any, channel: Any, archived: str) -> Select[Any]:
+    conds = [tenant_clause]
     if agent is not None:
         conds.append(facets.c.agent == agent)
     if channel is not None:
         conds.append(facets.c.channel == channel)
     counted = {"include": facets.c.sessions, "only": facets.c.archived,
                "exclude": facets.c.sessions - facets.c.archived}[archived]
-    total = (await conn.execute(select(func.coalesce(func.sum(counted), 0)).where(*conds))).scalar()
-    return int(total or 0)
+    return select(func.coalesce(func.sum(counted), 0)).where(*conds)
+
+
+# ---- the plain list: no `search`, no `query` ------------------------------------------------------
+
+@dataclass(frozen=True)
+class _PlainShape:
+    """What the plain list's SQL depends on, values aside: its statements are built and compiled
+    once for each shape (store.prepared) and the page and its total read in one trip."""
+
+    sort: str
+    descending: bool
+    tenants: int | None  # how many tenants are bound (one named, or the scope's); None: every tenant
+    agent: bool
+    channel: bool
+    archived: str
+    has_errors: bool
+    cursor: str | None  # None: the first page; else how the cursor's sort value is bound (_cursor_kind)
+
+
+# What a row of the list carries: wire.session_row's columns (the sort columns among them).
+_LISTED = [sessions.c[name] for name in wire.SESSION_ROW_COLUMNS]
+
+
+def _tenant_binds(col: Any, count: int | None) -> list[Any]:
+    if count is None:
+        return []
+    binds: list[Any] = [bindparam(f"tenant_{i}") for i in range(count)]
+    return [col == binds[0]] if count == 1 else [col.in_(binds)]
+
+
+@functools.lru_cache(maxsize=512)
+def _plain_statements(db: Database, shape: _PlainShape) -> tuple[Prepared, Prepared]:
+    """The page (`limit` rows) and its total: exact from the facet counters, or with
+    `has_errors`, which no counter holds, counted up to the cap. The page carries the total as
+    a column (computed once), so one statement answers; the total alone is for an empty page."""
+    cols = sessions.c
+    # Binds where _Filters takes values: the same WHERE, with the values bound per call.
+    agent: Any = bindparam("agent") if shape.agent else None
+    channel: Any = bindparam("channel") if shape.channel else None
+    after_type = Float() if shape.cursor == "float" else cols[shape.sort].type
+    after: Any = (bindparam("after", type_=after_type), bindparam("after_id", type_=cols.id.type))
+    # The tenants are bound apart (_tenant_binds), so the filters' own scope is every tenant.
+    f = _Filters(db, Scope.everything(), None, agent, channel, None, shape.sort, shape.descending,
+                 after if shape.cursor else None, shape.archived, shape.has_errors)
+    tenant = _tenant_binds(cols.tenant, shape.tenants)
+    if shape.has_errors:
+        total = _bounded_count_stmt([*tenant, *f.where(cols, page=False)])
+    else:
+        total = _facet_total_stmt(and_(*_tenant_binds(facets.c.tenant, shape.tenants)), agent, channel,
+                                  shape.archived)
+    page = (select(*_LISTED, total.scalar_subquery().label("page_total")).where(*tenant, *f.where(cols))
+            .order_by(*f.ordered(cols)).limit(bindparam("limit")))
+    return prepare(db, page), prepare(db, total)
+
+
+def _read_plain(dbapi: Any, page: Prepared, total: Prepared, values: dict[str, Any]) -> tuple[list[Any], int]:
+    """On the driver connection, in one snapshot: the page's rows and its total."""
+    cursor = dbapi.cursor()
+    try:
+        rows = fetch(cursor, page.sql, page.bind(values))
+        if rows:
+            return rows, int(rows[0].page_total or 0)
+        cursor.execute(total.sql, total.bind(values))
+        return rows, int(cursor.fetchone()[0] or 0)
+    finally:
+        cursor.close()
+
+
+def _cursor_kind(cursor: tuple[Any, int] | None) -> str | None:
+    # A cursor's value is the sort column's own; but _sort_value_fits lets a number sort take a
+    # float, which PostgreSQL must be sent as one (not bound as the integer column's type).
+    if cursor is None:
+        return None
+    return "float" if isinstance(cursor[0], float) else "column"
+
+
+async def _plain_list(f: _Filters, tag: str, limit: int) -> dict[str, Any]:
+    if f.tenant is not None:
+        f.scope.check(f.tenant)
+        tenants: list[str] | None = [f.tenant]
+    else:
+        tenants = None if f.scope.tenants is None else sorted(f.scope.tenants)
+    shape = _PlainShape(f.sort, f.descending, None if tenants is None else len(tenants), f.agent is not None,
+                        f.channel is not None, f.archived, f.has_errors, _cursor_kind(f.cursor))
+    page, total = _plain_statements(f.db, shape)
+    values: dict[str, Any] = {"agent": f.agent, "channel": f.channel, "limit": limit + 1}
+    if f.cursor is not None:
+        values["after"], values["after_id"] = f.cursor
+    values.update((f"tenant_{i}", t) for i, t in enumerate(tenants or ()))
+    found, count = await f.db.read_on_driver(_read_plain, page, total, values)
+    more = len(found) > limit
+    found = found[:limit]
+    rows = []
+    for r in found:
+        row = wire.session_row(r)
+        row["snippet"] = None
+        rows.append(row)
+    capped = f.has_errors and count > SEARCH_TOTAL_CAP
+    return {
+        "sessions": rows,
+        "total": min(count, SEARCH_TOTAL_CAP) if f.has_errors else count,
+        "total_capped": capped,
+        "next_cursor": _encode_cursor(tag, getattr(found[-1], f.sort), found[-1].id) if more and found else None,
+    }
 
 
 async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
                        ) -> tuple[Sequence[Any], int, bool]:
     cols = sessions.c
-    # 1. A common term: the first SCAN_BUDGET rows in sort order hold a full page.
-    sub = select(sessions).where(*f.where(cols)).order_by(*f.ordered(cols)).limit(SCAN_BUDGET).subquery()
-    found = (await conn.execute(
-        select(sub).where(_substring_test(sub.c, term)).order_by(*f.ordered(sub.c)).limit(limit + 1)
-    )).all()
+    # 1. A common term: the first rows in sort order hold a full page.
+    found = await _walk(conn, f, term, limit)
     if len(found) > limit:
         # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
         # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
@@ -295,8 +430,70 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
     return found, total, False
 
 
+async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Sequence[Any]:
+    """Up to limit + 1 matches from the first SCAN_BUDGET entries of the sort index, each row
+    tested as the walk reaches it: the walk stops at the page's last match, a few rows in for a
+    common term. When the budget held some matches but not a page, the walk goes on as far as
+    their density says the page needs, up to WALK_ON budgets in all (a term in one session of
+    a hundred, say, whose page lies just past the budget: the trigram index would have had
+    every tenant's matches read to sort them); with none it ends for the trigram index."""
+    cols = sessions.c
+    found: list[Any] = []
+    walked, budget, after = 0, SCAN_BUDGET, None
+    upto: tuple[Any, int] | None
+    while True:
+        upto = await _nth_key(conn, f, walked + budget)
+        conds = f.where(cols)
+        if after is not None:
+            conds.append(_beyond(f, cols, after))
+        stmt = _walk_step(f, conds, upto, term, budget, limit + 1 - len(found))
+        found += list((await conn.execute(stmt)).all())
+        walked += budget
+        if len(found) > limit or upto is None or not found:
+            return found
+        needed = (limit + 1 - len(found)) * walked / len(found)
+        if walked + needed > SCAN_BUDGET * WALK_ON:
+            return found
+        budget, after = math.ceil(needed * 1.25), upto
+
+
+def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term: str, budget: int,
+               wanted: int) -> Select[Any]:
+    """The first `wanted` rows matching `term` among the first `budget` of `conds` (the last of
+    them at `upto`), in sort order, the walk stopping at the last match. SQLite: the walk up to
+    `upto` on the sort index. PostgreSQL, given that range, would rather read all of it through
+    a bitmap and sort it (30-40 ms, or intersect it with the trigram index); a walk under a
+    LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps."""
+    cols = sessions.c
+    if f.db.is_sqlite:
+        within = [] if upto is None else [~_beyond(f, cols, upto)]
+        stmt = select(sessions).where(*conds, *within, _substring_test(cols, term))
+        return stmt.order_by(*f.ordered(cols)).limit(wanted)
+    walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
+    return select(walk).where(_substring_test(walk.c, term)).order_by(*f.ordered(walk.c)).limit(wanted)
+
+
+def _beyond(f: _Filters, cols: Any, key: tuple[Any, int]) -> Any:
+    """Rows after `key` in the sort order."""
+    at = tuple_(cols[f.sort], cols.id)
+    return at < tuple_(*key) if f.descending else at > tuple_(*key)
+
+
+async def _nth_key(conn: AsyncConnection, f: _Filters, n: int) -> tuple[Any, int] | None:
+    """The sort key of the n-th entry of the sort index under the indexed filters (an index-only
+    walk, archived sessions counted too), or None when it holds fewer."""
+    cols = sessions.c
+    stmt = select(cols[f.sort], cols.id).where(*f.indexed(cols)).order_by(*f.ordered(cols)).offset(n - 1).limit(1)
+    row = (await conn.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
 async def _bounded_count(conn: AsyncConnection, where: Sequence[Any]) -> tuple[int, bool]:
     """Count matches up to SEARCH_TOTAL_CAP; past it the total is reported as capped."""
-    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
-    count = int((await conn.execute(select(func.count()).select_from(bounded))).scalar() or 0)
+    count = int((await conn.execute(_bounded_count_stmt(where))).scalar() or 0)
     return min(count, SEARCH_TOTAL_CAP), count > SEARCH_TOTAL_CAP
+
+
+def _bounded_count_stmt(where: Sequence[Any]) -> Select[Any]:
+    bounded = select(sessions.c.id).where(and_(*where)).limit(SEARCH_TOTAL_CAP + 1).subquery()
+    return select(func.count()).select_from(bounded)

@@ -13,22 +13,24 @@ from sqlalchemy import Row
 from sessionscope.clock import to_rfc3339
 
 
-def input_tokens(row: Row) -> int:
-    # Recorded executions are the billing truth; without any, message tokens stand in.
-    return int(row.exec_input_tokens if row.executions else row.msg_input_tokens)
-
-
-def output_tokens(row: Row) -> int:
-    return int(row.exec_output_tokens if row.executions else row.msg_output_tokens)
-
-
 def cache_hit_rate(input_toks: int, cache_read: int, cache_write: int) -> float:
     """Share of prompt tokens served from cache; input_tokens counts only uncached input."""
     prompt = input_toks + cache_read + cache_write
     return round(cache_read / prompt, 4) if prompt else 0.0
 
 
+# The columns session_row reads (a list reads only these).
+SESSION_ROW_COLUMNS = ("id", "key", "tenant", "agent", "channel", "label", "created_at", "updated_at",
+                       "message_count", "live_messages", "exec_input_tokens", "msg_input_tokens",
+                       "exec_output_tokens", "msg_output_tokens", "total_tokens", "live_tokens",
+                       "cache_read_tokens", "cache_write_tokens", "tool_calls", "error_count", "compactions",
+                       "resets", "executions", "cost_usd", "preview", "archived_at")
+
+
 def session_row(row: Row) -> dict[str, Any]:
+    # The counters are BIGINT (int from either driver) and cost_usd a float: no conversion per
+    # field, as a list shapes a page of these on every call.
+    executions = row.executions
     return {
         "key": row.key,
         "tenant": row.tenant,
@@ -37,20 +39,21 @@ def session_row(row: Row) -> dict[str, Any]:
         "label": row.label,
         "created_at": to_rfc3339(row.created_at),
         "updated_at": to_rfc3339(row.updated_at),
-        "message_count": int(row.message_count),
-        "live_messages": int(row.live_messages),
-        "input_tokens": input_tokens(row),
-        "output_tokens": output_tokens(row),
-        "total_tokens": int(row.total_tokens),
-        "context_tokens": int(row.live_tokens),
-        "cache_read_tokens": int(row.cache_read_tokens),
-        "cache_write_tokens": int(row.cache_write_tokens),
-        "tool_calls": int(row.tool_calls),
-        "error_count": int(row.error_count),
-        "compactions": int(row.compactions),
-        "resets": int(row.resets),
-        "executions": int(row.executions),
-        "cost_usd": round(float(row.cost_usd), 6),
+        "message_count": row.message_count,
+        "live_messages": row.live_messages,
+        # Recorded executions are the billing truth; without any, message tokens stand in.
+        "input_tokens": row.exec_input_tokens if executions else row.msg_input_tokens,
+        "output_tokens": row.exec_output_tokens if executions else row.msg_output_tokens,
+        "total_tokens": row.total_tokens,
+        "context_tokens": row.live_tokens,
+        "cache_read_tokens": row.cache_read_tokens,
+        "cache_write_tokens": row.cache_write_tokens,
+        "tool_calls": row.tool_calls,
+        "error_count": row.error_count,
+        "compactions": row.compactions,
+        "resets": row.resets,
+        "executions": executions,
+        "cost_usd": round(row.cost_usd, 6),
         "preview": row.preview,
         "archived_at": None if row.archived_at is None else to_rfc3339(row.archived_at),
     }
