@@ -284,11 +284,12 @@ def test_agent_channel_tenant_lists(rpc: RPC) -> None:
     rpc.append("1", [{"id": "1", "role": "user", "content": "a"}], agent="main", channel="telegram")
     rpc.append("2", [{"id": "1", "role": "user", "content": "a"}], agent="main", channel="discord")
     rpc.append("3", [{"id": "1", "role": "user", "content": "a"}], agent="ops", channel="telegram")
-    assert rpc("agent.list")["agents"] == [{"id": "main", "tenant": rpc.tenant, "sessions": 2},
-                                           {"id": "ops", "tenant": rpc.tenant, "sessions": 1}]
-    assert rpc("channel.list")["channels"] == [{"id": "discord", "sessions": 1}, {"id": "telegram", "sessions": 2}]
+    assert rpc("agent.list")["agents"] == [{"id": "main", "tenant": rpc.tenant, "sessions": 2, "archived": 0},
+                                           {"id": "ops", "tenant": rpc.tenant, "sessions": 1, "archived": 0}]
+    assert rpc("channel.list")["channels"] == [{"id": "discord", "sessions": 1, "archived": 0},
+                                               {"id": "telegram", "sessions": 2, "archived": 0}]
     tenants = rpc("tenant.list", tenant=None) if False else rpc.request("tenant.list")["result"]["tenants"]
-    assert {"id": rpc.tenant, "sessions": 3} in tenants
+    assert {"id": rpc.tenant, "sessions": 3, "archived": 0} in tenants
 
 
 def test_status_renders_sanitized_markdown(rpc: RPC) -> None:
