@@ -17,6 +17,7 @@ applies, and each returns exactly the first matches in sort order:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
@@ -41,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope import search_words
 from sessionscope.errors import InvalidParams
 from sessionscope.keys import folded_term
 from sessionscope.store import search_index, snippets, wire
@@ -135,21 +137,16 @@ def _trigram_ilike(term: str) -> Any:
     return _haystack(sessions.c).like(_like_pattern(folded_term(term)), escape="\\")
 
 
-def _fts_match(query: str) -> str:
-    """SQLite: the query as FTS5 takes it, each word a quoted phrase (no FTS5 syntax)."""
-    return " ".join('"' + t.replace('"', '""') + '"' for t in query.split() if t)
-
-
-def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
-    """Full-text search over message content: sessions with at least one matching message."""
+def _query_clause(db: Database, cols: Any, words: Sequence[str], queued: Sequence[int]) -> Any:
+    """Full-text search over message content (search_words' rule): sessions with at least one
+    message holding every word."""
     if db.is_sqlite:
-        match = _fts_match(query)
         ids = text(
             "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
             "WHERE message_search MATCH :match"
-        ).bindparams(match=match)
+        ).bindparams(match=search_index.sqlite_match(list(words)))
         return cols.id.in_(ids.columns(literal_column("session_id")))
-    return cols.id.in_(search_index.postgresql_matching(query, tenants))
+    return cols.id.in_(search_index.postgresql_matching(list(words), queued))
 
 
 @dataclass(frozen=True)
@@ -167,6 +164,14 @@ class _Filters:
     cursor: tuple[Any, int] | None
     archived: str = "exclude"
     has_errors: bool = False
+    words: tuple[str, ...] = ()  # the query's words (search_words)
+    queued: tuple[int, ...] = ()  # PostgreSQL: sessions matched by messages not yet indexed
+
+    def tenants(self) -> list[str] | None:
+        """The tenants this call may read (None: every tenant)."""
+        if self.tenant is not None:
+            return [self.tenant]
+        return None if self.scope.tenants is None else sorted(self.scope.tenants)
 
     def indexed(self, cols: Any, *, page: bool = True) -> list[Any]:
         """The conditions on the sort indexes' own columns (tenant, agent, channel, the cursor):
@@ -193,9 +198,7 @@ class _Filters:
         if self.has_errors:
             conds.append(cols.error_count > 0)
         if self.query:
-            tenants = [self.tenant] if self.tenant is not None else (
-                None if self.scope.tenants is None else sorted(self.scope.tenants))
-            conds.append(_query_clause(self.db, cols, self.query, tenants))
+            conds.append(_query_clause(self.db, cols, self.words, self.queued))
         return conds
 
     def ordered(self, cols: Any) -> list[Any]:
@@ -226,9 +229,14 @@ async def list_sessions(
     tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived, has_errors)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
                        order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
-                       has_errors)
+                       has_errors, tuple(search_words.words(query)) if query else ())
     if not search and not filters.query:
         return await _plain_list(filters, tag, limit)
+    if filters.query and not filters.words:
+        if filters.tenant is not None:
+            scope.check(filters.tenant)
+        # Nothing to look for (only punctuation): no message holds "every word" of nothing.
+        return {"sessions": [], "total": 0, "total_capped": False, "next_cursor": None}
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -238,6 +246,10 @@ async def list_sessions(
             # plan, made without knowing the pattern: for a rare term's trigram ILIKE that plan
             # took 240 ms where the planned-for-the-value one took 40.
             await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        queued: dict[int, int] = {}
+        if filters.query and not db.is_sqlite:
+            queued = await search_index.queued_matches(conn, list(filters.words), filters.tenants())
+            filters = dataclasses.replace(filters, queued=tuple(sorted(queued)))
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)
         else:
@@ -250,8 +262,8 @@ async def list_sessions(
                 total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
         more = len(found) > limit
         found = found[:limit]
-        snippet = await snippets.for_page(db, conn, [r.id for r in found], filters.query,
-                                          _fts_match(filters.query)) if filters.query else {}
+        snippet = await snippets.for_page(db, conn, [r.id for r in found], list(filters.words),
+                                          queued) if filters.query else {}
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
         "sessions": [wire.session_row(r) | {"snippet": snippet.get(r.id)} for r in found],
