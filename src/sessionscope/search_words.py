@@ -53,20 +53,19 @@ def _range(first: int, last: int) -> str:
     return re.escape(chr(first)) if first == last else f"{re.escape(chr(first))}-{re.escape(chr(last))}"
 
 
+def _folded(text: str) -> str:
+    # ASCII folds by lower(), and NFC leaves it as it is: the common case skips both passes.
+    return text.lower() if text.isascii() else unicodedata.normalize("NFC", text.casefold())
+
+
 def fold(word: str) -> str:
     """One word as the index holds it."""
-    if word.isascii():
-        return word[:MAX_WORD_CHARS].lower()
-    return unicodedata.normalize("NFC", word.casefold())[:MAX_WORD_CHARS]
+    return _folded(word)[:MAX_WORD_CHARS]
 
 
 def words(text: str) -> list[str]:
     """The distinct words of `text`, folded, in order of first appearance."""
-    if text.isascii():
-        folded = text.lower()
-    else:
-        folded = unicodedata.normalize("NFC", text.casefold())
-    return list(dict.fromkeys(w[:MAX_WORD_CHARS] for w in _word().findall(folded.replace("_", " "))))
+    return list(dict.fromkeys(w[:MAX_WORD_CHARS] for w in _word().findall(_folded(text).replace("_", " "))))
 
 
 def document(text: str) -> str:

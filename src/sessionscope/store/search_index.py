@@ -312,7 +312,8 @@ async def queued_matches(conn: AsyncConnection, words: list[str], tenants: list[
     tested by the same rule in Python. The scan is limited to the caller's tenants (`None`:
     every tenant), or to `session_ids`: another tenant's backlog costs a search nothing. The
     backlog is what the indexer has not reached, usually nothing or a few batches."""
-    where, params = [], []
+    where: list[str] = []
+    params: list[Any] = []
     if tenants is not None:
         params.append(tenants)
         where.append(f"s.tenant = ANY(${len(params)}::varchar[])")
