@@ -142,7 +142,7 @@ def _query_clause(db: Database, cols: Any, words: Sequence[str], queued: Sequenc
     message holding every word."""
     if db.is_sqlite:
         ids = text(
-            "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
+            f"SELECT {search_index.sqlite_session_of('rowid')} AS session_id FROM message_search "
             "WHERE message_search MATCH :match"
         ).bindparams(match=search_index.sqlite_match(list(words)))
         return cols.id.in_(ids.columns(literal_column("session_id")))

@@ -80,11 +80,27 @@ def _pg_chunks(words: list[str]) -> list[str]:
 # ---- SQLite: one writer at a time, so a pass simply takes the oldest ranges ---------------------
 
 _SQLITE_OLDEST = "SELECT id, session_id, first_seq, last_seq FROM search_backlog ORDER BY id LIMIT ?"
+# SQLite numbers a message's index row by its session and seq (session_id * 2^32 + seq), not by
+# its id: a match names its session with no join to `messages`, and the matches of one session
+# are one rowid range, which FTS5 seeks into. (Session ids stay below 2^31, seqs below 2^32.)
+SESSION_SPAN = 2**32
+
+
+def sqlite_rowid(session_id: str, seq: str) -> str:
+    """SQL: the index rowid of the message of `session_id` and `seq` (column names)."""
+    return f"({session_id} * {SESSION_SPAN} + {seq})"
+
+
+def sqlite_session_of(rowid: str) -> str:
+    """SQL: the session id an index rowid names."""
+    return f"({rowid} / {SESSION_SPAN})"
+
+
 # search_document: search_words.document, registered on every SQLite connection (store.database).
 # OR REPLACE: a message can be in two queued ranges (a popped seq appended again), and indexing
 # it twice must neither fail nor index it twice.
-SQLITE_INDEX = ("INSERT OR REPLACE INTO message_search(rowid, words) SELECT id, search_document(content) FROM messages "
-                "WHERE session_id = ? AND seq BETWEEN ? AND ?")
+SQLITE_INDEX = (f"INSERT OR REPLACE INTO message_search(rowid, words) SELECT {sqlite_rowid('session_id', 'seq')}, "
+                "search_document(content) FROM messages WHERE session_id = ? AND seq BETWEEN ? AND ?")
 _SQLITE_DONE = "DELETE FROM search_backlog WHERE id = ?"
 _SET_ASIDE = ("INSERT INTO search_failed (session_id, first_seq, last_seq, error, failed_at) "
               "VALUES ({})")

@@ -7,10 +7,11 @@ window's text, so the dashboard renders them as text nodes around <mark>: no mar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, func, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope import search_words
@@ -25,12 +26,16 @@ CONTEXT_CHARS = 60
 
 
 def _first_matches_sql(db: Database) -> Any:
-    """session id -> the id of its first indexed message holding every word, for a page's sessions."""
+    """For a page's sessions, the first indexed message holding every word: SQLite, session id ->
+    the seq of it (a seek into each session's rowid range, search_index.sqlite_rowid);
+    PostgreSQL, session id -> its message id."""
     if db.is_sqlite:
+        span = search_index.SESSION_SPAN
         return text(
-            "SELECT m.session_id, min(m.id) FROM message_search JOIN messages m ON m.id = message_search.rowid "
-            "WHERE message_search MATCH :match AND m.session_id IN :ids GROUP BY m.session_id"
-        ).bindparams(bindparam("ids", expanding=True))
+            f"SELECT page.value, (SELECT rowid % {span} FROM message_search WHERE message_search MATCH :match "
+            f"AND rowid BETWEEN page.value * {span} AND page.value * {span} + {span - 1} ORDER BY rowid LIMIT 1) "
+            "AS seq FROM json_each(:ids) AS page"
+        )
     return text(
         "SELECT session_id, min(message_id) FROM message_search WHERE session_id IN :ids "
         "AND document @@ CAST(:match AS tsquery) GROUP BY session_id"
@@ -53,14 +58,20 @@ async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[in
     matching message among those not yet indexed, which the list's own match read too."""
     if not session_ids or not words:
         return {}
-    match = search_index.sqlite_match(list(words)) if db.is_sqlite else search_index.pg_tsquery(list(words))
-    firsts = dict((await conn.execute(_first_matches_sql(db), {"ids": list(session_ids), "match": match})).all())
-    for session_id in set(session_ids) & queued.keys():
-        firsts[session_id] = min(queued[session_id], firsts.get(session_id, queued[session_id]))
-    if not firsts:
+    if db.is_sqlite:
+        params: dict[str, Any] = {"ids": json.dumps(list(session_ids)), "match": search_index.sqlite_match(list(words))}
+        seqs = {sid: seq for sid, seq in (await conn.execute(_first_matches_sql(db), params)).all() if seq is not None}
+        which: Any = tuple_(messages.c.session_id, messages.c.seq).in_(list(seqs.items()))
+        found = bool(seqs)
+    else:
+        params = {"ids": list(session_ids), "match": search_index.pg_tsquery(list(words))}
+        firsts = dict((await conn.execute(_first_matches_sql(db), params)).all())
+        for session_id in set(session_ids) & queued.keys():
+            firsts[session_id] = min(queued[session_id], firsts.get(session_id, queued[session_id]))
+        which = messages.c.id.in_(list(firsts.values()))
+        found = bool(firsts)
+    if not found:
         return {}
     rows = (await conn.execute(
-        select(messages.c.id, func.substr(messages.c.content, 1, SCAN_CHARS)).where(messages.c.id.in_(firsts.values()))
-    )).all()
-    content = {int(mid): body or "" for mid, body in rows}
-    return {int(sid): _window(content.get(int(mid), ""), words) for sid, mid in firsts.items()}
+        select(messages.c.session_id, func.substr(messages.c.content, 1, SCAN_CHARS)).where(which))).all()
+    return {int(sid): _window(body or "", words) for sid, body in rows}

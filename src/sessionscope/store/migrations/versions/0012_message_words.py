@@ -6,9 +6,10 @@ Revises: 0011_execution_model_ms
 `query` split and folded text by each database's own rules (SQLite FTS5 unicode61 with
 diacritics removed, PostgreSQL's `simple` parser lowercasing by locale), so the same query found
 different messages on the two. The index now holds the words of sessionscope.search_words:
-- SQLite: `message_search` is an FTS5 table of its own (rowid = messages.id) holding each
-  message's folded words, split by the `ascii` tokenizer at the spaces only; `detail=none`,
-  since every query word is a one-word phrase. The delete trigger deletes by rowid.
+- SQLite: `message_search` is an FTS5 table of its own holding each message's folded words,
+  split by the `ascii` tokenizer at the spaces only; `detail=none`, since every query word is a
+  one-word phrase. Its rowid is session_id * 2^32 + seq (store.search_index.sqlite_rowid), so a
+  match names its session without a join; the delete trigger deletes by that rowid.
 - PostgreSQL: `message_search.document` holds the same words as lexemes (array_to_tsvector).
 Every message is queued for the indexer again (`search_backlog`, one range per session), which
 rebuilds the index in Python's words: in the background on a running server, and before any
@@ -33,8 +34,10 @@ def upgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS messages_search_ad")
         op.execute("DROP TABLE message_search")
         op.execute("CREATE VIRTUAL TABLE message_search USING fts5(words, detail=none, tokenize='ascii')")
+        # old.session_id * 2^32 + old.seq: store.search_index.sqlite_rowid, written out here
+        # because a migration keeps what it did even when the code changes.
         op.execute("CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN "
-                   "DELETE FROM message_search WHERE rowid = old.id; END")
+                   "DELETE FROM message_search WHERE rowid = old.session_id * 4294967296 + old.seq; END")
     else:
         op.execute("TRUNCATE message_search")
     op.execute(REQUEUE)
