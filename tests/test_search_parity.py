@@ -87,3 +87,42 @@ def test_the_snippet_marks_the_folded_match(stored: RPC) -> None:
     (row,) = stored("session.list", query="STRASSE", limit=100, search="de/strasse")["sessions"]
     snippet = row["snippet"]
     assert [snippet["text"][a:b] for a, b in snippet["highlights"]] == ["Straße"]
+
+
+@pytest.mark.parametrize("budgets", [(5000, 5000), (2, 5000), (2, 1)], ids=["few", "walk", "membership"])
+def test_every_query_path_gives_the_first_matches_in_sort_order(rpc: RPC, budgets: tuple[int, int],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each of the query's paths (store/listing.py: all matching sessions found then sorted; a
+    walk of the sort index testing each; the membership test) pages through exactly the
+    matching sessions in sort order, with a total that is exact, or a bound never below the rows
+    returned."""
+    from sessionscope.store import listing
+
+    texts = {}
+    for i in range(40):
+        words = ["common"] + (["even"] if i % 2 == 0 else []) + (["rare"] if i in (3, 31) else [])
+        texts[f"q/{i:02d}"] = " ".join(words)
+        # The words in a middle message, so that no path can lean on the first or the last.
+        rpc.append(f"q/{i:02d}", [{"role": "user", "content": "hello"}, {"role": "assistant", "content": texts[f"q/{i:02d}"]},
+                                  {"role": "user", "content": f"number {i}"}], agent=("a", "b")[i % 2])
+    monkeypatch.setattr(listing, "QUERY_SESSIONS", budgets[0])
+    monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[1])
+    for query in ["common", "EVEN", "rare", "common even", "absent"]:
+        for order in ["asc", "desc"]:
+            for filters in [{}, {"agent": "b"}]:
+                wanted = set(search_words.words(query))
+                want = sorted((k for k, t in texts.items() if wanted <= set(t.split())
+                               and (not filters or ("a", "b")[int(k[2:]) % 2] == filters["agent"])),
+                              reverse=order == "desc")
+                got, cursor = [], None
+                while True:
+                    page = rpc("session.list", query=query, sort="key", order=order, limit=3, **filters,
+                               **({"cursor": cursor} if cursor else {}))
+                    got += [s["key"] for s in page["sessions"]]
+                    assert page["total"] >= len(page["sessions"])
+                    if not page["total_capped"]:
+                        assert page["total"] == len(want), (query, order, filters)
+                    cursor = page["next_cursor"]
+                    if not cursor:
+                        break
+                assert got == want, (query, order, filters)

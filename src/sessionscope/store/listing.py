@@ -22,7 +22,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    exists,
     func,
     literal_column,
     select,
@@ -61,6 +62,8 @@ WALK_ON = 4
 RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
 COUNT_SCAN = 10_000
+# A query held by at most this many sessions is "rare": they are all found, then sorted.
+QUERY_SESSIONS = 5_000
 _FTS = table("session_search", column("rowid"))
 # session.list's `archived`: hide archived sessions (the default), show only them, or both.
 ARCHIVED_FILTERS = ("exclude", "only", "include")
@@ -252,6 +255,8 @@ async def list_sessions(
             filters = dataclasses.replace(filters, queued=tuple(sorted(queued)))
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)
+        elif db.is_sqlite:
+            found, total, capped = await _query_page(conn, filters, limit)
         else:
             stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
             found = (await conn.execute(stmt.limit(limit + 1))).all()
@@ -400,7 +405,7 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
                        ) -> tuple[Sequence[Any], int, bool]:
     cols = sessions.c
     # 1. A common term: the first rows in sort order hold a full page.
-    found = await _walk(conn, f, term, limit)
+    found = await _walk(conn, f, lambda cols: _substring_test(cols, term), limit)
     if len(found) > limit:
         # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
         # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
@@ -430,21 +435,78 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         found = (await conn.execute(stmt)).all()
         total, capped = await _bounded_count(conn, [*f.where(cols, page=False), matched])
         return found, total, capped
-    # 2a. A rare term: load its few matches by id (the trigram index evaluated once, passed as
-    # one JSON parameter), then filter and sort just those. The LIMIT keeps SQLite from
-    # flattening the subquery back into a walk of a tenant or sort index.
-    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+    # 2a. A rare term: load its few matches by id, then filter and sort just those.
+    return (*await _page_among(conn, f, ids, limit), False)
+
+
+async def _page_among(conn: AsyncConnection, f: _Filters, ids: Sequence[int], limit: int
+                      ) -> tuple[Sequence[Any], int]:
+    """The page, and the exact total, among the sessions `ids` (at most RARE_MATCHES): loaded by
+    id (passed as one JSON parameter), then filtered and sorted. The LIMIT keeps SQLite from
+    flattening the subquery back into a walk of a tenant or sort index."""
+    cols = sessions.c
+    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(list(ids))))
     few = select(sessions).where(cols.id.in_(listed)).limit(RARE_MATCHES + 1).subquery()
     stmt = select(few).where(*f.where(few.c)).order_by(*f.ordered(few.c)).limit(limit + 1)
     found = (await conn.execute(stmt)).all()
     count = select(func.count()).select_from(select(few.c.id).where(*f.where(few.c, page=False)).subquery())
-    total = int((await conn.execute(count)).scalar() or 0)
-    return found, total, False
+    return found, int((await conn.execute(count)).scalar() or 0)
 
 
-async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Sequence[Any]:
+# ---- `query` on SQLite: sessions found from the index's rowids (search_index.sqlite_rowid) ------
+
+# The first QUERY_SESSIONS sessions holding the words, in id order, by one seek per session:
+# the first match at or past the next session's first rowid.
+_SESSIONS_WITH_WORDS = text(
+    "WITH RECURSIVE hit(sid) AS ("
+    f"SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search WHERE message_search MATCH :match "
+    "ORDER BY rowid LIMIT 1) "
+    f"UNION ALL SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search "
+    f"WHERE message_search MATCH :match AND rowid >= (hit.sid + 1) * {search_index.SESSION_SPAN} "
+    "ORDER BY rowid LIMIT 1) FROM hit WHERE hit.sid IS NOT NULL LIMIT :cap"
+    ") SELECT sid FROM hit WHERE sid IS NOT NULL")
+
+
+def _holds_words(match: str) -> Callable[[Any], Any]:
+    """A row test for _walk: the session has a message holding every word (a seek into its
+    rowid range)."""
+    span = search_index.SESSION_SPAN
+
+    def test(cols: Any) -> Any:
+        rowid: Any = literal_column("message_search.rowid")
+        return exists(select(literal_column("1")).select_from(table("message_search")).where(
+            text("message_search MATCH :words").bindparams(words=match),
+            rowid.between(cols.id * span, cols.id * span + (span - 1))))
+    return test
+
+
+async def _query_page(conn: AsyncConnection, f: _Filters, limit: int) -> tuple[Sequence[Any], int, bool]:
+    """SQLite `query`: exactly the first matches in sort order, by the first of three paths that
+    applies. Few sessions hold the words (at most QUERY_SESSIONS, however many messages): find
+    them all by seeking, then filter and sort them (exact total). Many do: walk the sort index
+    testing each session by a seek, stopping at the page's last match; the total is then a
+    lower bound. Else (many, none early in the sort order): the membership test over all."""
+    match = search_index.sqlite_match(list(f.words))
+    ids = (await conn.execute(_SESSIONS_WITH_WORDS, {"match": match, "cap": QUERY_SESSIONS + 1})).scalars().all()
+    unqueried = dataclasses.replace(f, query=None)
+    if len(ids) <= QUERY_SESSIONS:
+        found, total = await _page_among(conn, unqueried, ids, limit)
+        return found, total, False
+    found = await _walk(conn, unqueried, _holds_words(match), limit)
+    if len(found) > limit:
+        # At least the first QUERY_SESSIONS sessions that pass the filters match.
+        _, among = await _page_among(conn, unqueried, ids, 0)
+        return found, max(among, len(found)), True
+    cols = sessions.c
+    stmt = select(sessions).where(*f.where(cols)).order_by(*f.ordered(cols)).limit(limit + 1)
+    found = (await conn.execute(stmt)).all()
+    total, capped = await _bounded_count(conn, f.where(cols, page=False))
+    return found, total, capped
+
+
+async def _walk(conn: AsyncConnection, f: _Filters, test: Callable[[Any], Any], limit: int) -> Sequence[Any]:
     """Up to limit + 1 matches from the first SCAN_BUDGET entries of the sort index, each row
-    tested as the walk reaches it: the walk stops at the page's last match, a few rows in for a
+    tested (`test(columns)`: the search term, or a query's words) as the walk reaches it: the walk stops at the page's last match, a few rows in for a
     common term. When the budget held some matches but not a page, the walk goes on as far as
     their density says the page needs, up to WALK_ON budgets in all (a term in one session of
     a hundred, say, whose page lies just past the budget: the trigram index would have had
@@ -458,7 +520,7 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         conds = f.where(cols)
         if after is not None:
             conds.append(_beyond(f, cols, after))
-        stmt = _walk_step(f, conds, upto, term, budget, limit + 1 - len(found))
+        stmt = _walk_step(f, conds, upto, test, budget, limit + 1 - len(found))
         found += list((await conn.execute(stmt)).all())
         walked += budget
         if len(found) > limit or upto is None or not found:
@@ -469,9 +531,9 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         budget, after = math.ceil(needed * 1.25), upto
 
 
-def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term: str, budget: int,
-               wanted: int) -> Select[Any]:
-    """The first `wanted` rows matching `term` among the first `budget` of `conds` (the last of
+def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, test: Callable[[Any], Any],
+               budget: int, wanted: int) -> Select[Any]:
+    """The first `wanted` rows passing `test` among the first `budget` of `conds` (the last of
     them at `upto`), in sort order, the walk stopping at the last match. SQLite: the walk up to
     `upto` on the sort index. PostgreSQL, given that range, would rather read all of it through
     a bitmap and sort it (30-40 ms, or intersect it with the trigram index); a walk under a
@@ -479,10 +541,10 @@ def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term
     cols = sessions.c
     if f.db.is_sqlite:
         within = [] if upto is None else [~_beyond(f, cols, upto)]
-        stmt = select(sessions).where(*conds, *within, _substring_test(cols, term))
+        stmt = select(sessions).where(*conds, *within, test(cols))
         return stmt.order_by(*f.ordered(cols)).limit(wanted)
     walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
-    return select(walk).where(_substring_test(walk.c, term)).order_by(*f.ordered(walk.c)).limit(wanted)
+    return select(walk).where(test(walk.c)).order_by(*f.ordered(walk.c)).limit(wanted)
 
 
 def _beyond(f: _Filters, cols: Any, key: tuple[Any, int]) -> Any:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, tuple_
+from sqlalchemy import and_, bindparam, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope import search_words
@@ -61,7 +61,9 @@ async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[in
     if db.is_sqlite:
         params: dict[str, Any] = {"ids": json.dumps(list(session_ids)), "match": search_index.sqlite_match(list(words))}
         seqs = {sid: seq for sid, seq in (await conn.execute(_first_matches_sql(db), params)).all() if seq is not None}
-        which: Any = tuple_(messages.c.session_id, messages.c.seq).in_(list(seqs.items()))
+        # An OR of (session_id, seq) pairs, each an index probe: SQLite scans the table for a
+        # row-value IN list.
+        which: Any = or_(*(and_(messages.c.session_id == sid, messages.c.seq == seq) for sid, seq in seqs.items()))
         found = bool(seqs)
     else:
         params = {"ids": list(session_ids), "match": search_index.pg_tsquery(list(words))}
