@@ -12,6 +12,10 @@ applies, and each returns exactly the first matches in sort order:
   trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
   against the trigram matches.
+
+Query (message content, by search_words' rule) on SQLite: the sessions holding the words are
+found from the index's rowids, which name their session (_query_page); on PostgreSQL, by
+membership in the sessions of the matching index rows.
 """
 
 from __future__ import annotations
@@ -258,13 +262,11 @@ async def list_sessions(
         elif db.is_sqlite:
             found, total, capped = await _query_page(conn, filters, limit)
         else:
+            # PostgreSQL `query`: the membership test, and a total no counter holds, counted up
+            # to the cap.
             stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
             found = (await conn.execute(stmt.limit(limit + 1))).all()
-            if filters.query or has_errors:
-                # No counter holds these totals: counted, up to the cap.
-                total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
-            else:
-                total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
+            total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
         more = len(found) > limit
         found = found[:limit]
         snippet = await snippets.for_page(db, conn, [r.id for r in found], list(filters.words),
@@ -276,14 +278,6 @@ async def list_sessions(
         "total_capped": capped,
         "next_cursor": next_cursor,
     }
-
-
-async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
-                       channel: str | None, archived: str) -> int:
-    """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
-    total = (await conn.execute(_facet_total_stmt(scope.filter(facets.c.tenant, tenant), agent, channel,
-                                                  archived))).scalar()
-    return int(total or 0)
 
 
 def _facet_total_stmt(tenant_clause: Any, agent: Any, channel: Any, archived: str) -> Select[Any]:
