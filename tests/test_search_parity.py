@@ -7,6 +7,9 @@ diacritics and folded only simple case, PostgreSQL's `simple` parser lowercased 
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from sessionscope import search_words
@@ -126,3 +129,29 @@ def test_every_query_path_gives_the_first_matches_in_sort_order(rpc: RPC, budget
                     if not cursor:
                         break
                 assert got == want, (query, order, filters)
+
+
+def test_messages_moved_by_an_earlier_batch_are_found_at_their_new_place(rpc: RPC, database_url: str) -> None:
+    """OTLP batches that arrive out of order move stored messages to later seqs (store/batches.py).
+    On SQLite the index row of a message is numbered by its seq, so it must move with it: the
+    snippet shows the moved message itself, and `check` finds the index in step."""
+    from tests.test_otlp_decode import _post_json, _turn
+
+    for n in (2, 3):
+        assert _post_json(rpc, _turn(n)).status_code == 200
+    rpc("session.list", query="answer")  # SQLite indexes what is queued before a search
+    assert _post_json(rpc, _turn(0), _turn(1)).status_code == 200  # answers 2 and 3 move
+    (row,) = rpc("session.list", query="ANSWER 3")["sessions"]
+    assert row["key"] == "late" and row["snippet"]["text"] == "answer 3"
+    assert not [p for p in asyncio.run(_check(database_url)).problems if "search" in p["problem"]]
+
+
+async def _check(url: str) -> Any:
+    from sessionscope.store import open_database
+    from sessionscope.store.check import check
+
+    db = await open_database(url)
+    try:
+        return await check(db)
+    finally:
+        await db.close()
