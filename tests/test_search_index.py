@@ -213,9 +213,8 @@ def test_appends_through_a_server_are_indexed_without_a_search(dialect: str, url
 
 def test_check_finds_a_search_index_out_of_step(dialect: str, url: str) -> None:
     # (the statement that plants a ghost search row, the one that removes it)
-    ghost = {"sqlite": ("INSERT INTO message_search(rowid, content) VALUES (987654321, 'ghost')",
-                        ("INSERT INTO message_search(message_search, rowid, content) "
-                         "VALUES ('delete', 987654321, 'ghost')")),
+    ghost = {"sqlite": ("INSERT INTO message_search(rowid, words) VALUES (987654321, 'ghost')",
+                        "DELETE FROM message_search WHERE rowid = 987654321"),
              "postgresql": (("INSERT INTO message_search (message_id, session_id, document) "
                              "VALUES (987654321, 1, to_tsvector('simple', 'ghost'))"),
                             "DELETE FROM message_search WHERE message_id = 987654321")}[dialect]
@@ -303,8 +302,7 @@ def test_the_backlog_scan_reads_only_the_callers_tenants(pg_url: str) -> None:
         await append(db, "scan/1", "a shared word: grebe", tenant="scan-a")
         await append(db, "scan/2", "grebe as well", tenant="scan-b")
         async with db.read() as conn:
-            matching = search_index.postgresql_matching("grebe", ["scan-b"])
-            ids = [int(r[0]) for r in (await conn.execute(matching)).all()]
+            ids = list(await search_index.queued_matches(conn, ["grebe"], ["scan-b"]))
             mine = (await conn.execute(text("SELECT id FROM sessions WHERE tenant = 'scan-b'"))).scalar_one()
         assert ids == [mine]
         return ids

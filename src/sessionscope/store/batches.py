@@ -312,8 +312,7 @@ def _index_queued(cursor: Any, session_id: int) -> None:
     cursor.execute("SELECT id, session_id, first_seq, last_seq FROM search_backlog WHERE session_id = ?",
                    (session_id,))
     for range_id, sid, first_seq, last_seq in cursor.fetchall():
-        cursor.execute("INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
-                       "WHERE session_id = ? AND seq BETWEEN ? AND ?", (sid, first_seq, last_seq))
+        cursor.execute(search_index.SQLITE_INDEX, (sid, first_seq, last_seq))
         cursor.execute("DELETE FROM search_backlog WHERE id = ?", (range_id,))
 
 

@@ -12,16 +12,21 @@ applies, and each returns exactly the first matches in sort order:
   trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
   against the trigram matches.
+
+Query (message content, by search_words' rule) on SQLite: the sessions holding the words are
+found from the index's rowids, which name their session (_query_page); on PostgreSQL, by
+membership in the sessions of the matching index rows.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +37,7 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    exists,
     func,
     literal_column,
     select,
@@ -41,6 +47,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope import search_words
 from sessionscope.errors import InvalidParams
 from sessionscope.keys import folded_term
 from sessionscope.store import search_index, snippets, wire
@@ -59,6 +66,8 @@ WALK_ON = 4
 RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
 COUNT_SCAN = 10_000
+# A query held by at most this many sessions is "rare": they are all found, then sorted.
+QUERY_SESSIONS = 5_000
 _FTS = table("session_search", column("rowid"))
 # session.list's `archived`: hide archived sessions (the default), show only them, or both.
 ARCHIVED_FILTERS = ("exclude", "only", "include")
@@ -135,21 +144,16 @@ def _trigram_ilike(term: str) -> Any:
     return _haystack(sessions.c).like(_like_pattern(folded_term(term)), escape="\\")
 
 
-def _fts_match(query: str) -> str:
-    """SQLite: the query as FTS5 takes it, each word a quoted phrase (no FTS5 syntax)."""
-    return " ".join('"' + t.replace('"', '""') + '"' for t in query.split() if t)
-
-
-def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
-    """Full-text search over message content: sessions with at least one matching message."""
+def _query_clause(db: Database, cols: Any, words: Sequence[str], queued: Sequence[int]) -> Any:
+    """Full-text search over message content (search_words' rule): sessions with at least one
+    message holding every word."""
     if db.is_sqlite:
-        match = _fts_match(query)
         ids = text(
-            "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
+            f"SELECT {search_index.sqlite_session_of('rowid')} AS session_id FROM message_search "
             "WHERE message_search MATCH :match"
-        ).bindparams(match=match)
+        ).bindparams(match=search_index.sqlite_match(list(words)))
         return cols.id.in_(ids.columns(literal_column("session_id")))
-    return cols.id.in_(search_index.postgresql_matching(query, tenants))
+    return cols.id.in_(search_index.postgresql_matching(list(words), queued))
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,14 @@ class _Filters:
     cursor: tuple[Any, int] | None
     archived: str = "exclude"
     has_errors: bool = False
+    words: tuple[str, ...] = ()  # the query's words (search_words)
+    queued: tuple[int, ...] = ()  # PostgreSQL: sessions matched by messages not yet indexed
+
+    def tenants(self) -> list[str] | None:
+        """The tenants this call may read (None: every tenant)."""
+        if self.tenant is not None:
+            return [self.tenant]
+        return None if self.scope.tenants is None else sorted(self.scope.tenants)
 
     def indexed(self, cols: Any, *, page: bool = True) -> list[Any]:
         """The conditions on the sort indexes' own columns (tenant, agent, channel, the cursor):
@@ -193,9 +205,7 @@ class _Filters:
         if self.has_errors:
             conds.append(cols.error_count > 0)
         if self.query:
-            tenants = [self.tenant] if self.tenant is not None else (
-                None if self.scope.tenants is None else sorted(self.scope.tenants))
-            conds.append(_query_clause(self.db, cols, self.query, tenants))
+            conds.append(_query_clause(self.db, cols, self.words, self.queued))
         return conds
 
     def ordered(self, cols: Any) -> list[Any]:
@@ -226,9 +236,14 @@ async def list_sessions(
     tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived, has_errors)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
                        order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
-                       has_errors)
+                       has_errors, tuple(search_words.words(query)) if query else ())
     if not search and not filters.query:
         return await _plain_list(filters, tag, limit)
+    if filters.query and not filters.words:
+        if filters.tenant is not None:
+            scope.check(filters.tenant)
+        # Nothing to look for (only punctuation): no message holds "every word" of nothing.
+        return {"sessions": [], "total": 0, "total_capped": False, "next_cursor": None}
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -238,20 +253,24 @@ async def list_sessions(
             # plan, made without knowing the pattern: for a rare term's trigram ILIKE that plan
             # took 240 ms where the planned-for-the-value one took 40.
             await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        queued: dict[int, int] = {}
+        if filters.query and not db.is_sqlite:
+            queued = await search_index.queued_matches(conn, list(filters.words), filters.tenants())
+            filters = dataclasses.replace(filters, queued=tuple(sorted(queued)))
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)
+        elif db.is_sqlite:
+            found, total, capped = await _query_page(conn, filters, limit)
         else:
+            # PostgreSQL `query`: the membership test, and a total no counter holds, counted up
+            # to the cap.
             stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
             found = (await conn.execute(stmt.limit(limit + 1))).all()
-            if filters.query or has_errors:
-                # No counter holds these totals: counted, up to the cap.
-                total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
-            else:
-                total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
+            total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
         more = len(found) > limit
         found = found[:limit]
-        snippet = await snippets.for_page(db, conn, [r.id for r in found], filters.query,
-                                          _fts_match(filters.query)) if filters.query else {}
+        snippet = await snippets.for_page(db, conn, [r.id for r in found], list(filters.words),
+                                          queued) if filters.query else {}
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
         "sessions": [wire.session_row(r) | {"snippet": snippet.get(r.id)} for r in found],
@@ -259,14 +278,6 @@ async def list_sessions(
         "total_capped": capped,
         "next_cursor": next_cursor,
     }
-
-
-async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
-                       channel: str | None, archived: str) -> int:
-    """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
-    total = (await conn.execute(_facet_total_stmt(scope.filter(facets.c.tenant, tenant), agent, channel,
-                                                  archived))).scalar()
-    return int(total or 0)
 
 
 def _facet_total_stmt(tenant_clause: Any, agent: Any, channel: Any, archived: str) -> Select[Any]:
@@ -388,7 +399,7 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
                        ) -> tuple[Sequence[Any], int, bool]:
     cols = sessions.c
     # 1. A common term: the first rows in sort order hold a full page.
-    found = await _walk(conn, f, term, limit)
+    found = await _walk(conn, f, lambda cols: _substring_test(cols, term), limit)
     if len(found) > limit:
         # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
         # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
@@ -418,21 +429,78 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         found = (await conn.execute(stmt)).all()
         total, capped = await _bounded_count(conn, [*f.where(cols, page=False), matched])
         return found, total, capped
-    # 2a. A rare term: load its few matches by id (the trigram index evaluated once, passed as
-    # one JSON parameter), then filter and sort just those. The LIMIT keeps SQLite from
-    # flattening the subquery back into a walk of a tenant or sort index.
-    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+    # 2a. A rare term: load its few matches by id, then filter and sort just those.
+    return (*await _page_among(conn, f, ids, limit), False)
+
+
+async def _page_among(conn: AsyncConnection, f: _Filters, ids: Sequence[int], limit: int
+                      ) -> tuple[Sequence[Any], int]:
+    """The page, and the exact total, among the sessions `ids` (at most RARE_MATCHES): loaded by
+    id (passed as one JSON parameter), then filtered and sorted. The LIMIT keeps SQLite from
+    flattening the subquery back into a walk of a tenant or sort index."""
+    cols = sessions.c
+    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(list(ids))))
     few = select(sessions).where(cols.id.in_(listed)).limit(RARE_MATCHES + 1).subquery()
     stmt = select(few).where(*f.where(few.c)).order_by(*f.ordered(few.c)).limit(limit + 1)
     found = (await conn.execute(stmt)).all()
     count = select(func.count()).select_from(select(few.c.id).where(*f.where(few.c, page=False)).subquery())
-    total = int((await conn.execute(count)).scalar() or 0)
-    return found, total, False
+    return found, int((await conn.execute(count)).scalar() or 0)
 
 
-async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Sequence[Any]:
+# ---- `query` on SQLite: sessions found from the index's rowids (search_index.sqlite_rowid) ------
+
+# The first QUERY_SESSIONS sessions holding the words, in id order, by one seek per session:
+# the first match at or past the next session's first rowid.
+_SESSIONS_WITH_WORDS = text(
+    "WITH RECURSIVE hit(sid) AS ("
+    f"SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search WHERE message_search MATCH :match "
+    "ORDER BY rowid LIMIT 1) "
+    f"UNION ALL SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search "
+    f"WHERE message_search MATCH :match AND rowid >= (hit.sid + 1) * {search_index.SESSION_SPAN} "
+    "ORDER BY rowid LIMIT 1) FROM hit WHERE hit.sid IS NOT NULL LIMIT :cap"
+    ") SELECT sid FROM hit WHERE sid IS NOT NULL")
+
+
+def _holds_words(match: str) -> Callable[[Any], Any]:
+    """A row test for _walk: the session has a message holding every word (a seek into its
+    rowid range)."""
+    span = search_index.SESSION_SPAN
+
+    def test(cols: Any) -> Any:
+        rowid: Any = literal_column("message_search.rowid")
+        return exists(select(literal_column("1")).select_from(table("message_search")).where(
+            text("message_search MATCH :words").bindparams(words=match),
+            rowid.between(cols.id * span, cols.id * span + (span - 1))))
+    return test
+
+
+async def _query_page(conn: AsyncConnection, f: _Filters, limit: int) -> tuple[Sequence[Any], int, bool]:
+    """SQLite `query`: exactly the first matches in sort order, by the first of three paths that
+    applies. Few sessions hold the words (at most QUERY_SESSIONS, however many messages): find
+    them all by seeking, then filter and sort them (exact total). Many do: walk the sort index
+    testing each session by a seek, stopping at the page's last match; the total is then a
+    lower bound. Else (many, none early in the sort order): the membership test over all."""
+    match = search_index.sqlite_match(list(f.words))
+    ids = (await conn.execute(_SESSIONS_WITH_WORDS, {"match": match, "cap": QUERY_SESSIONS + 1})).scalars().all()
+    unqueried = dataclasses.replace(f, query=None)
+    if len(ids) <= QUERY_SESSIONS:
+        found, total = await _page_among(conn, unqueried, ids, limit)
+        return found, total, False
+    found = await _walk(conn, unqueried, _holds_words(match), limit)
+    if len(found) > limit:
+        # At least the first QUERY_SESSIONS sessions that pass the filters match.
+        _, among = await _page_among(conn, unqueried, ids, 0)
+        return found, max(among, len(found)), True
+    cols = sessions.c
+    stmt = select(sessions).where(*f.where(cols)).order_by(*f.ordered(cols)).limit(limit + 1)
+    found = (await conn.execute(stmt)).all()
+    total, capped = await _bounded_count(conn, f.where(cols, page=False))
+    return found, total, capped
+
+
+async def _walk(conn: AsyncConnection, f: _Filters, test: Callable[[Any], Any], limit: int) -> Sequence[Any]:
     """Up to limit + 1 matches from the first SCAN_BUDGET entries of the sort index, each row
-    tested as the walk reaches it: the walk stops at the page's last match, a few rows in for a
+    tested (`test(columns)`: the search term, or a query's words) as the walk reaches it: the walk stops at the page's last match, a few rows in for a
     common term. When the budget held some matches but not a page, the walk goes on as far as
     their density says the page needs, up to WALK_ON budgets in all (a term in one session of
     a hundred, say, whose page lies just past the budget: the trigram index would have had
@@ -446,7 +514,7 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         conds = f.where(cols)
         if after is not None:
             conds.append(_beyond(f, cols, after))
-        stmt = _walk_step(f, conds, upto, term, budget, limit + 1 - len(found))
+        stmt = _walk_step(f, conds, upto, test, budget, limit + 1 - len(found))
         found += list((await conn.execute(stmt)).all())
         walked += budget
         if len(found) > limit or upto is None or not found:
@@ -457,9 +525,9 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         budget, after = math.ceil(needed * 1.25), upto
 
 
-def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term: str, budget: int,
-               wanted: int) -> Select[Any]:
-    """The first `wanted` rows matching `term` among the first `budget` of `conds` (the last of
+def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, test: Callable[[Any], Any],
+               budget: int, wanted: int) -> Select[Any]:
+    """The first `wanted` rows passing `test` among the first `budget` of `conds` (the last of
     them at `upto`), in sort order, the walk stopping at the last match. SQLite: the walk up to
     `upto` on the sort index. PostgreSQL, given that range, would rather read all of it through
     a bitmap and sort it (30-40 ms, or intersect it with the trigram index); a walk under a
@@ -467,10 +535,10 @@ def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term
     cols = sessions.c
     if f.db.is_sqlite:
         within = [] if upto is None else [~_beyond(f, cols, upto)]
-        stmt = select(sessions).where(*conds, *within, _substring_test(cols, term))
+        stmt = select(sessions).where(*conds, *within, test(cols))
         return stmt.order_by(*f.ordered(cols)).limit(wanted)
     walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
-    return select(walk).where(_substring_test(walk.c, term)).order_by(*f.ordered(walk.c)).limit(wanted)
+    return select(walk).where(test(walk.c)).order_by(*f.ordered(walk.c)).limit(wanted)
 
 
 def _beyond(f: _Filters, cols: Any, key: tuple[Any, int]) -> Any:
