@@ -92,14 +92,16 @@ def test_the_snippet_marks_the_folded_match(stored: RPC) -> None:
     assert [snippet["text"][a:b] for a, b in snippet["highlights"]] == ["Straße"]
 
 
+@pytest.mark.parametrize("density", [0.0, 2.0], ids=["dense", "sparse"])
 @pytest.mark.parametrize("budgets", [(5000, 5000), (2, 5000), (2, 1)], ids=["few", "walk", "membership"])
-def test_every_query_path_gives_the_first_matches_in_sort_order(rpc: RPC, budgets: tuple[int, int],
+def test_every_query_path_gives_the_first_matches_in_sort_order(rpc: RPC, budgets: tuple[int, int], density: float,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Each of the query's paths (store/listing.py: all matching sessions found then sorted; a
     walk of the sort index testing each; the membership test) pages through exactly the
     matching sessions in sort order, with a total that is exact, or a bound never below the rows
-    returned."""
-    from sessionscope.store import listing
+    returned. PostgreSQL finds the sessions holding the words by the session index or by the GIN
+    index, as the query's density says (search_index.DENSE_FRACTION): both are run."""
+    from sessionscope.store import listing, search_index
 
     texts = {}
     for i in range(40):
@@ -110,6 +112,7 @@ def test_every_query_path_gives_the_first_matches_in_sort_order(rpc: RPC, budget
                                   {"role": "user", "content": f"number {i}"}], agent=("a", "b")[i % 2])
     monkeypatch.setattr(listing, "QUERY_SESSIONS", budgets[0])
     monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[1])
+    monkeypatch.setattr(search_index, "DENSE_FRACTION", density)
     for query in ["common", "EVEN", "rare", "common even", "absent"]:
         for order in ["asc", "desc"]:
             for filters in [{}, {"agent": "b"}]:

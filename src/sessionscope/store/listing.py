@@ -13,9 +13,9 @@ applies, and each returns exactly the first matches in sort order:
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
   against the trigram matches.
 
-Query (message content, by search_words' rule) on SQLite: the sessions holding the words are
-found from the index's rowids, which name their session (_query_page); on PostgreSQL, by
-membership in the sessions of the matching index rows.
+Query (message content, by search_words' rule) finds the sessions holding the words from the
+index (on SQLite its rowids name their session), then sorts those, or walks the sort index
+testing each session (_query_page).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -259,14 +260,8 @@ async def list_sessions(
             filters = dataclasses.replace(filters, queued=tuple(sorted(queued)))
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)
-        elif db.is_sqlite:
-            found, total, capped = await _query_page(conn, filters, limit)
         else:
-            # PostgreSQL `query`: the membership test, and a total no counter holds, counted up
-            # to the cap.
-            stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
-            found = (await conn.execute(stmt.limit(limit + 1))).all()
-            total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
+            found, total, capped = await _query_page(conn, filters, limit)
         more = len(found) > limit
         found = found[:limit]
         snippet = await snippets.for_page(db, conn, [r.id for r in found], list(filters.words),
@@ -439,7 +434,10 @@ async def _page_among(conn: AsyncConnection, f: _Filters, ids: Sequence[int], li
     id (passed as one JSON parameter), then filtered and sorted. The LIMIT keeps SQLite from
     flattening the subquery back into a walk of a tenant or sort index."""
     cols = sessions.c
-    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(list(ids))))
+    if f.db.is_sqlite:
+        listed: Any = select(literal_column("value")).select_from(func.json_each(json.dumps(list(ids))))
+    else:
+        listed = list(ids)
     few = select(sessions).where(cols.id.in_(listed)).limit(RARE_MATCHES + 1).subquery()
     stmt = select(few).where(*f.where(few.c)).order_by(*f.ordered(few.c)).limit(limit + 1)
     found = (await conn.execute(stmt)).all()
@@ -447,10 +445,10 @@ async def _page_among(conn: AsyncConnection, f: _Filters, ids: Sequence[int], li
     return found, int((await conn.execute(count)).scalar() or 0)
 
 
-# ---- `query` on SQLite: sessions found from the index's rowids (search_index.sqlite_rowid) ------
+# ---- `query`: the sessions holding the words, found from the index ------------------------------
 
-# The first QUERY_SESSIONS sessions holding the words, in id order, by one seek per session:
-# the first match at or past the next session's first rowid.
+# SQLite: the first QUERY_SESSIONS sessions holding the words, in id order, by one seek per
+# session: the first match at or past the next session's first rowid (search_index.sqlite_rowid).
 _SESSIONS_WITH_WORDS = text(
     "WITH RECURSIVE hit(sid) AS ("
     f"SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search WHERE message_search MATCH :match "
@@ -461,32 +459,49 @@ _SESSIONS_WITH_WORDS = text(
     ") SELECT sid FROM hit WHERE sid IS NOT NULL")
 
 
-def _holds_words(match: str) -> Callable[[Any], Any]:
-    """A row test for _walk: the session has a message holding every word (a seek into its
-    rowid range)."""
-    span = search_index.SESSION_SPAN
+def _holds_words(f: _Filters) -> Callable[[Any], Any]:
+    """A row test for _walk: the session has a message holding every word. SQLite: a seek into
+    its rowid range. PostgreSQL: a probe of its index rows, or one of the sessions matched by
+    messages not indexed yet."""
+    if f.db.is_sqlite:
+        span = search_index.SESSION_SPAN
+        match = search_index.sqlite_match(list(f.words))
 
-    def test(cols: Any) -> Any:
-        rowid: Any = literal_column("message_search.rowid")
-        return exists(select(literal_column("1")).select_from(table("message_search")).where(
-            text("message_search MATCH :words").bindparams(words=match),
-            rowid.between(cols.id * span, cols.id * span + (span - 1))))
-    return test
+        def seek(cols: Any) -> Any:
+            rowid: Any = literal_column("message_search.rowid")
+            return exists(select(literal_column("1")).select_from(table("message_search")).where(
+                text("message_search MATCH :words").bindparams(words=match),
+                rowid.between(cols.id * span, cols.id * span + (span - 1))))
+        return seek
+    indexed = table("message_search", column("session_id"))
+    query = search_index.pg_tsquery(list(f.words))
+
+    def probe(cols: Any) -> Any:
+        held = exists(select(literal_column("1")).select_from(indexed).where(
+            indexed.c.session_id == cols.id,
+            text("message_search.document @@ CAST(:words AS tsquery)").bindparams(words=query)))
+        return or_(held, cols.id.in_(list(f.queued))) if f.queued else held
+    return probe
 
 
 async def _query_page(conn: AsyncConnection, f: _Filters, limit: int) -> tuple[Sequence[Any], int, bool]:
-    """SQLite `query`: exactly the first matches in sort order, by the first of three paths that
+    """`query`: exactly the first matches in sort order, by the first of three paths that
     applies. Few sessions hold the words (at most QUERY_SESSIONS, however many messages): find
-    them all by seeking, then filter and sort them (exact total). Many do: walk the sort index
-    testing each session by a seek, stopping at the page's last match; the total is then a
-    lower bound. Else (many, none early in the sort order): the membership test over all."""
-    match = search_index.sqlite_match(list(f.words))
-    ids = (await conn.execute(_SESSIONS_WITH_WORDS, {"match": match, "cap": QUERY_SESSIONS + 1})).scalars().all()
+    them all (SQLite: one seek per session into the index's rowids; PostgreSQL:
+    search_index.postgresql_sessions_with_words), then filter and sort them (exact total). Many
+    do: walk the sort index testing each session, stopping at the page's last match; the total
+    is then a lower bound. Else (many, none early in the sort order): the membership test."""
+    if f.db.is_sqlite:
+        params = {"match": search_index.sqlite_match(list(f.words)), "cap": QUERY_SESSIONS + 1}
+        ids = list((await conn.execute(_SESSIONS_WITH_WORDS, params)).scalars().all())
+    else:
+        ids = await search_index.postgresql_sessions_with_words(conn, list(f.words), QUERY_SESSIONS + 1)
+        ids = sorted(set(ids) | set(f.queued))
     unqueried = dataclasses.replace(f, query=None)
     if len(ids) <= QUERY_SESSIONS:
         found, total = await _page_among(conn, unqueried, ids, limit)
         return found, total, False
-    found = await _walk(conn, unqueried, _holds_words(match), limit)
+    found = await _walk(conn, unqueried, _holds_words(f), limit)
     if len(found) > limit:
         # At least the first QUERY_SESSIONS sessions that pass the filters match.
         _, among = await _page_among(conn, unqueried, ids, 0)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope import search_words
@@ -25,10 +25,12 @@ SCAN_CHARS = 20_000
 CONTEXT_CHARS = 60
 
 
-def _first_matches_sql(db: Database) -> Any:
+def _first_matches_sql(db: Database, dense: bool) -> Any:
     """For a page's sessions, the first indexed message holding every word: SQLite, session id ->
     the seq of it (a seek into each session's rowid range, search_index.sqlite_rowid);
-    PostgreSQL, session id -> its message id."""
+    PostgreSQL, session id -> its message id: for a dense query, each session's first index rows
+    in order (ix_message_search_session, on (session_id, message_id)); for a sparse one, from
+    the GIN index's few matches."""
     if db.is_sqlite:
         span = search_index.SESSION_SPAN
         return text(
@@ -36,10 +38,14 @@ def _first_matches_sql(db: Database) -> Any:
             f"AND rowid BETWEEN page.value * {span} AND page.value * {span} + {span - 1} ORDER BY rowid LIMIT 1) "
             "AS seq FROM json_each(:ids) AS page"
         )
+    if dense:
+        return text(
+            "SELECT page.sid, (SELECT message_id FROM message_search WHERE session_id = page.sid "
+            "AND document @@ CAST(:match AS tsquery) ORDER BY session_id, message_id LIMIT 1) "
+            "FROM unnest(CAST(:ids AS bigint[])) AS page(sid)")
     return text(
-        "SELECT session_id, min(message_id) FROM message_search WHERE session_id IN :ids "
-        "AND document @@ CAST(:match AS tsquery) GROUP BY session_id"
-    ).bindparams(bindparam("ids", expanding=True))
+        "SELECT session_id, min(message_id) FROM message_search WHERE session_id = ANY(CAST(:ids AS bigint[])) "
+        "AND document @@ CAST(:match AS tsquery) GROUP BY session_id")
 
 
 def _window(content: str, words: Sequence[str]) -> dict[str, Any]:
@@ -60,14 +66,17 @@ async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[in
         return {}
     if db.is_sqlite:
         params: dict[str, Any] = {"ids": json.dumps(list(session_ids)), "match": search_index.sqlite_match(list(words))}
-        seqs = {sid: seq for sid, seq in (await conn.execute(_first_matches_sql(db), params)).all() if seq is not None}
+        seqs = {sid: seq for sid, seq in (await conn.execute(_first_matches_sql(db, True), params)).all()
+                if seq is not None}
         # An OR of (session_id, seq) pairs, each an index probe: SQLite scans the table for a
         # row-value IN list.
         which: Any = or_(*(and_(messages.c.session_id == sid, messages.c.seq == seq) for sid, seq in seqs.items()))
         found = bool(seqs)
     else:
         params = {"ids": list(session_ids), "match": search_index.pg_tsquery(list(words))}
-        firsts = dict((await conn.execute(_first_matches_sql(db), params)).all())
+        dense = await search_index.postgresql_dense(conn, list(words))
+        firsts = {sid: mid for sid, mid in (await conn.execute(_first_matches_sql(db, dense), params)).all()
+                  if mid is not None}
         for session_id in set(session_ids) & queued.keys():
             firsts[session_id] = min(queued[session_id], firsts.get(session_id, queued[session_id]))
         which = messages.c.id.in_(list(firsts.values()))

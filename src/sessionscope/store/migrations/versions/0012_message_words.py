@@ -11,7 +11,8 @@ different messages on the two. The index now holds the words of sessionscope.sea
   one-word phrase. Its rowid is session_id * 2^32 + seq (store.search_index.sqlite_rowid), so a
   match names its session without a join; the delete trigger deletes by that rowid, and an
   update trigger moves a message's row when its seq moves.
-- PostgreSQL: `message_search.document` holds the same words as lexemes (array_to_tsvector).
+- PostgreSQL: `message_search.document` holds the same words as lexemes (array_to_tsvector),
+  and its session index takes the message id as a second column.
 Every message is queued for the indexer again (`search_backlog`, one range per session), which
 rebuilds the index in Python's words: in the background on a running server, and before any
 search, which drains the queue first on SQLite and reads what is still queued on PostgreSQL.
@@ -47,6 +48,10 @@ def upgrade() -> None:
                    "DELETE FROM message_search WHERE rowid = old.session_id * 4294967296 + old.seq; END")
     else:
         op.execute("TRUNCATE message_search")
+        # (session_id, message_id): a session's first matching message, and the next session
+        # past one, are each read in index order (snippets, search_index's dense probes).
+        op.execute("DROP INDEX ix_message_search_session")
+        op.execute("CREATE INDEX ix_message_search_session ON message_search (session_id, message_id)")
     op.execute(REQUEUE)
 
 
@@ -65,4 +70,6 @@ def downgrade() -> None:
                    "VALUES ('delete', old.id, old.content); END")
         return
     op.execute("TRUNCATE message_search")
+    op.execute("DROP INDEX ix_message_search_session")
+    op.execute("CREATE INDEX ix_message_search_session ON message_search (session_id)")
     op.execute(REQUEUE)
