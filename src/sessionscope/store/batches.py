@@ -128,6 +128,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
         rows: list[tuple[Any, ...]] = []
         moves: list[tuple[int, int]] = []
         ranges: list[tuple[int, int, int]] = []
+        vacated: list[tuple[int]] = []  # queued ranges whose messages all moved
         runs: list[tuple[Any, ...]] = []
         earlier: list[tuple[int, int]] = []
         counters: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
@@ -148,7 +149,8 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
                     rows.append(message_row(session.id, seq, session.conversation, item))
                 seq += 1
             if fresh:
-                ranges.extend(_ranges(db, session, order, _queued_moves(cursor, db, session.id, moved)))
+                queued_moves = _queued_moves(cursor, db, session.id, moved, vacated)
+                ranges.extend(_ranges(db, session, order, queued_moves))
             new_runs = _fresh(batch.executions, stored_runs.get(session.id, set()), "exec_id")
             runs.extend((session.id, *(e[c] for c in EXECUTION_COLUMNS)) for e in new_runs)
             deltas = _deltas(fresh, new_runs, len(moved))
@@ -169,6 +171,8 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             cursor.executemany(_q("UPDATE messages SET seq = ? WHERE id = ?", db), moves)
         if rows:
             cursor.executemany(insert_sql(db), rows)
+        if vacated:
+            cursor.executemany("DELETE FROM search_backlog WHERE id = ?", vacated)
         if ranges:
             cursor.executemany(search_index.queue_statement(db), ranges)
         if runs:
@@ -277,16 +281,21 @@ def _tail(cursor: Any, db: Database, session: _Session, boundary: int, fresh: li
     return [(int(r[0]), int(r[1]), int(r[2])) for r in cursor.fetchall()]
 
 
-def _queued_moves(cursor: Any, db: Database, session_id: int, moved: list[tuple[int, int, int]]) -> set[int]:
+def _queued_moves(cursor: Any, db: Database, session_id: int, moved: list[tuple[int, int, int]],
+                  vacated: list[tuple[int]]) -> set[int]:
     """SQLite: the ids of moved messages that are still queued for the search index (their old
-    seqs in a queued range). They are queued again at their new seqs; the old ranges may stay,
-    as the seqs they leave are below next_seq and never taken again. The indexer does the FTS
-    work in the background, and FTS5 indexes each message once."""
+    seqs in a queued range). They are queued again at their new seqs, and the indexer does the
+    FTS work in the background (FTS5 indexes each message once). A queued range whose messages
+    all moved is added to `vacated`, to be dropped; one that keeps some stays as it is, as the
+    seqs it leaves are below next_seq and never taken again."""
     if not moved or not db.is_sqlite:
         return set()
-    cursor.execute("SELECT first_seq, last_seq FROM search_backlog WHERE session_id = ?", (session_id,))
+    cursor.execute("SELECT id, first_seq, last_seq FROM search_backlog WHERE session_id = ?", (session_id,))
     queued = cursor.fetchall()
-    return {m[0] for m in moved if any(first <= m[2] <= last for first, last in queued)}
+    old_seqs = {m[2] for m in moved}
+    vacated.extend((range_id,) for range_id, first, last in queued
+                   if all(seq in old_seqs for seq in range(first, last + 1)))
+    return {m[0] for m in moved if any(first <= m[2] <= last for _, first, last in queued)}
 
 
 def _fresh(items: list[dict[str, Any]], stored: set[str], key: str) -> list[dict[str, Any]]:
