@@ -30,8 +30,8 @@ async def _indexed(db: Any, key: str, word: str) -> int:
     """Search rows of `word` in the session, read from the index alone (not the queue)."""
     async with db.read() as conn:
         if db.is_sqlite:
-            sql = ("SELECT count(*) FROM message_search JOIN messages m ON m.id = message_search.rowid "
-                   "JOIN sessions s ON s.id = m.session_id WHERE message_search MATCH :w AND s.key = :k")
+            sql = (f"SELECT count(*) FROM message_search WHERE message_search MATCH :w AND "
+                   f"{search_index.sqlite_session_of('rowid')} = (SELECT id FROM sessions WHERE key = :k)")
         else:
             sql = ("SELECT count(*) FROM message_search ms JOIN sessions s ON s.id = ms.session_id "
                    "WHERE ms.document @@ plainto_tsquery('simple', :w) AND s.key = :k")

@@ -284,10 +284,10 @@ def _tail(cursor: Any, db: Database, session: _Session, boundary: int, fresh: li
 def _queued_moves(cursor: Any, db: Database, session_id: int, moved: list[tuple[int, int, int]],
                   vacated: list[tuple[int]]) -> set[int]:
     """SQLite: the ids of moved messages that are still queued for the search index (their old
-    seqs in a queued range). They are queued again at their new seqs, and the indexer does the
-    FTS work in the background (FTS5 indexes each message once). A queued range whose messages
-    all moved is added to `vacated`, to be dropped; one that keeps some stays as it is, as the
-    seqs it leaves are below next_seq and never taken again."""
+    seqs in a queued range). They are queued again at their new seqs, for the indexer to index in
+    the background (an indexed message's row moves with it, by trigger: migration 0012). A queued
+    range whose messages all moved is added to `vacated`, to be dropped; one that keeps some stays
+    as it is, as the seqs it leaves are below next_seq and never taken again."""
     if not moved or not db.is_sqlite:
         return set()
     cursor.execute("SELECT id, first_seq, last_seq FROM search_backlog WHERE session_id = ?", (session_id,))
@@ -311,8 +311,8 @@ def _fresh(items: list[dict[str, Any]], stored: set[str], key: str) -> list[dict
 def _ranges(db: Database, session: _Session, order: list[tuple[Any, ...]], queued_moves: set[int]
             ) -> list[tuple[int, int, int]]:
     """Search-index queue entries for the new messages. SQLite queues each run of new ones and
-    of moved ones not indexed yet (`queued_moves`): FTS5 must not index a row twice; PostgreSQL
-    the whole span, as its index skips messages it holds."""
+    of moved ones not indexed yet (`queued_moves`; the indexed ones' rows moved with them);
+    PostgreSQL the whole span, as its index skips messages it holds."""
     first = session.next_seq
     if db.is_sqlite:
         out, start = [], None
