@@ -169,6 +169,22 @@ def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
     assert error["code"] == -32602 and error["data"]["field"] == "messages.0.id"
 
 
+# Each of the characters keys.py forbids beside C0 controls: bidi overrides, isolates and marks.
+BIDI_AND_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+                     "\u200e", "\u200f", "\u061c", "\x1b[31m", "\x07", "\x7f"]
+
+
+@pytest.mark.parametrize("char", BIDI_AND_CONTROLS, ids=[f"U+{ord(c[0]):04X}" for c in BIDI_AND_CONTROLS])
+def test_keys_labels_and_names_refuse_bidi_overrides_and_controls(rpc: RPC, char: str) -> None:
+    bad = f"inv{char}oice.pdf"
+    fields = {"key": {"key": bad}, "label": {"label": bad}, "agent": {"agent": bad}}
+    for field, change in fields.items():
+        params = {"key": "b/ok", "agent": "a", "channel": "web", "messages": [{"role": "user", "content": "x"}]}
+        error = rpc.error("session.append", **(params | change))
+        assert error["code"] == -32602 and error["data"]["field"] == field, error
+    assert rpc("session.list")["sessions"] == []  # nothing stored under any of them
+
+
 def test_refusals_are_audited_bounded_under_the_callers_own_tenant(auth_server: Any, tenant: str) -> None:
     from sessionscope.rpc import auditing
 
