@@ -206,6 +206,18 @@ def test_refusals_are_audited_bounded_under_the_callers_own_tenant(auth_server: 
     viewer.close()
 
 
+def test_ids_and_audit_cursors_of_2_to_the_63_are_refused_not_internal_errors(auth_server: Any) -> None:
+    # The largest BIGINT is a valid (unknown) id and cursor; one more is refused naming the field.
+    assert auth_server.admin.error("token.revoke", id=2**63 - 1)["code"] == -32001
+    for params, field in (({"id": 2**63}, "id"), ({"id": 2**64 + 5}, "id")):
+        error = auth_server.admin.error("token.revoke", **params)
+        assert error["code"] == -32602 and error["data"]["field"] == field, error
+    assert auth_server.admin("audit.list", cursor=str(2**63 - 1), limit=1)["entries"] is not None
+    for cursor in (str(2**63), "9" * 19, "-1", "1e3"):
+        error = auth_server.admin.error("audit.list", cursor=cursor)
+        assert error["code"] == -32602 and error["data"]["field"] == "cursor", (cursor, error)
+
+
 def test_check_reports_non_finite_numbers_and_out_of_contract_keys(rpc: RPC) -> None:
     rpc.append("c/ok", [{"role": "user", "content": "hi"}])
     rpc("session.record", key="c/ok", execution={"model": "m", "cost_usd": 0.5})
