@@ -66,8 +66,18 @@ def encode(kind: str, value: Any, admin: str) -> tuple[bytes, Any]:
     return json.dumps(sent).encode(), sent
 
 
+def standard(sent: Any) -> bool:
+    """JSON the server's strict parser takes: no Infinity or NaN anywhere in the body."""
+    try:
+        json.dumps(sent, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def logs_in(sent: Any, admin: str) -> bool:
-    return isinstance(sent, dict) and isinstance(sent.get("token"), str) and sent["token"].strip() == admin
+    return (isinstance(sent, dict) and isinstance(sent.get("token"), str) and sent["token"].strip() == admin
+            and standard(sent))
 
 
 def test_fuzzed_login_bodies_get_a_clear_answer(auth_server: AuthServer) -> None:
