@@ -268,10 +268,11 @@ def test_a_message_past_the_tsvector_limit_is_indexed_and_blocks_nothing(pg_url:
 
 
 @pytest.mark.postgres_only
-def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str) -> None:
+def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     from sessionscope.store.check import check, format_report
+    from sessionscope.web.metrics import StoreCollector
 
-    async def scenario(db: Any) -> tuple[bool, str]:
+    async def scenario(db: Any) -> tuple[bool, str, float]:
         await append(db, "fail/1", "a cormorant that cannot be indexed", tenant="failing")
         await append(db, "fail/2", "a cormorant that can", tenant="failing")
         async with db.write() as conn:
@@ -288,12 +289,17 @@ def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str) -> None:
         assert await search_index.set_aside(db) == 1
         assert await found(db, "cormorant", tenant="failing") == ["fail/2"]
         report = await check(db, tenant="failing")
+        collector = StoreCollector()  # the metric a dashboard alerts on
+        await collector.refresh(db)
+        gauge = {m.name: m.samples[0].value for m in collector.collect()}["sessionscope_search_ranges_set_aside"]
         async with db.write() as conn:
             await conn.execute(text("DELETE FROM search_failed"))
-        return report.ok, format_report(report)
+        return report.ok, format_report(report), gauge
 
-    ok, report = run(pg_url, scenario)
+    ok, report, gauge = run(pg_url, scenario)
     assert not ok and "set aside" in report
+    assert gauge == 1
+    assert any("set aside" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
 
 
 @pytest.mark.postgres_only
