@@ -169,9 +169,10 @@ def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
     assert error["code"] == -32602 and error["data"]["field"] == "messages.0.id"
 
 
-# Each of the characters keys.py forbids beside C0 controls: bidi overrides, isolates and marks.
+# Each of the characters keys.py forbids beside C0 controls: bidi overrides, isolates and marks;
+# and C1 controls (U+0080-U+009F), among them U+009B, the one-byte CSI that starts ANSI codes.
 BIDI_AND_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
-                     "\u200e", "\u200f", "\u061c", "\x1b[31m", "\x07", "\x7f"]
+                     "\u200e", "\u200f", "\u061c", "\x1b[31m", "\x07", "\x7f", "\x80", "\x9b31m", "\x9f"]
 
 
 @pytest.mark.parametrize("char", BIDI_AND_CONTROLS, ids=[f"U+{ord(c[0]):04X}" for c in BIDI_AND_CONTROLS])

@@ -146,7 +146,10 @@ def test_messages_moved_by_an_earlier_batch_are_found_at_their_new_place(rpc: RP
     assert _post_json(rpc, _turn(0), _turn(1)).status_code == 200  # answers 2 and 3 move
     (row,) = rpc("session.list", query="ANSWER 3")["sessions"]
     assert row["key"] == "late" and row["snippet"]["text"] == "answer 3"
-    assert not [p for p in asyncio.run(_check(database_url)).problems if "search" in p["problem"]]
+    # (A range "still queued" may be one the test server's own indexer holds at that moment.)
+    index_problems = ("does not match", "neither indexed", "belong to no message")
+    assert not [p for p in asyncio.run(_check(database_url)).problems
+                if any(words in p["problem"] for words in index_problems)]
 
 
 async def _check(url: str) -> Any:

@@ -14,7 +14,8 @@ BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u
 
 
 # One regex scan in C: a per-character Python test was a quarter of an OTLP request's validation.
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f" + "".join(sorted(BIDI)) + "]")
+# C0, DEL and C1 (U+0080-U+009F, whose U+009B is a one-byte CSI: an ANSI escape to a terminal).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(BIDI)) + "]")
 
 
 def folded_identity(key: str, agent: str, channel: str) -> str:
