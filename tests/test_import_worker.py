@@ -94,17 +94,17 @@ def test_only_big_inputs_start_a_worker(tmp_path: Path, monkeypatch: pytest.Monk
     assert result.stats.messages > 0
 
 
-def test_the_worker_prepares_so_the_importing_process_only_writes(database_url_factory: Any, dialect: str,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Token counting, ids and execution prices are the worker's: the importing process, which
-    also writes, was the slower of the two while it prepared (issue 15)."""
+def test_the_worker_prepares_all_but_the_counts(database_url_factory: Any, dialect: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids, times and execution prices are the worker's; the importing process counts tokens
+    and writes. When it prepared everything it was the slower of the two (issue 15)."""
     from sessionscope.store import appends, executions
 
     def not_here(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the importing process prepared records")
 
-    monkeypatch.setattr(appends, "count_message_tokens", not_here)
-    monkeypatch.setattr(executions, "cost_usd", not_here)
+    for module, name in ((appends, "prepare_messages"), (appends, "prepare_uncounted"), (executions, "cost_usd")):
+        monkeypatch.setattr(module, name, not_here, raising=False)
     backend = connect(database_url_factory(dialect, "worker-prepares"), None, None, create=True)
     assert isinstance(backend, LocalBackend)
     result = backend.import_in_worker(str(FIXTURES / "claude-code"), "claude-code", None)

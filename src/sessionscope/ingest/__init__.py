@@ -220,16 +220,29 @@ async def ingest_blocks(target: Any, scope: Scope, blocks: Iterable[tuple[dict[s
 
 @dataclass
 class Prepared:
-    """A chunk of one session's records as the store writes them, and how many records it holds."""
+    """A chunk of one session's records as the store writes them, and how many records it holds.
+
+    `uncounted` are the texts of its messages still to count with o200k_base (prepared_chunk
+    with count=False), in order; `counted_runs` fills them in."""
 
     runs: list[block_store.Run]
     records: int
+    uncounted: list[str] = field(default_factory=list)
+
+    def counted_runs(self) -> list[block_store.Run]:
+        if self.uncounted:
+            appends.count_into((m for run in self.runs if run.kind == "messages" for m in run.rows), self.uncounted)
+            self.uncounted = []
+        return self.runs
 
 
 async def _counted(chunks: AsyncIterator[Prepared], progress: Callable[[int], None] | None
                    ) -> AsyncIterator[list[block_store.Run]]:
     async for chunk in chunks:
-        yield chunk.runs
+        if sum(map(len, chunk.uncounted)) > TOKENIZE_INLINE_CHARS:
+            yield await asyncio.to_thread(chunk.counted_runs)
+        else:
+            yield chunk.counted_runs()
         if progress:  # the store asks for the next chunk once this one is written
             progress(chunk.records)
 
@@ -320,10 +333,17 @@ async def _prepared_here(block: Iterator[dict[str, Any]], keep_tokens: bool) -> 
         yield await _prepared(chunk)
 
 
-def prepared_chunk(chunk: list[dict[str, Any]]) -> Prepared:
+def prepared_chunk(chunk: list[dict[str, Any]], *, count: bool = True) -> Prepared:
     """A validated chunk (validated_chunks) as the store writes it (CPU work, before the
-    transaction): messages with ids, times and o200k_base counts, executions priced."""
-    return Prepared(_as_runs(chunk), len(chunk))
+    transaction): messages with ids, times and o200k_base counts, executions priced. With
+    `count` False the counts are left to Prepared.counted_runs."""
+    messages = [r for r in chunk if r["type"] == "message"]
+    _arguments_as_text(messages)
+    rows, texts = appends.prepare_uncounted(messages, now_ms()) if messages else ([], [])
+    prepared = Prepared(_as_runs(chunk, rows), len(chunk), texts)
+    if count:
+        prepared.counted_runs()
+    return prepared
 
 
 async def _prepared(chunk: list[dict[str, Any]]) -> Prepared:
@@ -364,12 +384,11 @@ async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return _prepare_now(messages)
 
 
-def _as_runs(records: list[dict[str, Any]]) -> list[block_store.Run]:
-    """A validated chunk as the store's runs: consecutive messages together (through
-    _prepare_now), executions last (they are not seq-ordered), compactions and resets where
-    they stand."""
-    messages = [r for r in records if r["type"] == "message"]
-    ready = iter(_prepare_now(messages) if messages else ())
+def _as_runs(records: list[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[block_store.Run]:
+    """A validated chunk as the store's runs: consecutive messages together (`prepared` are its
+    messages through prepare_messages), executions last (they are not seq-ordered), compactions
+    and resets where they stand."""
+    ready = iter(prepared)
     runs: list[block_store.Run] = []
     executions: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []

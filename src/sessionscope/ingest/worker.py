@@ -5,10 +5,12 @@ source lines, validating each record (ingest/models.py) and preparing it (o200k_
 ids, times, execution prices). One Python process did all of it under one GIL, so the store
 waited while the parser ran. Here a spawned process runs the importer and the ingest service's
 own validation and preparation (`session_blocks`, `validated_chunks`, `prepared_chunk`: the same
-functions, not a copy) and hands the prepared chunks to the importing process, which only writes
-them (`ingest_blocks`). When the importing process prepared as well, it was the slower of the
-two (on 200,000 Claude Code messages 7.0 s of CPU against the worker's 5.3), and the worker
-waited on its full queue.
+functions, not a copy) and hands the prepared chunks to the importing process, which counts
+their tokens and writes them (`ingest_blocks`). The split is where the two came out about
+even, measured on 200,000 Claude Code messages (CPU seconds, importing process / worker): with
+the importing process preparing, 7.0 / 5.3 (the worker waited on its full queue); with the
+worker preparing everything, 4.0 / 7.3 (the writer waited); with the worker preparing all but
+the o200k_base counts, 5.5 / 5.9.
 
 Memory stays flat: the queue between them holds at most QUEUE_CHUNKS chunks of ingest.CHUNK
 records, and the worker waits when it is full. A failure in the worker (a malformed file, a
@@ -101,7 +103,8 @@ class PreparedFiles:
         return message
 
     def blocks(self) -> Iterator[tuple[dict[str, Any], AsyncIterator[Any]]]:
-        """(session header, its chunks as the worker prepared them), as ingest_blocks takes them."""
+        """(session header, its chunks as the worker prepared them), as ingest_blocks takes them
+        (it counts their tokens)."""
         while (message := self._peek())[0] == "session":
             self._take()
             yield message[1], self._chunks()
@@ -122,7 +125,7 @@ def _work(out: Any, path: str, fmt: str, keep_tokens: bool) -> None:
         for header, block in session_blocks(records):
             out.put(("session", header))
             for chunk in validated_chunks(block, keep_tokens=keep_tokens):
-                out.put(("chunk", prepared_chunk(chunk)))
+                out.put(("chunk", prepared_chunk(chunk, count=False)))
         out.put(("end", result))
     except BaseException as exc:  # noqa: BLE001 - every failure is the importing process's to raise
         out.put(("error", _portable(exc)))
