@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+from sessionscope import tokenizer
 from sessionscope.errors import SessionscopeError
 
 # Below this much source text a worker's start (a new interpreter importing the ingest service,
@@ -68,6 +69,9 @@ class PreparedFiles:
         self._process = context.Process(target=_work, args=(self._queue, str(path), fmt, keep_tokens),
                                         name="sessionscope-import-reader", daemon=True)
         self._process.start()
+        # This process counts the tokens: it loads the encoder (a quarter of a second) while the
+        # worker starts, instead of after the first chunk came.
+        tokenizer.encoder()
         self._next: tuple[Any, ...] | None = None
         self.result: Any = None
 
