@@ -92,3 +92,24 @@ def test_only_big_inputs_start_a_worker(tmp_path: Path, monkeypatch: pytest.Monk
     backend.close()
     assert started == [str(small)]
     assert result.stats.messages > 0
+
+
+def test_the_worker_prepares_all_but_the_counts(database_url_factory: Any, dialect: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ids, times and execution prices are the worker's; the importing process counts tokens
+    and writes. When it prepared everything it was the slower of the two (issue 15)."""
+    from sessionscope.store import appends, executions
+
+    def not_here(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the importing process prepared records")
+
+    for module, name in ((appends, "prepare_messages"), (appends, "prepare_uncounted"), (executions, "cost_usd")):
+        monkeypatch.setattr(module, name, not_here, raising=False)
+    backend = connect(database_url_factory(dialect, "worker-prepares"), None, None, create=True)
+    assert isinstance(backend, LocalBackend)
+    result = backend.import_in_worker(str(FIXTURES / "claude-code"), "claude-code", None)
+    monkeypatch.undo()
+    listed = backend.call("session.list", {"limit": 10})["sessions"]
+    backend.close()
+    assert result.stats.messages > 0 and result.stats.executions > 0
+    assert all(s["total_tokens"] > 0 for s in listed if s["message_count"])

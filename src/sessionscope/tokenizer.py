@@ -76,5 +76,9 @@ def message_text(message: Mapping[str, Any]) -> str:
 
 
 def count_message_tokens(messages: Sequence[Mapping[str, Any]]) -> list[int]:
-    counts = count_many([message_text(m) for m in messages])
-    return [n + MESSAGE_OVERHEAD_TOKENS for n in counts]
+    return count_texts([message_text(m) for m in messages])
+
+
+def count_texts(texts: Sequence[str]) -> list[int]:
+    """The counts of messages whose texts (message_text) are `texts`, framing included."""
+    return [n + MESSAGE_OVERHEAD_TOKENS for n in count_many(texts)]

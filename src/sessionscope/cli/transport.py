@@ -14,7 +14,7 @@ from typing import Any
 import sessionscope.rpc.methods  # noqa: F401 - registers the methods
 from sessionscope.client import Client, error_from
 from sessionscope.errors import SessionscopeError
-from sessionscope.importers import ImportResult, Tally, iter_records, without_skipped
+from sessionscope.importers import ImportResult, read_records
 from sessionscope.ingest import ImportStats, ingest_blocks, ingest_records, worker
 from sessionscope.rpc import protocol
 from sessionscope.rpc.registry import ADMIN, Caller, Context
@@ -132,8 +132,7 @@ def import_files(backend: LocalBackend | RemoteBackend, path: str, fmt: str, ten
     read in a worker process (ingest/worker.py); anything else in this one."""
     if isinstance(backend, LocalBackend) and worker.worth_a_worker(path):
         return backend.import_in_worker(path, fmt, tenant, progress)
-    result = ImportResult(stats=None, tally=Tally())
-    records = without_skipped(iter_records(path, fmt, result.tally), result)
+    result, records = read_records(path, fmt)
     result.stats = backend.import_records(records, tenant, progress)
     return result
 

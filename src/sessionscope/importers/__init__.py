@@ -32,6 +32,7 @@ __all__ = [
     "format_tally",
     "import_path",
     "iter_records",
+    "read_records",
 ]
 
 FORMATS = ("openclaw", "claude-code", "codex", "jsonl")
@@ -164,6 +165,14 @@ def without_skipped(records: Iterable[Record | Skipped], result: ImportResult) -
         yield record
 
 
+def read_records(path: str | os.PathLike[str], format: str | None = None) -> tuple[ImportResult, Iterator[Record]]:
+    """The records at ``path`` (iter_records without the unreadable lines), and the ImportResult
+    that counts them as they are read: its tally, its skipped lines; its ``stats`` are the
+    writer's to fill in. Every import path (in process, in a worker, over RPC) reads this way."""
+    result = ImportResult(stats=None, tally=Tally())
+    return result, without_skipped(iter_records(path, format, result.tally), result)
+
+
 async def import_path(target: Any, scope: Any, path: str | os.PathLike[str], format: str | None = None, *,
                       tenant: str | None = None, progress: Callable[[int], None] | None = None) -> ImportResult:
     """Import every transcript at ``path`` through the ingest service; see ImportResult.
@@ -171,8 +180,7 @@ async def import_path(target: Any, scope: Any, path: str | os.PathLike[str], for
     ``target`` is a Database or the server's Services, as for ``ingest_records``."""
     from sessionscope.ingest import ingest_records
 
-    result = ImportResult(stats=None, tally=Tally())
-    records = without_skipped(iter_records(path, format, result.tally), result)
+    result, records = read_records(path, format)
     result.stats = await ingest_records(target, scope, records, source="import", tenant=tenant, progress=progress)
     return result
 

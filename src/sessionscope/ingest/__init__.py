@@ -46,6 +46,7 @@ from sessionscope.ingest.models import (
 from sessionscope.store import appends, audit, search_index
 from sessionscope.store import transfer as block_store
 from sessionscope.store.database import Database
+from sessionscope.store.executions import prepare_execution
 from sessionscope.store.scope import Scope
 from sessionscope.web import metrics
 
@@ -219,16 +220,29 @@ async def ingest_blocks(target: Any, scope: Scope, blocks: Iterable[tuple[dict[s
 
 @dataclass
 class Prepared:
-    """A chunk of one session's records as the store writes them, and how many records it holds."""
+    """A chunk of one session's records as the store writes them, and how many records it holds.
+
+    `uncounted` are the texts of its messages still to count with o200k_base (prepared_chunk
+    with count=False), in order; `counted_runs` fills them in."""
 
     runs: list[block_store.Run]
     records: int
+    uncounted: list[str] = field(default_factory=list)
+
+    def counted_runs(self) -> list[block_store.Run]:
+        if self.uncounted:
+            appends.count_into((m for run in self.runs if run.kind == "messages" for m in run.rows), self.uncounted)
+            self.uncounted = []
+        return self.runs
 
 
 async def _counted(chunks: AsyncIterator[Prepared], progress: Callable[[int], None] | None
                    ) -> AsyncIterator[list[block_store.Run]]:
     async for chunk in chunks:
-        yield chunk.runs
+        if sum(map(len, chunk.uncounted)) > TOKENIZE_INLINE_CHARS:
+            yield await asyncio.to_thread(chunk.counted_runs)
+        else:
+            yield chunk.counted_runs()
         if progress:  # the store asks for the next chunk once this one is written
             progress(chunk.records)
 
@@ -290,7 +304,7 @@ def _header(batch: SessionBatch) -> block_store.Header:
 
 
 async def _single(items: list[dict[str, Any]]) -> AsyncIterator[list[block_store.Run]]:
-    yield await _runs(items)
+    yield (await _prepared(items)).runs
 
 
 def _without_tokens(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -316,12 +330,26 @@ def validated_chunks(block: Iterable[dict[str, Any]], *, keep_tokens: bool) -> I
 
 async def _prepared_here(block: Iterator[dict[str, Any]], keep_tokens: bool) -> AsyncIterator[Prepared]:
     for chunk in validated_chunks(block, keep_tokens=keep_tokens):
-        yield await prepared_chunk(chunk)
+        yield await _prepared(chunk)
 
 
-async def prepared_chunk(chunk: list[dict[str, Any]]) -> Prepared:
-    """A validated chunk (validated_chunks) prepared for the store."""
-    return Prepared(await _runs(chunk), len(chunk))
+def prepared_chunk(chunk: list[dict[str, Any]], *, count: bool = True) -> Prepared:
+    """A validated chunk (validated_chunks) as the store writes it (CPU work, before the
+    transaction): messages with ids, times and o200k_base counts, executions priced. With
+    `count` False the counts are left to Prepared.counted_runs."""
+    messages = [r for r in chunk if r["type"] == "message"]
+    _arguments_as_text(messages)
+    rows, texts = appends.prepare_uncounted(messages, now_ms()) if messages else ([], [])
+    prepared = Prepared(_as_runs(chunk, rows), len(chunk), texts)
+    if count:
+        prepared.counted_runs()
+    return prepared
+
+
+async def _prepared(chunk: list[dict[str, Any]]) -> Prepared:
+    if _text_size(chunk) > TOKENIZE_INLINE_CHARS:
+        return await asyncio.to_thread(prepared_chunk, chunk)
+    return prepared_chunk(chunk)
 
 
 def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
@@ -333,11 +361,11 @@ def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
                 call["arguments"] = jsontext.compact(call["arguments"])
 
 
-def _text_size(messages: list[dict[str, Any]]) -> int:
+def _text_size(records: list[dict[str, Any]]) -> int:
     """About the characters the tokenizer will read (the hot path builds no strings for it)."""
     size = 0
-    for m in messages:
-        if m.get("tokens") is None:
+    for m in records:
+        if m.get("tokens") is None and m.get("type", "message") == "message":
             size += len(m.get("content") or "")
             for call in m.get("tool_calls") or ():
                 size += len(call.get("arguments") or "") + len(call.get("name") or "")
@@ -356,15 +384,10 @@ async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return _prepare_now(messages)
 
 
-async def _runs(records: list[dict[str, Any]]) -> list[block_store.Run]:
-    messages = [r for r in records if r["type"] == "message"]
-    return _as_runs(records, await _prepare(messages) if messages else [])
-
-
 def _as_runs(records: list[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[block_store.Run]:
-    """A validated chunk as the store's runs: consecutive messages together, executions last
-    (they are not seq-ordered), compactions and resets where they stand. `prepared` are its
-    messages through _prepare_now."""
+    """A validated chunk as the store's runs: consecutive messages together (`prepared` are its
+    messages through prepare_messages), executions last (they are not seq-ordered), compactions
+    and resets where they stand."""
     ready = iter(prepared)
     runs: list[block_store.Run] = []
     executions: list[dict[str, Any]] = []
@@ -383,7 +406,7 @@ def _as_runs(records: list[dict[str, Any]], prepared: list[dict[str, Any]]) -> l
             pending.append(next(ready))
             originals.append(record)
         elif kind == "execution":
-            executions.append(record)
+            executions.append(prepare_execution(record))
         elif kind in ITEM_TYPES:
             close_messages()
             runs.append(block_store.Run(kind, [record]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,24 +24,34 @@ from sessionscope.store import search_index
 from sessionscope.store import sessions as session_store
 from sessionscope.store.database import Database
 from sessionscope.store.schema import EVENT_KIND
-from sessionscope.tokenizer import count_message_tokens
+from sessionscope.tokenizer import count_texts, message_text
 
 PREVIEW_CHARS = 200
 OUTPUT_ROLES = frozenset({"assistant"})
 
 
 def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> list[dict[str, Any]]:
-    """Normalise a batch before the write transaction: ids, times and token counts (CPU work).
+    """Normalise a batch before the write transaction: ids, times and token counts (CPU work)."""
+    prepared, texts = prepare_uncounted(batch, received_at)
+    count_into(prepared, texts)
+    return prepared
+
+
+def prepare_uncounted(batch: Sequence[Mapping[str, Any]], received_at: int
+                      ) -> tuple[list[dict[str, Any]], list[str]]:
+    """prepare_messages but for the o200k_base counts, which may be left to another process
+    (ingest/worker.py): a message that needs one keeps `tokens` None, and its text
+    (tokenizer.message_text) is in the second list, in order, for count_into.
 
     An event message (a source record kept for the record) is no context: it counts 0 tokens."""
-    if any(m.get("message_kind") == EVENT_KIND for m in batch):
-        batch = [dict(m, tokens=0) if m.get("message_kind") == EVENT_KIND else m for m in batch]
-    missing = [m for m in batch if m.get("tokens") is None]
-    counts = iter(count_message_tokens(missing)) if missing else iter(())
+    texts: list[str] = []
     prepared = []
     for m in batch:
         ts = m.get("timestamp")
         calls = m.get("tool_calls") or None
+        tokens = 0 if m.get("message_kind") == EVENT_KIND else m.get("tokens")
+        if tokens is None:
+            texts.append(message_text(m))
         prepared.append({
             "msg_id": m.get("id") or uuid.uuid4().hex,
             "role": m["role"],
@@ -52,7 +62,7 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "tool_name": m.get("tool_name"),
             "is_error": bool(m.get("is_error")),
             "ts": parse_client_time(ts, "timestamp", ts if isinstance(ts, int) and ts else received_at),
-            "tokens": int(m["tokens"]) if m.get("tokens") is not None else next(counts),
+            "tokens": None if tokens is None else int(tokens),
             # The parts beside the text (docs/item-model.md); inline, as this runs per message.
             "reasoning": m.get("reasoning") or None,
             "reasoning_tokens": int(rt) if (rt := m.get("reasoning_tokens")) is not None else None,
@@ -60,7 +70,18 @@ def prepare_messages(batch: Sequence[Mapping[str, Any]], received_at: int) -> li
             "stop_reason": m.get("stop_reason") or None,
             "attachments": jsontext.compact(att) if (att := m.get("attachments")) else None,
         })
-    return prepared
+    return prepared, texts
+
+
+def count_into(prepared: Iterable[dict[str, Any]], texts: Sequence[str]) -> None:
+    """Fill the counts prepare_uncounted left out: `texts` are those of its messages whose
+    `tokens` is None, in their order."""
+    if not texts:
+        return
+    counts = iter(count_texts(texts))
+    for m in prepared:
+        if m["tokens"] is None:
+            m["tokens"] = next(counts)
 
 
 def raw_copies(batch: Sequence[Mapping[str, Any]], prepared: list[dict[str, Any]]) -> list[tuple[str, str]]:

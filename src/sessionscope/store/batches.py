@@ -1,4 +1,5 @@
-"""Many sessions' messages and executions in one write transaction (the OTLP receiver's path).
+"""Many sessions' messages and executions in one write transaction (the OTLP receiver's path),
+and one session's executions inside an import's transaction (`store_executions`).
 
 One OTLP export request carries spans of hundreds of sessions. A transaction per session cost
 a dozen driver round trips each, which was most of the receiver's time; here a request is one
@@ -176,9 +177,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
         if ranges:
             cursor.executemany(search_index.queue_statement(db), ranges)
         if runs:
-            columns = ("session_id", *EXECUTION_COLUMNS)
-            cursor.executemany(_q(f"INSERT INTO executions ({', '.join(columns)}) VALUES "
-                                  f"({', '.join('?' * len(columns))})", db), runs)
+            cursor.executemany(_execution_insert(db), runs)
         sql = _sql(db)
         for (statement, params), changes in ((sql.counters, counters[True]), (sql.run_counters, counters[False])):
             if changes:
@@ -188,6 +187,32 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
         return out
     finally:
         cursor.close()
+
+
+def store_executions(dbapi: Any, db: Database, session_id: int, prepared: list[dict[str, Any]]) -> int:
+    """One session's prepared executions, inside the caller's transaction on its driver
+    connection (the block writer's, store/transfer.py): ids stored already or repeated are
+    skipped, and the session's counters move by the new ones. Returns how many were new."""
+    cursor = dbapi.cursor()
+    try:
+        stored = _stored_ids(cursor, db, [(session_id, None, [e["exec_id"] for e in prepared])], "executions",
+                             "exec_id")
+        fresh = _fresh(prepared, stored.get(session_id, set()), "exec_id")
+        if fresh:
+            cursor.executemany(_execution_insert(db), [(session_id, *(e[c] for c in EXECUTION_COLUMNS))
+                                                       for e in fresh])
+            statement, params = _sql(db).run_counters
+            values = {f"d_{k}": v for k, v in _deltas([], fresh, 0).items()} | {"session_id": session_id}
+            cursor.execute(statement, tuple(values[name] for name in params))
+        return len(fresh)
+    finally:
+        cursor.close()
+
+
+@functools.lru_cache(maxsize=4)
+def _execution_insert(db: Database) -> str:
+    columns = ("session_id", *EXECUTION_COLUMNS)
+    return _q(f"INSERT INTO executions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})", db)
 
 
 def _find(cursor: Any, db: Database, tenant: str, keys: list[str]) -> dict[str, _Session]:

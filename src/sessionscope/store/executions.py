@@ -68,40 +68,6 @@ async def insert_execution(conn: Any, db: Database, row: Any, prepared: dict[str
     return True
 
 
-async def insert_executions(conn: Any, row: Any, prepared: list[dict[str, Any]]) -> int:
-    """Store many executions with one insert and one counter update; ids already stored are skipped.
-
-    Imports carry an execution per model call, interleaved with messages; writing them in
-    batches keeps the message runs long and the import fast.
-    """
-    ids = list({p["exec_id"] for p in prepared})
-    existing: set[str] = set()
-    for start in range(0, len(ids), 500):
-        found = await conn.execute(select(executions.c.exec_id).where(
-            executions.c.session_id == row.id, executions.c.exec_id.in_(ids[start:start + 500])))
-        existing.update(found.scalars())
-    fresh: list[dict[str, Any]] = []
-    for p in prepared:
-        if p["exec_id"] not in existing:
-            existing.add(p["exec_id"])
-            fresh.append(p)
-    if not fresh:
-        return 0
-    await conn.execute(executions.insert(), [{"session_id": row.id, **p} for p in fresh])
-    await session_store.bump(
-        conn, row.id,
-        {
-            "executions": len(fresh),
-            "exec_input_tokens": sum(p["input_tokens"] for p in fresh),
-            "exec_output_tokens": sum(p["output_tokens"] for p in fresh),
-            "cache_read_tokens": sum(p["cache_read_tokens"] for p in fresh),
-            "cache_write_tokens": sum(p["cache_write_tokens"] for p in fresh),
-            "cost_usd": sum(p["cost_usd"] or 0.0 for p in fresh),
-        },
-    )
-    return len(fresh)
-
-
 async def record(
     db: Database, scope: Scope, key: str, execution: dict[str, Any], *, tenant: str | None = None
 ) -> dict[str, Any]:

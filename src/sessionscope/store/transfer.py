@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sessionscope.clock import now_ms, parse_rfc3339, to_rfc3339
 from sessionscope.errors import InvalidParams, NotFound, SessionscopeError
+from sessionscope.store import batches as store_batches
 from sessionscope.store import sessions as session_store
 from sessionscope.store import wire
 from sessionscope.store.appends import ID_CHUNK, insert_messages
 from sessionscope.store.database import Database, inserted_id
-from sessionscope.store.executions import insert_executions, prepare_execution
 from sessionscope.store.schema import compactions, executions, messages, resets, sessions
 from sessionscope.store.scope import Scope
 from sessionscope.tokenizer import MESSAGE_OVERHEAD_TOKENS, count_tokens
@@ -173,7 +173,7 @@ class Header:
 class Run:
     """Consecutive records of one kind, as the ingest service prepared them: "messages"
     (prepare_messages dicts, with `raws` their client copies), "compaction" or "reset" (one
-    validated record), "executions" (validated records)."""
+    validated record), "executions" (prepare_execution dicts)."""
 
     kind: str
     rows: list[dict[str, Any]]
@@ -232,8 +232,8 @@ class _SessionWriter:
                 self.out["appended"] += result["appended"]
                 self.out["duplicates"] += result["duplicates"]
         elif run.kind == "executions":
-            prepared = [prepare_execution(record) for record in run.rows]
-            self.out["executions"] += await insert_executions(self.conn, await self._row(), prepared)
+            self.out["executions"] += await self.db.run_on_driver(self.conn, store_batches.store_executions, self.db,
+                                                                  self.session_id, run.rows)
         elif run.kind == "reset":
             await self._reset(run.rows[0])
         elif run.kind == "compaction":
