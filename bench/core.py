@@ -70,10 +70,19 @@ def store_files(url: str) -> list[Path]:
 
 def evict(url: str) -> None:
     """Drop the store's pages from the caches, so the next read comes from the disk (as the first
-    search of a term did after other work, 3-7 s on the 1M-session store). SQLite: the OS page
-    cache of its files. PostgreSQL: see _evict_postgresql."""
+    search of a term did after other work, 3-7 s on the 1M-session store). SQLite: the server's
+    own page caches and the OS page cache of its files. PostgreSQL: see _evict_postgresql."""
     if not url.startswith("sqlite"):
         asyncio.run(_evict_postgresql())
+        return
+    import sqlite3
+
+    # The server's connections keep 16 MiB of pages each, which the OS cannot drop: a change
+    # made by another connection (an unused header field rewritten) makes them drop theirs.
+    with contextlib.closing(sqlite3.connect(url.split("///", 1)[1], timeout=60)) as conn:
+        conn.execute(f"PRAGMA user_version = {conn.execute('PRAGMA user_version').fetchone()[0]}")
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for path in store_files(url):
         _drop_from_page_cache(path)
 

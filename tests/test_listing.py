@@ -3,11 +3,14 @@ exactly the first matches in sort order, the same as filtering the whole table."
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from sessionscope.store import listing
+from sessionscope.store import Scope, listing, open_database
 from tests.conftest import RPC
 
 AGENTS = ["main", "support", "ops-bot"]
@@ -120,3 +123,36 @@ def test_search_folds_case_like_python_casefold_on_both_databases(rpc: RPC, budg
         by_python = sorted(k for k, label in UNICODE_SESSIONS.items()
                            if term.casefold() in f"{k} main web {label or ''}".casefold())
         assert got == by_python, term
+
+
+async def _search_plans(url: str, tenant: str, term: str) -> list[str]:
+    """SQLite's query plan of every statement one search of the default list ran."""
+    db = await open_database(url, migrate=False)
+    ran: list[tuple[str, Any]] = []
+    try:
+        def record(conn: Any, cursor: Any, sql: str, params: Any, *_: Any) -> None:
+            if sql.lstrip().upper().startswith("SELECT"):
+                ran.append((sql, params))
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        await listing.list_sessions(db, Scope.everything(), tenant=tenant, search=term, limit=5)
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        async with db.engine.connect() as conn:
+            return [row[3] for sql, params in ran
+                    for row in (await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)).all()]
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("term", ["support", "topic:3", "-100042"], ids=["common", "walk-on", "rare"])
+def test_default_list_search_walks_index_pages_only(rpc: RPC, dialect: str, term: str) -> None:
+    """Cold-cache tails (issue 19): each session the walk or the count tested was a read of its
+    row, a random page on a cold cache (10,000 of them for a count). The walk and the count read
+    the covering ix_sessions_search_walk; rows are read by id for the page alone."""
+    if dialect != "sqlite":
+        pytest.skip("SQLite's plans; PostgreSQL has no such index (see migration 0013)")
+    seed(rpc)
+    plans = asyncio.run(_search_plans(rpc.database_url, rpc.tenant, term))
+    row_reads = [p for p in plans if re.match(r"(SCAN|SEARCH) sessions USING INDEX", p)]
+    assert row_reads == [], plans
+    assert any("COVERING INDEX ix_sessions_search_walk" in p for p in plans), plans

@@ -14,7 +14,7 @@ from sessionscope.store.schema import metadata
 # Search structures are created by raw SQL in the migrations (FTS5 tables, expression indexes);
 # SQLAlchemy's metadata does not describe them.
 SEARCH_OBJECTS = ("session_search", "message_search", "ix_message_search", "search_backlog", "search_failed",
-                  "ix_sessions_search_trgm")
+                  "ix_sessions_search_trgm", "ix_sessions_search_walk")
 
 
 def _is_search_object(diff: Any) -> bool:

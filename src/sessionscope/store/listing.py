@@ -60,6 +60,9 @@ RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
 COUNT_SCAN = 10_000
 _FTS = table("session_search", column("rowid"))
+# What a walk of the sort index tests each session on besides the filters: the columns that
+# SQLite's ix_sessions_search_walk holds (migration 0013), so it reads no sessions row.
+_WALKED = (sessions.c.id, sessions.c.folded_identity, sessions.c.folded_label)
 # session.list's `archived`: hide archived sessions (the default), show only them, or both.
 ARCHIVED_FILTERS = ("exclude", "only", "include")
 
@@ -395,7 +398,7 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         # planner scanned first (PostgreSQL: the heap's oldest), so a term common in the newest
         # sessions counted "0+" beside a full page. In sort order the first SCAN_BUDGET (<=
         # COUNT_SCAN) rows, which held the first page, are inside the walk.
-        sample = (select(sessions).where(*f.where(cols, page=False)).order_by(*f.ordered(cols))
+        sample = (select(*_WALKED).where(*f.where(cols, page=False)).order_by(*f.ordered(cols))
                   .limit(COUNT_SCAN).subquery())
         hits = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
         walked, total = (await conn.execute(select(func.count(), hits).select_from(sample))).one()
@@ -466,9 +469,12 @@ def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term
     LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps."""
     cols = sessions.c
     if f.db.is_sqlite:
+        # The matches' ids first, from what the walk tests alone (ix_sessions_search_walk holds
+        # it for the default list), then just their rows.
         within = [] if upto is None else [~_beyond(f, cols, upto)]
-        stmt = select(sessions).where(*conds, *within, _substring_test(cols, term))
-        return stmt.order_by(*f.ordered(cols)).limit(wanted)
+        ids = select(cols.id).where(*conds, *within, _substring_test(cols, term))
+        matched = cols.id.in_(ids.order_by(*f.ordered(cols)).limit(wanted))
+        return select(sessions).where(matched).order_by(*f.ordered(cols))
     walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
     return select(walk).where(_substring_test(walk.c, term)).order_by(*f.ordered(walk.c)).limit(wanted)
 
