@@ -34,6 +34,7 @@ from sqlalchemy import (
     column,
     func,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -398,10 +399,7 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         # planner scanned first (PostgreSQL: the heap's oldest), so a term common in the newest
         # sessions counted "0+" beside a full page. In sort order the first SCAN_BUDGET (<=
         # COUNT_SCAN) rows, which held the first page, are inside the walk.
-        sample = (select(*_WALKED).where(*f.where(cols, page=False)).order_by(*f.ordered(cols))
-                  .limit(COUNT_SCAN).subquery())
-        hits = func.sum(case((_substring_test(sample.c, term), 1), else_=0))
-        walked, total = (await conn.execute(select(func.count(), hits).select_from(sample))).one()
+        walked, total = (await conn.execute(_count_in_walk(f, term))).one()
         # A later page may lie past the walk; the limit + 1 matches just fetched exist whatever.
         total = max(int(total or 0), len(found))
         return found, min(total, SEARCH_TOTAL_CAP), walked >= COUNT_SCAN or total > SEARCH_TOTAL_CAP
@@ -466,7 +464,8 @@ def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term
     them at `upto`), in sort order, the walk stopping at the last match. SQLite: the walk up to
     `upto` on the sort index. PostgreSQL, given that range, would rather read all of it through
     a bitmap and sort it (30-40 ms, or intersect it with the trigram index); a walk under a
-    LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps."""
+    LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps; the rows
+    joined are those whose index entry matches (or holds no text)."""
     cols = sessions.c
     if f.db.is_sqlite:
         # The matches' ids first, from what the walk tests alone (ix_sessions_search_walk holds
@@ -475,8 +474,38 @@ def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term
         ids = select(cols.id).where(*conds, *within, _substring_test(cols, term))
         matched = cols.id.in_(ids.order_by(*f.ordered(cols)).limit(wanted))
         return select(sessions).where(matched).order_by(*f.ordered(cols))
-    walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
-    return select(walk).where(_substring_test(walk.c, term)).order_by(*f.ordered(walk.c)).limit(wanted)
+    walk = _walked(f, conds).limit(budget).subquery()
+    # One OR over both sides: no condition on sessions alone that its trigram index could serve.
+    matches = or_(_head_test(walk.c.head, term), and_(walk.c.head.is_(None), _substring_test(cols, term)))
+    return (select(sessions).join(walk, walk.c.id == cols.id).where(matches)
+            .order_by(*f.ordered(walk.c)).limit(wanted))
+
+
+def _walked(f: _Filters, conds: list[Any]) -> Select[Any]:
+    """PostgreSQL: the entries of ix_sessions_search_walk (migration 0013) under `conds`, in sort
+    order, with search_head, the folded text when short enough for an index entry (else null:
+    the row holds it)."""
+    cols = sessions.c
+    head: Any = literal_column("sessions.search_head").label("head")
+    return select(cols.id, cols[f.sort], head).where(*conds).order_by(*f.ordered(cols))
+
+
+def _head_test(head: Any, term: str) -> Any:
+    return head.like(_like_pattern(folded_term(term)), escape="\\")
+
+
+def _count_in_walk(f: _Filters, term: str) -> Select[int, Any]:
+    """The entries (up to COUNT_SCAN) of the sort order and the matches among them, tested on
+    the walk index's entries (a row is read only where PostgreSQL's search_head is null)."""
+    cols = sessions.c
+    if f.db.is_sqlite:
+        sample = (select(*_WALKED).where(*f.where(cols, page=False)).order_by(*f.ordered(cols))
+                  .limit(COUNT_SCAN).subquery())
+        return select(func.count(), func.sum(case((_substring_test(sample.c, term), 1), else_=0))).select_from(sample)
+    sample = _walked(f, f.where(cols, page=False)).limit(COUNT_SCAN).subquery()
+    in_row = select(func.count()).where(cols.id == sample.c.id, _substring_test(cols, term)).scalar_subquery()
+    hits = func.sum(case((_head_test(sample.c.head, term), 1), (sample.c.head.is_(None), in_row), else_=0))
+    return select(func.count(), hits).select_from(sample)
 
 
 def _beyond(f: _Filters, cols: Any, key: tuple[Any, int]) -> Any:
