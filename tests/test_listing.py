@@ -156,3 +156,19 @@ def test_default_list_search_walks_index_pages_only(rpc: RPC, dialect: str, term
     row_reads = [p for p in plans if re.match(r"(SCAN|SEARCH) sessions USING INDEX", p)]
     assert row_reads == [], plans
     assert any("COVERING INDEX ix_sessions_search_walk" in p for p in plans), plans
+
+
+@pytest.mark.parametrize("budgets", [(5000, 20000), (1, 20000)], ids=["walk", "rare"])
+def test_search_finds_sessions_whose_text_is_too_long_for_an_index_entry(rpc: RPC, budgets: tuple[int, int],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's walk index holds no text past 1,800 bytes (search_head is null, migration
+    0013): those sessions are tested on their row, in the walk and in the count alike."""
+    monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[0])
+    monkeypatch.setattr(listing, "RARE_MATCHES", budgets[1])
+    long_label = "\u0390" * 512  # 1,024 bytes, 3,072 once case-folded
+    for i in range(12):
+        rpc.append(f"long/{i:02d}", [{"role": "user", "content": "x"}], label=long_label if i % 2 else None)
+    for term, want in [("long/", 12), ("\u0390\u0390", 6), ("long/03", 1)]:
+        page = rpc("session.list", search=term, limit=5)
+        assert len(page["sessions"]) == min(5, want), term
+        assert page["total"] == want and not page["total_capped"], (term, page["total"])
