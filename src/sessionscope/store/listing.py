@@ -7,7 +7,9 @@ Search (a substring of key, agent, channel or label) takes the first of three pa
 applies, and each returns exactly the first matches in sort order:
 - walk the sort index for the first SCAN_BUDGET rows and test each, stopping at the page's last
   match; a common term fills the page there, in a few milliseconds (and a term whose page lies
-  a little past the budget walks on, see _walk);
+  a little past the budget walks on, see _walk); for the default list (a tenant, newest first)
+  the walk and the count of its matches read the index entries alone (ix_sessions_search_walk,
+  migration 0013), rows only for the page;
 - a rare term: fetch its few matches by id from the trigram index (SQLite: a term shorter than a
   trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
