@@ -188,3 +188,17 @@ def test_search_finds_sessions_whose_text_is_too_long_for_an_index_entry(rpc: RP
         page = rpc("session.list", search=term, limit=5)
         assert len(page["sessions"]) == min(5, want), term
         assert page["total"] == want and not page["total_capped"], (term, page["total"])
+
+
+@pytest.mark.parametrize("budgets", [(1, 20000), (1, 2)], ids=["rare", "membership"])
+def test_search_tests_the_trigram_indexs_candidates(rpc: RPC, budgets: tuple[int, int],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's trigram index keeps no positions (migration 0013): a session holding every
+    trigram of the term, but not the term, is a candidate that the search must not return."""
+    monkeypatch.setattr(listing, "SCAN_BUDGET", budgets[0])
+    monkeypatch.setattr(listing, "RARE_MATCHES", budgets[1])
+    for key in ["abc-then-bcd", "abcd", "xabcdx", "dcba"]:
+        rpc.append(key, [{"role": "user", "content": "x"}])
+    page = rpc("session.list", search="abcd", sort="key", order="asc", limit=10)
+    assert [s["key"] for s in page["sessions"]] == ["abcd", "xabcdx"]
+    assert page["total"] == 2
