@@ -129,8 +129,8 @@ def _trigram_match(term: str) -> Any:
     `term`, a superset that the callers test with _substring_test.
 
     A term of three or more characters needs each of its trigrams: the index keeps no positions
-    (detail=none, migration 0013), a third of the size, read three to nine times faster from a
-    cold cache. A shorter one has no trigram; LIKE (with ESCAPE, so SQLite itself evaluates it)
+    (detail=none, migration 0013), a third of the size and two to four times faster to read from
+    a cold cache. A shorter one has no trigram; LIKE (with ESCAPE, so SQLite itself evaluates it)
     then scans FTS5's compact copy of the text, several times faster than testing every
     sessions row."""
     term = folded_term(term)

@@ -15,8 +15,9 @@ PostgreSQL refuses an index entry over 2,704 bytes, and a folded key, agent, cha
 may reach several times that: its index holds sessions.search_head instead, a generated copy of
 that text (the haystack of 0009) when it is at most HEAD_BYTES long, and null otherwise, the
 rare case where the walk reads the row to test it. Adding a stored column rewrites the table
-(27 s for 200,000 sessions on this machine, at a load of 5), and the walk reads index pages alone once VACUUM
-has marked the pages all-visible, as autovacuum does.
+(145 s for 1M sessions on this machine at a load of 7-9; SQLite's 0013 took 96 s there), and
+the walk reads index pages alone once VACUUM has marked the pages all-visible, as autovacuum
+does.
 """
 
 from alembic import op
@@ -35,8 +36,9 @@ HEAD_BYTES = 1_800
 def _trigram_index(detail: str) -> None:
     """SQLite: session_search again (as 0009 made it), with `detail`: none here. Its positions were two
     thirds of it (160 MB for 1M sessions, 51 without) and a phrase query read them; the search now
-    asks for the term's trigrams in any order and tests the candidates' text (store/listing.py),
-    3-9x faster from a cold cache."""
+    asks for the term's trigrams in any order and tests the candidates' text (store/listing.py).
+    A rare term's cold lookup: 110-490 ms before, 60-120 ms after in the 1M-session bench store
+    (30-40 ms in a file of its own: the rebuilt index takes the store's freed pages, scattered)."""
     for trigger in ("sessions_search_ai", "sessions_search_au", "sessions_search_ad"):
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
     op.execute("DROP TABLE IF EXISTS session_search")
