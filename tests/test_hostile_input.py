@@ -169,6 +169,22 @@ def test_a_message_id_with_a_control_character_is_refused(rpc: RPC) -> None:
     assert error["code"] == -32602 and error["data"]["field"] == "messages.0.id"
 
 
+# Each of the characters keys.py forbids beside C0 controls: bidi overrides, isolates and marks.
+BIDI_AND_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+                     "\u200e", "\u200f", "\u061c", "\x1b[31m", "\x07", "\x7f"]
+
+
+@pytest.mark.parametrize("char", BIDI_AND_CONTROLS, ids=[f"U+{ord(c[0]):04X}" for c in BIDI_AND_CONTROLS])
+def test_keys_labels_and_names_refuse_bidi_overrides_and_controls(rpc: RPC, char: str) -> None:
+    bad = f"inv{char}oice.pdf"
+    fields = {"key": {"key": bad}, "label": {"label": bad}, "agent": {"agent": bad}}
+    for field, change in fields.items():
+        params = {"key": "b/ok", "agent": "a", "channel": "web", "messages": [{"role": "user", "content": "x"}]}
+        error = rpc.error("session.append", **(params | change))
+        assert error["code"] == -32602 and error["data"]["field"] == field, error
+    assert rpc("session.list")["sessions"] == []  # nothing stored under any of them
+
+
 def test_refusals_are_audited_bounded_under_the_callers_own_tenant(auth_server: Any, tenant: str) -> None:
     from sessionscope.rpc import auditing
 
@@ -188,6 +204,20 @@ def test_refusals_are_audited_bounded_under_the_callers_own_tenant(auth_server: 
                for e in refused)
     assert auth_server.admin("audit.list", tenant=victim)["entries"] == []
     viewer.close()
+
+
+def test_ids_and_audit_cursors_of_2_to_the_63_are_refused_not_internal_errors(auth_server: Any) -> None:
+    # The largest BIGINT reaches the store (an unknown id); one more is refused by the validator.
+    unknown = auth_server.admin.error("token.revoke", id=2**63 - 1)
+    assert unknown["code"] == -32602 and unknown["data"]["problem"].startswith("no token with id"), unknown
+    for big in (2**63, 2**64 + 5):
+        error = auth_server.admin.error("token.revoke", id=big)
+        assert error["code"] == -32602 and error["data"]["field"] == "id", error
+        assert "no token" not in error["data"]["problem"], error
+    assert auth_server.admin("audit.list", cursor=str(2**63 - 1), limit=1)["entries"] is not None
+    for cursor in (str(2**63), "9" * 19, "-1", "1e3"):
+        error = auth_server.admin.error("audit.list", cursor=cursor)
+        assert error["code"] == -32602 and error["data"]["field"] == "cursor", (cursor, error)
 
 
 def test_check_reports_non_finite_numbers_and_out_of_contract_keys(rpc: RPC) -> None:

@@ -131,3 +131,52 @@ def test_0008_and_0009_on_a_store_with_data(database_url_factory: Any, dialect: 
     assert [tuple(r) for r in stored] == [("m1", 0), ("m2", 1), ("m3", 2)]
     assert [tuple(r) for r in raws] == [("m2", 1)]
     assert again["duplicates"] == 1  # m3 is in the live conversation
+
+
+def test_0012_reindexes_a_store_with_data_by_the_word_rule(database_url_factory: Any, dialect: str) -> None:
+    """A store indexed by the databases' own tokenizers before 0012: afterwards every message is
+    found by the one word rule (search_words), which the old index did not follow ("STRASSE"
+    finding "Straße"), and `check` finds the index complete."""
+    from sqlalchemy import text
+
+    from sessionscope.store import Scope, listing, search_index
+    from sessionscope.store.check import check, format_report
+    from sessionscope.store.migrate import upgrade
+
+    url = database_url_factory(dialect, "migrations_0012")
+
+    async def scenario() -> Any:
+        db = await open_database(url, migrate=False)
+        try:
+            await upgrade(db, "0011_execution_model_ms")
+            # The pre-0012 indexer, as it stood, indexing in the database's own words.
+            old_index = ("INSERT INTO message_search(rowid, content) SELECT id, content FROM messages"
+                         if db.is_sqlite else
+                         "INSERT INTO message_search (message_id, chunk, session_id, document) "
+                         "SELECT id, 0, session_id, to_tsvector('simple', content) FROM messages")
+            async with db.write() as conn:
+                await conn.execute(text(
+                    "INSERT INTO sessions (tenant, key, agent, channel, created_at, updated_at, next_seq, "
+                    "live_from_seq, live_tokens, message_count, live_messages, msg_input_tokens, "
+                    "msg_output_tokens, exec_input_tokens, exec_output_tokens, total_tokens, cache_read_tokens, "
+                    "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd, folded_identity) "
+                    "VALUES ('t', 'a', 'x', 'web', 1, 1, 2, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, "
+                    "'a x web')"))
+                sid = (await conn.execute(text("SELECT id FROM sessions WHERE key = 'a'"))).scalar_one()
+                await conn.execute(text(
+                    "INSERT INTO messages (session_id, seq, msg_id, role, content, is_error, ts, tokens) "
+                    "VALUES (:sid, 1, 'm1', 'user', 'Die Straße ist lang', false, 1, 1)"), {"sid": sid})
+                await conn.execute(text("DELETE FROM search_backlog"))
+                await conn.execute(text(old_index))
+            await upgrade(db)
+            queued = await search_index.queued(db)
+            page = await listing.list_sessions(db, Scope.everything(), query="STRASSE")
+            report = await check(db)
+            return queued, [s["key"] for s in page["sessions"]], format_report(report)
+        finally:
+            await db.close()
+
+    queued, keys, report = asyncio.run(scenario())
+    assert queued >= 1  # 0012 queued the stored messages for the indexer
+    assert keys == ["a"]
+    assert "search" not in report, report

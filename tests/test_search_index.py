@@ -213,9 +213,8 @@ def test_appends_through_a_server_are_indexed_without_a_search(dialect: str, url
 
 def test_check_finds_a_search_index_out_of_step(dialect: str, url: str) -> None:
     # (the statement that plants a ghost search row, the one that removes it)
-    ghost = {"sqlite": ("INSERT INTO message_search(rowid, content) VALUES (987654321, 'ghost')",
-                        ("INSERT INTO message_search(message_search, rowid, content) "
-                         "VALUES ('delete', 987654321, 'ghost')")),
+    ghost = {"sqlite": ("INSERT INTO message_search(rowid, words) VALUES (987654321, 'ghost')",
+                        "DELETE FROM message_search WHERE rowid = 987654321"),
              "postgresql": (("INSERT INTO message_search (message_id, session_id, document) "
                              "VALUES (987654321, 1, to_tsvector('simple', 'ghost'))"),
                             "DELETE FROM message_search WHERE message_id = 987654321")}[dialect]
@@ -269,10 +268,11 @@ def test_a_message_past_the_tsvector_limit_is_indexed_and_blocks_nothing(pg_url:
 
 
 @pytest.mark.postgres_only
-def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str) -> None:
+def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str, caplog: pytest.LogCaptureFixture) -> None:
     from sessionscope.store.check import check, format_report
+    from sessionscope.web.metrics import StoreCollector
 
-    async def scenario(db: Any) -> tuple[bool, str]:
+    async def scenario(db: Any) -> tuple[bool, str, float]:
         await append(db, "fail/1", "a cormorant that cannot be indexed", tenant="failing")
         await append(db, "fail/2", "a cormorant that can", tenant="failing")
         async with db.write() as conn:
@@ -289,12 +289,17 @@ def test_a_range_that_fails_is_set_aside_and_reported(pg_url: str) -> None:
         assert await search_index.set_aside(db) == 1
         assert await found(db, "cormorant", tenant="failing") == ["fail/2"]
         report = await check(db, tenant="failing")
+        collector = StoreCollector()  # the metric a dashboard alerts on
+        await collector.refresh(db)
+        gauge = {m.name: m.samples[0].value for m in collector.collect()}["sessionscope_search_ranges_set_aside"]
         async with db.write() as conn:
             await conn.execute(text("DELETE FROM search_failed"))
-        return report.ok, format_report(report)
+        return report.ok, format_report(report), gauge
 
-    ok, report = run(pg_url, scenario)
+    ok, report, gauge = run(pg_url, scenario)
     assert not ok and "set aside" in report
+    assert gauge == 1
+    assert any("set aside" in r.getMessage() and r.levelname == "ERROR" for r in caplog.records)
 
 
 @pytest.mark.postgres_only
@@ -303,8 +308,7 @@ def test_the_backlog_scan_reads_only_the_callers_tenants(pg_url: str) -> None:
         await append(db, "scan/1", "a shared word: grebe", tenant="scan-a")
         await append(db, "scan/2", "grebe as well", tenant="scan-b")
         async with db.read() as conn:
-            matching = search_index.postgresql_matching("grebe", ["scan-b"])
-            ids = [int(r[0]) for r in (await conn.execute(matching)).all()]
+            ids = list(await search_index.queued_matches(conn, ["grebe"], ["scan-b"]))
             mine = (await conn.execute(text("SELECT id FROM sessions WHERE tenant = 'scan-b'"))).scalar_one()
         assert ids == [mine]
         return ids

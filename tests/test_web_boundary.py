@@ -88,6 +88,20 @@ def test_state_changes_check_origin(rpc: RPC) -> None:
     assert same.status_code == 200 and "result" in same.json()
 
 
+def test_with_auth_too_rpc_takes_only_json_and_state_changes_check_origin(auth_server: AuthServer,
+                                                                          tenant: str) -> None:
+    admin = auth_server.admin
+    admin("session.append", tenant=tenant, key="form", agent="a", channel="web", messages=MSG)
+    delete = rpc_body("session.delete", key="form", tenant=tenant)
+    form = admin.http.post(f"{auth_server.url}/rpc", content=json.dumps(delete).encode(),
+                           headers={"content-type": "text/plain"})
+    assert form.status_code == 415 and form.json()["error"]["code"] == -32600
+    for origin in ("https://evil.example", "null"):
+        foreign = admin.post(delete, headers={"origin": origin})
+        assert foreign.status_code == 403 and foreign.json()["error"]["code"] == -32003
+    assert admin("session.status", tenant=tenant, key="form")["session"]["key"] == "form"  # still there
+
+
 def test_without_auth_only_loopback_host_names_are_answered(rpc: RPC) -> None:
     """DNS rebinding: attacker.example resolving to 127.0.0.1 reaches the server with its own Host."""
     rpc.append("rebind", MSG)

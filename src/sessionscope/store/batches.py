@@ -128,6 +128,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
         rows: list[tuple[Any, ...]] = []
         moves: list[tuple[int, int]] = []
         ranges: list[tuple[int, int, int]] = []
+        vacated: list[tuple[int]] = []  # queued ranges whose messages all moved
         runs: list[tuple[Any, ...]] = []
         earlier: list[tuple[int, int]] = []
         counters: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
@@ -148,9 +149,8 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
                     rows.append(message_row(session.id, seq, session.conversation, item))
                 seq += 1
             if fresh:
-                ranges.extend(_ranges(db, session, order))
-            if moved and db.is_sqlite:
-                _index_queued(cursor, session.id)  # FTS rows follow message ids, queued ranges seqs
+                queued_moves = _queued_moves(cursor, db, session.id, moved, vacated)
+                ranges.extend(_ranges(db, session, order, queued_moves))
             new_runs = _fresh(batch.executions, stored_runs.get(session.id, set()), "exec_id")
             runs.extend((session.id, *(e[c] for c in EXECUTION_COLUMNS)) for e in new_runs)
             deltas = _deltas(fresh, new_runs, len(moved))
@@ -171,6 +171,8 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             cursor.executemany(_q("UPDATE messages SET seq = ? WHERE id = ?", db), moves)
         if rows:
             cursor.executemany(insert_sql(db), rows)
+        if vacated:
+            cursor.executemany("DELETE FROM search_backlog WHERE id = ?", vacated)
         if ranges:
             cursor.executemany(search_index.queue_statement(db), ranges)
         if runs:
@@ -271,12 +273,29 @@ def _boundaries(cursor: Any, db: Database, sessions: list[_Session]) -> dict[int
 
 
 def _tail(cursor: Any, db: Database, session: _Session, boundary: int, fresh: list[dict[str, Any]]
-          ) -> list[tuple[int, int]]:
-    """(id, ts) of the stored messages that are newer than the batch and free to move."""
+          ) -> list[tuple[int, int, int]]:
+    """(id, ts, seq) of the stored messages that are newer than the batch and free to move."""
     low = max(session.live_from_seq, boundary + 1, session.next_seq - REORDER_TAIL)
-    cursor.execute(_q("SELECT id, ts FROM messages WHERE session_id = ? AND seq >= ? AND ts > ? ORDER BY seq", db),
-                   (session.id, low, min(m["ts"] for m in fresh)))
-    return [(int(r[0]), int(r[1])) for r in cursor.fetchall()]
+    cursor.execute(_q("SELECT id, ts, seq FROM messages WHERE session_id = ? AND seq >= ? AND ts > ? ORDER BY seq",
+                      db), (session.id, low, min(m["ts"] for m in fresh)))
+    return [(int(r[0]), int(r[1]), int(r[2])) for r in cursor.fetchall()]
+
+
+def _queued_moves(cursor: Any, db: Database, session_id: int, moved: list[tuple[int, int, int]],
+                  vacated: list[tuple[int]]) -> set[int]:
+    """SQLite: the ids of moved messages that are still queued for the search index (their old
+    seqs in a queued range). They are queued again at their new seqs, for the indexer to index in
+    the background (an indexed message's row moves with it, by trigger: migration 0012). A queued
+    range whose messages all moved is added to `vacated`, to be dropped; one that keeps some stays
+    as it is, as the seqs it leaves are below next_seq and never taken again."""
+    if not moved or not db.is_sqlite:
+        return set()
+    cursor.execute("SELECT id, first_seq, last_seq FROM search_backlog WHERE session_id = ?", (session_id,))
+    queued = cursor.fetchall()
+    old_seqs = {m[2] for m in moved}
+    vacated.extend((range_id,) for range_id, first, last in queued
+                   if all(seq in old_seqs for seq in range(first, last + 1)))
+    return {m[0] for m in moved if any(first <= m[2] <= last for _, first, last in queued)}
 
 
 def _fresh(items: list[dict[str, Any]], stored: set[str], key: str) -> list[dict[str, Any]]:
@@ -289,32 +308,25 @@ def _fresh(items: list[dict[str, Any]], stored: set[str], key: str) -> list[dict
     return out
 
 
-def _ranges(db: Database, session: _Session, order: list[tuple[Any, ...]]) -> list[tuple[int, int, int]]:
-    """Search-index queue entries for the new messages. SQLite queues each run of new ones (the
-    moved ones are indexed already, and FTS5 must not index a row twice); PostgreSQL the whole
-    span, as its index skips messages it holds."""
+def _ranges(db: Database, session: _Session, order: list[tuple[Any, ...]], queued_moves: set[int]
+            ) -> list[tuple[int, int, int]]:
+    """Search-index queue entries for the new messages. SQLite queues each run of new ones and
+    of moved ones not indexed yet (`queued_moves`; the indexed ones' rows moved with them);
+    PostgreSQL the whole span, as its index skips messages it holds."""
     first = session.next_seq
     if db.is_sqlite:
         out, start = [], None
         for offset, entry in enumerate(order):
-            if entry[1] == 1 and start is None:
+            unindexed = entry[1] == 1 or entry[3][0] in queued_moves
+            if unindexed and start is None:
                 start = first + offset
-            elif entry[1] == 0 and start is not None:
+            elif not unindexed and start is not None:
                 out.append((session.id, start, first + offset - 1))
                 start = None
         if start is not None:
             out.append((session.id, start, first + len(order) - 1))
         return out
     return [(session.id, first, first + len(order) - 1)]
-
-
-def _index_queued(cursor: Any, session_id: int) -> None:
-    cursor.execute("SELECT id, session_id, first_seq, last_seq FROM search_backlog WHERE session_id = ?",
-                   (session_id,))
-    for range_id, sid, first_seq, last_seq in cursor.fetchall():
-        cursor.execute("INSERT INTO message_search(rowid, content) SELECT id, content FROM messages "
-                       "WHERE session_id = ? AND seq BETWEEN ? AND ?", (sid, first_seq, last_seq))
-        cursor.execute("DELETE FROM search_backlog WHERE id = ?", (range_id,))
 
 
 def _deltas(fresh: list[dict[str, Any]], runs: list[dict[str, Any]], moved: int) -> dict[str, Any]:

@@ -271,17 +271,23 @@ async def _check_message_search(db: Database, report: Report) -> None:
                     "INSERT INTO message_search(message_search, rank) VALUES ('integrity-check', 1)")
             except DBAPIError as error:
                 report.add(None, None, f"message search index does not match the messages: {error.orig}")
-        return
+                return
+    if db.is_sqlite:
+        row_of_message = f"s.rowid = {search_index.sqlite_rowid('m.session_id', 'm.seq')}"
+        message_of_row = (f"m.session_id = {search_index.sqlite_session_of('s.rowid')} "
+                          f"AND m.seq = s.rowid % {search_index.SESSION_SPAN}")
+    else:
+        row_of_message = message_of_row = "s.message_id = m.id"
     async with db.read() as conn:
         missing = (await conn.exec_driver_sql(
             "SELECT count(*) FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search s "
-            "WHERE s.message_id = m.id) AND NOT EXISTS (SELECT 1 FROM search_backlog q WHERE "
+            f"WHERE {row_of_message}) AND NOT EXISTS (SELECT 1 FROM search_backlog q WHERE "
             "q.session_id = m.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq) AND NOT EXISTS "
             "(SELECT 1 FROM search_failed f WHERE f.session_id = m.session_id AND m.seq BETWEEN f.first_seq "
             "AND f.last_seq)")).scalar_one()
         stale = (await conn.exec_driver_sql(
-            "SELECT count(*) FROM message_search s WHERE NOT EXISTS "
-            "(SELECT 1 FROM messages m WHERE m.id = s.message_id)")).scalar_one()
+            f"SELECT count(*) FROM message_search s WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE {message_of_row})"
+        )).scalar_one()
     if missing:
         report.add(None, None, f"{missing} message(s) are neither indexed for search nor queued")
     if stale:

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Insert
 
+from sessionscope import search_words
 from sessionscope.errors import SessionscopeError
 from sessionscope.store.checkpoint import (
     FALLBACK_AUTOCHECKPOINT_PAGES,
@@ -110,6 +111,10 @@ def _check_sqlite_file(path: Path, source: str, create: bool) -> None:
                                "pass the path of a sessionscope store")
 
 
+def _search_document(content: str | None) -> str:
+    return search_words.document(content or "")
+
+
 def _configure_sqlite(engine: AsyncEngine, autocheckpoint_pages: int | None) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -123,6 +128,8 @@ def _configure_sqlite(engine: AsyncEngine, autocheckpoint_pages: int | None) -> 
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        # The search index's words come from Python's rule (search_words), not from FTS5's.
+        dbapi_connection.create_function("search_document", 1, _search_document, deterministic=True)
         if autocheckpoint_pages is not None:
             cursor.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint_pages}")
             cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")

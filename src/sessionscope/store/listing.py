@@ -14,16 +14,21 @@ applies, and each returns exactly the first matches in sort order:
   trigram scans the index's own copy of the text instead), then filter and sort them;
 - otherwise (many matches, all late in the sort order) walk the sort index testing each row
   against the trigram matches.
+
+Query (message content, by search_words' rule) finds the sessions holding the words from the
+index (on SQLite its rowids name their session), then sorts those, or walks the sort index
+testing each session (_query_page).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +39,7 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    exists,
     func,
     literal_column,
     or_,
@@ -44,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope import search_words
 from sessionscope.errors import InvalidParams
 from sessionscope.keys import folded_term
 from sessionscope.store import search_index, snippets, wire
@@ -62,6 +69,8 @@ WALK_ON = 4
 RARE_MATCHES = 20_000
 # Rows walked to count the matches of a common term.
 COUNT_SCAN = 10_000
+# A query held by at most this many sessions is "rare": they are all found, then sorted.
+QUERY_SESSIONS = 5_000
 _FTS = table("session_search", column("rowid"))
 # What a walk of the sort index tests each session on besides the filters: the columns that
 # SQLite's ix_sessions_search_walk holds (migration 0013), so it reads no sessions row.
@@ -146,21 +155,16 @@ def _trigram_ilike(term: str) -> Any:
     return _haystack(sessions.c).like(_like_pattern(folded_term(term)), escape="\\")
 
 
-def _fts_match(query: str) -> str:
-    """SQLite: the query as FTS5 takes it, each word a quoted phrase (no FTS5 syntax)."""
-    return " ".join('"' + t.replace('"', '""') + '"' for t in query.split() if t)
-
-
-def _query_clause(db: Database, cols: Any, query: str, tenants: list[str] | None) -> Any:
-    """Full-text search over message content: sessions with at least one matching message."""
+def _query_clause(db: Database, cols: Any, words: Sequence[str], queued: Sequence[int]) -> Any:
+    """Full-text search over message content (search_words' rule): sessions with at least one
+    message holding every word."""
     if db.is_sqlite:
-        match = _fts_match(query)
         ids = text(
-            "SELECT m.session_id FROM message_search JOIN messages m ON m.id = message_search.rowid "
+            f"SELECT {search_index.sqlite_session_of('rowid')} AS session_id FROM message_search "
             "WHERE message_search MATCH :match"
-        ).bindparams(match=match)
+        ).bindparams(match=search_index.sqlite_match(list(words)))
         return cols.id.in_(ids.columns(literal_column("session_id")))
-    return cols.id.in_(search_index.postgresql_matching(query, tenants))
+    return cols.id.in_(search_index.postgresql_matching(list(words), queued))
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,14 @@ class _Filters:
     cursor: tuple[Any, int] | None
     archived: str = "exclude"
     has_errors: bool = False
+    words: tuple[str, ...] = ()  # the query's words (search_words)
+    queued: tuple[int, ...] = ()  # PostgreSQL: sessions matched by messages not yet indexed
+
+    def tenants(self) -> list[str] | None:
+        """The tenants this call may read (None: every tenant)."""
+        if self.tenant is not None:
+            return [self.tenant]
+        return None if self.scope.tenants is None else sorted(self.scope.tenants)
 
     def indexed(self, cols: Any, *, page: bool = True) -> list[Any]:
         """The conditions on the sort indexes' own columns (tenant, agent, channel, the cursor):
@@ -204,9 +216,7 @@ class _Filters:
         if self.has_errors:
             conds.append(cols.error_count > 0)
         if self.query:
-            tenants = [self.tenant] if self.tenant is not None else (
-                None if self.scope.tenants is None else sorted(self.scope.tenants))
-            conds.append(_query_clause(self.db, cols, self.query, tenants))
+            conds.append(_query_clause(self.db, cols, self.words, self.queued))
         return conds
 
     def ordered(self, cols: Any) -> list[Any]:
@@ -237,9 +247,14 @@ async def list_sessions(
     tag = _query_tag(sort, order, tenant, agent, channel, search, query, archived, has_errors)
     filters = _Filters(db, scope, tenant, agent, channel, query.strip() if query else None, sort,
                        order == "desc", _decode_cursor(cursor, tag, sort) if cursor else None, archived,
-                       has_errors)
+                       has_errors, tuple(search_words.words(query)) if query else ())
     if not search and not filters.query:
         return await _plain_list(filters, tag, limit)
+    if filters.query and not filters.words:
+        if filters.tenant is not None:
+            scope.check(filters.tenant)
+        # Nothing to look for (only punctuation): no message holds "every word" of nothing.
+        return {"sessions": [], "total": 0, "total_capped": False, "next_cursor": None}
     if filters.query and db.is_sqlite:
         # Whatever appends queued since the indexer's last pass (usually nothing or one batch).
         await search_index.drain(db)
@@ -249,20 +264,18 @@ async def list_sessions(
             # plan, made without knowing the pattern: for a rare term's trigram ILIKE that plan
             # took 240 ms where the planned-for-the-value one took 40.
             await conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        queued: dict[int, int] = {}
+        if filters.query and not db.is_sqlite:
+            queued = await search_index.queued_matches(conn, list(filters.words), filters.tenants())
+            filters = dataclasses.replace(filters, queued=tuple(sorted(queued)))
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)
         else:
-            stmt = select(sessions).where(*filters.where(sessions.c)).order_by(*filters.ordered(sessions.c))
-            found = (await conn.execute(stmt.limit(limit + 1))).all()
-            if filters.query or has_errors:
-                # No counter holds these totals: counted, up to the cap.
-                total, capped = await _bounded_count(conn, filters.where(sessions.c, page=False))
-            else:
-                total, capped = await _facet_total(conn, scope, tenant, agent, channel, archived), False
+            found, total, capped = await _query_page(conn, filters, limit)
         more = len(found) > limit
         found = found[:limit]
-        snippet = await snippets.for_page(db, conn, [r.id for r in found], filters.query,
-                                          _fts_match(filters.query)) if filters.query else {}
+        snippet = await snippets.for_page(db, conn, [r.id for r in found], list(filters.words),
+                                          queued) if filters.query else {}
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
         "sessions": [wire.session_row(r) | {"snippet": snippet.get(r.id)} for r in found],
@@ -270,14 +283,6 @@ async def list_sessions(
         "total_capped": capped,
         "next_cursor": next_cursor,
     }
-
-
-async def _facet_total(conn: AsyncConnection, scope: Scope, tenant: str | None, agent: str | None,
-                       channel: str | None, archived: str) -> int:
-    """Exact, from the per-(tenant, agent, channel) counters: never a scan of sessions."""
-    total = (await conn.execute(_facet_total_stmt(scope.filter(facets.c.tenant, tenant), agent, channel,
-                                                  archived))).scalar()
-    return int(total or 0)
 
 
 def _facet_total_stmt(tenant_clause: Any, agent: Any, channel: Any, archived: str) -> Select[Any]:
@@ -399,7 +404,8 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
                        ) -> tuple[Sequence[Any], int, bool]:
     cols = sessions.c
     # 1. A common term: the first rows in sort order hold a full page.
-    found = await _walk(conn, f, term, limit)
+    found = await _walk(conn, f, lambda cols: _substring_test(cols, term), limit,
+                        lambda head: _head_test(head, term))
     if len(found) > limit:
         # Count within a bounded walk too: past it, the total is a lower bound ("N+"). The walk
         # follows the sort order, not storage order: an unordered LIMIT reached whatever rows the
@@ -426,23 +432,101 @@ async def _search_page(conn: AsyncConnection, f: _Filters, term: str, limit: int
         found = (await conn.execute(stmt)).all()
         total, capped = await _bounded_count(conn, [*f.where(cols, page=False), matched])
         return found, total, capped
-    # 2a. A rare term: load its few matches by id (the trigram index evaluated once, passed as
-    # one JSON parameter), then filter and sort just those. The LIMIT keeps SQLite from
-    # flattening the subquery back into a walk of a tenant or sort index.
-    listed: Select[Any] = select(literal_column("value")).select_from(func.json_each(json.dumps(ids)))
+    # 2a. A rare term: load its few candidates by id, then test, filter and sort just those.
+    return (*await _page_among(conn, f, ids, limit, lambda c: _substring_test(c, term)), False)
+
+
+async def _page_among(conn: AsyncConnection, f: _Filters, ids: Sequence[int], limit: int,
+                      test: Callable[[Any], Any] | None = None) -> tuple[Sequence[Any], int]:
+    """The page, and the exact total, among the sessions `ids` (at most RARE_MATCHES) that pass
+    `test` if given: loaded by id (passed as one JSON parameter), then filtered and sorted. The
+    LIMIT keeps SQLite from flattening the subquery back into a walk of a tenant or sort index."""
+    cols = sessions.c
+    if f.db.is_sqlite:
+        listed: Any = select(literal_column("value")).select_from(func.json_each(json.dumps(list(ids))))
+    else:
+        listed = list(ids)
     few = select(sessions).where(cols.id.in_(listed)).limit(RARE_MATCHES + 1).subquery()
-    matching = [*f.where(few.c), _substring_test(few.c, term)]
-    stmt = select(few).where(*matching).order_by(*f.ordered(few.c)).limit(limit + 1)
+    tested = [] if test is None else [test(few.c)]
+    stmt = select(few).where(*f.where(few.c), *tested).order_by(*f.ordered(few.c)).limit(limit + 1)
     found = (await conn.execute(stmt)).all()
-    counted = [*f.where(few.c, page=False), _substring_test(few.c, term)]
-    count = select(func.count()).select_from(select(few.c.id).where(*counted).subquery())
-    total = int((await conn.execute(count)).scalar() or 0)
-    return found, total, False
+    count = select(func.count()).select_from(select(few.c.id).where(*f.where(few.c, page=False), *tested)
+                                              .subquery())
+    return found, int((await conn.execute(count)).scalar() or 0)
 
 
-async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Sequence[Any]:
+# ---- `query`: the sessions holding the words, found from the index ------------------------------
+
+# SQLite: the first QUERY_SESSIONS sessions holding the words, in id order, by one seek per
+# session: the first match at or past the next session's first rowid (search_index.sqlite_rowid).
+_SESSIONS_WITH_WORDS = text(
+    "WITH RECURSIVE hit(sid) AS ("
+    f"SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search WHERE message_search MATCH :match "
+    "ORDER BY rowid LIMIT 1) "
+    f"UNION ALL SELECT (SELECT rowid / {search_index.SESSION_SPAN} FROM message_search "
+    f"WHERE message_search MATCH :match AND rowid >= (hit.sid + 1) * {search_index.SESSION_SPAN} "
+    "ORDER BY rowid LIMIT 1) FROM hit WHERE hit.sid IS NOT NULL LIMIT :cap"
+    ") SELECT sid FROM hit WHERE sid IS NOT NULL")
+
+
+def _holds_words(f: _Filters) -> Callable[[Any], Any]:
+    """A row test for _walk: the session has a message holding every word. SQLite: a seek into
+    its rowid range. PostgreSQL: a probe of its index rows, or one of the sessions matched by
+    messages not indexed yet."""
+    if f.db.is_sqlite:
+        span = search_index.SESSION_SPAN
+        match = search_index.sqlite_match(list(f.words))
+
+        def seek(cols: Any) -> Any:
+            rowid: Any = literal_column("message_search.rowid")
+            return exists(select(literal_column("1")).select_from(table("message_search")).where(
+                text("message_search MATCH :words").bindparams(words=match),
+                rowid.between(cols.id * span, cols.id * span + (span - 1))))
+        return seek
+    indexed = table("message_search", column("session_id"))
+    query = search_index.pg_tsquery(list(f.words))
+
+    def probe(cols: Any) -> Any:
+        held = exists(select(literal_column("1")).select_from(indexed).where(
+            indexed.c.session_id == cols.id,
+            text("message_search.document @@ CAST(:words AS tsquery)").bindparams(words=query)))
+        return or_(held, cols.id.in_(list(f.queued))) if f.queued else held
+    return probe
+
+
+async def _query_page(conn: AsyncConnection, f: _Filters, limit: int) -> tuple[Sequence[Any], int, bool]:
+    """`query`: exactly the first matches in sort order, by the first of three paths that
+    applies. Few sessions hold the words (at most QUERY_SESSIONS, however many messages): find
+    them all (SQLite: one seek per session into the index's rowids; PostgreSQL:
+    search_index.postgresql_sessions_with_words), then filter and sort them (exact total). Many
+    do: walk the sort index testing each session, stopping at the page's last match; the total
+    is then a lower bound. Else (many, none early in the sort order): the membership test."""
+    if f.db.is_sqlite:
+        params = {"match": search_index.sqlite_match(list(f.words)), "cap": QUERY_SESSIONS + 1}
+        ids = list((await conn.execute(_SESSIONS_WITH_WORDS, params)).scalars().all())
+    else:
+        ids = await search_index.postgresql_sessions_with_words(conn, list(f.words), QUERY_SESSIONS + 1)
+        ids = sorted(set(ids) | set(f.queued))
+    unqueried = dataclasses.replace(f, query=None)
+    if len(ids) <= QUERY_SESSIONS:
+        found, total = await _page_among(conn, unqueried, ids, limit)
+        return found, total, False
+    found = await _walk(conn, unqueried, _holds_words(f), limit)
+    if len(found) > limit:
+        # At least the first QUERY_SESSIONS sessions that pass the filters match.
+        _, among = await _page_among(conn, unqueried, ids, 0)
+        return found, max(among, len(found)), True
+    cols = sessions.c
+    stmt = select(sessions).where(*f.where(cols)).order_by(*f.ordered(cols)).limit(limit + 1)
+    found = (await conn.execute(stmt)).all()
+    total, capped = await _bounded_count(conn, f.where(cols, page=False))
+    return found, total, capped
+
+
+async def _walk(conn: AsyncConnection, f: _Filters, test: Callable[[Any], Any], limit: int,
+                entry_test: Callable[[Any], Any] | None = None) -> Sequence[Any]:
     """Up to limit + 1 matches from the first SCAN_BUDGET entries of the sort index, each row
-    tested as the walk reaches it: the walk stops at the page's last match, a few rows in for a
+    tested (`test(columns)`: the search term, or a query's words) as the walk reaches it: the walk stops at the page's last match, a few rows in for a
     common term. When the budget held some matches but not a page, the walk goes on as far as
     their density says the page needs, up to WALK_ON budgets in all (a term in one session of
     a hundred, say, whose page lies just past the budget: the trigram index would have had
@@ -456,7 +540,7 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         conds = f.where(cols)
         if after is not None:
             conds.append(_beyond(f, cols, after))
-        stmt = _walk_step(f, conds, upto, term, budget, limit + 1 - len(found))
+        stmt = _walk_step(f, conds, upto, test, entry_test, budget, limit + 1 - len(found))
         found += list((await conn.execute(stmt)).all())
         walked += budget
         if len(found) > limit or upto is None or not found:
@@ -467,27 +551,35 @@ async def _walk(conn: AsyncConnection, f: _Filters, term: str, limit: int) -> Se
         budget, after = math.ceil(needed * 1.25), upto
 
 
-def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, term: str, budget: int,
-               wanted: int) -> Select[Any]:
-    """The first `wanted` rows matching `term` among the first `budget` of `conds` (the last of
+def _walk_step(f: _Filters, conds: list[Any], upto: tuple[Any, int] | None, test: Callable[[Any], Any],
+               entry_test: Callable[[Any], Any] | None, budget: int, wanted: int) -> Select[Any]:
+    """The first `wanted` rows passing `test` among the first `budget` of `conds` (the last of
     them at `upto`), in sort order, the walk stopping at the last match. SQLite: the walk up to
     `upto` on the sort index. PostgreSQL, given that range, would rather read all of it through
     a bitmap and sort it (30-40 ms, or intersect it with the trigram index); a walk under a
-    LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps; the rows
-    joined are those whose index entry matches (or holds no text)."""
+    LIMIT of `budget` keeps it on the sort index, whose order the outer query keeps.
+
+    `entry_test` (search) tests an entry of ix_sessions_search_walk (migration 0013) on its
+    text, PostgreSQL's search_head: then the walk reads index entries, rows only for matches."""
     cols = sessions.c
     if f.db.is_sqlite:
+        within = [] if upto is None else [~_beyond(f, cols, upto)]
+        if entry_test is None:
+            stmt = select(sessions).where(*conds, *within, test(cols))
+            return stmt.order_by(*f.ordered(cols)).limit(wanted)
         # The matches' ids first, from what the walk tests alone (ix_sessions_search_walk holds
         # it for the default list), then just their rows.
-        within = [] if upto is None else [~_beyond(f, cols, upto)]
-        ids = select(cols.id).where(*conds, *within, _substring_test(cols, term))
+        ids = select(cols.id).where(*conds, *within, test(cols))
         matched = cols.id.in_(ids.order_by(*f.ordered(cols)).limit(wanted))
         return select(sessions).where(matched).order_by(*f.ordered(cols))
-    walk = _walked(f, conds).limit(budget).subquery()
+    if entry_test is None:
+        walk = select(sessions).where(*conds).order_by(*f.ordered(cols)).limit(budget).subquery()
+        return select(walk).where(test(walk.c)).order_by(*f.ordered(walk.c)).limit(wanted)
+    entries = _walked(f, conds).limit(budget).subquery()
     # One OR over both sides: no condition on sessions alone that its trigram index could serve.
-    matches = or_(_head_test(walk.c.head, term), and_(walk.c.head.is_(None), _substring_test(cols, term)))
-    return (select(sessions).join(walk, walk.c.id == cols.id).where(matches)
-            .order_by(*f.ordered(walk.c)).limit(wanted))
+    matches = or_(entry_test(entries.c.head), and_(entries.c.head.is_(None), test(cols)))
+    return (select(sessions).join(entries, entries.c.id == cols.id).where(matches)
+            .order_by(*f.ordered(entries.c)).limit(wanted))
 
 
 def _walked(f: _Filters, conds: list[Any]) -> Select[Any]:

@@ -7,13 +7,15 @@ window's text, so the dashboard renders them as text nodes around <mark>: no mar
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sessionscope import search_words
+from sessionscope.store import search_index
 from sessionscope.store.database import Database
 from sessionscope.store.schema import messages
 
@@ -23,51 +25,64 @@ SCAN_CHARS = 20_000
 CONTEXT_CHARS = 60
 
 
-def _first_matches_sql(db: Database) -> Any:
-    """session id -> the id of its first message matching the query, for a page's sessions."""
+def _first_matches_sql(db: Database, dense: bool) -> Any:
+    """For a page's sessions, the first indexed message holding every word: SQLite, session id ->
+    the seq of it (a seek into each session's rowid range, search_index.sqlite_rowid);
+    PostgreSQL, session id -> its message id: for a dense query, each session's first index rows
+    in order (ix_message_search_session, on (session_id, message_id)); for a sparse one, from
+    the GIN index's few matches."""
     if db.is_sqlite:
+        span = search_index.SESSION_SPAN
         return text(
-            "SELECT m.session_id, min(m.id) FROM message_search JOIN messages m ON m.id = message_search.rowid "
-            "WHERE message_search MATCH :match AND m.session_id IN :ids GROUP BY m.session_id"
-        ).bindparams(bindparam("ids", expanding=True))
-    # PostgreSQL indexes in the background: messages still queued (search_backlog) are read too,
-    # as the list's own match does, so a session listed for the query has its snippet.
+            f"SELECT page.value, (SELECT rowid % {span} FROM message_search WHERE message_search MATCH :match "
+            f"AND rowid BETWEEN page.value * {span} AND page.value * {span} + {span - 1} ORDER BY rowid LIMIT 1) "
+            "AS seq FROM json_each(:ids) AS page"
+        )
+    if dense:
+        return text(
+            "SELECT page.sid, (SELECT message_id FROM message_search WHERE session_id = page.sid "
+            "AND document @@ CAST(:match AS tsquery) ORDER BY session_id, message_id LIMIT 1) "
+            "FROM unnest(CAST(:ids AS bigint[])) AS page(sid)")
     return text(
-        "SELECT session_id, min(id) FROM ("
-        "SELECT session_id, message_id AS id FROM message_search WHERE session_id IN :ids "
-        "AND document @@ plainto_tsquery('simple', :match) "
-        "UNION ALL SELECT m.session_id, m.id FROM search_backlog AS q JOIN messages AS m "
-        "ON m.session_id = q.session_id AND m.seq BETWEEN q.first_seq AND q.last_seq "
-        "WHERE q.session_id IN :ids "
-        f"AND to_tsvector('simple', left(m.content, {SCAN_CHARS})) @@ plainto_tsquery('simple', :match)"
-        ") AS found GROUP BY session_id"
-    ).bindparams(bindparam("ids", expanding=True))
+        "SELECT session_id, min(message_id) FROM message_search WHERE session_id = ANY(CAST(:ids AS bigint[])) "
+        "AND document @@ CAST(:match AS tsquery) GROUP BY session_id")
 
 
-def _window(content: str, terms: Sequence[str]) -> dict[str, Any]:
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
-    first = pattern.search(content)
-    start = max(0, first.start() - CONTEXT_CHARS) if first else 0
-    end = min(len(content), (first.end() if first else 0) + CONTEXT_CHARS)
+def _window(content: str, words: Sequence[str]) -> dict[str, Any]:
+    found = search_words.spans(content, words)
+    start = max(0, found[0][0] - CONTEXT_CHARS) if found else 0
+    end = min(len(content), (found[0][1] if found else 0) + CONTEXT_CHARS)
     cut = " ".join(content[start:end].split())  # one line: newlines and runs of spaces closed up
     prefix = "…" if start > 0 else ""
     body = prefix + cut + ("…" if end < len(content) else "")
-    spans = [[m.start(), m.end()] for m in pattern.finditer(body)]
-    return {"text": body, "highlights": spans}
+    return {"text": body, "highlights": [list(span) for span in search_words.spans(body, words)]}
 
 
-async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[int], query: str,
-                   match: str) -> dict[int, dict[str, Any]]:
-    """`match`: the query as the search index takes it (SQLite: quoted FTS5 phrases)."""
-    terms = [t for t in query.split() if t]
-    if not session_ids or not terms:
+async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[int], words: Sequence[str],
+                   queued: dict[int, int]) -> dict[int, dict[str, Any]]:
+    """`words`: the query's (search_words); `queued` (PostgreSQL): session id -> its first
+    matching message among those not yet indexed, which the list's own match read too."""
+    if not session_ids or not words:
         return {}
-    params = {"ids": list(session_ids), "match": match if db.is_sqlite else query}
-    firsts = dict((await conn.execute(_first_matches_sql(db), params)).all())
-    if not firsts:
+    if db.is_sqlite:
+        params: dict[str, Any] = {"ids": json.dumps(list(session_ids)), "match": search_index.sqlite_match(list(words))}
+        seqs = {sid: seq for sid, seq in (await conn.execute(_first_matches_sql(db, True), params)).all()
+                if seq is not None}
+        # An OR of (session_id, seq) pairs, each an index probe: SQLite scans the table for a
+        # row-value IN list.
+        which: Any = or_(*(and_(messages.c.session_id == sid, messages.c.seq == seq) for sid, seq in seqs.items()))
+        found = bool(seqs)
+    else:
+        params = {"ids": list(session_ids), "match": search_index.pg_tsquery(list(words))}
+        dense = await search_index.postgresql_dense(conn, list(words))
+        firsts = {sid: mid for sid, mid in (await conn.execute(_first_matches_sql(db, dense), params)).all()
+                  if mid is not None}
+        for session_id in set(session_ids) & queued.keys():
+            firsts[session_id] = min(queued[session_id], firsts.get(session_id, queued[session_id]))
+        which = messages.c.id.in_(list(firsts.values()))
+        found = bool(firsts)
+    if not found:
         return {}
     rows = (await conn.execute(
-        select(messages.c.id, func.substr(messages.c.content, 1, SCAN_CHARS)).where(messages.c.id.in_(firsts.values()))
-    )).all()
-    content = {int(mid): body or "" for mid, body in rows}
-    return {int(sid): _window(content.get(int(mid), ""), terms) for sid, mid in firsts.items()}
+        select(messages.c.session_id, func.substr(messages.c.content, 1, SCAN_CHARS)).where(which))).all()
+    return {int(sid): _window(body or "", words) for sid, body in rows}

@@ -2,7 +2,7 @@
 positions (issue 19, cold-cache search tails)
 
 Revision ID: 0013_search_walk_index
-Revises: 0011_execution_model_ms
+Revises: 0012_message_words
 
 `search` walks the sort index and tests each session's folded text (store/listing.py); the
 common terms' total counts the matches among the first COUNT_SCAN sessions the same way. Each
@@ -23,7 +23,7 @@ does.
 from alembic import op
 
 revision = "0013_search_walk_index"
-down_revision = "0011_execution_model_ms"
+down_revision = "0012_message_words"
 branch_labels = None
 depends_on = None
 
