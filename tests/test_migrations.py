@@ -11,14 +11,17 @@ from alembic.migration import MigrationContext
 from sessionscope.store import open_database
 from sessionscope.store.schema import metadata
 
-# Search structures are created by raw SQL in the migrations (FTS5 tables, expression indexes);
-# SQLAlchemy's metadata does not describe them.
+# Search structures are created by raw SQL in the migrations (FTS5 tables, expression indexes,
+# PostgreSQL's generated search_head); SQLAlchemy's metadata does not describe them.
 SEARCH_OBJECTS = ("session_search", "message_search", "ix_message_search", "search_backlog", "search_failed",
-                  "ix_sessions_search_trgm")
+                  "ix_sessions_search_trgm", "ix_sessions_search_walk", "search_head")
 
 
 def _is_search_object(diff: Any) -> bool:
-    obj = diff[1] if isinstance(diff, tuple) else diff
+    if isinstance(diff, tuple):
+        obj = diff[3] if diff[0] in ("add_column", "remove_column") else diff[1]
+    else:
+        obj = diff
     name = getattr(obj, "name", "") or ""
     return any(name.startswith(prefix) for prefix in SEARCH_OBJECTS)
 

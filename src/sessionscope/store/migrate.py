@@ -13,7 +13,7 @@ from sessionscope.store.database import Database
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest revision in migrations/versions (tests/test_migrations.py checks it against Alembic).
 # A store already there starts without importing Alembic, which is ~10 MB of server memory.
-HEAD_REVISION = "0012_message_words"
+HEAD_REVISION = "0013_search_walk_index"
 
 
 def alembic_config(connection: Any | None = None) -> Any:
