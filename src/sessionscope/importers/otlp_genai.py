@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -47,7 +48,6 @@ ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "
          "human": "user", "ai": "assistant", "model": "assistant", "function": "tool"}
 OI_KINDS = {"AGENT": "invoke_agent", "LLM": "chat", "TOOL": TOOL_OP}
 MAX_DEPTH = 256  # ancestor walks stop here: a malformed parent cycle must not hang
-_OI_PREFIX = {"llm.input_messages.": "input", "llm.output_messages.": "output"}
 Key = tuple[str, str]
 
 
@@ -260,9 +260,14 @@ def _iso(ns: int) -> str | None:
     if not ns:
         return None
     seconds, ms = divmod(ns // 1_000_000, 1000)
+    return f"{_iso_second(seconds)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    """A request's spans mostly share their seconds: each second is formatted once."""
     t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-            f".{ms:03d}Z")
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 # ---------------------------------------------------------------- messages
@@ -341,34 +346,44 @@ def _genai_messages(value: Any) -> list[Message]:
 
 
 def _openinference_messages(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
-    grouped: dict[str, dict[int, dict[str, Any]]] = {"input": {}, "output": {}}
+    """One pass over the span's keys: ``llm.{input,output}_messages.N.message.FIELD`` and
+    ``...message.tool_calls.M.tool_call.FIELD``, split with ``str.partition`` (no prefix scans)."""
+    grouped: tuple[dict[int, _OIEntry], dict[int, _OIEntry]] = ({}, {})
     for key, value in attrs.items():
-        if not key.startswith("llm.") or "_messages." not in key:
+        head, found, rest = key.partition("_messages.")
+        if not found or (direction := _OI_DIRECTION.get(head)) is None:
             continue
-        prefix = "llm.input_messages." if key.startswith("llm.input_messages.") else "llm.output_messages."
-        if not key.startswith(prefix):
+        number, _, name = rest.partition(".message.")
+        if not number.isdecimal() or not name:  # isdigit would pass "²", which int() refuses
             continue
-        number, _, rest = key[len(prefix):].partition(".message.")
-        if not number.isdigit() or not rest:
-            continue
-        entry = grouped[_OI_PREFIX[prefix]].setdefault(int(number), {"calls": {}})
-        if rest.startswith("tool_calls."):
-            call_number, _, call_field = rest[len("tool_calls."):].partition(".tool_call.")
-            if call_number.isdigit() and call_field:
-                entry["calls"].setdefault(int(call_number), {})[call_field] = value
+        position = int(number)
+        entry = grouped[direction].get(position)
+        if entry is None:
+            entry = grouped[direction][position] = ({}, {})
+        if name.startswith("tool_calls."):
+            call_number, _, call_field = name[11:].partition(".tool_call.")
+            if call_number.isdecimal() and call_field:
+                entry[1].setdefault(int(call_number), {})[call_field] = value
         else:
-            entry[rest] = value
-    out: tuple[list[Message], list[Message]] = ([], [])
-    for messages, direction in zip(out, ("input", "output"), strict=True):
-        for position in sorted(grouped[direction]):
-            entry = grouped[direction][position]
-            calls = [{"id": str(c.get("id") or ""), "name": str(c.get("function.name") or ""),
-                      "arguments": base.arguments_text(c.get("function.arguments"))}
-                     for _, c in sorted(entry["calls"].items())]
-            content = entry.get("content")
-            messages.append(_msg(str(entry.get("role") or ""), content if isinstance(content, str) else "",
-                                 calls, entry.get("tool_call_id"), entry.get("name")))
-    return out
+            entry[0][name] = value
+    return _oi_messages(grouped[0]), _oi_messages(grouped[1])
+
+
+_OI_DIRECTION = {"llm.input": 0, "llm.output": 1}  # what precedes "_messages." in the flat keys
+_OIEntry = tuple[dict[str, Any], dict[int, dict[str, Any]]]  # a message's fields, its calls' fields
+
+
+def _oi_messages(entries: dict[int, _OIEntry]) -> list[Message]:
+    messages: list[Message] = []
+    for position in sorted(entries):
+        fields, raw_calls = entries[position]
+        calls = [{"id": str(c.get("id") or ""), "name": str(c.get("function.name") or ""),
+                  "arguments": base.arguments_text(c.get("function.arguments"))}
+                 for _, c in sorted(raw_calls.items())] if raw_calls else []
+        content = fields.get("content")
+        messages.append(_msg(str(fields.get("role") or ""), content if isinstance(content, str) else "",
+                             calls, fields.get("tool_call_id"), fields.get("name")))
+    return messages
 
 
 def _message_ids(conv: str, messages: list[Message]) -> list[str]:
