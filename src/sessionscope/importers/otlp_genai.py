@@ -194,7 +194,7 @@ def _conversation(conv: str, members: list[Span], index: _Index) -> Conversation
         _iso(min(s.start_ns for s in members)),
         spans=len(members),
     )
-    extracted = {(s.trace_id, s.span_id): _messages(s) for s in members}
+    extracted = {(s.trace_id, s.span_id): _messages(s, index.op(s)) for s in members}
     # Traces whose model calls carry messages: agent and chain spans there only repeat them.
     modelled = {s.trace_id for s in members
                 if index.op(s) in MODEL_OPS and any(extracted[(s.trace_id, s.span_id)][:2])}
@@ -205,11 +205,7 @@ def _conversation(conv: str, members: list[Span], index: _Index) -> Conversation
         if op == TOOL_OP:
             events.extend((t, order, m) for t, m in _tool_messages(conv, span))
         elif not _repeats(span, op, from_values, modelled, index, extracted):
-            start, end = _iso(span.start_ns), _iso(span.end_ns)
-            ids = _message_ids(conv, inputs + outputs)
-            events.extend((span.start_ns, order, _record(ids[i], m, start)) for i, m in enumerate(inputs))
-            events.extend((span.end_ns, order, _record(ids[len(inputs) + j], m, end))
-                          for j, m in enumerate(outputs))
+            events.extend(_span_events(conv, span, order, inputs, outputs))
         if op in AGENT_OPS:
             out.executions.append(_execution(span, index, extracted))
         elif op in MODEL_OPS and not any(index.op(a) in AGENT_OPS for a in index.ancestors(span)):
@@ -275,7 +271,7 @@ def _iso_second(seconds: int) -> str:
 Message = dict[str, Any]
 
 
-def _messages(span: Span) -> tuple[list[Message], list[Message], bool]:
+def _messages(span: Span, op: str) -> tuple[list[Message], list[Message], bool]:
     """Input and output messages as ``{role, content, tool_calls, tool_call_id, name}``, and
     whether they came from ``input.value`` / ``output.value`` alone."""
     attrs = span.attributes
@@ -288,7 +284,7 @@ def _messages(span: Span) -> tuple[list[Message], list[Message], bool]:
     flat = _openinference_messages(attrs)
     if flat[0] or flat[1]:
         return flat[0], flat[1], False
-    if _operation(span) == TOOL_OP:  # its input and output are the call's, mapped by _tool_messages
+    if op == TOOL_OP:  # its input and output are the call's, mapped by _tool_messages
         return [], [], False
     question, answer = attrs.get("input.value"), attrs.get("output.value")
     inputs = [_msg("user", question)] if isinstance(question, str) and question else []
@@ -350,8 +346,10 @@ def _openinference_messages(attrs: dict[str, Any]) -> tuple[list[Message], list[
     ``...message.tool_calls.M.tool_call.FIELD``, split with ``str.partition`` (no prefix scans)."""
     grouped: tuple[dict[int, _OIEntry], dict[int, _OIEntry]] = ({}, {})
     for key, value in attrs.items():
-        head, found, rest = key.partition("_messages.")
-        if not found or (direction := _OI_DIRECTION.get(head)) is None:
+        if "_messages." not in key:  # most keys: a test that builds nothing
+            continue
+        head, _, rest = key.partition("_messages.")
+        if (direction := _OI_DIRECTION.get(head)) is None:
             continue
         number, _, name = rest.partition(".message.")
         if not number.isdecimal() or not name:  # isdigit would pass "²", which int() refuses
@@ -386,32 +384,32 @@ def _oi_messages(entries: dict[int, _OIEntry]) -> list[Message]:
     return messages
 
 
-def _message_ids(conv: str, messages: list[Message]) -> list[str]:
-    ids: list[str] = []
+def _span_events(conv: str, span: Span, order: int, inputs: list[Message],
+                 outputs: list[Message]) -> list[tuple[int, int, Record]]:
+    """The span's messages as (time, order, record): its inputs at its start, its outputs at its end."""
+    events: list[tuple[int, int, Record]] = []
     repeats: dict[tuple[str, str], int] = defaultdict(int)
-    for msg in messages:
+    start, end = _iso(span.start_ns), _iso(span.end_ns)
+    for n, msg in enumerate(inputs + outputs):
         role = _role(msg)
         calls = msg["tool_calls"]
         if role == "tool" and msg["tool_call_id"]:
-            ids.append(base.stable_id(SOURCE, conv, "result", msg["tool_call_id"]))
+            msg_id = base.stable_id(SOURCE, conv, "result", msg["tool_call_id"])
         elif calls and calls[0]["id"]:
-            ids.append(base.stable_id(SOURCE, conv, "call", calls[0]["id"]))
+            msg_id = base.stable_id(SOURCE, conv, "call", calls[0]["id"])
         else:
             digest = hashlib.sha256(msg["content"].encode("utf-8", "surrogatepass")).hexdigest()[:16]
-            ids.append(base.stable_id(SOURCE, conv, "text", role, digest, repeats[(role, digest)]))
+            msg_id = base.stable_id(SOURCE, conv, "text", role, digest, repeats[(role, digest)])
             repeats[(role, digest)] += 1
-    return ids
+        tool = role == "tool"
+        record = _message(msg_id, role, msg["content"], start if n < len(inputs) else end, tool_calls=calls,
+                          tool_call_id=msg["tool_call_id"] if tool else None, tool_name=msg["name"] if tool else None)
+        events.append((span.start_ns if n < len(inputs) else span.end_ns, order, record))
+    return events
 
 
 def _role(msg: Message) -> str:
     return ROLES.get(msg["role"].lower(), "assistant" if msg["tool_calls"] else "user")
-
-
-def _record(msg_id: str, msg: Message, timestamp: str | None) -> Record:
-    role = _role(msg)
-    return _message(msg_id, role, msg["content"], timestamp, tool_calls=msg["tool_calls"],
-                    tool_call_id=msg["tool_call_id"] if role == "tool" else None,
-                    tool_name=msg["name"] if role == "tool" else None)
 
 
 def _message(msg_id: str, role: str, content: str, timestamp: str | None, **fields: Any) -> Record:
@@ -498,7 +496,7 @@ def _execution(span: Span, index: _Index | None,
         if index is not None else []
     layers = []
     for kid in kids[:256]:
-        inputs, outputs, _ = extracted.get((kid.trace_id, kid.span_id)) or _messages(kid)
+        inputs, outputs, _ = extracted.get((kid.trace_id, kid.span_id)) or _messages(kid, _operation(kid))
         kid_usage = _usage(kid.attributes) or {}
         layers.append({
             "name": kid.name[:256],
