@@ -115,9 +115,17 @@ class _Index:
                 self.children[(span.trace_id, span.parent_id)].append(span)
         self.ops = {(s.trace_id, s.span_id): _operation(s) for s in spans}
         self._conversations: dict[Key, str | None] = {}
+        self._usages: dict[Key, dict[str, int] | None] = {}
 
     def op(self, span: Span) -> str:
         return self.ops[(span.trace_id, span.span_id)]
+
+    def usage(self, span: Span) -> dict[str, int] | None:
+        """The span's own usage (read only: a span is a model call and a layer of its agent run)."""
+        key = (span.trace_id, span.span_id)
+        if key not in self._usages:
+            self._usages[key] = _usage(span.attributes)
+        return self._usages[key]
 
     def parent(self, span: Span) -> Span | None:
         return self.by_id.get((span.trace_id, span.parent_id)) if span.parent_id else None
@@ -207,9 +215,9 @@ def _conversation(conv: str, members: list[Span], index: _Index) -> Conversation
         elif not _repeats(span, op, from_values, modelled, index, extracted):
             events.extend(_span_events(conv, span, order, inputs, outputs))
         if op in AGENT_OPS:
-            out.executions.append(_execution(span, index, extracted))
+            out.executions.append(_execution(span, index, extracted, agent=True))
         elif op in MODEL_OPS and not any(index.op(a) in AGENT_OPS for a in index.ancestors(span)):
-            out.executions.append(_execution(span, None, extracted))
+            out.executions.append(_execution(span, index, extracted, agent=False))
     out.messages = _dedupe(sorted(events, key=lambda e: (e[0], e[1])))
     return out
 
@@ -463,6 +471,8 @@ def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
 
 def _count(value: Any) -> int:
     """A token count: non-negative, and within PostgreSQL's bigint."""
+    if value is None:  # the usual cache counts
+        return 0
     number = value if type(value) is int else base.as_int(value)
     return min(max(0, number), 2**62)
 
@@ -482,22 +492,24 @@ def _attr(spans: list[Span], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _execution(span: Span, index: _Index | None,
-               extracted: dict[Key, tuple[list[Message], list[Message], bool]]) -> Record:
-    descendants = index.descendants(span) if index is not None else []
-    calls = [d for d in descendants if index is not None and index.op(d) in MODEL_OPS]
-    total = _usage(span.attributes)
-    if total is None:  # sum the model calls inside the agent run
+def _execution(span: Span, index: _Index, extracted: dict[Key, tuple[list[Message], list[Message], bool]], *,
+               agent: bool) -> Record:
+    """An agent run (its model calls and layers from its descendants) or a lone model call."""
+    calls = [d for d in index.descendants(span) if index.op(d) in MODEL_OPS] if agent else []
+    own_usage = index.usage(span)
+    if own_usage is not None:
+        total = dict(own_usage)
+    else:  # sum the model calls inside the agent run
         total = base.usage()
         for call in calls:
-            for key, value in (_usage(call.attributes) or {}).items():
+            for key, value in (index.usage(call) or {}).items():
                 total[key] += value
     kids = sorted(index.children.get((span.trace_id, span.span_id), []), key=lambda s: s.start_ns) \
-        if index is not None else []
+        if agent else []
     layers = []
     for kid in kids[:256]:
-        inputs, outputs, _ = extracted.get((kid.trace_id, kid.span_id)) or _messages(kid, _operation(kid))
-        kid_usage = _usage(kid.attributes) or {}
+        inputs, outputs, _ = extracted.get((kid.trace_id, kid.span_id)) or _messages(kid, index.op(kid))
+        kid_usage = index.usage(kid) or {}
         layers.append({
             "name": kid.name[:256],
             "start_ms": max(0, (kid.start_ns - span.start_ns) // 1_000_000),
@@ -521,7 +533,7 @@ def _execution(span: Span, index: _Index | None,
         usage_=total,
         cost_usd=cost if cost is None or cost >= 0 else None,
         duration_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000),
-        model_ms=_busy_ms([span] if index is None else calls),
+        model_ms=_busy_ms(calls if agent else [span]),
         layers=layers,
     )
 
