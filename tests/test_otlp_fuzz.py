@@ -125,6 +125,19 @@ def test_malformed_json_shapes_get_a_clear_400(rpc: RPC, body: bytes) -> None:
     assert answer.json()["code"] == 3 and answer.json()["message"].startswith("not an OTLP trace export")
 
 
+@pytest.mark.parametrize("key", [
+    "llm.input_messages.0.message.calls",  # a field named like the parser's own bookkeeping
+    "llm.input_messages.\u00b2.message.role",  # a digit (str.isdigit) that int() refuses
+    "llm.input_messages.0.message.tool_calls.\u00b2.tool_call.id",
+])
+def test_odd_openinference_keys_are_mapped_not_a_500(rpc: RPC, key: str) -> None:
+    span = _span(0, "odd-keys")
+    span["attributes"].append(_attr(key, "tool"))
+    answer = _post(rpc, _body(span))
+    assert answer.status_code == 200, answer.text
+    assert _keys(rpc) == ["odd-keys"]
+
+
 # ---- fuzz: any body gets 200, 400 or 413 -----------------------------------------------------------
 
 hostile = st.one_of(

@@ -29,6 +29,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -47,7 +48,6 @@ ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "
          "human": "user", "ai": "assistant", "model": "assistant", "function": "tool"}
 OI_KINDS = {"AGENT": "invoke_agent", "LLM": "chat", "TOOL": TOOL_OP}
 MAX_DEPTH = 256  # ancestor walks stop here: a malformed parent cycle must not hang
-_OI_PREFIX = {"llm.input_messages.": "input", "llm.output_messages.": "output"}
 Key = tuple[str, str]
 
 
@@ -115,9 +115,17 @@ class _Index:
                 self.children[(span.trace_id, span.parent_id)].append(span)
         self.ops = {(s.trace_id, s.span_id): _operation(s) for s in spans}
         self._conversations: dict[Key, str | None] = {}
+        self._usages: dict[Key, dict[str, int] | None] = {}
 
     def op(self, span: Span) -> str:
         return self.ops[(span.trace_id, span.span_id)]
+
+    def usage(self, span: Span) -> dict[str, int] | None:
+        """The span's own usage (read only: a span is a model call and a layer of its agent run)."""
+        key = (span.trace_id, span.span_id)
+        if key not in self._usages:
+            self._usages[key] = _usage(span.attributes)
+        return self._usages[key]
 
     def parent(self, span: Span) -> Span | None:
         return self.by_id.get((span.trace_id, span.parent_id)) if span.parent_id else None
@@ -194,7 +202,7 @@ def _conversation(conv: str, members: list[Span], index: _Index) -> Conversation
         _iso(min(s.start_ns for s in members)),
         spans=len(members),
     )
-    extracted = {(s.trace_id, s.span_id): _messages(s) for s in members}
+    extracted = {(s.trace_id, s.span_id): _messages(s, index.op(s)) for s in members}
     # Traces whose model calls carry messages: agent and chain spans there only repeat them.
     modelled = {s.trace_id for s in members
                 if index.op(s) in MODEL_OPS and any(extracted[(s.trace_id, s.span_id)][:2])}
@@ -205,15 +213,11 @@ def _conversation(conv: str, members: list[Span], index: _Index) -> Conversation
         if op == TOOL_OP:
             events.extend((t, order, m) for t, m in _tool_messages(conv, span))
         elif not _repeats(span, op, from_values, modelled, index, extracted):
-            start, end = _iso(span.start_ns), _iso(span.end_ns)
-            ids = _message_ids(conv, inputs + outputs)
-            events.extend((span.start_ns, order, _record(ids[i], m, start)) for i, m in enumerate(inputs))
-            events.extend((span.end_ns, order, _record(ids[len(inputs) + j], m, end))
-                          for j, m in enumerate(outputs))
+            events.extend(_span_events(conv, span, order, inputs, outputs))
         if op in AGENT_OPS:
-            out.executions.append(_execution(span, index, extracted))
+            out.executions.append(_execution(span, index, extracted, agent=True))
         elif op in MODEL_OPS and not any(index.op(a) in AGENT_OPS for a in index.ancestors(span)):
-            out.executions.append(_execution(span, None, extracted))
+            out.executions.append(_execution(span, index, extracted, agent=False))
     out.messages = _dedupe(sorted(events, key=lambda e: (e[0], e[1])))
     return out
 
@@ -260,9 +264,14 @@ def _iso(ns: int) -> str | None:
     if not ns:
         return None
     seconds, ms = divmod(ns // 1_000_000, 1000)
+    return f"{_iso_second(seconds)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(seconds: int) -> str:
+    """A request's spans mostly share their seconds: each second is formatted once."""
     t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-            f".{ms:03d}Z")
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 # ---------------------------------------------------------------- messages
@@ -270,7 +279,7 @@ def _iso(ns: int) -> str | None:
 Message = dict[str, Any]
 
 
-def _messages(span: Span) -> tuple[list[Message], list[Message], bool]:
+def _messages(span: Span, op: str) -> tuple[list[Message], list[Message], bool]:
     """Input and output messages as ``{role, content, tool_calls, tool_call_id, name}``, and
     whether they came from ``input.value`` / ``output.value`` alone."""
     attrs = span.attributes
@@ -283,7 +292,7 @@ def _messages(span: Span) -> tuple[list[Message], list[Message], bool]:
     flat = _openinference_messages(attrs)
     if flat[0] or flat[1]:
         return flat[0], flat[1], False
-    if _operation(span) == TOOL_OP:  # its input and output are the call's, mapped by _tool_messages
+    if op == TOOL_OP:  # its input and output are the call's, mapped by _tool_messages
         return [], [], False
     question, answer = attrs.get("input.value"), attrs.get("output.value")
     inputs = [_msg("user", question)] if isinstance(question, str) and question else []
@@ -341,62 +350,74 @@ def _genai_messages(value: Any) -> list[Message]:
 
 
 def _openinference_messages(attrs: dict[str, Any]) -> tuple[list[Message], list[Message]]:
-    grouped: dict[str, dict[int, dict[str, Any]]] = {"input": {}, "output": {}}
+    """One pass over the span's keys: ``llm.{input,output}_messages.N.message.FIELD`` and
+    ``...message.tool_calls.M.tool_call.FIELD``, split with ``str.partition`` (no prefix scans)."""
+    grouped: tuple[dict[int, _OIEntry], dict[int, _OIEntry]] = ({}, {})
     for key, value in attrs.items():
-        if not key.startswith("llm.") or "_messages." not in key:
+        if "_messages." not in key:  # most keys: a test that builds nothing
             continue
-        prefix = "llm.input_messages." if key.startswith("llm.input_messages.") else "llm.output_messages."
-        if not key.startswith(prefix):
+        head, _, rest = key.partition("_messages.")
+        if (direction := _OI_DIRECTION.get(head)) is None:
             continue
-        number, _, rest = key[len(prefix):].partition(".message.")
-        if not number.isdigit() or not rest:
+        number, _, name = rest.partition(".message.")
+        if not number.isdecimal() or not name:  # isdigit would pass "²", which int() refuses
             continue
-        entry = grouped[_OI_PREFIX[prefix]].setdefault(int(number), {"calls": {}})
-        if rest.startswith("tool_calls."):
-            call_number, _, call_field = rest[len("tool_calls."):].partition(".tool_call.")
-            if call_number.isdigit() and call_field:
-                entry["calls"].setdefault(int(call_number), {})[call_field] = value
+        position = int(number)
+        entry = grouped[direction].get(position)
+        if entry is None:
+            entry = grouped[direction][position] = ({}, {})
+        if name.startswith("tool_calls."):
+            call_number, _, call_field = name[11:].partition(".tool_call.")
+            if call_number.isdecimal() and call_field:
+                entry[1].setdefault(int(call_number), {})[call_field] = value
         else:
-            entry[rest] = value
-    out: tuple[list[Message], list[Message]] = ([], [])
-    for messages, direction in zip(out, ("input", "output"), strict=True):
-        for position in sorted(grouped[direction]):
-            entry = grouped[direction][position]
-            calls = [{"id": str(c.get("id") or ""), "name": str(c.get("function.name") or ""),
-                      "arguments": base.arguments_text(c.get("function.arguments"))}
-                     for _, c in sorted(entry["calls"].items())]
-            content = entry.get("content")
-            messages.append(_msg(str(entry.get("role") or ""), content if isinstance(content, str) else "",
-                                 calls, entry.get("tool_call_id"), entry.get("name")))
-    return out
+            entry[0][name] = value
+    return _oi_messages(grouped[0]), _oi_messages(grouped[1])
 
 
-def _message_ids(conv: str, messages: list[Message]) -> list[str]:
-    ids: list[str] = []
+_OI_DIRECTION = {"llm.input": 0, "llm.output": 1}  # what precedes "_messages." in the flat keys
+_OIEntry = tuple[dict[str, Any], dict[int, dict[str, Any]]]  # a message's fields, its calls' fields
+
+
+def _oi_messages(entries: dict[int, _OIEntry]) -> list[Message]:
+    messages: list[Message] = []
+    for position in sorted(entries):
+        fields, raw_calls = entries[position]
+        calls = [{"id": str(c.get("id") or ""), "name": str(c.get("function.name") or ""),
+                  "arguments": base.arguments_text(c.get("function.arguments"))}
+                 for _, c in sorted(raw_calls.items())] if raw_calls else []
+        content = fields.get("content")
+        messages.append(_msg(str(fields.get("role") or ""), content if isinstance(content, str) else "",
+                             calls, fields.get("tool_call_id"), fields.get("name")))
+    return messages
+
+
+def _span_events(conv: str, span: Span, order: int, inputs: list[Message],
+                 outputs: list[Message]) -> list[tuple[int, int, Record]]:
+    """The span's messages as (time, order, record): its inputs at its start, its outputs at its end."""
+    events: list[tuple[int, int, Record]] = []
     repeats: dict[tuple[str, str], int] = defaultdict(int)
-    for msg in messages:
+    start, end = _iso(span.start_ns), _iso(span.end_ns)
+    for n, msg in enumerate(inputs + outputs):
         role = _role(msg)
         calls = msg["tool_calls"]
         if role == "tool" and msg["tool_call_id"]:
-            ids.append(base.stable_id(SOURCE, conv, "result", msg["tool_call_id"]))
+            msg_id = base.stable_id(SOURCE, conv, "result", msg["tool_call_id"])
         elif calls and calls[0]["id"]:
-            ids.append(base.stable_id(SOURCE, conv, "call", calls[0]["id"]))
+            msg_id = base.stable_id(SOURCE, conv, "call", calls[0]["id"])
         else:
             digest = hashlib.sha256(msg["content"].encode("utf-8", "surrogatepass")).hexdigest()[:16]
-            ids.append(base.stable_id(SOURCE, conv, "text", role, digest, repeats[(role, digest)]))
+            msg_id = base.stable_id(SOURCE, conv, "text", role, digest, repeats[(role, digest)])
             repeats[(role, digest)] += 1
-    return ids
+        tool = role == "tool"
+        record = _message(msg_id, role, msg["content"], start if n < len(inputs) else end, tool_calls=calls,
+                          tool_call_id=msg["tool_call_id"] if tool else None, tool_name=msg["name"] if tool else None)
+        events.append((span.start_ns if n < len(inputs) else span.end_ns, order, record))
+    return events
 
 
 def _role(msg: Message) -> str:
     return ROLES.get(msg["role"].lower(), "assistant" if msg["tool_calls"] else "user")
-
-
-def _record(msg_id: str, msg: Message, timestamp: str | None) -> Record:
-    role = _role(msg)
-    return _message(msg_id, role, msg["content"], timestamp, tool_calls=msg["tool_calls"],
-                    tool_call_id=msg["tool_call_id"] if role == "tool" else None,
-                    tool_name=msg["name"] if role == "tool" else None)
 
 
 def _message(msg_id: str, role: str, content: str, timestamp: str | None, **fields: Any) -> Record:
@@ -450,6 +471,8 @@ def _usage(attrs: dict[str, Any]) -> dict[str, int] | None:
 
 def _count(value: Any) -> int:
     """A token count: non-negative, and within PostgreSQL's bigint."""
+    if value is None:  # the usual cache counts
+        return 0
     number = value if type(value) is int else base.as_int(value)
     return min(max(0, number), 2**62)
 
@@ -469,22 +492,24 @@ def _attr(spans: list[Span], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def _execution(span: Span, index: _Index | None,
-               extracted: dict[Key, tuple[list[Message], list[Message], bool]]) -> Record:
-    descendants = index.descendants(span) if index is not None else []
-    calls = [d for d in descendants if index is not None and index.op(d) in MODEL_OPS]
-    total = _usage(span.attributes)
-    if total is None:  # sum the model calls inside the agent run
+def _execution(span: Span, index: _Index, extracted: dict[Key, tuple[list[Message], list[Message], bool]], *,
+               agent: bool) -> Record:
+    """An agent run (its model calls and layers from its descendants) or a lone model call."""
+    calls = [d for d in index.descendants(span) if index.op(d) in MODEL_OPS] if agent else []
+    own_usage = index.usage(span)
+    if own_usage is not None:
+        total = dict(own_usage)
+    else:  # sum the model calls inside the agent run
         total = base.usage()
         for call in calls:
-            for key, value in (_usage(call.attributes) or {}).items():
+            for key, value in (index.usage(call) or {}).items():
                 total[key] += value
     kids = sorted(index.children.get((span.trace_id, span.span_id), []), key=lambda s: s.start_ns) \
-        if index is not None else []
+        if agent else []
     layers = []
     for kid in kids[:256]:
-        inputs, outputs, _ = extracted.get((kid.trace_id, kid.span_id)) or _messages(kid)
-        kid_usage = _usage(kid.attributes) or {}
+        inputs, outputs, _ = extracted.get((kid.trace_id, kid.span_id)) or _messages(kid, index.op(kid))
+        kid_usage = index.usage(kid) or {}
         layers.append({
             "name": kid.name[:256],
             "start_ms": max(0, (kid.start_ns - span.start_ns) // 1_000_000),
@@ -508,7 +533,7 @@ def _execution(span: Span, index: _Index | None,
         usage_=total,
         cost_usd=cost if cost is None or cost >= 0 else None,
         duration_ms=max(0, (span.end_ns - span.start_ns) // 1_000_000),
-        model_ms=_busy_ms([span] if index is None else calls),
+        model_ms=_busy_ms(calls if agent else [span]),
         layers=layers,
     )
 
