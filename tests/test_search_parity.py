@@ -11,6 +11,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sessionscope import search_words
 from tests.conftest import RPC
@@ -161,3 +163,11 @@ async def _check(url: str) -> Any:
         return await check(db)
     finally:
         await db.close()
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_the_ascii_path_finds_the_words_the_general_rule_finds(text: str) -> None:
+    """search_words.words takes a faster regex for ASCII text; it must find the same words."""
+    general = search_words._word().findall(text.casefold().replace("_", " "))
+    assert search_words.words(text) == list(dict.fromkeys(general))
