@@ -113,3 +113,55 @@ def test_the_worker_prepares_all_but_the_counts(database_url_factory: Any, diale
     backend.close()
     assert result.stats.messages > 0 and result.stats.executions > 0
     assert all(s["total_tokens"] > 0 for s in listed if s["message_count"])
+
+
+def test_the_worker_finds_the_search_words_and_the_index_matches_the_messages(database_url_factory: Any,
+                                                                             dialect: str,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker finds each message's search words beside the parsing (search_words.document),
+    and SQLite indexes them as the messages are written, queueing nothing; PostgreSQL queues
+    them for its indexer. Either way the same query finds the same sessions as in process, and
+    the index holds exactly the messages."""
+    import asyncio
+
+    from sessionscope.store import open_database, search_index
+    from sessionscope.store.check import check, format_report
+
+    source = str(FIXTURES / "claude-code")
+    here = connect(database_url_factory(dialect, "words-here"), None, None, create=True)
+    there = connect(database_url_factory(dialect, "words-worker"), None, None, create=True)
+    assert isinstance(here, LocalBackend) and isinstance(there, LocalBackend)
+    tally = ImportResult(stats=None, tally=Tally())
+    here.import_records(without_skipped(iter_records(source, "claude-code", tally.tally), tally), None)
+    if dialect == "sqlite":
+        # The importing process must not find words itself: its SQLite connections' function
+        # for it (store.database) now fails, which would set the ranges it indexes aside.
+        from sessionscope.store import database
+
+        def not_here(content: str | None) -> str:
+            raise AssertionError("the importing process found search words")
+
+        monkeypatch.setattr(database, "_search_document", not_here)
+        there.close()
+        there = connect(database_url_factory(dialect, "words-worker"), None, None, create=True)
+        assert isinstance(there, LocalBackend)
+    there.import_in_worker(source, "claude-code", None)
+
+    async def queued_and_report(url: str) -> tuple[int, str]:
+        db = await open_database(url)
+        try:
+            queued = await search_index.queued(db)
+            report = await check(db)
+            return queued, format_report(report) if not report.ok else ""
+        finally:
+            await db.close()
+
+    if dialect == "sqlite":
+        assert asyncio.run(queued_and_report(database_url_factory(dialect, "words-worker")))[0] == 0
+    for word in ("file", "the", "error", "nothing-like-this"):
+        assert ([s["key"] for s in there.call("session.list", {"query": word, "limit": 100})["sessions"]]
+                == [s["key"] for s in here.call("session.list", {"query": word, "limit": 100})["sessions"]]), word
+    assert there.call("session.list", {"query": "the", "limit": 1})["sessions"]
+    assert asyncio.run(queued_and_report(database_url_factory(dialect, "words-worker")))[1] == ""
+    here.close()
+    there.close()

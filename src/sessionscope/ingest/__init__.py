@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionscope import jsontext
+from sessionscope import jsontext, search_words
 from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.compaction.service import schedule_auto
 from sessionscope.errors import InvalidParams
@@ -333,13 +333,18 @@ async def _prepared_here(block: Iterator[dict[str, Any]], keep_tokens: bool) -> 
         yield await _prepared(chunk)
 
 
-def prepared_chunk(chunk: list[dict[str, Any]], *, count: bool = True) -> Prepared:
+def prepared_chunk(chunk: list[dict[str, Any]], *, count: bool = True, words: bool = False) -> Prepared:
     """A validated chunk (validated_chunks) as the store writes it (CPU work, before the
     transaction): messages with ids, times and o200k_base counts, executions priced. With
-    `count` False the counts are left to Prepared.counted_runs."""
+    `count` False the counts are left to Prepared.counted_runs. With `words`, each message
+    carries its search words (search_words.document), which SQLite then indexes as it writes
+    the message instead of queueing it: the import worker finds them beside the parsing."""
     messages = [r for r in chunk if r["type"] == "message"]
     _arguments_as_text(messages)
     rows, texts = appends.prepare_uncounted(messages, now_ms()) if messages else ([], [])
+    if words:
+        for row in rows:
+            row["words"] = search_words.document(row["content"])
     prepared = Prepared(_as_runs(chunk, rows), len(chunk), texts)
     if count:
         prepared.counted_runs()

@@ -129,7 +129,7 @@ def _work(out: Any, path: str, fmt: str, keep_tokens: bool) -> None:
         for header, block in session_blocks(records):
             out.put(("session", header))
             for chunk in validated_chunks(block, keep_tokens=keep_tokens):
-                out.put(("chunk", prepared_chunk(chunk, count=False)))
+                out.put(("chunk", prepared_chunk(chunk, count=False, words=True)))
         out.put(("end", result))
     except BaseException as exc:  # noqa: BLE001 - every failure is the importing process's to raise
         out.put(("error", _portable(exc)))

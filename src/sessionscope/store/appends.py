@@ -132,6 +132,8 @@ class _BatchSQL:
     insert_new: str | None
     take_back: str | None
     index: str  # queues rows (session_id, seq first..last) for the search index
+    # SQLite: stores search rows (rowid, words) of messages whose words came prepared (`words`)
+    index_words: str | None
     counters: str  # session_store.bump's UPDATE for an append, compiled for the driver
     counter_params: tuple[str, ...]
     raw: str
@@ -160,7 +162,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     if db.is_sqlite:
         ids = db.placeholders(ID_CHUNK + 2).split(", ")[2:]
         return _BatchSQL(
-            insert_rows=_insert_sqlite, insert=insert_sql(db),
+            insert_rows=_insert_sqlite, insert=insert_sql(db), index_words=search_index.SQLITE_INDEX_WORDS,
             existing=f"SELECT msg_id FROM messages WHERE session_id = {sid} AND conversation = {first} "
                      f"AND msg_id IN ({', '.join(ids)})",
             insert_new=None, take_back=None,
@@ -170,7 +172,7 @@ def _batch_sql(db: Database) -> _BatchSQL:
     # small, would scan the session's messages instead of probing its unique key. The
     # unique index arbitrates ON CONFLICT by itself, with no plan to go wrong.
     return _BatchSQL(
-        insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None,
+        insert_rows=_insert_postgresql, insert=_insert_unnest_sql(), existing=None, index_words=None,
         insert_new=_insert_unnest_sql() + " ON CONFLICT (session_id, conversation, msg_id) DO NOTHING RETURNING msg_id",
         take_back=f"DELETE FROM messages WHERE session_id = {sid} AND seq BETWEEN {first} AND {last}",
         **common,
@@ -266,7 +268,13 @@ def _store_batch(dbapi: Any, sql: _BatchSQL, session_id: int, first_seq: int, co
     try:
         fresh = sql.insert_rows(cursor, sql, session_id, first_seq, conversation, prepared)
         if fresh:
-            cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
+            if sql.index_words and all("words" in m for m in fresh):
+                # Words found while the batch was prepared (an import's worker process): indexed
+                # here, in the batch's transaction, rather than queued for the indexer.
+                cursor.executemany(sql.index_words, [(search_index.rowid_of(session_id, first_seq + offset), m["words"])
+                                                     for offset, m in enumerate(fresh)])
+            else:
+                cursor.execute(sql.index, (session_id, first_seq, first_seq + len(fresh) - 1))
             values = _counter_values(fresh, updated_at) | {"session_id": session_id}
             cursor.execute(sql.counters, tuple(values[name] for name in sql.counter_params))
         if raws:

@@ -92,6 +92,11 @@ def sqlite_rowid(session_id: str, seq: str) -> str:
     return f"({session_id} * {SESSION_SPAN} + {seq})"
 
 
+def rowid_of(session_id: int, seq: int) -> int:
+    """The index rowid of a message (sqlite_rowid, in Python)."""
+    return session_id * SESSION_SPAN + seq
+
+
 def sqlite_session_of(rowid: str) -> str:
     """SQL: the session id an index rowid names."""
     return f"({rowid} / {SESSION_SPAN})"
@@ -102,6 +107,8 @@ def sqlite_session_of(rowid: str) -> str:
 # it twice must neither fail nor index it twice.
 SQLITE_INDEX = (f"INSERT OR REPLACE INTO message_search(rowid, words) SELECT {sqlite_rowid('session_id', 'seq')}, "
                 "search_document(content) FROM messages WHERE session_id = ? AND seq BETWEEN ? AND ?")
+# The words given (search_words.document of the message's content, found beforehand).
+SQLITE_INDEX_WORDS = "INSERT OR REPLACE INTO message_search(rowid, words) VALUES (?, ?)"
 _SQLITE_DONE = "DELETE FROM search_backlog WHERE id = ?"
 _SET_ASIDE = ("INSERT INTO search_failed (session_id, first_seq, last_seq, error, failed_at) "
               "VALUES ({})")
