@@ -110,3 +110,29 @@ def test_the_wal_stays_bounded_when_the_checkpoint_thread_falls_behind(
     written = asyncio.run(scenario())
     assert written > OLD_PEAK_BYTES
     assert 0 < peak[0] <= WAL_BOUND_BYTES, f"WAL peaked at {peak[0] / 2**20:.1f} MiB"
+
+
+def test_an_idle_store_gives_back_its_wal(tmp_path: Path) -> None:
+    """After a burst of writes, once no connection has committed for a while, the WAL file is
+    emptied (checkpoint.IDLE_TRUNCATE_S), so an idle store's disk footprint is its database."""
+    path = tmp_path / "store.db"
+    wal = path.with_name(path.name + "-wal")
+
+    async def scenario() -> tuple[int, int]:
+        db = await open_database(str(path))
+        try:
+            for b in range(10):
+                batch = [{"id": f"{b}-{i}", "role": "user", "content": f"message {b}-{i} " * 20, "tokens": 1}
+                         for i in range(100)]
+                await append(db, Scope.everything(), key="k", agent="a", channel="web", batch=batch)
+            written = wal.stat().st_size
+            deadline = time.monotonic() + 10
+            while wal.stat().st_size and time.monotonic() < deadline:  # noqa: ASYNC110 - a background thread
+                await asyncio.sleep(0.1)
+            return written, wal.stat().st_size
+        finally:
+            await db.close()
+
+    written, idle = asyncio.run(scenario())
+    assert written > 0
+    assert idle == 0
