@@ -102,3 +102,21 @@ def test_server_config_reads_the_debug_setting(monkeypatch: pytest.MonkeyPatch) 
     assert ServerConfig().validate_results is True
     monkeypatch.setenv("SESSIONSCOPE_DEBUG", "")
     assert ServerConfig().validate_results is False
+
+
+def test_a_serving_process_freezes_its_startup_objects_and_collects_less_often(tmp_path: Any) -> None:
+    """run_server tunes the collector once the app is built (server.tune_gc): the objects alive
+    then are frozen, and gen 0 is collected at GC_THRESHOLDS, not at Python's default 700."""
+    import subprocess
+    import sys
+
+    code = ("import gc, socket, sessionscope.server as s\n"
+            "s.uvicorn.Server.run = lambda self, sockets=None: print(gc.get_threshold(), gc.get_freeze_count() > 0)\n"
+            "k = socket.socket(); k.bind(('127.0.0.1', 0))\n"
+            f"s.run_server(db={str(tmp_path / 'gc.db')!r}, host='127.0.0.1', port=k.getsockname()[1], no_auth=True,"
+            " config=None, workers=1, sock=k)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    from sessionscope.server import GC_THRESHOLDS
+
+    assert out.stdout.strip().splitlines()[-1] == f"{GC_THRESHOLDS} True"

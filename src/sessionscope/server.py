@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import ipaddress
 import os
 import socket
@@ -87,6 +88,23 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# A server process holds many long-lived objects (the app, the tokenizer's tables, compiled
+# statements) that every collection of the older generations walks again, and a request makes
+# tens of thousands of short-lived ones: at Python's default gen-0 threshold (700) an OTLP request
+# collected every few spans. Measured with bench/otlp_ingest.py, server CPU per span, 3
+# alternating pairs: 197, 191, 180 us by default; 178, 160, 173 with these settings.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """For a serving process, once its app is built: what is alive now is kept out of every
+    later collection (gc.freeze, after a collection, so no garbage is frozen), and the
+    youngest generation is collected less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: str | None, workers: int,
                sock: socket.socket | None = None) -> None:
     server_config = load_config(db=db, host=host, no_auth=no_auth, config=config)
@@ -105,6 +123,7 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
         Multiprocess(multi, sockets=[sock]).run()
         return
     server = uvicorn.Server(uvicorn.Config(create_app(server_config), **serving_options()))
+    tune_gc()
     server.run(sockets=[sock])
 
 
@@ -145,4 +164,6 @@ def app_from_env() -> object:
     value = os.environ.get(SERVER_CONFIG_ENV)
     if not value:
         raise ConfigError(f"{SERVER_CONFIG_ENV} is not set: start workers with `sessionscope serve --workers N`")
-    return create_app(config_from_env(value))
+    app = create_app(config_from_env(value))
+    tune_gc()
+    return app
