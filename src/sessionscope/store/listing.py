@@ -184,6 +184,7 @@ class _Filters:
     has_errors: bool = False
     words: tuple[str, ...] = ()  # the query's words (search_words)
     queued: tuple[int, ...] = ()  # PostgreSQL: sessions matched by messages not yet indexed
+    dense: bool = False  # PostgreSQL: many indexed rows hold the words (search_index.postgresql_dense)
 
     def tenants(self) -> list[str] | None:
         """The tenants this call may read (None: every tenant)."""
@@ -267,7 +268,9 @@ async def list_sessions(
         queued: dict[int, int] = {}
         if filters.query and not db.is_sqlite:
             queued = await search_index.queued_matches(conn, list(filters.words), filters.tenants())
-            filters = dataclasses.replace(filters, queued=tuple(sorted(queued)))
+            # Judged once: the sessions holding the words and the page's snippets follow it.
+            dense = await search_index.postgresql_dense(conn, list(filters.words))
+            filters = dataclasses.replace(filters, queued=tuple(sorted(queued)), dense=dense)
         if search:
             found, total, capped = await _search_page(conn, filters, search, limit)
         else:
@@ -275,7 +278,7 @@ async def list_sessions(
         more = len(found) > limit
         found = found[:limit]
         snippet = await snippets.for_page(db, conn, [r.id for r in found], list(filters.words),
-                                          queued) if filters.query else {}
+                                          queued, filters.dense) if filters.query else {}
     next_cursor = _encode_cursor(tag, getattr(found[-1], sort), found[-1].id) if more and found else None
     return {
         "sessions": [wire.session_row(r) | {"snippet": snippet.get(r.id)} for r in found],
@@ -505,7 +508,7 @@ async def _query_page(conn: AsyncConnection, f: _Filters, limit: int) -> tuple[S
         params = {"match": search_index.sqlite_match(list(f.words)), "cap": QUERY_SESSIONS + 1}
         ids = list((await conn.execute(_SESSIONS_WITH_WORDS, params)).scalars().all())
     else:
-        ids = await search_index.postgresql_sessions_with_words(conn, list(f.words), QUERY_SESSIONS + 1)
+        ids = await search_index.postgresql_sessions_with_words(conn, list(f.words), QUERY_SESSIONS + 1, f.dense)
         ids = sorted(set(ids) | set(f.queued))
     unqueried = dataclasses.replace(f, query=None)
     if len(ids) <= QUERY_SESSIONS:

@@ -355,11 +355,12 @@ async def postgresql_dense(conn: AsyncConnection, words: list[str]) -> bool:
     return _estimated_rows(plan) >= DENSE_FRACTION * indexed
 
 
-async def postgresql_sessions_with_words(conn: AsyncConnection, words: list[str], limit: int) -> list[int]:
+async def postgresql_sessions_with_words(conn: AsyncConnection, words: list[str], limit: int,
+                                         dense: bool) -> list[int]:
     """PostgreSQL: up to `limit` sessions, lowest ids first, with an indexed message holding
-    every word."""
+    every word; `dense` as postgresql_dense judged the words."""
     query = pg_tsquery(words)
-    if not await postgresql_dense(conn, words):
+    if not dense:
         return [int(r[0]) for r in (await conn.exec_driver_sql(_PG_SPARSE, (query, limit))).all()]
     # The probes must walk the session index: a bitmap would build every match's again.
     await conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")

@@ -59,9 +59,10 @@ def _window(content: str, words: Sequence[str]) -> dict[str, Any]:
 
 
 async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[int], words: Sequence[str],
-                   queued: dict[int, int]) -> dict[int, dict[str, Any]]:
-    """`words`: the query's (search_words); `queued` (PostgreSQL): session id -> its first
-    matching message among those not yet indexed, which the list's own match read too."""
+                   queued: dict[int, int], dense: bool) -> dict[int, dict[str, Any]]:
+    """`words`: the query's (search_words); PostgreSQL: `queued`, session id -> its first
+    matching message among those not yet indexed, which the list's own match read too, and
+    `dense`, as the list judged the words (search_index.postgresql_dense)."""
     if not session_ids or not words:
         return {}
     if db.is_sqlite:
@@ -74,7 +75,6 @@ async def for_page(db: Database, conn: AsyncConnection, session_ids: Sequence[in
         found = bool(seqs)
     else:
         params = {"ids": list(session_ids), "match": search_index.pg_tsquery(list(words))}
-        dense = await search_index.postgresql_dense(conn, list(words))
         firsts = {sid: mid for sid, mid in (await conn.execute(_first_matches_sql(db, dense), params)).all()
                   if mid is not None}
         for session_id in set(session_ids) & queued.keys():
