@@ -7,11 +7,24 @@ carries parts of hundreds of sessions, and they are stored in one transaction
 with the field and the problem, and the others are stored.
 
 `prepare` is CPU work that grows with the request: callers run it in a thread.
+
+Group commit (`GroupWriter`). Exporters send from several processes at once, and each request
+holds a slice of many sessions: the 4 exporters of bench/otlp_ingest.py send the same sessions'
+traces at about the same time, each in its own request. Written one request at a time, every
+session was looked up, reordered and had its counters updated once per request. The writer
+merges the requests that are ready together (and waits, at most LINGER_SECONDS, for those still
+being decoded) into one transaction, so a session is written once. A request is answered only
+after the transaction holding its spans committed. When a merged write fails, each request is
+written alone, so one that the store refuses fails alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sessionscope.clock import now_ms, parse_rfc3339
@@ -22,6 +35,15 @@ from sessionscope.store import appends
 from sessionscope.store import batches as store_batches
 from sessionscope.store.executions import prepare_execution
 from sessionscope.store.scope import Scope
+
+log = logging.getLogger("sessionscope.ingest")
+
+# How long a ready request may wait for others still being decoded: the first request's answer
+# comes at most this much later, and under load a session is written once, not once a request.
+LINGER_SECONDS = 0.05
+# Records (messages and executions) in one merged transaction, at most: bounds its time holding
+# the write lock. A request bigger than this is written alone.
+GROUP_RECORDS = 16_384
 
 
 @dataclass
@@ -82,6 +104,131 @@ async def ingest_prepared(target: Any, scope: Scope, tenant: str | None, batches
                               live_tokens=s.live_tokens)
         results.append(await _after_write(db, services, scope, result, agents[s.key], source))
     return results
+
+
+@dataclass
+class _Pending:
+    scope: Scope
+    tenant: str
+    batches: list[store_batches.Batch]
+    done: asyncio.Future[None]
+    records: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.records = sum(len(b.messages) + len(b.executions) for b in self.batches)
+
+
+class GroupWriter:
+    """Writes ready requests' batches together (see the module's docstring). One per server."""
+
+    def __init__(self, target: Any, *, source: str = "otlp", linger: float = LINGER_SECONDS,
+                 group_records: int = GROUP_RECORDS) -> None:
+        self.target, self.source, self.linger, self.group_records = target, source, linger, group_records
+        self._pending: list[_Pending] = []
+        self._preparing = 0
+        self._changed: asyncio.Event | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Around a request's decoding: a write that is ready waits for it (up to the linger)."""
+        self._preparing += 1
+        try:
+            yield
+        finally:
+            self._preparing -= 1
+            self._event().set()
+
+    async def write(self, scope: Scope, tenant: str, batches: list[store_batches.Batch]) -> None:
+        """Store the batches (distinct keys); returns once they are committed, or raises what
+        their write raised."""
+        if not batches:
+            return
+        entry = _Pending(scope, tenant, batches, asyncio.get_running_loop().create_future())
+        self._pending.append(entry)
+        self._event().set()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        # Shielded: a caller that goes away (a client disconnected) does not cancel a write that
+        # other requests share; its own spans are stored all the same.
+        await asyncio.shield(entry.done)
+
+    def _event(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    async def _flush_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            deadline = loop.time() + self.linger
+            while self._preparing and sum(p.records for p in self._pending) < self.group_records:
+                self._event().clear()
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._event().wait(), left)
+            group, size = [], 0
+            while self._pending and (not group or size + self._pending[0].records <= self.group_records):
+                entry = self._pending.pop(0)
+                group.append(entry)
+                size += entry.records
+            by_tenant: dict[tuple[Scope, str], list[_Pending]] = {}
+            for entry in group:
+                by_tenant.setdefault((entry.scope, entry.tenant), []).append(entry)
+            for entries in by_tenant.values():
+                await self._write_together(entries)
+
+    async def _write_together(self, entries: list[_Pending]) -> None:
+        try:
+            await ingest_prepared(self.target, entries[0].scope, entries[0].tenant,
+                                  merged([e.batches for e in entries]), source=self.source)
+        except Exception as exc:  # noqa: BLE001 - every failure is its callers' to see
+            if len(entries) == 1:
+                _settle(entries[0], exc)
+                return
+            log.info("a merged write of %d requests failed (%s); writing each alone", len(entries), exc)
+            for entry in entries:
+                await self._write_together([entry])
+            return
+        for entry in entries:
+            _settle(entry, None)
+
+
+def _settle(entry: _Pending, exc: BaseException | None) -> None:
+    if entry.done.done():
+        return
+    if exc is None:
+        entry.done.set_result(None)
+    else:
+        entry.done.set_exception(exc)
+
+
+def merged(requests: list[list[store_batches.Batch]]) -> list[store_batches.Batch]:
+    """The requests' batches as one list with distinct keys: a session's parts joined in time
+    order (a stable sort: equal times keep their arrival order), its earliest created_at."""
+    if len(requests) == 1:
+        return requests[0]
+    out: dict[str, store_batches.Batch] = {}
+    joined: set[str] = set()
+    for batches in requests:
+        for batch in batches:
+            first = out.get(batch.key)
+            if first is None:
+                out[batch.key] = batch
+                continue
+            if batch.key not in joined:
+                first = out[batch.key] = store_batches.Batch(first.key, first.agent, first.channel,
+                                                             first.created_at, list(first.messages),
+                                                             list(first.executions))
+                joined.add(batch.key)
+            first.created_at = min(first.created_at, batch.created_at)
+            first.messages.extend(batch.messages)
+            first.executions.extend(batch.executions)
+    for key in joined:
+        out[key].messages.sort(key=lambda m: m["ts"])
+    return list(out.values())
 
 
 def _printable(key: str) -> str:

@@ -29,7 +29,7 @@ from sessionscope.importers.inflate import inflate_once
 from sessionscope.importers.otlp import TooManySpans, decode_spans
 from sessionscope.importers.otlp_genai import spans_to_conversations
 from sessionscope.ingest import SessionBatch
-from sessionscope.ingest.many import Rejected, ingest_prepared, prepare
+from sessionscope.ingest.many import Rejected, prepare
 from sessionscope.rpc.registry import INGEST
 from sessionscope.store.batches import Batch
 from sessionscope.store.scope import Scope
@@ -103,12 +103,15 @@ async def receive(request: Request) -> Response:
 
 async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, content_type: str,
                        encoding: str, ceiling: int, as_json: bool) -> Response:
-    """Decode an ExportTraceServiceRequest and store its sessions in one write."""
-    decoded = await asyncio.to_thread(_decode, body, content_type, encoding, ceiling)
+    """Decode an ExportTraceServiceRequest and store its sessions in one write (shared with the
+    requests that are ready at the same time: ingest/many.py's GroupWriter)."""
+    writer = services.otlp_writer
+    with writer.preparing():
+        decoded = await asyncio.to_thread(_decode, body, content_type, encoding, ceiling)
     metrics.OTLP_SPANS.inc(decoded.spans)
     _count_unnamed(decoded)
     try:
-        await ingest_prepared(services, scope, tenant, decoded.ready, source="otlp")
+        await writer.write(scope, tenant, decoded.ready)
     except SessionscopeError:
         raise  # its own status (web/middleware.error_response), as a google.rpc.Status
     except Exception:

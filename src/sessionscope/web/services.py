@@ -13,6 +13,7 @@ from typing import Any
 from sessionscope.compaction import CompactionSettings, load_compaction_settings
 from sessionscope.compaction.service import AutoCompactor
 from sessionscope.errors import ConfigError
+from sessionscope.ingest.many import GroupWriter
 from sessionscope.store import Database, sessions
 
 DEBUG_ENV = "SESSIONSCOPE_DEBUG"
@@ -65,6 +66,8 @@ class Services:
         # Auto-compaction's background worker; the server starts it (web/housekeeping.py). While
         # it is not running (the CLI's in-process store) auto-compaction runs after each write.
         self.compactor = AutoCompactor(db)
+        # The OTLP receiver's writes: requests that are ready together share one transaction.
+        self.otlp_writer = GroupWriter(self, source="otlp")
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Services per server, agents are few
     def _settings(self, agent: str | None) -> CompactionSettings:

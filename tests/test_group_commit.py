@@ -1,0 +1,129 @@
+"""ingest/many.py's GroupWriter, the OTLP receiver's group commit: requests ready together are
+one transaction, a session's parts from several requests are written once in time order, and
+a request that the store refuses fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from sessionscope.ingest import many
+from sessionscope.store import appends, batches, open_database
+from sessionscope.store.scope import Scope
+
+TENANT = "group"
+NOW = 1_900_000_000_000
+
+
+@pytest.fixture
+def url(dialect: str, database_url_factory: Any) -> str:
+    return database_url_factory(dialect, "group")
+
+
+def _batch(key: str, second: int, content: str) -> batches.Batch:
+    message = {"id": content, "role": "user", "content": content, "timestamp": f"2030-01-01T00:00:{second:02d}Z"}
+    return batches.Batch(key, "a", "web", NOW + second, appends.prepare_messages([message], NOW))
+
+
+class _Counted:
+    """store/batches.append_sessions, counting its calls and refusing batches of `refused`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, refused: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        real = batches.append_sessions
+
+        async def counted(db: Any, tenant: str, items: list[batches.Batch], now: int) -> Any:
+            self.calls.append(sorted(b.key for b in items))
+            if refused is not None and any(b.key == refused for b in items):
+                raise RuntimeError(f"the store refuses {refused}")
+            return await real(db, tenant, items, now)
+
+        monkeypatch.setattr(batches, "append_sessions", counted)
+
+
+async def _contents(db: Any, key: str) -> list[str]:
+    async with db.read() as conn:
+        return list((await conn.execute(text(
+            "SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id "
+            "WHERE s.tenant = :t AND s.key = :k ORDER BY m.seq"), {"t": TENANT, "k": key})).scalars().all())
+
+
+def test_requests_ready_together_are_one_write_in_time_order(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    counted = _Counted(monkeypatch)
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            writer = many.GroupWriter(db, linger=30)
+            later = writer.preparing()
+            later.__enter__()  # a second request is still being decoded
+            first = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("s", 20, "second")]))
+            await asyncio.sleep(0.2)
+            assert not first.done()  # it waits for the request being decoded
+            second = asyncio.create_task(writer.write(Scope.everything(), TENANT,
+                                                      [_batch("s", 10, "first"), _batch("t", 5, "other")]))
+            later.__exit__(None, None, None)
+            await asyncio.wait_for(asyncio.gather(first, second), 30)
+            assert counted.calls == [["s", "t"]]  # one transaction for both requests
+            assert await _contents(db, "s") == ["first", "second"]
+            async with db.read() as conn:
+                created = (await conn.execute(text("SELECT created_at FROM sessions WHERE tenant = :t AND key = 's'"),
+                                              {"t": TENANT})).scalar_one()
+            assert int(created) == NOW + 10  # the earliest part's
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def test_a_lone_request_does_not_wait_for_the_linger(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    counted = _Counted(monkeypatch)
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            writer = many.GroupWriter(db, linger=3600)
+            # Nothing else is being decoded: written at once (far inside the hour's linger).
+            await asyncio.wait_for(writer.write(Scope.everything(), TENANT, [_batch("lone", 1, "alone")]), 60)
+            assert counted.calls == [["lone"]]
+            assert await _contents(db, "lone") == ["alone"]
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def test_a_request_the_store_refuses_fails_alone(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    counted = _Counted(monkeypatch, refused="poison")
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            writer = many.GroupWriter(db, linger=30)
+            decoding = writer.preparing()
+            decoding.__enter__()
+            good = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("good", 1, "kept")]))
+            bad = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("poison", 1, "refused")]))
+            await asyncio.sleep(0)
+            decoding.__exit__(None, None, None)
+            await asyncio.wait_for(good, 30)
+            with pytest.raises(RuntimeError, match="refuses poison"):
+                await asyncio.wait_for(bad, 30)
+            assert counted.calls == [["good", "poison"], ["good"], ["poison"]]
+            assert await _contents(db, "good") == ["kept"]
+            assert await _contents(db, "poison") == []
+        finally:
+            await db.close()
+
+    asyncio.run(main())
+
+
+def test_merged_joins_a_sessions_parts_in_time_order() -> None:
+    joined = many.merged([[_batch("k", 30, "c"), _batch("x", 1, "x")], [_batch("k", 10, "a")],
+                          [_batch("k", 20, "b")]])
+    assert [b.key for b in joined] == ["k", "x"]
+    assert [m["content"] for m in joined[0].messages] == ["a", "b", "c"]
+    assert joined[0].created_at == NOW + 10
