@@ -25,6 +25,7 @@ from sessionscope.errors import ConfigError, SessionscopeError
 from sessionscope.store.database import resolve_url
 from sessionscope.web.app import create_app
 from sessionscope.web.connections import serving_options
+from sessionscope.web.cpu_pool import WORKERS_ENV, workers_for
 from sessionscope.web.services import ServerConfig, config_from_env, config_to_env, public_url
 
 # What every worker builds its app from: the ServerConfig as JSON (see app_from_env).
@@ -51,6 +52,7 @@ def load_config(*, db: str | None, host: str, no_auth: bool, config: str | None)
     validate_config_file(config)
     loaded = ServerConfig(database=resolve_url(db), config_path=config, auth=not no_auth)
     public_url(loaded)  # SESSIONSCOPE_PUBLIC_URL: refused here, before binding, when unusable
+    workers_for(loaded.extra)  # SESSIONSCOPE_CPU_WORKERS, likewise
     return loaded
 
 
@@ -117,6 +119,8 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
     if not no_auth:
         print(login_hint(token, host, port), flush=True)
     if workers > 1:
+        if WORKERS_ENV not in os.environ:  # N serving processes share the cores already
+            server_config.extra.setdefault("cpu_workers", 0)
         os.environ[SERVER_CONFIG_ENV] = config_to_env(server_config)
         multi = uvicorn.Config("sessionscope.server:app_from_env", factory=True, workers=workers,
                                **serving_options())

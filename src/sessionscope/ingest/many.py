@@ -169,7 +169,8 @@ class GroupWriter:
                     break
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._event().wait(), left)
-            group, size = [], 0
+            group: list[_Pending] = []
+            size = 0
             while self._pending and (not group or size + self._pending[0].records <= self.group_records):
                 entry = self._pending.pop(0)
                 group.append(entry)

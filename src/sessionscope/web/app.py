@@ -199,6 +199,7 @@ def create_app(config: ServerConfig, database: Database | None = None) -> Starle
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.to_thread(app.state.services.cpu_pool.close, wait=True)
             if database is None:
                 await db.close()
 

@@ -14,7 +14,6 @@ with OTEL_EXPORTER_OTLP_HEADERS), or `default`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -107,7 +106,7 @@ async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, co
     requests that are ready at the same time: ingest/many.py's GroupWriter)."""
     writer = services.otlp_writer
     with writer.preparing():
-        decoded = await asyncio.to_thread(_decode, body, content_type, encoding, ceiling)
+        decoded = await services.cpu_pool.run(len(body), _decode, body, content_type, encoding, ceiling)
     metrics.OTLP_SPANS.inc(decoded.spans)
     _count_unnamed(decoded)
     try:
@@ -130,8 +129,8 @@ class Decoded:
 
 
 def _decode(body: bytes, content_type: str, encoding: str, ceiling: int) -> Decoded:
-    """Inflate (once), decode, map and count tokens; in a worker thread, as all of it grows with
-    the body (bounded by the span cap)."""
+    """Inflate (once), decode, map and count tokens; in a worker process or thread
+    (web/cpu_pool.py), as all of it grows with the body (bounded by the span cap)."""
     body = inflate_once(body, ceiling, encoding)
     if not body:
         raise ImportFormatError("empty body: send an OTLP ExportTraceServiceRequest")

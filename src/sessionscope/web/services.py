@@ -15,6 +15,7 @@ from sessionscope.compaction.service import AutoCompactor
 from sessionscope.errors import ConfigError
 from sessionscope.ingest.many import GroupWriter
 from sessionscope.store import Database, sessions
+from sessionscope.web.cpu_pool import CpuPool, workers_for
 
 DEBUG_ENV = "SESSIONSCOPE_DEBUG"
 # The address clients reach this server by (behind a proxy, say), for the links it hands out:
@@ -68,6 +69,8 @@ class Services:
         self.compactor = AutoCompactor(db)
         # The OTLP receiver's writes: requests that are ready together share one transaction.
         self.otlp_writer = GroupWriter(self, source="otlp")
+        # Decoding OTLP requests, on other cores (web/cpu_pool.py); stopped with the server.
+        self.cpu_pool = CpuPool(workers_for(config.extra))
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 - one Services per server, agents are few
     def _settings(self, agent: str | None) -> CompactionSettings:
