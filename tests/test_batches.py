@@ -74,3 +74,41 @@ def test_requests_leave_indexing_to_the_indexer_and_moved_messages_are_indexed_o
             await db.close()
 
     asyncio.run(main())
+
+
+def _with_words(batch: batches.Batch) -> batches.Batch:
+    from sessionscope import search_words
+
+    for message in batch.messages:
+        message["words"] = search_words.document(message["content"])
+    return batch
+
+
+def test_words_found_beforehand_are_indexed_in_the_request_on_sqlite(url: str) -> None:
+    key = f"words-{url.rsplit('/', 1)[-1]}"
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            await search_index.drain(db)
+            await batches.append_sessions(db, TENANT, [_with_words(_batch(key, 30, "gamma"))], NOW)
+            # Earlier: gamma, indexed already, moves to a later seq with its index row.
+            await batches.append_sessions(db, TENANT, [_with_words(_batch(key, 20, "beta"))], NOW)
+            # Without words (queued), then earlier again with words: the queued one moves, queued still.
+            await batches.append_sessions(db, TENANT, [_batch(key, 25, "delta")], NOW)
+            await batches.append_sessions(db, TENANT, [_with_words(_batch(key, 10, "alpha"))], NOW)
+            found = [await _indexed(db, key, w) for w in ("alpha", "beta", "gamma", "delta")]
+            # SQLite indexes what came with words in the request; PostgreSQL queues everything.
+            assert found == ([1, 1, 1, 0] if db.is_sqlite else [0, 0, 0, 0])
+            await search_index.drain(db)
+            assert [await _indexed(db, key, w) for w in ("alpha", "beta", "gamma", "delta")] == [1, 1, 1, 1]
+            await _fts_intact(db)
+            async with db.read() as conn:
+                rows = (await conn.execute(text(
+                    "SELECT m.content FROM messages m JOIN sessions s ON s.id = m.session_id "
+                    "WHERE s.key = :k ORDER BY m.seq"), {"k": key})).scalars().all()
+            assert rows == ["alpha", "beta", "delta", "gamma"]
+        finally:
+            await db.close()
+
+    asyncio.run(main())

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessionscope import search_words
 from sessionscope.clock import now_ms, parse_rfc3339
 from sessionscope.errors import InvalidParams
 from sessionscope.ingest import IngestResult, SessionBatch, _after_write
@@ -60,9 +61,10 @@ class Rejected:
         return f"session {_printable(self.key[:80])!r}: {self.field}: {self.problem}"
 
 
-def prepare(batches: list[SessionBatch]) -> tuple[list[store_batches.Batch], list[Rejected]]:
+def prepare(batches: list[SessionBatch], *, words: bool = False) -> tuple[list[store_batches.Batch], list[Rejected]]:
     """Validate each batch and count its tokens; a batch that breaks a rule is rejected whole
-    (a part of a turn stored without the rest would be worse than none)."""
+    (a part of a turn stored without the rest would be worse than none). With `words` (a
+    SQLite store), each message carries its search words, which the write then indexes."""
     now = now_ms()
     ready: list[store_batches.Batch] = []
     rejected: list[Rejected] = []
@@ -79,8 +81,11 @@ def prepare(batches: list[SessionBatch]) -> tuple[list[store_batches.Batch], lis
         if any(i["type"] != "message" for i in items):
             raise ValueError("many.prepare takes messages and executions only")
         created = parse_rfc3339(header.created_at) if header.created_at else now
-        ready.append(store_batches.Batch(header.key, header.agent, header.channel, created,
-                                         appends.prepare_messages(items, now),
+        messages = appends.prepare_messages(items, now)
+        if words:
+            for message in messages:
+                message["words"] = search_words.document(message["content"])
+        ready.append(store_batches.Batch(header.key, header.agent, header.channel, created, messages,
                                          [prepare_execution(e) for e in runs]))
     return ready, rejected
 

@@ -131,6 +131,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
         ranges: list[tuple[int, int, int]] = []
         vacated: list[tuple[int]] = []  # queued ranges whose messages all moved
         runs: list[tuple[Any, ...]] = []
+        indexed: list[tuple[int, str]] = []  # SQLite: (rowid, words) of new messages, words found already
         earlier: list[tuple[int, int]] = []
         counters: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for batch in batches:
@@ -143,15 +144,20 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             order: list[tuple[int, int, int, Any]] = sorted([(r[1], 0, i, r) for i, r in enumerate(moved)] +
                            [(m["ts"], 1, i, m) for i, m in enumerate(fresh)], key=lambda e: e[:3])
             seq = session.next_seq
+            # Words found as the request was decoded (web/otlp.py, on SQLite): the new messages are
+            # indexed in this transaction, not queued for the indexer.
+            with_words = db.is_sqlite and all("words" in m for m in fresh)
             for _, source, _, item in order:
                 if source == 0:
                     moves.append((seq, item[0]))
                 else:
                     rows.append(message_row(session.id, seq, session.conversation, item))
+                    if with_words:
+                        indexed.append((search_index.rowid_of(session.id, seq), item["words"]))
                 seq += 1
             if fresh:
                 queued_moves = _queued_moves(cursor, db, session.id, moved, vacated)
-                ranges.extend(_ranges(db, session, order, queued_moves))
+                ranges.extend(_ranges(db, session, order, queued_moves, with_words))
             new_runs = _fresh(batch.executions, stored_runs.get(session.id, set()), "exec_id")
             runs.extend((session.id, *(e[c] for c in EXECUTION_COLUMNS)) for e in new_runs)
             deltas = _deltas(fresh, new_runs, len(moved))
@@ -172,6 +178,8 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             cursor.executemany(_q("UPDATE messages SET seq = ? WHERE id = ?", db), moves)
         if rows:
             cursor.executemany(insert_sql(db), rows)
+        if indexed:
+            cursor.executemany(search_index.SQLITE_INDEX_WORDS, indexed)
         if vacated:
             cursor.executemany("DELETE FROM search_backlog WHERE id = ?", vacated)
         if ranges:
@@ -333,16 +341,17 @@ def _fresh(items: list[dict[str, Any]], stored: set[str], key: str) -> list[dict
     return out
 
 
-def _ranges(db: Database, session: _Session, order: list[tuple[Any, ...]], queued_moves: set[int]
-            ) -> list[tuple[int, int, int]]:
-    """Search-index queue entries for the new messages. SQLite queues each run of new ones and
-    of moved ones not indexed yet (`queued_moves`; the indexed ones' rows moved with them);
-    PostgreSQL the whole span, as its index skips messages it holds."""
+def _ranges(db: Database, session: _Session, order: list[tuple[Any, ...]], queued_moves: set[int],
+            new_indexed: bool) -> list[tuple[int, int, int]]:
+    """Search-index queue entries for the new messages. SQLite queues each run of new ones (but
+    when `new_indexed`: their words came with them) and of moved ones not indexed yet
+    (`queued_moves`; the indexed ones' rows moved with them); PostgreSQL the whole span, as its
+    index skips messages it holds."""
     first = session.next_seq
     if db.is_sqlite:
         out, start = [], None
         for offset, entry in enumerate(order):
-            unindexed = entry[1] == 1 or entry[3][0] in queued_moves
+            unindexed = (entry[1] == 1 and not new_indexed) or (entry[1] == 0 and entry[3][0] in queued_moves)
             if unindexed and start is None:
                 start = first + offset
             elif not unindexed and start is not None:

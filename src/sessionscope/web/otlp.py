@@ -106,7 +106,8 @@ async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, co
     requests that are ready at the same time: ingest/many.py's GroupWriter)."""
     writer = services.otlp_writer
     with writer.preparing():
-        decoded = await services.cpu_pool.run(len(body), _decode, body, content_type, encoding, ceiling)
+        decoded = await services.cpu_pool.run(len(body), _decode, body, content_type, encoding, ceiling,
+                                              services.db.is_sqlite)
     metrics.OTLP_SPANS.inc(decoded.spans)
     _count_unnamed(decoded)
     try:
@@ -128,9 +129,10 @@ class Decoded:
     ignored: int  # spans of traces without a GenAI span
 
 
-def _decode(body: bytes, content_type: str, encoding: str, ceiling: int) -> Decoded:
-    """Inflate (once), decode, map and count tokens; in a worker process or thread
-    (web/cpu_pool.py), as all of it grows with the body (bounded by the span cap)."""
+def _decode(body: bytes, content_type: str, encoding: str, ceiling: int, words: bool = False) -> Decoded:
+    """Inflate (once), decode, map and count tokens (and with `words`, a SQLite store, find each
+    message's search words); in a worker process or thread (web/cpu_pool.py), as all of it
+    grows with the body (bounded by the span cap)."""
     body = inflate_once(body, ceiling, encoding)
     if not body:
         raise ImportFormatError("empty body: send an OTLP ExportTraceServiceRequest")
@@ -147,7 +149,7 @@ def _decode(body: bytes, content_type: str, encoding: str, ceiling: int) -> Deco
     mapped = spans_to_conversations(spans)
     batches = [SessionBatch(key=c.key, agent=c.agent, channel=c.channel, created_at=c.created_at,
                             items=c.messages, executions=c.executions) for c in mapped.conversations]
-    ready, rejected = prepare(batches)
+    ready, rejected = prepare(batches, words=words)
     span_counts = {c.key: c.spans for c in mapped.conversations}
     return Decoded(len(spans), ready, [(r, span_counts.get(r.key, 0)) for r in rejected],
                    [(c.key, c.spans) for c in mapped.conversations if c.by_trace], mapped.ignored_spans)
