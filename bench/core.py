@@ -57,6 +57,17 @@ def spread(values: list[float]) -> str:
     return f"p50 {ms(pct(values, 50))} p99 {ms(pct(values, 99))} max {ms(max(values))}"
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and its children, recursively: a server's figures (CPU, memory) include its
+    worker processes (sessionscope's web/cpu_pool.py)."""
+    out = [pid]
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(FileNotFoundError):
+            for child in children.read_text().split():
+                out.extend(process_tree(int(child)))
+    return out
+
+
 def load() -> str:
     return "load " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 

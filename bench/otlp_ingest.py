@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.core import OUT, PG_ADMIN, Server, ingest
+from bench.core import OUT, PG_ADMIN, Server, ingest, process_tree
 
 
 class ProfiledServer(Server):
@@ -144,20 +144,11 @@ def run_otlp(server: Server, sessions: int, traces: int, run: str) -> tuple[int,
     return spans, elapsed, exporter_cpu
 
 
-def server_pids(pid: int) -> list[int]:
-    """The server process and its worker processes (web/cpu_pool.py), recursively."""
-    out = [pid]
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in children.read_text().split():
-            out.extend(server_pids(int(child)))
-    return out
-
-
 def server_cpu_s(server: Server, *, workers: bool = True) -> float:
     """CPU seconds the server process and (`workers`) its worker processes have used: a figure
     that other load on the machine does not move much, unlike the rates."""
     total = 0
-    for pid in server_pids(server.proc.pid) if workers else [server.proc.pid]:
+    for pid in process_tree(server.proc.pid) if workers else [server.proc.pid]:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:

@@ -17,6 +17,7 @@ is the median of 5 calls.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -36,6 +37,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.core import process_tree
 
 NEEDLE = "zebraquartz"
 MISS = "nowhere-term-qxv"
@@ -92,10 +96,15 @@ def send(endpoint: str, spans: list[ReadableSpan]) -> None:
 
 
 def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peaks (VmHWM) of the server and of its worker processes, added up: an upper bound of
+    what the server held at once (sessionscope decodes large OTLP requests in workers)."""
+    total = 0
+    for process in process_tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                if line.startswith("VmHWM"):
+                    total += int(line.split()[1])
+    return total / 1024 if total else float("nan")
 
 
 SETTLE_S = 3.0
