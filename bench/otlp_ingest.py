@@ -167,7 +167,7 @@ def settle(url: str) -> float:
         db = await open_database(url)
         start = time.perf_counter()
         try:
-            while await search_index.queued(db):
+            while await search_index.queued(db):  # noqa: ASYNC110 - another process indexes
                 await asyncio.sleep(0.05)
         finally:
             await db.close()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from sessionscope.errors import Unavailable
 from sessionscope.ingest import many
 from sessionscope.store import appends, batches, open_database
 from sessionscope.store.scope import Scope
@@ -127,3 +128,28 @@ def test_merged_joins_a_sessions_parts_in_time_order() -> None:
     assert [b.key for b in joined] == ["k", "x"]
     assert [m["content"] for m in joined[0].messages] == ["a", "b", "c"]
     assert joined[0].created_at == NOW + 10
+
+
+def test_a_stopped_writer_answers_every_waiting_request(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def slow(*args: Any) -> Any:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(batches, "append_sessions", slow)
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            writer = many.GroupWriter(db, linger=0)
+            writing = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("w", 1, "being written")]))
+            await asyncio.sleep(0.1)
+            waiting = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("q", 1, "queued")]))
+            await asyncio.sleep(0.1)
+            assert writer._flusher is not None
+            writer._flusher.cancel()  # as when the server stops
+            for request in (writing, waiting):
+                with pytest.raises(Unavailable, match="stopping"):
+                    await asyncio.wait_for(request, 30)
+        finally:
+            await db.close()
+
+    asyncio.run(main())

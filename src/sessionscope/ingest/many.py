@@ -29,7 +29,7 @@ from typing import Any
 
 from sessionscope import search_words
 from sessionscope.clock import now_ms, parse_rfc3339
-from sessionscope.errors import InvalidParams
+from sessionscope.errors import InvalidParams, Unavailable
 from sessionscope.ingest import IngestResult, SessionBatch, _after_write
 from sessionscope.ingest.models import validate_execution, validate_header, validate_item
 from sessionscope.store import appends
@@ -133,6 +133,7 @@ class GroupWriter:
                  group_records: int = GROUP_RECORDS) -> None:
         self.target, self.source, self.linger, self.group_records = target, source, linger, group_records
         self._pending: list[_Pending] = []
+        self._writing: list[_Pending] = []  # the group being written
         self._preparing = 0
         self._changed: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -167,6 +168,16 @@ class GroupWriter:
         return self._changed
 
     async def _flush_all(self) -> None:
+        try:
+            await self._flush_pending()
+        except BaseException as exc:
+            # Cancelled (the server stopping) or a fault here: no caller may wait for ever.
+            pending, self._pending, self._writing = self._writing + self._pending, [], []
+            for entry in pending:
+                _settle(entry, exc if isinstance(exc, Exception) else Unavailable("the server is stopping; retry"))
+            raise
+
+    async def _flush_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
             deadline = loop.time() + self.linger
@@ -183,6 +194,7 @@ class GroupWriter:
                 entry = self._pending.pop(0)
                 group.append(entry)
                 size += entry.records
+            self._writing = group
             by_tenant: dict[tuple[Scope, str], list[_Pending]] = {}
             for entry in group:
                 by_tenant.setdefault((entry.scope, entry.tenant), []).append(entry)
