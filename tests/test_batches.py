@@ -112,3 +112,54 @@ def test_words_found_beforehand_are_indexed_in_the_request_on_sqlite(url: str) -
             await db.close()
 
     asyncio.run(main())
+
+
+COUNTERS = ("next_seq", "live_from_seq", "live_tokens", "message_count", "live_messages", "msg_input_tokens",
+            "msg_output_tokens", "exec_input_tokens", "exec_output_tokens", "total_tokens", "cache_read_tokens",
+            "cache_write_tokens", "tool_calls", "error_count", "executions", "cost_usd", "preview", "updated_at")
+
+
+def _records(key: str, executions: bool) -> batches.Batch:
+    from sessionscope.store.executions import prepare_execution
+
+    messages = [
+        {"id": "m2", "role": "assistant", "content": "the answer", "timestamp": "2030-01-01T00:00:20Z",
+         "tool_calls": [{"id": "c1", "name": "lookup", "arguments": "{}"}]},
+        {"id": "m1", "role": "user", "content": "the question", "timestamp": "2030-01-01T00:00:10Z"},
+        {"id": "m1", "role": "user", "content": "the question", "timestamp": "2030-01-01T00:00:10Z"},  # repeated
+        {"id": "m3", "role": "tool", "content": "failed", "timestamp": "2030-01-01T00:00:15Z", "tool_call_id": "c1",
+         "is_error": True},
+    ]
+    runs = [prepare_execution({"id": "e1", "started_at": "2030-01-01T00:00:10Z", "duration_ms": 900,
+                               "model": "gpt-4o", "provider": "openai",
+                               "usage": {"input_tokens": 120, "output_tokens": 30, "cache_read_tokens": 20}})] if executions else []
+    return batches.Batch(key, "a", "web", NOW - 5_000, appends.prepare_messages(messages, NOW), runs)
+
+
+def test_a_session_created_with_its_records_has_the_counters_of_one_updated_after_them(url: str) -> None:
+    """A new session's row is written whole (its counters in the INSERT); a stored one's counters
+    move by an UPDATE. The same records must give the same counters either way."""
+    suffix = url.rsplit("/", 1)[-1]
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            for executions in (False, True):
+                whole, updated = f"whole-{executions}-{suffix}", f"updated-{executions}-{suffix}"
+                # `updated` exists (no records) before its records come; `whole` is created by them.
+                await batches.append_sessions(db, TENANT, [batches.Batch(updated, "a", "web", NOW - 5_000)], NOW)
+                await batches.append_sessions(db, TENANT, [_records(whole, executions), _records(updated, executions)],
+                                              NOW)
+                async with db.read() as conn:
+                    rows = {r[0]: tuple(r[1:]) for r in (await conn.execute(text(
+                        f"SELECT key, {', '.join(COUNTERS)} FROM sessions WHERE tenant = :t AND key IN (:w, :u)"),
+                        {"t": TENANT, "w": whole, "u": updated})).all()}
+                assert rows[whole] == rows[updated]
+                assert rows[whole][COUNTERS.index("message_count")] == 3
+                assert rows[whole][COUNTERS.index("preview")] == "the answer"
+                assert rows[whole][COUNTERS.index("total_tokens")] == (150 if executions else
+                                                                       rows[whole][COUNTERS.index("live_tokens")])
+        finally:
+            await db.close()
+
+    asyncio.run(main())

@@ -33,6 +33,12 @@ async def _until_ready(pool: cpu_pool.CpuPool) -> None:
         await asyncio.sleep(0.05)
 
 
+def _encoder_loaded() -> bool:
+    from sessionscope import tokenizer
+
+    return tokenizer.encoder.cache_info().currsize > 0
+
+
 def _refuse(body: bytes) -> None:
     raise ImportFormatError(f"refused in {os.getpid()}")
 
@@ -122,10 +128,18 @@ def test_a_large_export_decoded_in_a_worker_is_stored_like_one_decoded_in_a_thre
         assert in_process == stored("pool-thread")
         assert [(role, content) for role, content, _ in in_process[7][0]] == [("user", "q7"),
                                                                                       ("assistant", "a7")]
+        # The worker decoded but did not count: the o200k_base encoder (~70 MB) stays out of it.
+        assert asyncio.run(_in_worker(services.cpu_pool, _encoder_loaded)) is False
         garbage = b"\x0a\xff\xff\xff\xff\x0f" + b"\x00" * BIG
         answer = httpx.post(f"{server.url}/v1/traces", content=garbage,
                             headers={"content-type": "application/x-protobuf"})
         assert answer.status_code == 400  # a worker's decoding error is the request's 400
+
+
+async def _in_worker(pool: cpu_pool.CpuPool, fn: Any) -> Any:
+    """fn in one of the server's worker processes (its pool, from this thread's own loop)."""
+    assert pool.ready and pool._pool is not None
+    return await asyncio.wrap_future(pool._pool.submit(fn))
 
 
 def _services(server: RunningServer) -> Any:

@@ -68,9 +68,20 @@ def prepare(batches: list[SessionBatch], *, words: bool = False) -> tuple[list[s
     """Validate each batch and count its tokens; a batch that breaks a rule is rejected whole
     (a part of a turn stored without the rest would be worse than none). With `words` (a
     SQLite store), each message carries its search words, which the write then indexes."""
+    ready, rejected, texts = prepare_uncounted(batches, words=words)
+    count_tokens(ready, texts)
+    return ready, rejected
+
+
+def prepare_uncounted(batches: list[SessionBatch], *, words: bool = False
+                      ) -> tuple[list[store_batches.Batch], list[Rejected], list[str]]:
+    """prepare but for the o200k_base counts, which `count_tokens(ready, texts)` fills in: the
+    OTLP receiver's worker processes (web/cpu_pool.py) would each hold the encoder's ~70 MB
+    for about 2 us of work per message."""
     now = now_ms()
     ready: list[store_batches.Batch] = []
     rejected: list[Rejected] = []
+    texts: list[str] = []
     for batch in batches:
         try:
             header = validate_header({"key": batch.key, "agent": batch.agent, "channel": batch.channel,
@@ -84,13 +95,19 @@ def prepare(batches: list[SessionBatch], *, words: bool = False) -> tuple[list[s
         if any(i["type"] != "message" for i in items):
             raise ValueError("many.prepare takes messages and executions only")
         created = parse_rfc3339(header.created_at) if header.created_at else now
-        messages = appends.prepare_messages(items, now)
+        messages, uncounted = appends.prepare_uncounted(items, now)
+        texts.extend(uncounted)
         if words:
             for message in messages:
                 message["words"] = search_words.document(message["content"])
         ready.append(store_batches.Batch(header.key, header.agent, header.channel, created, messages,
                                          [prepare_execution(e) for e in runs]))
-    return ready, rejected
+    return ready, rejected, texts
+
+
+def count_tokens(ready: list[store_batches.Batch], texts: list[str]) -> None:
+    """The counts prepare_uncounted left out (`texts`, in the batches' message order)."""
+    appends.count_into((m for b in ready for m in b.messages), texts)
 
 
 async def ingest_prepared(target: Any, scope: Scope, tenant: str | None, batches: list[store_batches.Batch],

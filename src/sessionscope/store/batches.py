@@ -115,8 +115,9 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
     try:
         found = _find(cursor, db, tenant, [b.key for b in batches])
         # Sorted: concurrent requests that create the same sessions on PostgreSQL wait in one order.
-        created = _create(cursor, db, tenant, sorted((b for b in batches if b.key not in found),
-                                                     key=lambda b: b.key), now)
+        # `whole`: the sessions inserted here, with their counters in the row: no UPDATE follows.
+        created, whole = _create(cursor, db, tenant, sorted((b for b in batches if b.key not in found),
+                                                            key=lambda b: b.key), now)
         found |= created
         old = [b for b in batches if b.key not in created]
         # A message id is unique in the live conversation, an execution id in the session.
@@ -161,7 +162,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
             new_runs = _fresh(batch.executions, stored_runs.get(session.id, set()), "exec_id")
             runs.extend((session.id, *(e[c] for c in EXECUTION_COLUMNS)) for e in new_runs)
             deltas = _deltas(fresh, new_runs, len(moved))
-            if fresh or new_runs:
+            if (fresh or new_runs) and batch.key not in whole:
                 values = {f"d_{k}": v for k, v in deltas.items()} | {"session_id": session.id}
                 if fresh:
                     # A client's clock never moves updated_at past the server's.
@@ -236,26 +237,29 @@ def _find(cursor: Any, db: Database, tenant: str, keys: list[str]) -> dict[str, 
     return found
 
 
-def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: int) -> dict[str, _Session]:
-    """New sessions with their tenant, agent and facet rows. A session another server process
-    created meanwhile (PostgreSQL) is found and locked instead."""
+def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: int
+            ) -> tuple[dict[str, _Session], set[str]]:
+    """New sessions with their tenant, agent and facet rows, and the keys of those inserted here.
+    An inserted row holds the counters of its batch's records (as the counters UPDATE would
+    set them after a row of zeros: one write of the sessions row and its many indexes, not
+    two). A session another server process created meanwhile (PostgreSQL) is found and locked
+    instead, and its counters are updated as any stored session's."""
     created: dict[str, _Session] = {}
     facets: dict[tuple[str, str], int] = {}
-    insert = _q("INSERT INTO sessions (tenant, key, agent, channel, created_at, updated_at, next_seq, "
-                "live_from_seq, live_tokens, message_count, live_messages, msg_input_tokens, "
-                "msg_output_tokens, exec_input_tokens, exec_output_tokens, total_tokens, cache_read_tokens, "
-                "cache_write_tokens, tool_calls, compactions, resets, executions, cost_usd, folded_identity) "
-                "VALUES (?, ?, ?, ?, ?, ?, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ?) "
-                "ON CONFLICT DO NOTHING RETURNING id", db)
+    counters = ("next_seq", *(d for d in _DELTAS if d != "next_seq"), "total_tokens", "preview", "updated_at")
+    insert = _q(f"INSERT INTO sessions (tenant, key, agent, channel, created_at, live_from_seq, compactions, resets, "
+                f"folded_identity, {', '.join(counters)}) VALUES (?, ?, ?, ?, ?, 1, 0, 0, ?, "
+                f"{', '.join('?' * len(counters))}) ON CONFLICT DO NOTHING RETURNING id", db)
     for batch in batches:
-        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at, batch.created_at,
-                                folded_identity(batch.key, batch.agent, batch.channel)))
-        row = cursor.fetchone()
-        if row is not None:
-            created[batch.key] = _Session(int(row[0]), 1, 1, batch.created_at, 0, 0, 0)
+        row = _whole_row(batch, now)
+        cursor.execute(insert, (tenant, batch.key, batch.agent, batch.channel, batch.created_at,
+                                folded_identity(batch.key, batch.agent, batch.channel), *(row[c] for c in counters)))
+        inserted = cursor.fetchone()
+        if inserted is not None:
+            created[batch.key] = _Session(int(inserted[0]), 1, 1, batch.created_at, 0, 0, 0)
             facets[(batch.agent, batch.channel)] = facets.get((batch.agent, batch.channel), 0) + 1
     if not created:
-        return _find(cursor, db, tenant, [b.key for b in batches])
+        return _find(cursor, db, tenant, [b.key for b in batches]), set()
     cursor.execute(_q("INSERT INTO tenants (id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", db),
                    (tenant, now))
     cursor.executemany(_q("INSERT INTO agents (tenant, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -264,7 +268,21 @@ def _create(cursor: Any, db: Database, tenant: str, batches: list[Batch], now: i
                           "ON CONFLICT (tenant, agent, channel) DO UPDATE SET sessions = facets.sessions + "
                           "excluded.sessions", db), [(tenant, a, c, n) for (a, c), n in sorted(facets.items())])
     missed = [b.key for b in batches if b.key not in created]
-    return created | (_find(cursor, db, tenant, missed) if missed else {})
+    return created | (_find(cursor, db, tenant, missed) if missed else {}), set(created)
+
+
+def _whole_row(batch: Batch, now: int) -> dict[str, Any]:
+    """A new session's counters after its batch: the counters UPDATE of `_write` applied to a
+    row of zeros (next_seq 1, updated_at its created_at, no preview)."""
+    fresh = _fresh(batch.messages, set(), "msg_id")
+    deltas = _deltas(fresh, _fresh(batch.executions, set(), "exec_id"), 0)
+    row = deltas | {"next_seq": 1 + deltas["next_seq"], "total_tokens": session_store.total_tokens(deltas),
+                    "preview": None, "updated_at": batch.created_at}
+    if fresh:
+        last = max(enumerate(fresh), key=lambda e: (e[1]["ts"], e[0]))[1]  # the last in _write's order
+        row["preview"] = _message_preview(last)
+        row["updated_at"] = max(batch.created_at, min(now, max(m["ts"] for m in fresh)))
+    return row
 
 
 def _stored_ids(cursor: Any, db: Database, wanted: list[tuple[int, int | None, list[str]]], table: str,
@@ -379,10 +397,14 @@ def _deltas(fresh: list[dict[str, Any]], runs: list[dict[str, Any]], moved: int)
 def _preview(last: Any, cursor: Any, db: Database) -> str:
     """The last message's preview: a new one's text, or a moved one's read back."""
     if isinstance(last, dict):
-        return (last["content"] or (last["tool_name"] or ""))[:PREVIEW_CHARS]
+        return _message_preview(last)
     cursor.execute(_q("SELECT content, tool_name FROM messages WHERE id = ?", db), (last[0],))
     content, tool_name = cursor.fetchone()
     return (content or (tool_name or ""))[:PREVIEW_CHARS]
+
+
+def _message_preview(message: dict[str, Any]) -> str:
+    return (message["content"] or (message["tool_name"] or ""))[:PREVIEW_CHARS]
 
 
 assert MESSAGE_COLUMNS[:2] == ("session_id", "seq")  # the row tuples above follow this order

@@ -128,6 +128,15 @@ async def unarchive(db: Database, scope: Scope, keys: Sequence[str], tenant: str
     return await _each_locked(db, scope, keys, tenant, lambda conn, row: _set_archived(conn, row, None))
 
 
+def total_tokens(counters: dict[str, Any]) -> int:
+    """The session's total_tokens from its counters, the rule bump_statement's CASE applies in
+    SQL: execution usage once any execution is recorded, message tokens before that. For a row
+    written whole (a session created with its first records, store/batches.py)."""
+    if counters["executions"] > 0:
+        return int(counters["exec_input_tokens"] + counters["exec_output_tokens"])
+    return int(counters["msg_input_tokens"] + counters["msg_output_tokens"])
+
+
 @functools.lru_cache(maxsize=64)
 def bump_statement(delta_names: tuple[str, ...], value_names: tuple[str, ...],
                    row: str = ":session_id") -> TextClause:

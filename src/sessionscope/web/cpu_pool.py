@@ -2,9 +2,10 @@
 
 A server is one Python process, and the GIL lets its threads use one core between them. An OTLP
 request's decoding, mapping and preparing (web/otlp.py's `_decode`: protobuf, the OpenInference
-and GenAI mapping, validation, o200k_base counts) took half of the server's CPU per span, on
-the core the event loop and the store's writes need. In a worker process it runs on another
-core, and the serving process only writes what comes back.
+and GenAI mapping, validation) took half of the server's CPU per span, on the core the event
+loop and the store's writes need. In a worker process it runs on another core, and the serving
+process only counts tokens (the encoder would cost each worker ~70 MB) and writes what comes
+back.
 
 The pool starts the first time it is worth it, in the background: the request that starts it,
 and every one until its processes are up (a new interpreter importing the ingest service takes
@@ -59,12 +60,11 @@ def workers_for(extra: dict[str, Any]) -> int:
 
 
 def _warm() -> int:
-    """In a new worker: import what the work needs and load the encoder, before the first request."""
-    from sessionscope import tokenizer
+    """In a new worker: import what the work needs before the first request. Not the o200k_base
+    encoder (~70 MB a process): the serving process counts tokens."""
     from sessionscope.server import tune_gc
     from sessionscope.web import otlp  # noqa: F401 - the decoder and everything it imports
 
-    tokenizer.encoder()
     tune_gc()
     return os.getpid()
 

@@ -14,6 +14,7 @@ with OTEL_EXPORTER_OTLP_HEADERS), or `default`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from sessionscope.errors import Forbidden, ImportFormatError, SessionscopeError,
 from sessionscope.importers.inflate import inflate_once
 from sessionscope.importers.otlp import TooManySpans, decode_spans
 from sessionscope.importers.otlp_genai import spans_to_conversations
-from sessionscope.ingest import SessionBatch
-from sessionscope.ingest.many import Rejected, prepare
+from sessionscope.ingest import TOKENIZE_INLINE_CHARS, SessionBatch
+from sessionscope.ingest.many import Rejected, count_tokens, prepare_uncounted
 from sessionscope.rpc.registry import INGEST
 from sessionscope.store.batches import Batch
 from sessionscope.store.scope import Scope
@@ -108,6 +109,11 @@ async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, co
     with writer.preparing():
         decoded = await services.cpu_pool.run(len(body), _decode, body, content_type, encoding, ceiling,
                                               services.db.is_sqlite)
+    # Counted here, not where it was decoded: see ingest/many.py prepare_uncounted.
+    if sum(map(len, decoded.texts)) > TOKENIZE_INLINE_CHARS:
+        await asyncio.to_thread(count_tokens, decoded.ready, decoded.texts)
+    else:
+        count_tokens(decoded.ready, decoded.texts)
     metrics.OTLP_SPANS.inc(decoded.spans)
     _count_unnamed(decoded)
     try:
@@ -123,16 +129,17 @@ async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, co
 @dataclass
 class Decoded:
     spans: int
-    ready: list[Batch]
+    ready: list[Batch]  # their messages' tokens are counted from `texts` (count_tokens)
+    texts: list[str]
     rejected: list[tuple[Rejected, int]]  # with the spans of each rejected session
     by_trace: list[tuple[str, int]]  # sessions keyed by trace (no conversation id), with their spans
     ignored: int  # spans of traces without a GenAI span
 
 
 def _decode(body: bytes, content_type: str, encoding: str, ceiling: int, words: bool = False) -> Decoded:
-    """Inflate (once), decode, map and count tokens (and with `words`, a SQLite store, find each
+    """Inflate (once), decode, map and prepare (and with `words`, a SQLite store, find each
     message's search words); in a worker process or thread (web/cpu_pool.py), as all of it
-    grows with the body (bounded by the span cap)."""
+    grows with the body (bounded by the span cap). The tokens are counted by the caller."""
     body = inflate_once(body, ceiling, encoding)
     if not body:
         raise ImportFormatError("empty body: send an OTLP ExportTraceServiceRequest")
@@ -149,9 +156,9 @@ def _decode(body: bytes, content_type: str, encoding: str, ceiling: int, words: 
     mapped = spans_to_conversations(spans)
     batches = [SessionBatch(key=c.key, agent=c.agent, channel=c.channel, created_at=c.created_at,
                             items=c.messages, executions=c.executions) for c in mapped.conversations]
-    ready, rejected = prepare(batches, words=words)
+    ready, rejected, texts = prepare_uncounted(batches, words=words)
     span_counts = {c.key: c.spans for c in mapped.conversations}
-    return Decoded(len(spans), ready, [(r, span_counts.get(r.key, 0)) for r in rejected],
+    return Decoded(len(spans), ready, texts, [(r, span_counts.get(r.key, 0)) for r in rejected],
                    [(c.key, c.spans) for c in mapped.conversations if c.by_trace], mapped.ignored_spans)
 
 
