@@ -177,17 +177,12 @@ def settle(url: str) -> float:
 
 
 def warm_otlp(server: Server, run: str) -> None:
-    """Two exports of bench spans (of sessions of their own), a few seconds apart: the server
-    starts its decoding processes on the first (web/cpu_pool.py), as a server that has been
-    receiving traces has them running."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    spans = _spans_for(0, 200, 5, f"warm-{run}")
-    exporter = OTLPSpanExporter(endpoint=f"{server.base}/v1/traces", timeout=60)
-    exporter.export(spans)
-    time.sleep(3)
-    exporter.export(spans)
-    exporter.shutdown()
+    """A small run of the same exporters (sessions of their own), twice, a few seconds apart:
+    the server starts its decoding processes when requests overlap (web/cpu_pool.py), as a
+    server that has been receiving traces from several exporters has them running."""
+    for round_ in range(2):
+        run_otlp(server, 200, 5, f"warm{round_}-{run}")
+        time.sleep(3)
 
 
 def check_sessions(server: Server, sessions: int, traces: int, run: str) -> tuple[int, int, int]:

@@ -47,6 +47,8 @@ def test_work_moves_to_a_process_once_the_pool_is_up_and_survives_a_dead_worker(
     async def main() -> None:
         pool = cpu_pool.CpuPool(1)
         try:
+            assert await pool.run(BIG, os.getpid, overlapping=False) == os.getpid()
+            assert not pool.ready and pool._pool is None  # one request at a time: no pool
             assert await pool.run(BIG, os.getpid) == os.getpid()  # starts the pool, runs in a thread
             await _until_ready(pool)
             worker = await pool.run(BIG, os.getpid)
@@ -117,8 +119,14 @@ def test_a_large_export_decoded_in_a_worker_is_stored_like_one_decoded_in_a_thre
 
         body = _export(300, "pool")
         assert len(body) >= BIG
-        post(body, "pool-thread")  # starts the pool; decoded in a thread
         services = _services(server)
+        post(body, "pool-thread")  # alone: decoded in a thread, and no pool is started for it
+        assert services.cpu_pool._pool is None
+        services.otlp_writer._preparing += 1  # as if another request were being decoded
+        try:
+            post(body, "pool-thread")  # overlapping: starts the pool (and is decoded in a thread)
+        finally:
+            services.otlp_writer._preparing -= 1
         deadline = time.monotonic() + 60
         while not services.cpu_pool.ready:
             assert time.monotonic() < deadline, "the worker processes did not start"

@@ -153,3 +153,32 @@ def test_a_stopped_writer_answers_every_waiting_request(url: str, monkeypatch: p
             await db.close()
 
     asyncio.run(main())
+
+
+def test_the_next_group_waits_for_as_many_requests_as_the_last_one_held(url: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exporters answered together send again together, one of them a little behind: its request
+    joins the others' group (a lone one's would arrive after their later turns)."""
+    counted = _Counted(monkeypatch)
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            writer = many.GroupWriter(db, linger=30)
+            decoding = writer.preparing()
+            decoding.__enter__()
+            first = [asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch(k, 10, f"{k}1")]))
+                     for k in ("e1", "e2")]
+            await asyncio.sleep(0)
+            decoding.__exit__(None, None, None)
+            await asyncio.wait_for(asyncio.gather(*first), 30)
+            ahead = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("e1", 20, "e12")]))
+            await asyncio.sleep(0.3)
+            assert not ahead.done()  # nothing is being decoded, but the last group held two
+            behind = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("e2", 20, "e22")]))
+            await asyncio.wait_for(asyncio.gather(ahead, behind), 30)
+            assert counted.calls == [["e1", "e2"], ["e1", "e2"]]
+        finally:
+            await db.close()
+
+    asyncio.run(main())

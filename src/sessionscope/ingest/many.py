@@ -13,7 +13,8 @@ holds a slice of many sessions: the 4 exporters of bench/otlp_ingest.py send the
 traces at about the same time, each in its own request. Written one request at a time, every
 session was looked up, reordered and had its counters updated once per request. The writer
 merges the requests that are ready together (and waits, at most LINGER_SECONDS, for those still
-being decoded) into one transaction, so a session is written once. A request is answered only
+being decoded, and for as many requests as the last group held) into one transaction, so a
+session is written once. A request is answered only
 after the transaction holding its spans committed. When a merged write fails, each request is
 written alone, so one that the store refuses fails alone.
 """
@@ -152,8 +153,14 @@ class GroupWriter:
         self._pending: list[_Pending] = []
         self._writing: list[_Pending] = []  # the group being written
         self._preparing = 0
+        self._expected = 1  # requests the next group waits for: as many as the last one held
         self._changed: asyncio.Event | None = None
         self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def decoding(self) -> int:
+        """Requests being decoded now (inside `preparing`)."""
+        return self._preparing
 
     @contextlib.contextmanager
     def preparing(self) -> Iterator[None]:
@@ -198,7 +205,8 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         while self._pending:
             deadline = loop.time() + self.linger
-            while self._preparing and sum(p.records for p in self._pending) < self.group_records:
+            while (self._preparing or len(self._pending) < self._expected) and \
+                    sum(p.records for p in self._pending) < self.group_records:
                 self._event().clear()
                 left = deadline - loop.time()
                 if left <= 0:
@@ -212,6 +220,10 @@ class GroupWriter:
                 group.append(entry)
                 size += entry.records
             self._writing = group
+            # Exporters that were answered together send again together: the next group waits
+            # (up to the linger) for as many requests as this one held, also for one whose
+            # exporter is a little behind and has not sent yet. A lone client's group is one.
+            self._expected = len(group)
             by_tenant: dict[tuple[Scope, str], list[_Pending]] = {}
             for entry in group:
                 by_tenant.setdefault((entry.scope, entry.tenant), []).append(entry)

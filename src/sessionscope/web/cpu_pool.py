@@ -7,7 +7,8 @@ loop and the store's writes need. In a worker process it runs on another core, a
 process only counts tokens (the encoder would cost each worker ~70 MB) and writes what comes
 back.
 
-The pool starts the first time it is worth it, in the background: the request that starts it,
+The pool starts the first time it is worth it (requests that overlap: see CpuPool.run), in the
+background: the request that starts it,
 and every one until its processes are up (a new interpreter importing the ingest service takes
 about a second), runs in a thread as before, so no request waits for a process to start. A
 worker that dies (killed, out of memory) breaks the pool; the request is then done in a thread
@@ -80,12 +81,18 @@ class CpuPool:
         return self._pool is not None and bool(self._warming) and all(
             f.done() and f.exception() is None for f in self._warming)
 
-    async def run(self, size: int, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, size: int, fn: Callable[..., T], *args: Any, overlapping: bool = True) -> T:
         """fn(*args) in a worker process when the pool is up and `size` (the body's bytes) is
-        worth it; in a thread otherwise. `fn` and its arguments and result must pickle."""
+        worth it; in a thread otherwise. `fn` and its arguments and result must pickle.
+
+        Only a request that `overlapping` others (another is being decoded as it comes) starts
+        the pool: one client sending one request at a time gains nothing from a second core
+        while it waits, and the workers' memory (~100 MB together, at their peak) is not spent
+        for it."""
         if self.workers and size >= POOL_MIN_BYTES:
             if self._pool is None:
-                self._start()
+                if overlapping:
+                    self._start()
             elif self.ready:
                 try:
                     return await asyncio.wrap_future(self._pool.submit(fn, *args))

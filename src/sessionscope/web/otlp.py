@@ -106,9 +106,10 @@ async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, co
     """Decode an ExportTraceServiceRequest and store its sessions in one write (shared with the
     requests that are ready at the same time: ingest/many.py's GroupWriter)."""
     writer = services.otlp_writer
+    overlapping = writer.decoding > 0  # another request is being decoded: the pool may pay off
     with writer.preparing():
         decoded = await services.cpu_pool.run(len(body), _decode, body, content_type, encoding, ceiling,
-                                              services.db.is_sqlite)
+                                              services.db.is_sqlite, overlapping=overlapping)
     # Counted here, not where it was decoded: see ingest/many.py prepare_uncounted.
     if sum(map(len, decoded.texts)) > TOKENIZE_INLINE_CHARS:
         await asyncio.to_thread(count_tokens, decoded.ready, decoded.texts)
