@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from sessionscope import jsontext
 from sessionscope.clock import now_ms, parse_client_time
 from sessionscope.pricing import cost_usd
 from sessionscope.store import sessions as session_store
@@ -44,8 +45,8 @@ def prepare_execution(execution: dict[str, Any]) -> dict[str, Any]:
         "cache_write_1h_tokens": cwrite_1h,
         "reasoning_tokens": int(usage.get("reasoning_tokens") or 0),
         "cost_usd": cost,
-        "budget": json.dumps(execution["budget"]) if execution.get("budget") else None,
-        "layers": json.dumps(execution.get("layers") or []),
+        "budget": jsontext.compact(execution["budget"]) if execution.get("budget") else None,
+        "layers": jsontext.compact(execution.get("layers") or []),
     }
 
 
