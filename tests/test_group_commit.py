@@ -45,6 +45,18 @@ class _Counted:
         monkeypatch.setattr(batches, "append_sessions", counted)
 
 
+def on_store(url: str, main: Any) -> None:
+    """Run `main(db)` on the store at `url`, closing it after."""
+    async def run() -> None:
+        db = await open_database(url)
+        try:
+            await main(db)
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
 async def _contents(db: Any, key: str) -> list[str]:
     async with db.read() as conn:
         return list((await conn.execute(text(
@@ -55,71 +67,59 @@ async def _contents(db: Any, key: str) -> list[str]:
 def test_requests_ready_together_are_one_write_in_time_order(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     counted = _Counted(monkeypatch)
 
-    async def main() -> None:
-        db = await open_database(url)
-        try:
-            writer = many.GroupWriter(db, linger=30)
-            later = writer.preparing()
-            later.__enter__()  # a second request is still being decoded
-            first = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("s", 20, "second")]))
-            await asyncio.sleep(0.2)
-            assert not first.done()  # it waits for the request being decoded
-            second = asyncio.create_task(writer.write(Scope.everything(), TENANT,
-                                                      [_batch("s", 10, "first"), _batch("t", 5, "other")]))
-            later.__exit__(None, None, None)
-            await asyncio.wait_for(asyncio.gather(first, second), 30)
-            assert counted.calls == [["s", "t"]]  # one transaction for both requests
-            assert await _contents(db, "s") == ["first", "second"]
-            async with db.read() as conn:
-                created = (await conn.execute(text("SELECT created_at FROM sessions WHERE tenant = :t AND key = 's'"),
-                                              {"t": TENANT})).scalar_one()
-            assert int(created) == NOW + 10  # the earliest part's
-        finally:
-            await db.close()
+    async def main(db: Any) -> None:
+        writer = many.GroupWriter(db, linger=30)
+        later = writer.preparing()
+        later.__enter__()  # a second request is still being decoded
+        first = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("s", 20, "second")]))
+        await asyncio.sleep(0.2)
+        assert not first.done()  # it waits for the request being decoded
+        second = asyncio.create_task(writer.write(Scope.everything(), TENANT,
+                                                  [_batch("s", 10, "first"), _batch("t", 5, "other")]))
+        later.__exit__(None, None, None)
+        await asyncio.wait_for(asyncio.gather(first, second), 30)
+        assert counted.calls == [["s", "t"]]  # one transaction for both requests
+        assert await _contents(db, "s") == ["first", "second"]
+        async with db.read() as conn:
+            created = (await conn.execute(text("SELECT created_at FROM sessions WHERE tenant = :t AND key = 's'"),
+                                          {"t": TENANT})).scalar_one()
+        assert int(created) == NOW + 10  # the earliest part's
 
-    asyncio.run(main())
+    on_store(url, main)
 
 
 def test_a_lone_request_does_not_wait_for_the_linger(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     counted = _Counted(monkeypatch)
 
-    async def main() -> None:
-        db = await open_database(url)
-        try:
-            writer = many.GroupWriter(db, linger=3600)
-            # Nothing else is being decoded: written at once (far inside the hour's linger).
-            await asyncio.wait_for(writer.write(Scope.everything(), TENANT, [_batch("lone", 1, "alone")]), 60)
-            assert counted.calls == [["lone"]]
-            assert await _contents(db, "lone") == ["alone"]
-        finally:
-            await db.close()
+    async def main(db: Any) -> None:
+        writer = many.GroupWriter(db, linger=3600)
+        # Nothing else is being decoded: written at once (far inside the hour's linger).
+        await asyncio.wait_for(writer.write(Scope.everything(), TENANT, [_batch("lone", 1, "alone")]), 60)
+        assert counted.calls == [["lone"]]
+        assert await _contents(db, "lone") == ["alone"]
 
-    asyncio.run(main())
+    on_store(url, main)
 
 
 def test_a_request_the_store_refuses_fails_alone(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     counted = _Counted(monkeypatch, refused="poison")
 
-    async def main() -> None:
-        db = await open_database(url)
-        try:
-            writer = many.GroupWriter(db, linger=30)
-            decoding = writer.preparing()
-            decoding.__enter__()
-            good = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("good", 1, "kept")]))
-            bad = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("poison", 1, "refused")]))
-            await asyncio.sleep(0)
-            decoding.__exit__(None, None, None)
-            await asyncio.wait_for(good, 30)
-            with pytest.raises(RuntimeError, match="refuses poison"):
-                await asyncio.wait_for(bad, 30)
-            assert counted.calls == [["good", "poison"], ["good"], ["poison"]]
-            assert await _contents(db, "good") == ["kept"]
-            assert await _contents(db, "poison") == []
-        finally:
-            await db.close()
+    async def main(db: Any) -> None:
+        writer = many.GroupWriter(db, linger=30)
+        decoding = writer.preparing()
+        decoding.__enter__()
+        good = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("good", 1, "kept")]))
+        bad = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("poison", 1, "refused")]))
+        await asyncio.sleep(0)
+        decoding.__exit__(None, None, None)
+        await asyncio.wait_for(good, 30)
+        with pytest.raises(RuntimeError, match="refuses poison"):
+            await asyncio.wait_for(bad, 30)
+        assert counted.calls == [["good", "poison"], ["good"], ["poison"]]
+        assert await _contents(db, "good") == ["kept"]
+        assert await _contents(db, "poison") == []
 
-    asyncio.run(main())
+    on_store(url, main)
 
 
 def test_merged_joins_a_sessions_parts_in_time_order() -> None:
@@ -136,23 +136,19 @@ def test_a_stopped_writer_answers_every_waiting_request(url: str, monkeypatch: p
 
     monkeypatch.setattr(batches, "append_sessions", slow)
 
-    async def main() -> None:
-        db = await open_database(url)
-        try:
-            writer = many.GroupWriter(db, linger=0)
-            writing = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("w", 1, "being written")]))
-            await asyncio.sleep(0.1)
-            waiting = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("q", 1, "queued")]))
-            await asyncio.sleep(0.1)
-            assert writer._flusher is not None
-            writer._flusher.cancel()  # as when the server stops
-            for request in (writing, waiting):
-                with pytest.raises(Unavailable, match="stopping"):
-                    await asyncio.wait_for(request, 30)
-        finally:
-            await db.close()
+    async def main(db: Any) -> None:
+        writer = many.GroupWriter(db, linger=0)
+        writing = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("w", 1, "being written")]))
+        await asyncio.sleep(0.1)
+        waiting = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("q", 1, "queued")]))
+        await asyncio.sleep(0.1)
+        assert writer._flusher is not None
+        writer._flusher.cancel()  # as when the server stops
+        for request in (writing, waiting):
+            with pytest.raises(Unavailable, match="stopping"):
+                await asyncio.wait_for(request, 30)
 
-    asyncio.run(main())
+    on_store(url, main)
 
 
 def test_the_next_group_waits_for_as_many_requests_as_the_last_one_held(url: str,
@@ -161,24 +157,20 @@ def test_the_next_group_waits_for_as_many_requests_as_the_last_one_held(url: str
     joins the others' group (a lone one's would arrive after their later turns)."""
     counted = _Counted(monkeypatch)
 
-    async def main() -> None:
-        db = await open_database(url)
-        try:
-            writer = many.GroupWriter(db, linger=30)
-            decoding = writer.preparing()
-            decoding.__enter__()
-            first = [asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch(k, 10, f"{k}1")]))
-                     for k in ("e1", "e2")]
-            await asyncio.sleep(0)
-            decoding.__exit__(None, None, None)
-            await asyncio.wait_for(asyncio.gather(*first), 30)
-            ahead = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("e1", 20, "e12")]))
-            await asyncio.sleep(0.3)
-            assert not ahead.done()  # nothing is being decoded, but the last group held two
-            behind = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("e2", 20, "e22")]))
-            await asyncio.wait_for(asyncio.gather(ahead, behind), 30)
-            assert counted.calls == [["e1", "e2"], ["e1", "e2"]]
-        finally:
-            await db.close()
+    async def main(db: Any) -> None:
+        writer = many.GroupWriter(db, linger=30)
+        decoding = writer.preparing()
+        decoding.__enter__()
+        first = [asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch(k, 10, f"{k}1")]))
+                 for k in ("e1", "e2")]
+        await asyncio.sleep(0)
+        decoding.__exit__(None, None, None)
+        await asyncio.wait_for(asyncio.gather(*first), 30)
+        ahead = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("e1", 20, "e12")]))
+        await asyncio.sleep(0.3)
+        assert not ahead.done()  # nothing is being decoded, but the last group held two
+        behind = asyncio.create_task(writer.write(Scope.everything(), TENANT, [_batch("e2", 20, "e22")]))
+        await asyncio.wait_for(asyncio.gather(ahead, behind), 30)
+        assert counted.calls == [["e1", "e2"], ["e1", "e2"]]
 
-    asyncio.run(main())
+    on_store(url, main)
