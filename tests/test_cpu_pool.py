@@ -170,3 +170,13 @@ def test_the_worker_count_is_checked_and_read_from_the_environment(monkeypatch: 
             assert cpu_pool.WORKERS_ENV in exc.message and repr(bad) in exc.message
         else:
             raise AssertionError(f"{bad!r} was taken")
+
+
+def test_serving_processes_default_to_no_decoding_workers(monkeypatch: Any) -> None:
+    from sessionscope.server import for_serving_processes
+
+    monkeypatch.delenv(cpu_pool.WORKERS_ENV, raising=False)
+    assert cpu_pool.workers_for(for_serving_processes(ServerConfig()).extra) == 0
+    assert cpu_pool.workers_for(for_serving_processes(ServerConfig(extra={"cpu_workers": 3})).extra) == 3
+    monkeypatch.setenv(cpu_pool.WORKERS_ENV, "2")
+    assert cpu_pool.workers_for(for_serving_processes(ServerConfig()).extra) == 2

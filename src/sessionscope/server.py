@@ -107,6 +107,15 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def for_serving_processes(config: ServerConfig) -> ServerConfig:
+    """The configuration of `serve --workers N` (N > 1): no decoding workers (web/cpu_pool.py)
+    unless SESSIONSCOPE_CPU_WORKERS or the config asks, as N serving processes share the cores
+    already."""
+    if WORKERS_ENV not in os.environ:
+        config.extra.setdefault("cpu_workers", 0)
+    return config
+
+
 def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: str | None, workers: int,
                sock: socket.socket | None = None) -> None:
     server_config = load_config(db=db, host=host, no_auth=no_auth, config=config)
@@ -119,9 +128,7 @@ def run_server(*, db: str | None, host: str, port: int, no_auth: bool, config: s
     if not no_auth:
         print(login_hint(token, host, port), flush=True)
     if workers > 1:
-        if WORKERS_ENV not in os.environ:  # N serving processes share the cores already
-            server_config.extra.setdefault("cpu_workers", 0)
-        os.environ[SERVER_CONFIG_ENV] = config_to_env(server_config)
+        os.environ[SERVER_CONFIG_ENV] = config_to_env(for_serving_processes(server_config))
         multi = uvicorn.Config("sessionscope.server:app_from_env", factory=True, workers=workers,
                                **serving_options())
         Multiprocess(multi, sockets=[sock]).run()
