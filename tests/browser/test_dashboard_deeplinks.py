@@ -7,6 +7,8 @@ from urllib.parse import quote, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.rows import click_row
+
 pytestmark = pytest.mark.browser
 
 ODD_KEY = "a:b/c %2F #x ?y z 🚀"
@@ -39,7 +41,7 @@ def test_list_to_detail_with_back_and_forward(page: Page, rpc, ns: str) -> None:
     rpc.seed(f"{ns}:plain", agent=f"{ns}-bot", messages=2)
     page.goto(f"/sessions?agent={ns}-bot&sort=key&order=desc")
     expect(page.locator("tr.row")).to_have_count(2)
-    page.locator(f"tr.row[data-key='{key}'] td[data-col=agent]").click(force=True)
+    click_row(page, page.locator(f"tr.row[data-key='{key}'] td[data-col=agent]"))
     expect(page.locator("h1.detail-title")).to_have_text(key)
     assert urlparse(page.url).path == f"/sessions/{enc(key)}"
 

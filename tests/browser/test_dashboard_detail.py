@@ -9,6 +9,8 @@ from urllib.parse import quote, urlparse
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.rows import click_row
+
 pytestmark = pytest.mark.browser
 
 LAYERS = [
@@ -245,7 +247,7 @@ def test_detail_actions_compact_reset_export_delete(page: Page, rpc, ns: str, tm
     # comfortably more than the default keep_recent_tokens (20,000), so the default compaction cuts
     rpc.seed(key, agent=f"{ns}-bot", messages=0, extra=long_messages(30, key, words_per_message=600))
     page.goto(f"/sessions?agent={ns}-bot&sort=key&order=asc")
-    page.locator("tr.row td[data-col=agent]").first.click(force=True)
+    click_row(page, page.locator("tr.row td[data-col=agent]").first)
     expect(page.locator("h1.detail-title")).to_have_text(key)
     expect(page.locator(".info-bar [data-field=agent] dd")).to_have_text(f"{ns}-bot")
     expect(page.locator(".info-bar [data-field=message_count] dd")).to_have_text("30")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.rows import click_row
+
 pytestmark = pytest.mark.browser
 
 
@@ -51,5 +53,5 @@ def test_rows_have_one_tab_stop_and_shortcuts_move_between_them(page: Page, rpc,
     expect(overlay).to_have_count(0)
 
     # a click anywhere on the row opens it: the link covers the row
-    page.locator(f"tr.row[data-key='{keys[2]}'] td[data-col=channel]").click(force=True)  # the link's overlay takes it
+    click_row(page, page.locator(f"tr.row[data-key='{keys[2]}'] td[data-col=channel]"))
     expect(page.locator("h1.detail-title")).to_have_text(keys[2])

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 
 from sessionscope.errors import InvalidParams, Unauthorized
 from sessionscope.rpc import protocol
+from tests.browser.rows import click_row
 
 pytestmark = pytest.mark.browser
 
@@ -171,7 +172,7 @@ def test_row_click_opens_detail_but_the_checkbox_does_not(page: Page, rpc, ns: s
     row.locator("input[type=checkbox]").click()
     expect(page.locator(".bulk-bar")).to_be_visible()
     assert urlparse(page.url).path == "/sessions"
-    row.locator("td[data-col=agent]").click(force=True)
+    click_row(page, row.locator("td[data-col=agent]"))
     expect(page).to_have_url(re.compile(re.escape(f"/sessions/{enc(key)}") + "$"))
     expect(page.locator("h1.detail-title")).to_have_text(key)
 
@@ -265,7 +266,7 @@ def test_tenant_filter_appears_when_several_tenants_exist(page: Page, rpc, ns: s
     expect(page.locator("tr.row")).to_have_count(1)
     assert row_keys(page) == [f"{ns}:other-tenant"]
     assert query(page)["tenant"] == [tenant]
-    page.locator("tr.row").first.locator("td[data-col=agent]").click(force=True)
+    click_row(page, page.locator("tr.row").first.locator("td[data-col=agent]"))
     expect(page.locator("h1.detail-title")).to_have_text(f"{ns}:other-tenant")
     assert parse_qs(urlparse(page.url).query)["tenant"] == [tenant]
 

@@ -8,6 +8,8 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.rows import click_row
+
 pytestmark = pytest.mark.browser
 
 FLAG = "window.__xss = (window.__xss || 0) + 1"
@@ -102,7 +104,7 @@ def test_payloads_in_every_field_stay_text(page: Page, rpc, ns: str) -> None:
     expect(page.locator("select[name=channel] option", has_text=IMG)).to_have_count(1)
     assert_inert(page)
 
-    row.locator("td[data-col=agent]").click(force=True)
+    click_row(page, row.locator("td[data-col=agent]"))
     expect(page.locator("h1.detail-title")).to_have_text(label)
     expect(page.locator(".detail-head [data-field=key]")).to_have_text(key)
     expect(page.locator("li.msg-user .msg-body")).to_have_text(ALL)
