@@ -30,7 +30,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sessionscope import jsontext, search_words
 from sessionscope.clock import now_ms, parse_rfc3339
@@ -52,6 +52,8 @@ from sessionscope.web import metrics
 
 log = logging.getLogger("sessionscope.ingest")
 
+T = TypeVar("T")
+
 SOURCES = ("rpc", "otlp", "import", "import-remote", "demo", "bench")
 # Paths whose callers may state a message's `tokens` (session.append's documented param; the
 # bench's raw loaders). Every other path counts: an importer's figure is an estimate, or the
@@ -61,6 +63,14 @@ KEEPS_GIVEN_TOKENS = frozenset({"rpc", "bench"})
 TOKENIZE_INLINE_CHARS = 64_000
 # A record stream is written in chunks of this many records (one session stays one transaction).
 CHUNK = 1_000
+
+
+async def off_loop_if_large(chars: int, fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args) (counting tokens, among other CPU work) here, or in a thread when it covers
+    more than TOKENIZE_INLINE_CHARS of text: the event loop keeps serving meanwhile."""
+    if chars > TOKENIZE_INLINE_CHARS:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
 
 
 @dataclass
@@ -239,10 +249,7 @@ class Prepared:
 async def _counted(chunks: AsyncIterator[Prepared], progress: Callable[[int], None] | None
                    ) -> AsyncIterator[list[block_store.Run]]:
     async for chunk in chunks:
-        if sum(map(len, chunk.uncounted)) > TOKENIZE_INLINE_CHARS:
-            yield await asyncio.to_thread(chunk.counted_runs)
-        else:
-            yield chunk.counted_runs()
+        yield await off_loop_if_large(sum(map(len, chunk.uncounted)), chunk.counted_runs)
         if progress:  # the store asks for the next chunk once this one is written
             progress(chunk.records)
 
@@ -352,9 +359,7 @@ def prepared_chunk(chunk: list[dict[str, Any]], *, count: bool = True, words: bo
 
 
 async def _prepared(chunk: list[dict[str, Any]]) -> Prepared:
-    if _text_size(chunk) > TOKENIZE_INLINE_CHARS:
-        return await asyncio.to_thread(prepared_chunk, chunk)
-    return prepared_chunk(chunk)
+    return await off_loop_if_large(_text_size(chunk), prepared_chunk, chunk)
 
 
 def _arguments_as_text(messages: list[dict[str, Any]]) -> None:
@@ -384,9 +389,7 @@ def _prepare_now(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _prepare(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if _text_size(messages) > TOKENIZE_INLINE_CHARS:
-        return await asyncio.to_thread(_prepare_now, messages)
-    return _prepare_now(messages)
+    return await off_loop_if_large(_text_size(messages), _prepare_now, messages)
 
 
 def _as_runs(records: list[dict[str, Any]], prepared: list[dict[str, Any]]) -> list[block_store.Run]:

@@ -14,8 +14,8 @@ traces at about the same time, each in its own request. Written one request at a
 session was looked up, reordered and had its counters updated once per request. The writer
 merges the requests that are ready together (and waits, at most LINGER_SECONDS, for those still
 being decoded, and for as many requests as the last group held) into one transaction, so a
-session is written once. A request is answered only
-after the transaction holding its spans committed. When a merged write fails, each request is
+session is written once. A request is answered only after the transaction holding its spans
+committed. When a merged write fails, each request is
 written alone, so one that the store refuses fails alone.
 """
 

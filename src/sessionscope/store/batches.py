@@ -166,7 +166,7 @@ def _write(dbapi: Any, db: Database, tenant: str, batches: list[Batch], now: int
                 values = {f"d_{k}": v for k, v in deltas.items()} | {"session_id": session.id}
                 if fresh:
                     # A client's clock never moves updated_at past the server's.
-                    values["v_updated_at"] = min(now, max(m["ts"] for m in fresh))
+                    values["v_updated_at"] = _newest(fresh, now)
                     values["v_preview"] = _preview(order[-1][3], cursor, db)
                 counters[bool(fresh)].append(values)
             if batch.created_at < session.created_at:
@@ -281,7 +281,7 @@ def _whole_row(batch: Batch, now: int) -> dict[str, Any]:
     if fresh:
         last = max(enumerate(fresh), key=lambda e: (e[1]["ts"], e[0]))[1]  # the last in _write's order
         row["preview"] = _message_preview(last)
-        row["updated_at"] = max(batch.created_at, min(now, max(m["ts"] for m in fresh)))
+        row["updated_at"] = max(batch.created_at, _newest(fresh, now))
     return row
 
 
@@ -400,11 +400,16 @@ def _preview(last: Any, cursor: Any, db: Database) -> str:
         return _message_preview(last)
     cursor.execute(_q("SELECT content, tool_name FROM messages WHERE id = ?", db), (last[0],))
     content, tool_name = cursor.fetchone()
-    return (content or (tool_name or ""))[:PREVIEW_CHARS]
+    return _message_preview({"content": content, "tool_name": tool_name})
 
 
 def _message_preview(message: dict[str, Any]) -> str:
     return (message["content"] or (message["tool_name"] or ""))[:PREVIEW_CHARS]
+
+
+def _newest(fresh: list[dict[str, Any]], now: int) -> int:
+    """The session's updated_at after new messages: their newest time, never past the server's clock."""
+    return min(now, max(m["ts"] for m in fresh))
 
 
 assert MESSAGE_COLUMNS[:2] == ("session_id", "seq")  # the row tuples above follow this order

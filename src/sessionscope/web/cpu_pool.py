@@ -8,11 +8,10 @@ process only counts tokens (the encoder would cost each worker ~70 MB) and write
 back.
 
 The pool starts the first time it is worth it (requests that overlap: see CpuPool.run), in the
-background: the request that starts it,
-and every one until its processes are up (a new interpreter importing the ingest service takes
-about a second), runs in a thread as before, so no request waits for a process to start. A
-worker that dies (killed, out of memory) breaks the pool; the request is then done in a thread
-and the pool starts again on the next one. Small bodies (below POOL_MIN_BYTES) stay in a thread:
+background: the request that starts it, and every one until its processes are up (a new
+interpreter importing the ingest service takes about a second), runs in a thread as before, so
+no request waits for a process to start. A worker that dies (killed, out of memory) breaks the
+pool; the request is then done in a thread and the pool starts again on the next one. Small bodies (below POOL_MIN_BYTES) stay in a thread:
 for them sending the work over costs more than it saves.
 
 How many processes: `ServerConfig.extra["cpu_workers"]`, else SESSIONSCOPE_CPU_WORKERS, else
@@ -41,8 +40,6 @@ DEFAULT_WORKERS = 2
 # Below this a request's body is decoded in a thread: measured on bench/otlp_ingest.py's spans,
 # a request of a few dozen spans costs less to decode than to send to a process and back.
 POOL_MIN_BYTES = 64 * 1024
-
-
 WORKERS_ENV = "SESSIONSCOPE_CPU_WORKERS"
 
 

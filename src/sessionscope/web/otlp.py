@@ -14,7 +14,6 @@ with OTEL_EXPORTER_OTLP_HEADERS), or `default`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from sessionscope.errors import Forbidden, ImportFormatError, SessionscopeError,
 from sessionscope.importers.inflate import inflate_once
 from sessionscope.importers.otlp import TooManySpans, decode_spans
 from sessionscope.importers.otlp_genai import spans_to_conversations
-from sessionscope.ingest import TOKENIZE_INLINE_CHARS, SessionBatch
+from sessionscope.ingest import SessionBatch, off_loop_if_large
 from sessionscope.ingest.many import Rejected, count_tokens, prepare_uncounted
 from sessionscope.rpc.registry import INGEST
 from sessionscope.store.batches import Batch
@@ -111,10 +110,7 @@ async def store_export(services: Any, scope: Scope, tenant: str, body: bytes, co
         decoded = await services.cpu_pool.run(len(body), _decode, body, content_type, encoding, ceiling,
                                               services.db.is_sqlite, overlapping=overlapping)
     # Counted here, not where it was decoded: see ingest/many.py prepare_uncounted.
-    if sum(map(len, decoded.texts)) > TOKENIZE_INLINE_CHARS:
-        await asyncio.to_thread(count_tokens, decoded.ready, decoded.texts)
-    else:
-        count_tokens(decoded.ready, decoded.texts)
+    await off_loop_if_large(sum(map(len, decoded.texts)), count_tokens, decoded.ready, decoded.texts)
     metrics.OTLP_SPANS.inc(decoded.spans)
     _count_unnamed(decoded)
     try:
