@@ -271,6 +271,39 @@ def test_tenant_filter_appears_when_several_tenants_exist(page: Page, rpc, ns: s
     assert parse_qs(urlparse(page.url).query)["tenant"] == [tenant]
 
 
+def test_the_tenant_filter_appearing_late_does_not_move_the_rows(page: Page, rpc, ns: str) -> None:
+    # tenant.list answers after the rows (they come first); when it shows the filter, the rows
+    # under the user's pointer must stay where they are (a click once landed on the wrong row).
+    rpc.seed(f"{ns}:default-tenant", agent=f"{ns}-bot")
+    rpc.seed(f"{ns}:other-tenant", agent=f"{ns}-bot", tenant=f"{ns}-tenant")
+    held: list = []
+
+    def handler(route) -> None:
+        body = route.request.post_data_json or {}
+        if isinstance(body, dict) and body.get("method") == "tenant.list":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/rpc", handler)
+    page.goto(f"/sessions?q={ns}")
+    expect(page.locator("tr.row")).to_have_count(2)
+    for _ in range(50):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "tenant.list was never asked"
+    select = page.locator("select[name=tenant]")
+    expect(select).not_to_be_visible()
+    before = page.locator(".session-table").bounding_box()
+    held.pop().continue_()
+    expect(select).to_be_visible()
+    after = page.locator(".session-table").bounding_box()
+    assert before is not None and after is not None
+    assert after["y"] == before["y"], f"the rows moved from y={before['y']} to y={after['y']}"
+    page.unroute("**/rpc")
+
+
 def test_an_unauthorized_rpc_sends_the_browser_to_login(page: Page, ns: str) -> None:
     page.route(
         "**/rpc",

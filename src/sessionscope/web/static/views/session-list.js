@@ -86,7 +86,10 @@ export function mountSessionList(root, { params }) {
   archivedSelect.value = state.archived;
   const errorsBox = h("input", { type: "checkbox", name: "errors" });
   errorsBox.checked = state.errors === "1";
-  const tenantField = h("label", { class: "field", hidden: true }, h("span", {}, "Tenant"), tenantSelect);
+  // In the title row, not the toolbar: it shows once tenant.list answers, after the rows, and in
+  // the toolbar it could wrap onto a line of its own and push the rows from under the pointer.
+  const tenantField = h("label", { class: "field field-inline", hidden: true }, h("span", {}, "Tenant"),
+    tenantSelect);
   const refresh = h("button", { type: "button", class: "btn", "data-action": "refresh" }, "Refresh");
   const totalEl = h("p", { class: "list-total", "aria-live": "polite" });
 
@@ -110,15 +113,14 @@ export function mountSessionList(root, { params }) {
   const footer = h("div", { class: "list-footer" }, shown, loadMore);
 
   replace(root, h("section", { class: "list-view", "aria-labelledby": "list-title" },
-    h("div", { class: "page-head" }, h("h1", { id: "list-title" }, "Sessions"), totalEl, refresh),
+    h("div", { class: "page-head" }, h("h1", { id: "list-title" }, "Sessions"), totalEl, tenantField, refresh),
     h("div", { class: "toolbar", role: "search" },
       h("label", { class: "field field-grow" }, h("span", {}, "Search"), search),
       h("label", { class: "field field-grow" }, h("span", {}, "Messages"), messageSearch),
       h("label", { class: "field" }, h("span", {}, "Agent"), agentSelect),
       h("label", { class: "field" }, h("span", {}, "Channel"), channelSelect),
       h("label", { class: "field" }, h("span", {}, "Archived"), archivedSelect),
-      h("label", { class: "field field-check" }, errorsBox, h("span", {}, "Has errors")),
-      tenantField),
+      h("label", { class: "field field-check" }, errorsBox, h("span", {}, "Has errors"))),
     bulkBar,
     h("div", { class: "table-wrap" }, table),
     footer));
