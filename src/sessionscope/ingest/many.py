@@ -47,8 +47,12 @@ log = logging.getLogger("sessionscope.ingest")
 # session traces it held arrived after later ones, which moved ~1,000 stored messages each time.
 LINGER_SECONDS = 0.25
 # Records (messages and executions) in one merged transaction, at most: bounds its time holding
-# the write lock. A request bigger than this is written alone.
-GROUP_RECORDS = 16_384
+# the write lock. A request bigger than this is written alone. About five of the SDK's 512-span
+# requests: on bench/otlp_ingest.py, 16,384 let the last group grow to ~16 requests, written
+# alone on one core after every other request was decoded; at 4,096 that tail is short, and the
+# OTLP phase ran 5-8% faster (interleaved runs, docs/benchmarks.md) though more sessions are
+# written in two groups. At 2,048 the extra session writes cost more than the tail saves.
+GROUP_RECORDS = 4_096
 
 
 @dataclass
