@@ -215,6 +215,29 @@ def test_check_passes_on_real_data_and_names_each_corruption(rpc: RPC, tmp_path:
     assert run_db(rpc.database_url, lambda db: check(db, rpc.tenant)).ok
 
 
+def test_check_of_a_live_store_reads_one_snapshot(rpc: RPC, monkeypatch: Any) -> None:
+    """`sessionscope check` on a store a server is writing to: an append that commits between a
+    page of sessions and the count of their rows is not reported as a counter that does not
+    match (on PostgreSQL, at READ COMMITTED, it was: "message_count is 4 but ...")."""
+    from sessionscope.store import check as check_module
+
+    first = rpc.append("live", conversation(2))["appended"]
+    page_facts = check_module._page_facts
+    appended: list[int] = []
+
+    async def facts_after_an_append(conn: Any, ids: list[int]) -> Any:
+        if not appended:
+            appended.append(rpc.append("live", conversation(2, prefix="more"))["appended"])  # committed now
+        return await page_facts(conn, ids)
+
+    monkeypatch.setattr(check_module, "_page_facts", facts_after_an_append)
+    report = run_db(rpc.database_url, lambda db: check(db, rpc.tenant))
+    assert report.ok, report.problems
+    monkeypatch.undo()
+    assert run_db(rpc.database_url, lambda db: check(db, rpc.tenant)).ok
+    assert appended and rpc("session.status", key="live")["session"]["message_count"] == first + appended[0]
+
+
 def test_check_cli_exit_codes(tmp_path: Any) -> None:
     import sqlite3
 

@@ -170,8 +170,17 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
-            yield conn
+        """One read transaction, one snapshot: a commit that lands meanwhile is not seen. (A
+        SQLite transaction is one; PostgreSQL's default, READ COMMITTED, gives each statement
+        the newest commit, so a page and its rows or its total could disagree.)"""
+        async with self.engine.connect() as conn:
+            await self._snapshot(conn)
+            async with conn.begin():
+                yield conn
+
+    async def _snapshot(self, conn: AsyncConnection) -> None:
+        if not self.is_sqlite:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -226,16 +235,13 @@ class Database:
             return await driver._execute(_sqlite_transaction, driver._conn, fn, *args)
 
     async def read_on_driver(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(dbapi_connection, *args)` as one read transaction of its own (one snapshot).
+        """Run `fn(dbapi_connection, *args)` as one read transaction of its own (one snapshot,
+        as `read()`).
 
         On SQLite the BEGIN, the reads and the ROLLBACK happen in a single trip to the driver
-        thread, where `read()` takes one trip for each, on a connection kept for these reads.
-        On PostgreSQL the statements run in autocommit, each its own transaction: at READ
-        COMMITTED (the default, ours) every statement takes a fresh snapshot inside a transaction
-        too, so a BEGIN and a COMMIT would only add two round trips."""
+        thread, where `read()` takes one trip for each, on a connection kept for these reads."""
         if not self.is_sqlite:
-            async with self.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with self.read() as conn:
                 return await self.run_on_driver(conn, fn, *args)
         if self._readers:
             conn, driver = self._readers.pop()
