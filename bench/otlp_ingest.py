@@ -101,7 +101,9 @@ def _spans_for(worker: int, sessions: int, traces: int, run: str) -> list[Any]:
             "llm.input_messages.1.message.content": question,
             "llm.output_messages.0.message.role": "assistant",
             "llm.output_messages.0.message.content": answer,
-            "llm.token_count.prompt": 40, "llm.token_count.completion": 12,
+            # Counts of their own, as real model calls report: with one count for every call,
+            # each execution's price came from a cache (pricing.py), which real traffic misses.
+            "llm.token_count.prompt": 40 + s % 1000 + t, "llm.token_count.completion": 12 + (3 * s + t) % 50,
         })
         llm.end(end_time=start + 500_000_000)
         root.end(end_time=start + 600_000_000)
