@@ -4,6 +4,7 @@
     python bench/otlp_ingest.py                         # SQLite, the issue's sizes
     python bench/otlp_ingest.py --database postgresql   # PostgreSQL at 127.0.0.1:5432
     python bench/otlp_ingest.py --profile bench/out/otlp.prof   # cProfile of the server
+    python bench/otlp_ingest.py --history               # model calls resend the earlier turns
 
 Each of 4 exporter processes records its share of the spans first (the application's own
 cost, not timed), then hands them to a BatchSpanProcessor (batches of 512) whose
@@ -70,8 +71,9 @@ PG_DB = "sessionscope_bench_otlp"
 POLL_SECONDS = 0.05
 
 
-def _spans_for(worker: int, sessions: int, traces: int, run: str) -> list[Any]:
-    """This worker's traces (session s, trace t, dealt round-robin), recorded by the real SDK."""
+def _spans_for(worker: int, sessions: int, traces: int, run: str, history: bool = False) -> list[Any]:
+    """This worker's traces (session s, trace t, dealt round-robin), recorded by the real SDK.
+    With `history`, each model call carries the turns before it, as chat model calls do."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -91,14 +93,18 @@ def _spans_for(worker: int, sessions: int, traces: int, run: str) -> list[Any]:
             "openinference.span.kind": "AGENT", "session.id": session,
             "input.value": question, "output.value": answer,
         })
+        turns = [("system", "You are a deploy assistant.")]
+        for earlier in range(t if history else 0):
+            turns += [("user", f"question {earlier} of session {s} about deploy {earlier % 7}"),
+                      ("assistant", f"answer {earlier} for session {s}")]
+        turns.append(("user", question))
+        inputs = {f"llm.input_messages.{i}.message.{field}": value for i, turn in enumerate(turns)
+                  for field, value in zip(("role", "content"), turn, strict=True)}
         llm = tracer.start_span("ChatCompletion", context=trace.set_span_in_context(root),
                                 start_time=start + 1_000_000, attributes={
             "openinference.span.kind": "LLM", "session.id": session,
             "llm.model_name": "gpt-4o-mini", "llm.provider": "openai", "llm.system": "openai",
-            "llm.input_messages.0.message.role": "system",
-            "llm.input_messages.0.message.content": "You are a deploy assistant.",
-            "llm.input_messages.1.message.role": "user",
-            "llm.input_messages.1.message.content": question,
+            **inputs,
             "llm.output_messages.0.message.role": "assistant",
             "llm.output_messages.0.message.content": answer,
             # Counts of their own, as real model calls report: with one count for every call,
@@ -112,11 +118,11 @@ def _spans_for(worker: int, sessions: int, traces: int, run: str) -> list[Any]:
 
 
 def _exporter(worker: int, sessions: int, traces: int, run: str, url: str, ready: Any, go: Any,
-              done: Any) -> None:
+              done: Any, history: bool) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    spans = _spans_for(worker, sessions, traces, run)
+    spans = _spans_for(worker, sessions, traces, run, history)
     exporter = OTLPSpanExporter(endpoint=f"{url}/v1/traces", timeout=600)
     processor = BatchSpanProcessor(exporter, max_queue_size=max(len(spans), BATCH), max_export_batch_size=BATCH,
                                    schedule_delay_millis=50)
@@ -130,11 +136,12 @@ def _exporter(worker: int, sessions: int, traces: int, run: str, url: str, ready
     done.put(time.process_time() - cpu)  # the exporter's own CPU: it shares the cores with the server
 
 
-def run_otlp(server: Server, sessions: int, traces: int, run: str) -> tuple[int, float, float]:
+def run_otlp(server: Server, sessions: int, traces: int, run: str, history: bool = False
+             ) -> tuple[int, float, float]:
     """(spans, seconds until all are listable, the exporter processes' CPU seconds)."""
     ctx = mp.get_context("spawn")
     ready, done, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-    procs = [ctx.Process(target=_exporter, args=(w, sessions, traces, run, server.base, ready, go, done))
+    procs = [ctx.Process(target=_exporter, args=(w, sessions, traces, run, server.base, ready, go, done, history))
              for w in range(EXPORTERS)]
     for p in procs:
         p.start()
@@ -235,6 +242,8 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=5, help="traces per session, 2 spans each")
     parser.add_argument("--append", type=int, default=100_000, help="messages appended in batches of 100")
     parser.add_argument("--profile", help="write a cProfile of the server process to this file")
+    parser.add_argument("--history", action="store_true",
+                        help="each model call carries the session's earlier turns, as chat model calls do")
     args = parser.parse_args()
     url = fresh_store(args.database)
     run = str(int(time.time()))
@@ -248,7 +257,7 @@ def main() -> None:
         append_rate = ingest(server, args.append // 100, 1)
         append_cpu = (server_cpu_s(server) - cpu) / args.append
         cpu, main_cpu = server_cpu_s(server), server_cpu_s(server, workers=False)
-        spans, elapsed, exporter_cpu = run_otlp(server, args.sessions, args.traces, run)
+        spans, elapsed, exporter_cpu = run_otlp(server, args.sessions, args.traces, run, args.history)
         span_cpu = (server_cpu_s(server) - cpu) / spans
         main_span_cpu = (server_cpu_s(server, workers=False) - main_cpu) / spans
         out_of_order, wrong_created, stored = check_sessions(server, args.sessions, args.traces, run)
@@ -257,7 +266,8 @@ def main() -> None:
     rate = spans / elapsed
     print(f"\nsessionscope OTLP ingest benchmark ({args.database})")
     print(f"session.append x100, 1 client ({args.append:,} msgs)          {append_rate:>10,.0f} msg/s")
-    print(f"OTLP/HTTP protobuf, {EXPORTERS} exporter processes, batches of {BATCH}: "
+    print(f"OTLP/HTTP protobuf, {EXPORTERS} exporter processes, batches of {BATCH}"
+          f"{', model calls with their history' if args.history else ''}: "
           f"{spans:,} spans in {elapsed:.2f} s = {rate:,.0f} spans/s "
           f"({rate / append_rate:.2f}x session.append)")
     print("  bar: >= 10,000 spans/s on SQLite and >= 0.5x session.append")
