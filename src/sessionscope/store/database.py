@@ -174,13 +174,10 @@ class Database:
         SQLite transaction is one; PostgreSQL's default, READ COMMITTED, gives each statement
         the newest commit, so a page and its rows or its total could disagree.)"""
         async with self.engine.connect() as conn:
-            await self._snapshot(conn)
+            if not self.is_sqlite:
+                await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 yield conn
-
-    async def _snapshot(self, conn: AsyncConnection) -> None:
-        if not self.is_sqlite:
-            await conn.execution_options(isolation_level="REPEATABLE READ")
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
