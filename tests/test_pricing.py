@@ -3,12 +3,14 @@ at usages on both sides of each tier threshold, with and without cache reads and
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from genai_prices import Usage, calc_price, data_snapshot
-from genai_prices.types import TieredPrices
+from genai_prices.types import StartDateConstraint, TieredPrices, TimeOfDateConstraint
 
+from sessionscope import pricing
 from sessionscope.pricing import cost_usd
 
 
@@ -56,6 +58,46 @@ def test_every_model_is_priced_as_genai_prices_prices_it() -> None:
             checked += 1
             tiered += inp > 100_000
     assert checked > 10_000 and tiered > 100, (checked, tiered)
+
+
+def _moments(model: Any) -> list[datetime]:
+    """Either side of each date a model's price changes, and every half hour of a day for
+    off-peak prices."""
+    out: list[datetime] = []
+    for conditional in model.prices:
+        constraint = conditional.constraint
+        if isinstance(constraint, StartDateConstraint):
+            noon = datetime(constraint.start_date.year, constraint.start_date.month, constraint.start_date.day,
+                            12, tzinfo=UTC)
+            out += [noon - timedelta(days=1), noon]
+        elif isinstance(constraint, TimeOfDateConstraint):
+            out += [datetime(2026, 6, 1, tzinfo=UTC) + timedelta(minutes=30 * n) for n in range(48)]
+    return out
+
+
+def test_a_price_that_changes_with_the_date_or_the_hour_is_followed(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Clock(datetime):
+        moment = datetime.now(tz=UTC)
+
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return cls.moment
+
+    monkeypatch.setattr(pricing, "datetime", Clock)
+    changing = [(p, m_id, m) for p, m_id, m in _models() if isinstance(m.prices, list)]
+    seen: set[float | None] = set()
+    for provider, model_id, model in changing:
+        for moment in _moments(model):
+            Clock.moment = moment
+            usage = Usage(input_tokens=12_345, output_tokens=678, cache_read_tokens=2_000)
+            try:
+                expected = float(calc_price(usage, model_ref=model_id, provider_id=provider,
+                                            genai_request_timestamp=moment).total_price)
+            except (LookupError, ValueError):
+                continue
+            assert cost_usd(model_id, provider, 10_345, 678, 2_000) == expected, (provider, model_id, moment)
+            seen.add(expected)
+    assert len(changing) > 100 and len(seen) > 50
 
 
 def test_a_tier_reprices_every_token_once_the_input_passes_its_start() -> None:
