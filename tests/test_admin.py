@@ -218,7 +218,7 @@ def test_check_passes_on_real_data_and_names_each_corruption(rpc: RPC, tmp_path:
 def test_check_of_a_live_store_reads_one_snapshot(rpc: RPC, monkeypatch: Any) -> None:
     """`sessionscope check` on a store a server is writing to: an append that commits between a
     page of sessions and the count of their rows is not reported as a counter that does not
-    match (on PostgreSQL, at READ COMMITTED, it was: "message_count is 4 but ...")."""
+    match (on PostgreSQL, at READ COMMITTED, it was: "message_count is 6 but the rows say 12")."""
     from sessionscope.store import check as check_module
 
     first = rpc.append("live", conversation(2))["appended"]

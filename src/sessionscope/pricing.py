@@ -1,13 +1,13 @@
 """Cost in USD from recorded usage, using genai-prices' offline price snapshot.
 
-genai-prices takes 75-105 µs to price one usage (its unit registry decomposes the counts on every
-call), and real usage is never the same twice: a cache of whole calculations missed on every
-execution of a real agent, so each cost about as much server time as a whole OTLP span. Its
-prices are affine in the counts, though, between the thresholds of tiered prices (TieredPrices:
-crossing a tier reprices all tokens). So each model's price is asked of genai-prices at a few
-points of a tier's range (`_Priced.line`), once, and every usage in that range is priced from
-them: the same Decimal arithmetic, to the digit (tests/test_pricing.py compares the two on
-every model of the snapshot).
+genai-prices takes 56-95 µs to price one usage (bench/pricing.py: its unit registry decomposes
+the counts on every call), and real usage is never the same twice: a cache of whole
+calculations missed on every execution of a real agent, so each cost about as much server time
+as a whole OTLP span. Its prices are affine in the counts, though, between the thresholds of
+tiered prices (TieredPrices: crossing a tier reprices all tokens). So each model's price is
+asked of genai-prices at a few points of a tier's range (`_Priced.line`), once, and every usage
+in that range is priced from them: the same Decimal arithmetic, to the digit
+(tests/test_pricing.py compares the two on every model of the snapshot).
 """
 
 from __future__ import annotations
